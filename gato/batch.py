@@ -1,0 +1,269 @@
+"""The structures the tokenizer produces and the model consumes.
+
+A `TokenSequence` is one tokenized episode (numpy, unbatched); `collate` pads several into a
+`GatoBatch` (torch, batch-major). Image patches are not ids: where a patch sits, the id is
+`PATCH_ID`, and the patches themselves travel in one flat tensor in the order their placeholders
+appear when the batch is read row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from gato.vocab import NO_LOCAL_POSITION, PAD_ID, PATCH_ID
+
+
+def _empty_patches(patch_size: int = 16, channels: int = 4) -> np.ndarray:
+    return np.zeros((0, channels, patch_size, patch_size), dtype=np.uint8)
+
+
+@dataclass
+class TokenSequence:
+    """One tokenized sequence (an episode, a window of one, a caption, a text).
+
+    Attributes:
+        ids: (L,) int64 token ids; `PATCH_ID` where an image patch sits.
+        local_positions: (L,) int64 index of each observation token within its timestep's
+            observation; `NO_LOCAL_POSITION` (-1) for actions, separators and free text.
+        loss_mask: (L,) bool, True on the tokens the model is trained to predict.
+        patches: (N, C, P, P) uint8 pixels, N = number of `PATCH_ID` in `ids`.
+        patch_positions: (N, 4) int64 [row_lo, row_hi, col_lo, col_hi) of each patch's pixel
+            interval quantised to position bins (hi exclusive).
+        timestep_starts: (T,) int64 offset of each timestep's first token (empty for plain text);
+            windows are cut at these boundaries.
+    """
+
+    ids: np.ndarray
+    local_positions: np.ndarray
+    loss_mask: np.ndarray
+    patches: np.ndarray = field(default_factory=_empty_patches)
+    patch_positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    timestep_starts: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+
+    def __post_init__(self) -> None:
+        length = self.ids.shape[0]
+        for name in ("ids", "local_positions", "loss_mask"):
+            value = getattr(self, name)
+            if value.ndim != 1 or value.shape[0] != length:
+                raise ValueError(
+                    f"TokenSequence.{name} must have shape ({length},), got {value.shape}"
+                )
+        if self.patches.ndim != 4:
+            raise ValueError(
+                f"TokenSequence.patches must be (N, C, P, P), got {self.patches.shape}"
+            )
+        if self.patch_positions.shape != (self.patches.shape[0], 4):
+            raise ValueError(
+                f"TokenSequence.patch_positions must be ({self.patches.shape[0]}, 4), "
+                f"got {self.patch_positions.shape}"
+            )
+        n_placeholders = int(np.count_nonzero(self.ids == PATCH_ID))
+        if n_placeholders != self.patches.shape[0]:
+            raise ValueError(
+                f"TokenSequence has {n_placeholders} patch placeholders but "
+                f"{self.patches.shape[0]} patches"
+            )
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.timestep_starts.shape[0])
+
+    def slice(self, start: int, stop: int) -> TokenSequence:
+        """Tokens [start, stop) with their patches; timestep starts shifted to the slice."""
+        length = len(self)
+        start, stop, _ = slice(start, stop).indices(length)
+        stop = max(start, stop)
+        is_patch = self.ids == PATCH_ID
+        first_patch = int(np.count_nonzero(is_patch[:start]))
+        last_patch = first_patch + int(np.count_nonzero(is_patch[start:stop]))
+        starts = self.timestep_starts
+        starts = starts[(starts >= start) & (starts < stop)] - start
+        return TokenSequence(
+            ids=self.ids[start:stop],
+            local_positions=self.local_positions[start:stop],
+            loss_mask=self.loss_mask[start:stop],
+            patches=self.patches[first_patch:last_patch],
+            patch_positions=self.patch_positions[first_patch:last_patch],
+            timestep_starts=starts,
+        )
+
+    @staticmethod
+    def concatenate(parts: Sequence[TokenSequence]) -> TokenSequence:
+        """Join sequences end to end (a prompt followed by an episode, packed episodes)."""
+        if not parts:
+            raise ValueError("TokenSequence.concatenate needs at least one sequence")
+        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        with_patches = [p.patches for p in parts if p.patches.shape[0]]
+        patches = np.concatenate(with_patches) if with_patches else parts[0].patches
+        return TokenSequence(
+            ids=np.concatenate([p.ids for p in parts]),
+            local_positions=np.concatenate([p.local_positions for p in parts]),
+            loss_mask=np.concatenate([p.loss_mask for p in parts]),
+            patches=patches,
+            patch_positions=np.concatenate([p.patch_positions for p in parts]),
+            timestep_starts=np.concatenate(
+                [p.timestep_starts + o for p, o in zip(parts, offsets, strict=True)]
+            ),
+        )
+
+
+@dataclass
+class GatoBatch:
+    """A padded batch, batch-major, ready for the model.
+
+    Attributes:
+        input_ids: (B, L) int64; `PATCH_ID` where a patch sits, `PAD_ID` after a sequence ends.
+        attention_mask: (B, L) int64, 1 on real tokens, 0 on padding.
+        local_positions: (B, L) int64, -1 where a token has no local position.
+        loss_mask: (B, L) bool, True on tokens that are prediction targets.
+        patches: (N, C, P, P) uint8, in the order of the placeholders read row by row.
+        patch_positions: (N, 4) int64 [row_lo, row_hi, col_lo, col_hi) in position bins.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    local_positions: torch.Tensor
+    loss_mask: torch.Tensor
+    patches: torch.Tensor
+    patch_positions: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> GatoBatch:
+        return GatoBatch(
+            **{
+                f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                for f in fields(self)
+            }
+        )
+
+    def pin_memory(self) -> GatoBatch:
+        return GatoBatch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments for `GatoModel.forward`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def num_tokens(self) -> int:
+        """Real (non-padding) tokens in the batch."""
+        return int(self.attention_mask.sum())
+
+    def validate(self, vocab_size: int) -> None:
+        """Raise `ValueError` naming the first inconsistency; cheap enough to run every step."""
+        validate_batch(vocab_size=vocab_size, **self.as_dict())
+
+
+def validate_batch(
+    *,
+    vocab_size: int,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    local_positions: torch.Tensor | None = None,
+    loss_mask: torch.Tensor | None = None,
+    patches: torch.Tensor | None = None,
+    patch_positions: torch.Tensor | None = None,
+) -> None:
+    """Check a batch's shapes, dtypes and id ranges; raise `ValueError` naming the problem."""
+    if input_ids.ndim != 2:
+        raise ValueError(f"input_ids must be (B, L), got shape {tuple(input_ids.shape)}")
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+    shape = tuple(input_ids.shape)
+    for name, value in (
+        ("attention_mask", attention_mask),
+        ("local_positions", local_positions),
+        ("loss_mask", loss_mask),
+    ):
+        if value is not None and tuple(value.shape) != shape:
+            raise ValueError(
+                f"{name} must have the shape of input_ids {shape}, got {tuple(value.shape)}"
+            )
+    if input_ids.numel():
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= vocab_size:
+            raise ValueError(
+                f"input_ids must lie in [0, {vocab_size}), found values in [{lo}, {hi}]"
+            )
+    n_placeholders = int((input_ids == PATCH_ID).sum())
+    n_patches = 0 if patches is None else int(patches.shape[0])
+    if patches is not None and (patches.ndim != 4 or patches.shape[-1] != patches.shape[-2]):
+        raise ValueError(f"patches must be (N, C, P, P), got shape {tuple(patches.shape)}")
+    if n_placeholders != n_patches:
+        raise ValueError(
+            f"input_ids hold {n_placeholders} patch placeholders (PATCH_ID={PATCH_ID}) "
+            f"but {n_patches} patches were given"
+        )
+    if n_patches:
+        if patch_positions is None or tuple(patch_positions.shape) != (n_patches, 4):
+            got = None if patch_positions is None else tuple(patch_positions.shape)
+            raise ValueError(f"patch_positions must be ({n_patches}, 4), got {got}")
+        if bool((patch_positions[:, 1] <= patch_positions[:, 0]).any()) or bool(
+            (patch_positions[:, 3] <= patch_positions[:, 2]).any()
+        ):
+            raise ValueError("patch_positions intervals must be non-empty: lo < hi")
+
+
+def collate(
+    sequences: Sequence[TokenSequence],
+    *,
+    max_length: int | None = None,
+    pad_to_multiple_of: int | None = None,
+    padding_side: str = "right",
+) -> GatoBatch:
+    """Pad sequences to a common length and stack them into a `GatoBatch`.
+
+    Sequences longer than `max_length` are an error rather than silently cut: windows are cut at
+    timestep boundaries by the caller (`TokenSequence.slice`), where it knows what it drops.
+    """
+    if not sequences:
+        raise ValueError("collate needs at least one sequence")
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    lengths = [len(s) for s in sequences]
+    length = max(lengths)
+    if max_length is not None and length > max_length:
+        raise ValueError(
+            f"a sequence has {length} tokens, more than max_length={max_length}; "
+            "cut it into windows first"
+        )
+    if pad_to_multiple_of:
+        length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    channel_counts = {s.patches.shape[1:] for s in sequences if s.patches.shape[0]}
+    if len(channel_counts) > 1:
+        raise ValueError(
+            f"all patches in a batch must share one shape, got {sorted(channel_counts)}"
+        )
+
+    batch = len(sequences)
+    input_ids = np.full((batch, length), PAD_ID, dtype=np.int64)
+    attention_mask = np.zeros((batch, length), dtype=np.int64)
+    local_positions = np.full((batch, length), NO_LOCAL_POSITION, dtype=np.int64)
+    loss_mask = np.zeros((batch, length), dtype=bool)
+    for row, seq in enumerate(sequences):
+        n = len(seq)
+        cols = slice(0, n) if padding_side == "right" else slice(length - n, length)
+        input_ids[row, cols] = seq.ids
+        attention_mask[row, cols] = 1
+        local_positions[row, cols] = seq.local_positions
+        loss_mask[row, cols] = seq.loss_mask
+    with_patches = [s for s in sequences if s.patches.shape[0]]
+    if with_patches:
+        patches = np.concatenate([s.patches for s in with_patches])
+        patch_positions = np.concatenate([s.patch_positions for s in with_patches])
+    else:
+        patches = sequences[0].patches
+        patch_positions = np.zeros((0, 4), dtype=np.int64)
+    return GatoBatch(
+        input_ids=torch.from_numpy(input_ids),
+        attention_mask=torch.from_numpy(attention_mask),
+        local_positions=torch.from_numpy(local_positions),
+        loss_mask=torch.from_numpy(loss_mask),
+        patches=torch.from_numpy(np.ascontiguousarray(patches)),
+        patch_positions=torch.from_numpy(np.ascontiguousarray(patch_positions, dtype=np.int64)),
+    )
