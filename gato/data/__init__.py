@@ -1,0 +1,1 @@
+"""Episodes and corpora: schema, environments, experts, collection, text, mixtures."""
