@@ -538,12 +538,28 @@ class GatoTokenizer:
             raise ValueError(f"episode has both {sorted(actions)}; expected one action column")
         return self.encode_episode(observations, actions or None)
 
-    def encode_caption(self, image: np.ndarray, text: str) -> TokenSequence:
-        """An image-text pair: patches (observation), BOS, caption tokens and EOS (targets)."""
+    def encode_caption(
+        self, image: np.ndarray, text: str, question: str | None = None
+    ) -> TokenSequence:
+        """An image-text pair: patches, BOS, [question,] text, EOS.
+
+        The patches are the observation (local positions, no loss); the text and EOS are targets.
+        A question (visual question answering) is context for the answer, not a target, so the
+        loss measures answering rather than guessing the question.
+        """
         patches = self.encode_episode({"image": check_image(image, "image")[None]})
         patches = patches.slice(0, len(patches) - 1)  # no separator: the caption is not an action
-        caption = self.encode_text_sequence(text)
-        sequence = TokenSequence.concatenate([patches, caption])
+        parts = [patches]
+        if question is not None:
+            context = self.encode_text_sequence(question)
+            context = context.slice(0, len(context) - 1)  # BOS + question, no EOS
+            context.loss_mask[:] = False
+            parts.append(context)
+            answer = self.encode_text_sequence(text)
+            parts.append(answer.slice(1, len(answer)))  # the answer continues after the question
+        else:
+            parts.append(self.encode_text_sequence(text))
+        sequence = TokenSequence.concatenate(parts)
         sequence.timestep_starts = np.zeros(1, np.int64)
         return sequence
 

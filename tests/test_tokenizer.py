@@ -307,6 +307,12 @@ def test_caption_and_text_sequences(tok):
     assert seq.local_positions.tolist()[:12] == list(range(12))
     assert (seq.local_positions[12:] == NO_LOCAL_POSITION).all()
 
+    vqa = tok.encode_caption(image, "red", question="what colour is the square?")
+    question = tok.encode_text("what colour is the square?").tolist()
+    answer = tok.encode_text("red").tolist()
+    assert vqa.ids.tolist() == [PATCH_ID] * 12 + [BOS_ID] + question + answer + [EOS_ID]
+    assert vqa.loss_mask.tolist() == [False] * (13 + len(question)) + [True] * (len(answer) + 1)
+
     chat = tok.encode_text_sequence("hi there")
     assert chat.ids[0] == BOS_ID and chat.ids[-1] == EOS_ID
     assert not chat.loss_mask[0] and chat.loss_mask[1:].all()
