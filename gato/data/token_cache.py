@@ -1,0 +1,535 @@
+"""Tokenize a dataset once into memory-mapped numpy files; read windows back without copies.
+
+Layout of one cache, `<root>/<source name>/<split>-<fingerprint>/`:
+
+| file                  | dtype  | shape        | what                                        |
+| --------------------- | ------ | ------------ | ------------------------------------------- |
+| ids.bin               | uint16 | (N,)         | token ids of every episode, end to end      |
+| local_positions.bin   | int16  | (N,)         | local positions (-1: none)                  |
+| loss_mask.bin         | bool   | (N,)         | prediction targets                          |
+| patches.bin           | uint8  | (P, C, S, S) | image patches, in placeholder order         |
+| patch_positions.bin   | uint8  | (P, 4)       | [row_lo, row_hi, col_lo, col_hi) in bins    |
+| step_starts.bin       | int64  | (K,)         | global token offset of every timestep       |
+| step_patch_starts.bin | int64  | (K,)         | global patch offset of every timestep       |
+| episode_tokens.npy    | int64  | (E + 1,)     | token offset of each episode, and the end   |
+| episode_steps.npy     | int64  | (E + 1,)     | step offset of each episode, and the end    |
+| meta.json             |        |              | source, fingerprint, counts, longest step   |
+
+Ids fit uint16 (the vocabulary has 34,053 ids) and bins fit uint8 (128 bins), which halves to
+eighths the bytes a window reads; readers widen to int64 when a window is cut. Patches stay uint8
+until the model normalises them on its device. A cache is written into a temporary folder and
+renamed into place, so a reader sees a whole cache or none; the fingerprint hashes the source
+dataset's fingerprint, size and columns, the tokenizer's settings and the SentencePiece model's
+bytes, so changing any of them builds a new cache (and older ones of the same split are removed).
+
+Sources are one of three kinds: `control` (episode rows in the JAT schema), `captions` (rows
+`images` + `text`, optional `question`) and `text` (rows `text`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from gato.batch import TokenSequence
+from gato.tokenizer import GatoTokenizer
+from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, PATCH_ID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE_ROOT = REPO_ROOT / "data" / "cache" / "tokens"
+CACHE_VERSION = 1
+"""Bump when the layout or the meaning of a cache changes: old caches are then rebuilt."""
+
+SourceKind = Literal["control", "captions", "text"]
+SOURCE_KINDS = ("control", "captions", "text")
+
+_TOKEN_FILES = {"ids": np.uint16, "local_positions": np.int16, "loss_mask": np.bool_}
+_STEP_FILES = {"step_starts": np.int64, "step_patch_starts": np.int64}
+
+
+@dataclass(frozen=True)
+class CacheSource:
+    """A dataset to tokenize and where its cache goes."""
+
+    name: str
+    """Folder name under the cache root: a task id or a source name."""
+    kind: SourceKind
+    """How rows become tokens: control episodes, image-text pairs, or text."""
+    path: str
+    """Dataset location: a `save_dataset` folder, Parquet file(s), or a hub id."""
+    split: str = "train"
+    """Split to tokenize."""
+    hub_name: str | None = None
+    """Hub configuration (a JAT subset), if any."""
+    image_size: int | None = None
+    """Captions only: resize every image to this square side first (None: keep, rounded to
+    multiples of the patch size by the tokenizer)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"{self.name}: kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"{self.name}: image_size must be positive, got {self.image_size}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading sources
+# ---------------------------------------------------------------------------------------------
+
+
+def load_source(source: CacheSource):
+    """The source's split as a `datasets.Dataset`, with its columns checked for the kind."""
+    if source.kind == "captions":
+        from gato.data.vision_language import load_captions
+
+        dataset = load_captions(source.path, source.split, source.hub_name)
+    elif source.kind == "text":
+        from gato.data.text import load_texts
+
+        dataset = load_texts(source.path, source.split, source.hub_name)
+    else:
+        from gato.data.episodes import load_episodes
+
+        # Checks the JAT schema (columns, types, step counts) before anything is decoded.
+        dataset = load_episodes(source.path, source.split, name=source.hub_name)
+    if len(dataset) == 0:
+        raise ValueError(f"{source.name} ({source.path}, split {source.split}) has no rows")
+    return dataset
+
+
+def _control_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
+    rows = dataset.with_format("numpy")  # (load_episodes formats so already; a no-op then)
+    for index in range(len(rows)):
+        where = f"{source.name} ({source.path}, split {source.split}) episode {index}"
+        try:
+            row = rows[index]
+        except Exception as err:  # a broken image fails inside datasets' decoder
+            raise ValueError(f"{where}: cannot be read or decoded ({err})") from None
+        try:
+            yield tokenizer.encode_jat_episode(row)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+
+
+def _caption_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
+    from gato.data.vision_language import iter_captions
+
+    where = f"{source.name} ({source.path}, split {source.split})"
+    for example in iter_captions(dataset, where, image_size=source.image_size):
+        yield tokenizer.encode_caption(example.image, example.text, example.question)
+
+
+def _text_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
+    """BOS text EOS per row, as `GatoTokenizer.encode_text_sequence`, encoded in batches."""
+    from gato.data.text import iter_texts
+
+    no_patches = tokenizer._no_patches()
+    for texts in iter_texts(dataset, f"{source.name} ({source.path}, split {source.split})"):
+        for ids in tokenizer.text_model.encode(texts):
+            array = np.empty(len(ids) + 2, dtype=np.int64)
+            array[0], array[-1] = BOS_ID, EOS_ID
+            array[1:-1] = ids
+            loss = np.ones(len(array), dtype=bool)
+            loss[0] = False
+            yield TokenSequence(
+                ids=array,
+                local_positions=np.full(len(array), NO_LOCAL_POSITION, dtype=np.int64),
+                loss_mask=loss,
+                patches=no_patches,
+                timestep_starts=np.zeros(1, np.int64),
+            )
+
+
+def tokenize_source(
+    dataset, source: CacheSource, tokenizer: GatoTokenizer
+) -> Iterator[TokenSequence]:
+    """One `TokenSequence` per row (an episode, an image-text pair, a text)."""
+    build = {"control": _control_sequences, "captions": _caption_sequences, "text": _text_sequences}
+    return build[source.kind](dataset, source, tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fingerprints
+# ---------------------------------------------------------------------------------------------
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        _FILE_DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def tokenizer_settings(tokenizer: GatoTokenizer, uses_text: bool = True) -> dict[str, Any]:
+    """Everything about the tokenizer that changes a source's tokens.
+
+    The SentencePiece model's bytes count only for sources with text (captions, text, control
+    episodes with text observations), so a new text model leaves pure control caches valid.
+    """
+    settings: dict[str, Any] = {
+        "patch_size": tokenizer.patch_size,
+        "image_channels": tokenizer.image_channels,
+        "num_position_bins": tokenizer.num_position_bins,
+        "mu": tokenizer.mu,
+        "M": tokenizer.M,
+        "text_observation_loss": tokenizer.text_observation_loss,
+    }
+    if uses_text:
+        from gato.text_model import default_text_model_path
+
+        model = Path(tokenizer.text_model_path or default_text_model_path())
+        settings["text_model"] = _file_digest(model) if model.exists() else str(model)
+    return settings
+
+
+def _uses_text(source: CacheSource, columns: list[str]) -> bool:
+    return source.kind != "control" or "text_observations" in columns
+
+
+def fingerprint(source: CacheSource, dataset, tokenizer: GatoTokenizer) -> str:
+    """16 hex digits naming the cache of (source, dataset content, tokenizer settings)."""
+    record = {
+        "version": CACHE_VERSION,
+        "source": {k: v for k, v in asdict(source).items() if k != "name"},
+        "dataset": getattr(dataset, "_fingerprint", None),
+        "rows": len(dataset),
+        "columns": sorted(dataset.column_names),
+        "tokenizer": tokenizer_settings(tokenizer, _uses_text(source, dataset.column_names)),
+    }
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Appends sequences to the flat files; `close` writes offsets and meta.json."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        names = [*_TOKEN_FILES, *_STEP_FILES, "patches", "patch_positions"]
+        self.files = {name: open(folder / f"{name}.bin", "wb") for name in names}  # noqa: SIM115
+        self.episode_tokens = [0]
+        self.episode_steps = [0]
+        self.num_patches = 0
+        self.patch_shape: tuple[int, ...] | None = None
+        self.max_step_tokens = 0
+        self.max_episode_tokens = 0
+
+    def append(self, seq: TokenSequence, where: str) -> None:
+        n = len(seq)
+        if n == 0:
+            raise ValueError(f"{where}: tokenized to no tokens")
+        if seq.ids.min() < 0 or seq.ids.max() > np.iinfo(np.uint16).max:
+            raise ValueError(f"{where}: token ids outside [0, 65535] cannot be cached as uint16")
+        if seq.local_positions.max() > np.iinfo(np.int16).max:
+            raise ValueError(f"{where}: local positions above 32767 cannot be cached as int16")
+        if seq.patches.shape[0]:
+            if self.patch_shape is None:
+                self.patch_shape = tuple(seq.patches.shape[1:])
+            elif tuple(seq.patches.shape[1:]) != self.patch_shape:
+                raise ValueError(
+                    f"{where}: patches of shape {seq.patches.shape[1:]}, earlier rows had "
+                    f"{self.patch_shape}"
+                )
+            if seq.patch_positions.max() > 255 or seq.patch_positions.min() < 0:
+                raise ValueError(f"{where}: patch positions must lie in [0, 255] to be cached")
+        token_base = self.episode_tokens[-1]
+        bounds = np.append(seq.timestep_starts, n) if seq.num_timesteps else np.array([0, n])
+        starts = bounds[:-1]
+        is_patch = seq.ids == PATCH_ID
+        patch_cum = np.concatenate([[0], np.cumsum(is_patch)])
+        self.files["ids"].write(seq.ids.astype(np.uint16).tobytes())
+        self.files["local_positions"].write(seq.local_positions.astype(np.int16).tobytes())
+        self.files["loss_mask"].write(seq.loss_mask.astype(np.bool_).tobytes())
+        self.files["patches"].write(np.ascontiguousarray(seq.patches, dtype=np.uint8).tobytes())
+        self.files["patch_positions"].write(seq.patch_positions.astype(np.uint8).tobytes())
+        self.files["step_starts"].write((starts + token_base).astype(np.int64).tobytes())
+        step_patches = patch_cum[starts] + self.num_patches
+        self.files["step_patch_starts"].write(step_patches.astype(np.int64).tobytes())
+        self.num_patches += int(seq.patches.shape[0])
+        self.episode_tokens.append(token_base + n)
+        self.episode_steps.append(self.episode_steps[-1] + len(starts))
+        self.max_step_tokens = max(self.max_step_tokens, int(np.diff(bounds).max()))
+        self.max_episode_tokens = max(self.max_episode_tokens, n)
+
+    def close(self, meta: dict[str, Any], tokenizer: GatoTokenizer) -> None:
+        for handle in self.files.values():
+            handle.close()
+        np.save(self.folder / "episode_tokens.npy", np.asarray(self.episode_tokens, np.int64))
+        np.save(self.folder / "episode_steps.npy", np.asarray(self.episode_steps, np.int64))
+        patch_shape = self.patch_shape or (
+            tokenizer.image_channels,
+            tokenizer.patch_size,
+            tokenizer.patch_size,
+        )
+        meta = dict(
+            meta,
+            num_episodes=len(self.episode_tokens) - 1,
+            num_tokens=self.episode_tokens[-1],
+            num_steps=self.episode_steps[-1],
+            num_patches=self.num_patches,
+            patch_shape=list(patch_shape),
+            max_step_tokens=self.max_step_tokens,
+            max_episode_tokens=self.max_episode_tokens,
+        )
+        (self.folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    def abort(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+def build_cache(
+    source: CacheSource,
+    tokenizer: GatoTokenizer,
+    root: str | Path = DEFAULT_CACHE_ROOT,
+    dataset=None,
+    progress: bool = False,
+) -> TokenCache:
+    """Tokenize the source into `<root>/<name>/<split>-<fingerprint>/` (atomically).
+
+    Returns the existing cache when its fingerprint matches; otherwise builds it, then removes
+    caches of the same split with other fingerprints.
+    """
+    dataset = load_source(source) if dataset is None else dataset
+    key = fingerprint(source, dataset, tokenizer)
+    parent = Path(root) / source.name
+    final = parent / f"{source.split}-{key}"
+    if (final / "meta.json").exists():
+        return TokenCache(final)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".tmp-{source.split}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    writer = _Writer(tmp)
+    try:
+        sequences = tokenize_source(dataset, source, tokenizer)
+        if progress:
+            from tqdm import tqdm
+
+            sequences = tqdm(sequences, total=len(dataset), desc=f"tokenizing {source.name}")
+        for index, seq in enumerate(sequences):
+            writer.append(seq, f"{source.name} row {index}")
+        meta = {
+            "version": CACHE_VERSION,
+            "fingerprint": key,
+            "source": asdict(source),
+            "tokenizer": tokenizer_settings(tokenizer, _uses_text(source, dataset.column_names)),
+        }
+        writer.close(meta, tokenizer)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / "meta.json").exists():  # not a concurrent build of the same cache
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        writer.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for stale in parent.glob(f"{source.split}-*"):
+        if stale != final and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    return TokenCache(final)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [starts[i], stops[i]) as one int64 index array."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
+
+
+class TokenCache:
+    """A built cache, memory-mapped on first use (and again in each DataLoader worker)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        meta_file = self.path / "meta.json"
+        if not meta_file.exists():
+            raise FileNotFoundError(f"{self.path}: not a token cache (no meta.json)")
+        self.meta: dict[str, Any] = json.loads(meta_file.read_text())
+        if self.meta.get("version") != CACHE_VERSION:
+            raise ValueError(
+                f"{self.path}: cache version {self.meta.get('version')}, "
+                f"expected {CACHE_VERSION}; rebuild it"
+            )
+        self.episode_tokens = np.load(self.path / "episode_tokens.npy")
+        self.episode_steps = np.load(self.path / "episode_steps.npy")
+        self._maps: dict[str, np.ndarray] | None = None
+        self._episode_patches: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling a memmap would copy its data into the worker: reopen there instead.
+        state = self.__dict__.copy()
+        state["_maps"] = None
+        return state
+
+    @property
+    def maps(self) -> dict[str, np.ndarray]:
+        if self._maps is None:
+            maps = {}
+            n, k, p = self.num_tokens, self.meta["num_steps"], self.num_patches
+            shapes = {
+                **{name: (n,) for name in _TOKEN_FILES},
+                **{name: (k,) for name in _STEP_FILES},
+                "patches": (p, *self.meta["patch_shape"]),
+                "patch_positions": (p, 4),
+            }
+            dtypes = {
+                **_TOKEN_FILES,
+                **_STEP_FILES,
+                "patches": np.uint8,
+                "patch_positions": np.uint8,
+            }
+            for name, shape in shapes.items():
+                if int(np.prod(shape)) == 0:
+                    maps[name] = np.zeros(shape, dtype=dtypes[name])
+                else:
+                    maps[name] = np.memmap(
+                        self.path / f"{name}.bin", dtype=dtypes[name], mode="r", shape=shape
+                    )
+            self._maps = maps
+        return self._maps
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.meta["num_episodes"])
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.meta["num_tokens"])
+
+    @property
+    def num_patches(self) -> int:
+        return int(self.meta["num_patches"])
+
+    @property
+    def max_step_tokens(self) -> int:
+        """Tokens of the longest timestep (an image-text pair for captions, a row for text)."""
+        return int(self.meta["max_step_tokens"])
+
+    def episode_lengths(self) -> np.ndarray:
+        """(E,) tokens per episode."""
+        return np.diff(self.episode_tokens)
+
+    def bounds(self, episode: int) -> np.ndarray:
+        """(T + 1,) step bounds of an episode, relative to its first token (see gato.sequence)."""
+        lo, hi = self.episode_steps[episode], self.episode_steps[episode + 1]
+        base = self.episode_tokens[episode]
+        starts = np.asarray(self.maps["step_starts"][lo:hi], dtype=np.int64) - base
+        return np.append(starts, self.episode_tokens[episode + 1] - base)
+
+    def read(self, start: int, stop: int) -> TokenSequence:
+        """Tokens [start, stop) of the flat stream (global offsets) with their patches.
+
+        Timestep starts inside the range come along; patches are found through the per-step
+        patch offsets, so reading costs O(stop - start), not O(position).
+        """
+        maps = self.maps
+        ids = np.asarray(maps["ids"][start:stop], dtype=np.int64)
+        steps = maps["step_starts"]
+        lo = int(np.searchsorted(steps, start, side="left"))
+        hi = int(np.searchsorted(steps, stop, side="left"))
+        timestep_starts = np.asarray(steps[lo:hi], dtype=np.int64) - start
+        if self.num_patches:
+            k = max(0, int(np.searchsorted(steps, start, side="right")) - 1)
+            step_start = int(steps[k])
+            before = np.count_nonzero(maps["ids"][step_start:start] == PATCH_ID)
+            first_patch = int(maps["step_patch_starts"][k]) + int(before)
+            count = int(np.count_nonzero(ids == PATCH_ID))
+            patches = np.array(maps["patches"][first_patch : first_patch + count])
+            positions = np.asarray(
+                maps["patch_positions"][first_patch : first_patch + count], dtype=np.int64
+            )
+        else:
+            patches = np.zeros((0, *self.meta["patch_shape"]), np.uint8)
+            positions = np.zeros((0, 4), np.int64)
+        return TokenSequence(
+            ids=ids,
+            local_positions=np.asarray(maps["local_positions"][start:stop], dtype=np.int64),
+            loss_mask=np.array(maps["loss_mask"][start:stop]),
+            patches=patches,
+            patch_positions=positions,
+            timestep_starts=timestep_starts,
+        )
+
+    def read_steps(self, episode: int, first: int, stop: int) -> TokenSequence:
+        """Timesteps [first, stop) of an episode."""
+        return self.read(self._step_token(episode, first), self._step_token(episode, stop))
+
+    def _step_token(self, episode: int, step: int) -> int:
+        """Global token offset of an episode's timestep `step` (its end when step == T)."""
+        index = int(self.episode_steps[episode]) + step
+        if index < int(self.episode_steps[episode + 1]):
+            return int(self.maps["step_starts"][index])
+        return int(self.episode_tokens[episode + 1])
+
+    @property
+    def episode_patches(self) -> np.ndarray:
+        """(E + 1,) patch offset of each episode, and the end (derived once, on first use)."""
+        if self._episode_patches is None:
+            starts = self.maps["step_patch_starts"]
+            first_steps = self.episode_steps[:-1]
+            if self.num_patches == 0 or len(starts) == 0:
+                offsets = np.zeros(self.num_episodes, np.int64)
+            else:
+                offsets = np.asarray(starts[first_steps], dtype=np.int64)
+            self._episode_patches = np.append(offsets, np.int64(self.num_patches))
+        return self._episode_patches
+
+    def read_episodes(self, indices: np.ndarray) -> TokenSequence:
+        """Whole episodes back to back (image-text pairs of one sequence), in one gather.
+
+        Equal to `TokenSequence.concatenate([self.episode(i) for i in indices])`, without a
+        Python-level read per episode.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        maps = self.maps
+        starts, ends = self.episode_tokens[indices], self.episode_tokens[indices + 1]
+        tokens = _ranges(starts, ends)
+        out_offsets = np.cumsum(ends - starts) - (ends - starts)
+        step_lo, step_hi = self.episode_steps[indices], self.episode_steps[indices + 1]
+        steps = _ranges(step_lo, step_hi)
+        shift = np.repeat(out_offsets - starts, step_hi - step_lo)
+        timestep_starts = np.asarray(maps["step_starts"][steps], dtype=np.int64) + shift
+        if self.num_patches:
+            patch_index = _ranges(self.episode_patches[indices], self.episode_patches[indices + 1])
+            patches = maps["patches"][patch_index]
+            positions = np.asarray(maps["patch_positions"][patch_index], dtype=np.int64)
+        else:
+            patches = np.zeros((0, *self.meta["patch_shape"]), np.uint8)
+            positions = np.zeros((0, 4), np.int64)
+        return TokenSequence(
+            ids=np.asarray(maps["ids"][tokens], dtype=np.int64),
+            local_positions=np.asarray(maps["local_positions"][tokens], dtype=np.int64),
+            loss_mask=np.asarray(maps["loss_mask"][tokens]),
+            patches=np.asarray(patches),
+            patch_positions=positions,
+            timestep_starts=timestep_starts,
+        )
+
+    def episode(self, index: int) -> TokenSequence:
+        """A whole episode (row) as the tokenizer produced it."""
+        return self.read(int(self.episode_tokens[index]), int(self.episode_tokens[index + 1]))

@@ -1,0 +1,225 @@
+"""The token cache: equal to tokenizing on the fly, atomic, invalidated when inputs change."""
+
+from __future__ import annotations
+
+import pickle
+
+import datasets
+import numpy as np
+import pytest
+
+from gato.data import vision_language as vl
+from gato.data.text import build_text_dataset
+from gato.data.token_cache import CacheSource, TokenCache, build_cache, load_source
+from gato.sequence import take_steps
+from gato.tokenizer import GatoTokenizer
+
+
+def control_rows(episodes: int, images: bool, seed: int = 0) -> dict[str, list]:
+    """JAT-schema episodes; discrete observation [episode, t] tells where a token came from."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list] = {
+        "discrete_observations": [],
+        "continuous_observations": [],
+        "rewards": [],
+    }
+    rows["image_observations" if images else "continuous_actions"] = []
+    if images:
+        rows["discrete_actions"] = []
+    for e in range(episodes):
+        steps = int(rng.integers(5, 30))
+        rows["discrete_observations"].append(np.stack([np.full(steps, e), np.arange(steps)], 1))
+        rows["continuous_observations"].append(rng.normal(size=(steps, 3)).astype(np.float32))
+        rows["rewards"].append(rng.normal(size=steps).astype(np.float32))
+        if images:
+            frames = rng.integers(0, 256, (steps, 16, 32, 3), dtype=np.uint8)
+            rows["image_observations"].append([vl._encode_png(f) for f in frames])
+            rows["discrete_actions"].append(rng.integers(0, 4, steps))
+        else:
+            rows["continuous_actions"].append(rng.uniform(-1, 1, (steps, 2)).astype(np.float32))
+    return rows
+
+
+def control_dataset(path, episodes: int = 6, images: bool = False, seed: int = 0):
+    features = {
+        "discrete_observations": datasets.Sequence(datasets.Sequence(datasets.Value("int64"))),
+        "continuous_observations": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
+        "rewards": datasets.Sequence(datasets.Value("float32")),
+    }
+    if images:
+        features["image_observations"] = datasets.Sequence(datasets.Image())
+        features["discrete_actions"] = datasets.Sequence(datasets.Value("int64"))
+    else:
+        features["continuous_actions"] = datasets.Sequence(
+            datasets.Sequence(datasets.Value("float32"))
+        )
+    rows = control_rows(episodes, images, seed)
+    dataset = datasets.Dataset.from_dict(rows, features=datasets.Features(features))
+    datasets.DatasetDict({"train": dataset}).save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tok() -> GatoTokenizer:
+    return GatoTokenizer()
+
+
+@pytest.fixture(scope="module")
+def image_control(tmp_path_factory, tok):
+    root = tmp_path_factory.mktemp("cache")
+    path = control_dataset(root / "atari", episodes=5, images=True)
+    source = CacheSource("atari", "control", str(path))
+    return source, build_cache(source, tok, root / "tokens")
+
+
+def assert_same(a, b):
+    for name in ("ids", "local_positions", "loss_mask", "patches", "patch_positions"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert getattr(a, name).dtype == getattr(b, name).dtype, name
+    np.testing.assert_array_equal(a.timestep_starts, b.timestep_starts)
+
+
+def test_control_cache_equals_tokenizer(image_control, tok):
+    source, cache = image_control
+    rows = load_source(source).with_format("numpy")
+    assert cache.num_episodes == 5
+    for i in range(cache.num_episodes):
+        expected = tok.encode_jat_episode(rows[i])
+        assert_same(cache.episode(i), expected)
+        bounds = cache.bounds(i)
+        assert len(bounds) == expected.num_timesteps + 1
+        for first, stop in [(0, 1), (2, 5), (1, expected.num_timesteps), (3, 3)]:
+            assert_same(cache.read_steps(i, first, stop), take_steps(expected, first, stop))
+
+
+def test_arbitrary_reads_equal_slices_of_the_stream(image_control):
+    _, cache = image_control
+    from gato.batch import TokenSequence
+
+    stream = TokenSequence.concatenate([cache.episode(i) for i in range(cache.num_episodes)])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        start = int(rng.integers(cache.num_tokens))
+        stop = int(rng.integers(start, cache.num_tokens + 1))
+        assert_same(cache.read(start, stop), stream.slice(start, stop))
+
+
+def test_gathering_episodes_equals_concatenating_them(image_control, tmp_path, tok):
+    from gato.batch import TokenSequence
+
+    vl.build_dataset("captions", tmp_path / "c", vl.BuildSizes(10, 1, 1))
+    captions = build_cache(CacheSource("c", "captions", str(tmp_path / "c")), tok, tmp_path / "t")
+    for cache in (image_control[1], captions):
+        for indices in ([0], [3, 1, 3], [4, 0, 2, 1]):
+            expected = TokenSequence.concatenate([cache.episode(i) for i in indices])
+            assert_same(cache.read_episodes(np.array(indices)), expected)
+
+
+def test_continuous_control_and_stats(tmp_path, tok):
+    path = control_dataset(tmp_path / "pendulum", episodes=4)
+    cache = build_cache(CacheSource("pendulum", "control", str(path)), tok, tmp_path / "t")
+    rows = load_source(CacheSource("p", "control", str(path))).with_format("numpy")
+    assert cache.max_step_tokens == 2 + 3 + 1 + 2
+    for i in range(4):
+        assert_same(cache.episode(i), tok.encode_jat_episode(rows[i]))
+    assert cache.num_patches == 0 and cache.read(0, 5).patches.shape == (0, 4, 16, 16)
+
+
+def test_captions_and_text_equal_tokenizer(tmp_path, tok):
+    vl.build_dataset("vqa", tmp_path / "vqa", vl.BuildSizes(8, 2, 2))
+    cache = build_cache(CacheSource("vqa", "captions", str(tmp_path / "vqa")), tok, tmp_path / "t")
+    for i, row in enumerate(vl.generate_rows("vqa", "train", 8)):
+        assert_same(
+            cache.episode(i), tok.encode_caption(row["images"], row["text"], row["question"])
+        )
+    corpus = tmp_path / "corpus.txt"
+    lines = ["Short.", "A somewhat longer line of text, with punctuation!", "", "Ünïcode ✓"]
+    corpus.write_text("\n".join(lines) + "\nfinal line\n")
+    build_text_dataset(corpus, tmp_path / "text", validation_fraction=0.2)
+    source = CacheSource("text", "text", str(tmp_path / "text"))
+    cache = build_cache(source, tok, tmp_path / "t")
+    texts = list(load_source(source)["text"])
+    assert cache.num_episodes == len(texts)
+    for i, text in enumerate(texts):
+        assert_same(cache.episode(i), tok.encode_text_sequence(text))
+
+
+def test_caption_image_size_option(tmp_path, tok):
+    vl.build_dataset("captions", tmp_path / "c", vl.BuildSizes(3, 1, 1))
+    source = CacheSource("c", "captions", str(tmp_path / "c"), image_size=32)
+    cache = build_cache(source, tok, tmp_path / "t")
+    assert cache.episode(0).patches.shape[0] == 4
+
+
+def test_reuse_and_invalidation(tmp_path, tok):
+    root = tmp_path / "tokens"
+    path = control_dataset(tmp_path / "ds", episodes=3)
+    source = CacheSource("task", "control", str(path))
+    first = build_cache(source, tok, root)
+    again = build_cache(source, tok, root)
+    assert again.path == first.path
+    # Other tokenizer settings: a new cache, the old one removed.
+    other = build_cache(source, GatoTokenizer(num_position_bins=64), root)
+    assert other.path != first.path and not first.path.exists()
+    # New dataset content under the same path: a new cache.
+    control_dataset(tmp_path / "ds", episodes=4, seed=1)
+    newer = build_cache(source, GatoTokenizer(num_position_bins=64), root)
+    assert newer.path != other.path and newer.num_episodes == 4
+    assert sorted(p.name for p in (root / "task").iterdir()) == [newer.path.name]
+
+
+def test_failed_build_leaves_nothing(tmp_path, tok):
+    good = vl._encode_png(np.zeros((16, 16, 3), np.uint8))
+    bad = {"bytes": b"garbage", "path": None}
+    features = datasets.Features({"images": datasets.Image(), "text": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict({"images": [good, bad], "text": ["a", "b"]}, features=features)
+    ds.save_to_disk(str(tmp_path / "broken"))
+    root = tmp_path / "tokens"
+    with pytest.raises(ValueError, match="row 1: the image cannot be decoded"):
+        build_cache(CacheSource("broken", "captions", str(tmp_path / "broken")), tok, root)
+    assert list((root / "broken").iterdir()) == []
+
+
+def test_bad_sources(tmp_path, tok):
+    ds = datasets.Dataset.from_dict({"continuous_observations": [[[0.0]]], "rewards": [[0.0]]})
+    ds.save_to_disk(str(tmp_path / "noact"))
+    with pytest.raises(ValueError, match="exactly one action column"):
+        load_source(CacheSource("noact", "control", str(tmp_path / "noact")))
+    features = datasets.Features({"text": datasets.Value("string")})
+    empty = datasets.Dataset.from_dict({"text": []}, features=features)
+    empty.to_parquet(str(tmp_path / "empty.parquet"))  # (datasets cannot reload 0-row folders)
+    with pytest.raises(ValueError, match="has no rows|corresponds to no data"):
+        load_source(CacheSource("empty", "text", str(tmp_path / "empty.parquet")))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        CacheSource("x", "audio", "somewhere")  # type: ignore[arg-type]
+
+
+def test_pickle_reopens_maps(image_control):
+    _, cache = image_control
+    _ = cache.maps
+    data = pickle.dumps(cache)
+    assert len(data) < 10_000  # no array data travels to DataLoader workers
+    clone = pickle.loads(data)
+    assert_same(clone.episode(2), cache.episode(2))
+    assert isinstance(clone, TokenCache)
+
+
+def test_broken_frame_in_an_episode_names_the_episode(tmp_path, tok):
+    good = vl._encode_png(np.zeros((16, 16, 3), np.uint8))
+    bad = {"bytes": b"garbage", "path": None}
+    features = datasets.Features(
+        {
+            "image_observations": datasets.Sequence(datasets.Image()),
+            "discrete_actions": datasets.Sequence(datasets.Value("int64")),
+            "rewards": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
+    rows = {
+        "image_observations": [[good, good], [good, bad]],
+        "discrete_actions": [[0, 1], [1, 0]],
+        "rewards": [[0.0, 0.0], [0.0, 1.0]],
+    }
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "frames"))
+    source = CacheSource("frames", "control", str(tmp_path / "frames"))
+    with pytest.raises(ValueError, match=r"frames .* episode 1: cannot be read or decoded"):
+        build_cache(source, tok, tmp_path / "tokens")
