@@ -555,7 +555,8 @@ class GatoTokenizer:
             context = context.slice(0, len(context) - 1)  # BOS + question, no EOS
             context.loss_mask[:] = False
             parts.append(context)
-            answer = self.encode_text_sequence(text)
+            # The text model adds no dummy prefix: a space keeps "...square? red" two words.
+            answer = self.encode_text_sequence(" " + text)
             parts.append(answer.slice(1, len(answer)))  # the answer continues after the question
         else:
             parts.append(self.encode_text_sequence(text))

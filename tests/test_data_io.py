@@ -72,3 +72,9 @@ def test_missing_columns_and_missing_paths(tmp_path):
         load_rows(tmp_path / "ds", required_columns=["rewards", "continuous_actions"])
     with pytest.raises(FileNotFoundError, match="no such dataset"):
         load_rows(tmp_path / "nothing" / "here")
+
+
+def test_empty_saved_dataset_is_a_clear_error(tmp_path):
+    save_dataset(_rows(0), tmp_path / "empty")
+    with pytest.raises(ValueError, match="empty"):
+        load_rows(tmp_path / "empty")

@@ -309,9 +309,10 @@ def test_caption_and_text_sequences(tok):
 
     vqa = tok.encode_caption(image, "red", question="what colour is the square?")
     question = tok.encode_text("what colour is the square?").tolist()
-    answer = tok.encode_text("red").tolist()
+    answer = tok.encode_text(" red").tolist()
     assert vqa.ids.tolist() == [PATCH_ID] * 12 + [BOS_ID] + question + answer + [EOS_ID]
     assert vqa.loss_mask.tolist() == [False] * (13 + len(question)) + [True] * (len(answer) + 1)
+    assert tok.decode_text(vqa.ids[12:]) == "what colour is the square? red"
 
     chat = tok.encode_text_sequence("hi there")
     assert chat.ids[0] == BOS_ID and chat.ids[-1] == EOS_ID

@@ -97,7 +97,11 @@ def load_rows(
     """
     path = Path(source)
     if path.exists() and _is_saved_dataset(path):
-        loaded = datasets.load_from_disk(str(path))
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except IndexError:
+            # datasets cannot reload a saved table of zero rows.
+            raise ValueError(f"{source}: the saved dataset is empty (0 rows)") from None
         if isinstance(loaded, datasets.DatasetDict):
             if split not in loaded:
                 raise ValueError(f"{source}: no split {split!r}; splits: {sorted(loaded)}")
