@@ -1,0 +1,509 @@
+"""GatoModel: shapes, the masked loss, cached decoding, padding, save/load, training paths."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gato.batch import GatoBatch, TokenSequence, collate
+from gato.config import GatoConfig
+from gato.embedding import patch_position_indices
+from gato.model import GatoModel, linear_cross_entropy
+from gato.tokenizer import GatoTokenizer
+from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, PATCH_ID
+
+SMALL = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    head_dim=16,
+    intermediate_size=128,
+    resnet_channels=16,
+    resnet_groups=4,
+    max_local_positions=64,
+    max_position_embeddings=256,
+)
+
+
+def small_config(**overrides) -> GatoConfig:
+    return GatoConfig(**{**SMALL, **overrides})
+
+
+def small_model(seed: int = 0, **overrides) -> GatoModel:
+    torch.manual_seed(seed)
+    return GatoModel(small_config(**overrides)).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequences: episodes through the tokenizer (no text model needed), text built by hand
+# ---------------------------------------------------------------------------------------------
+
+
+def text_sequence(rng: np.random.Generator, n: int) -> TokenSequence:
+    ids = np.concatenate([[BOS_ID], rng.integers(0, 32000, n), [EOS_ID]]).astype(np.int64)
+    loss = np.ones(len(ids), dtype=bool)
+    loss[0] = False
+    return TokenSequence(
+        ids=ids,
+        local_positions=np.full(len(ids), NO_LOCAL_POSITION, dtype=np.int64),
+        loss_mask=loss,
+        patches=np.zeros((0, 4, 16, 16), np.uint8),
+    )
+
+
+def control_sequence(rng: np.random.Generator, steps: int = 4) -> TokenSequence:
+    return GatoTokenizer().encode_episode(
+        {"continuous": rng.normal(size=(steps, 5))},
+        {"continuous": rng.uniform(-1, 1, size=(steps, 2))},
+    )
+
+
+def image_sequence(rng: np.random.Generator, steps: int = 3) -> TokenSequence:
+    frames = rng.integers(0, 256, size=(steps, 32, 32, 3), dtype=np.uint8)
+    return GatoTokenizer().encode_episode(
+        {"image": frames, "discrete": rng.integers(0, 10, size=(steps, 2))},
+        {"discrete": rng.integers(0, 6, size=(steps,))},
+    )
+
+
+def mixed_sequences(seed: int = 0) -> list[TokenSequence]:
+    rng = np.random.default_rng(seed)
+    return [text_sequence(rng, 18), control_sequence(rng), image_sequence(rng)]
+
+
+def mixed_batch(seed: int = 0, **kwargs) -> GatoBatch:
+    return collate(mixed_sequences(seed), **kwargs)
+
+
+def slow_reference_loss(logits: torch.Tensor, batch: GatoBatch) -> torch.Tensor:
+    """Gato's loss from the formula: per counted target, -log p(token t | tokens < t)."""
+    losses = []
+    batch_size, length = batch.input_ids.shape
+    for b in range(batch_size):
+        for t in range(1, length):
+            if batch.loss_mask[b, t] and batch.attention_mask[b, t]:
+                log_probs = F.log_softmax(logits[b, t - 1].double(), dim=-1)
+                losses.append(-log_probs[batch.input_ids[b, t]])
+    return torch.stack(losses).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward, loss
+# ---------------------------------------------------------------------------------------------
+
+
+def test_forward_shapes_and_default_outputs():
+    model = small_model()
+    batch = mixed_batch()
+    b, length = batch.input_ids.shape
+    full = model(**batch.as_dict(), return_logits=True)
+    assert full.logits.shape == (b, length, model.config.vocab_size)
+    assert full.last_hidden_state.shape == (b, length, 64)
+    assert full.loss.shape == () and torch.isfinite(full.loss)
+    expected = (batch.loss_mask[:, 1:] & batch.attention_mask[:, 1:].bool()).sum()
+    assert int(full.num_loss_tokens) == int(expected) > 0
+
+    training = model(**batch.as_dict())
+    assert training.logits is None, "training must not build (B, L, V) logits"
+    torch.testing.assert_close(training.loss, full.loss)
+
+    no_loss = {k: v for k, v in batch.as_dict().items() if k != "loss_mask"}
+    decoding = model(**no_loss)
+    assert decoding.logits.shape == (b, 1, model.config.vocab_size)
+    assert decoding.loss is None
+    # A cache by default only when decoding (eval, no loss mask), never for a loss.
+    assert decoding.past_key_values.get_seq_length() == length
+    assert full.past_key_values is None
+    assert model.train()(**no_loss).past_key_values is None
+    torch.testing.assert_close(decoding.logits[:, 0], full.logits[:, -1])
+
+
+def test_loss_matches_slow_reference():
+    model = small_model()
+    batch = mixed_batch()
+    out = model(**batch.as_dict(), return_logits=True)
+    reference = slow_reference_loss(out.logits, batch)
+    torch.testing.assert_close(out.loss.double(), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_loss_ignores_targets_outside_the_loss_mask():
+    model = small_model()
+    batch = mixed_batch()
+    # The shortest row's last real token feeds only padding: changing it alters no prediction,
+    # so only its own place as a target could move the loss.
+    row = int(batch.attention_mask.sum(1).argmin())
+    last = int(batch.attention_mask[row].sum()) - 1
+    assert batch.input_ids[row, last] != PATCH_ID
+    batch.loss_mask[row, last] = False
+    base = model(**batch.as_dict()).loss
+
+    changed = batch.as_dict()
+    changed["input_ids"] = batch.input_ids.clone()
+    changed["input_ids"][row, last] = (int(batch.input_ids[row, last]) + 1) % 32000
+    assert torch.equal(model(**changed).loss, base)
+
+    # ...while a counted target does move it.
+    counted = batch.as_dict()
+    counted["loss_mask"] = batch.loss_mask.clone()
+    counted["loss_mask"][row, last] = True
+    counted["input_ids"] = changed["input_ids"]
+    assert not torch.equal(
+        model(**counted).loss, model(**{**counted, **{"input_ids": batch.input_ids}}).loss
+    )
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1024])
+def test_fused_head_cross_entropy_matches_plain_head(chunk_rows):
+    torch.manual_seed(0)
+    hidden = torch.randn(50, 32, requires_grad=True)
+    weight = (0.1 * torch.randn(300, 32)).requires_grad_()
+    labels = torch.randint(0, 300, (50,))
+    plain = F.cross_entropy(hidden @ weight.T, labels, reduction="sum")
+    grads = torch.autograd.grad(2.0 * plain, (hidden, weight))
+    fused = linear_cross_entropy(hidden, weight, labels, chunk_rows=chunk_rows)
+    fused_grads = torch.autograd.grad(2.0 * fused, (hidden, weight))
+    torch.testing.assert_close(fused, plain, atol=1e-4, rtol=1e-6)
+    for got, want in zip(fused_grads, grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(linear_cross_entropy(hidden, weight, labels), plain)
+
+
+def test_no_targets_gives_zero_loss_not_nan():
+    model = small_model()
+    batch = mixed_batch()
+    out = model(**{**batch.as_dict(), "loss_mask": torch.zeros_like(batch.loss_mask)})
+    assert out.loss.item() == 0.0 and int(out.num_loss_tokens) == 0
+
+
+def test_every_embedding_gets_gradients():
+    model = small_model().train()
+    model(**mixed_batch().as_dict()).loss.backward()
+    emb = model.embedding
+    for name, param in [
+        ("tokens", emb.tokens.weight),
+        ("patch block", emb.patches.proj.weight),
+        ("patch stem", emb.patches.stem.weight),
+        ("patch rows", emb.patch_rows.weight),
+        ("patch cols", emb.patch_cols.weight),
+        ("local positions", emb.local_positions.weight),
+    ]:
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Positions
+# ---------------------------------------------------------------------------------------------
+
+
+def test_patch_positions_middle_in_eval_random_inside_interval_in_training():
+    intervals = torch.tensor([[0, 64], [64, 128], [10, 11], [5, 9]])
+    assert patch_position_indices(intervals, training=False).tolist() == [32, 96, 10, 7]
+    torch.manual_seed(0)
+    draws = torch.stack([patch_position_indices(intervals, training=True) for _ in range(500)])
+    assert (draws >= intervals[:, 0]).all() and (draws < intervals[:, 1]).all()
+    assert draws[:, 0].unique().numel() > 30  # spreads over the interval
+    assert (draws[:, 2] == 10).all()
+
+
+def test_eval_is_deterministic_and_training_samples_patch_positions():
+    model = small_model()
+    batch = mixed_batch().as_dict()
+    first = model(**batch, return_logits=True).logits
+    torch.testing.assert_close(model(**batch, return_logits=True).logits, first, rtol=0, atol=0)
+    model.train()  # dropout is 0: only the patch positions are random
+    torch.manual_seed(1)
+    a = model(**batch, return_logits=True).logits
+    torch.manual_seed(2)
+    b = model(**batch, return_logits=True).logits
+    assert not torch.allclose(a, b)
+
+
+def test_local_positions_change_only_tokens_that_have_them():
+    model = small_model()
+    batch = mixed_batch().as_dict()
+    with_local = model(**batch, return_logits=True).logits
+    shifted = dict(batch)
+    local = batch["local_positions"].clone()
+    local[local >= 0] += 1
+    shifted["local_positions"] = local
+    moved = model(**shifted, return_logits=True).logits
+    first_local = int((batch["local_positions"][1] >= 0).nonzero()[0])
+    # Row 1 (control) has local positions from its first token; text row 0 has none.
+    torch.testing.assert_close(moved[0], with_local[0])
+    assert not torch.allclose(moved[1, first_local], with_local[1, first_local])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cached decoding and padding
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_in_chunks(model: GatoModel, seq: TokenSequence, cuts: list[int]) -> torch.Tensor:
+    """Logits of `seq` fed in pieces [0, c0), [c0, c1), ... through one KV cache."""
+    cache, logits = None, []
+    bounds = [0, *cuts, len(seq)]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        piece = collate([seq.slice(start, stop)])
+        out = model(
+            input_ids=piece.input_ids,
+            local_positions=piece.local_positions,
+            patches=piece.patches,
+            patch_positions=piece.patch_positions,
+            past_key_values=cache,
+            use_cache=True,
+            return_logits=True,
+        )
+        cache = out.past_key_values
+        logits.append(out.logits)
+    assert cache.get_seq_length() == len(seq)
+    return torch.cat(logits, dim=1)
+
+
+@pytest.mark.parametrize("which", ["image", "control", "text"])
+def test_cached_decoding_matches_full_forward(which):
+    model = small_model()
+    rng = np.random.default_rng(3)
+    seq = {
+        "image": lambda: TokenSequence.concatenate([image_sequence(rng), control_sequence(rng)]),
+        "control": lambda: control_sequence(rng),
+        "text": lambda: text_sequence(rng, 20),
+    }[which]()
+    full = model(**collate([seq]).as_dict(), return_logits=True).logits
+    # Prefill a prefix that cuts through an image, then chunks of several sizes, then singles.
+    n = len(seq)
+    cuts = sorted({3, 7, 8, n // 2, n // 2 + 3, n - 2, n - 1})
+    torch.testing.assert_close(_run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
+
+
+def test_right_padded_batch_matches_single_rows():
+    model = small_model()
+    sequences = mixed_sequences()
+    batch = collate(sequences)
+    logits = model(**batch.as_dict(), return_logits=True).logits
+    for row, seq in enumerate(sequences):
+        alone = model(**collate([seq]).as_dict(), return_logits=True).logits[0]
+        torch.testing.assert_close(logits[row, : len(seq)], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padded_batch_with_cache_matches_single_rows():
+    model = small_model()
+    sequences = mixed_sequences()
+    extra = 4  # tokens decoded one at a time after the padded prefill
+    prefixes = [s.slice(0, len(s) - extra) for s in sequences]
+    batch = collate(prefixes, padding_side="left")
+    assert (batch.attention_mask[:, 0] == 0).any(), "the batch must be left-padded"
+    out = model(
+        **{k: v for k, v in batch.as_dict().items() if k != "loss_mask"},
+        use_cache=True,
+        return_logits=True,
+    )
+    cache, mask = out.past_key_values, batch.attention_mask
+    prefill_logits, step_logits = out.logits, []
+    for i in range(extra):
+        step = collate([s.slice(len(s) - extra + i, len(s) - extra + i + 1) for s in sequences])
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(
+            input_ids=step.input_ids,
+            attention_mask=mask,
+            local_positions=step.local_positions,
+            patches=step.patches,
+            patch_positions=step.patch_positions,
+            past_key_values=cache,
+        )
+        step_logits.append(out.logits)
+    decoded = torch.cat(step_logits, dim=1)  # (B, extra, V)
+    width = prefill_logits.shape[1]
+    for row, seq in enumerate(sequences):
+        alone = model(**collate([seq]).as_dict(), return_logits=True).logits[0]
+        n = len(seq) - extra
+        torch.testing.assert_close(
+            prefill_logits[row, width - n :], alone[:n], atol=1e-5, rtol=1e-5
+        )
+        torch.testing.assert_close(decoded[row], alone[n:], atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training paths
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tiny_model_overfits_a_mixed_batch():
+    torch.manual_seed(0)
+    model = GatoModel(GatoConfig.from_preset("tiny")).train()
+    batch = mixed_batch().as_dict()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    first = None
+    for _step in range(300):
+        loss = model(**batch).loss
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if loss.item() < 0.02:
+            break
+    assert first > 5.0
+    model.eval()
+    assert model(**batch).loss.item() < 0.05
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    batch = mixed_batch().as_dict()
+
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        model = small_model(seed=0, dropout=0.1).train()
+        if checkpointing:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # renamed in transformers 5
+                model.gradient_checkpointing_enable()
+            assert model.is_activation_checkpointing
+        calls = []
+        model.layers[0].attn.register_forward_hook(lambda *_: calls.append(1))
+        torch.manual_seed(7)  # same patch positions and dropout masks in both runs
+        model(**batch).loss.backward()
+        # Checkpointed blocks run their forward again during the backward pass.
+        assert len(calls) == (2 if checkpointing else 1)
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-6, rtol=1e-5)
+
+
+def test_bf16_autocast_forward_and_backward():
+    model = small_model().train()
+    batch = mixed_batch().as_dict()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch, return_logits=True)
+    assert out.logits.dtype == torch.bfloat16
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval()
+    with torch.no_grad():
+        fp32 = model(**batch).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(**batch).loss
+    torch.testing.assert_close(bf16, fp32, rtol=2e-2, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Save, load, Auto classes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_save_and_load_give_identical_logits(tmp_path):
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    model = small_model()
+    batch = mixed_batch().as_dict()
+    expected = model(**batch, return_logits=True).logits
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+
+    for cls in (GatoModel, AutoModel, AutoModelForCausalLM):
+        loaded = cls.from_pretrained(tmp_path).eval()
+        assert type(loaded) is GatoModel
+        assert loaded.lm_head.weight is loaded.embedding.tokens.weight, "tying lost on load"
+        logits = loaded(**batch, return_logits=True).logits
+        torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+
+
+def test_untied_head_round_trips(tmp_path):
+    model = small_model(tie_word_embeddings=False)
+    assert model.lm_head.weight is not model.embedding.tokens.weight
+    batch = mixed_batch().as_dict()
+    expected = model(**batch, return_logits=True).logits
+    model.save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def _bad(batch: dict, **changes) -> dict:
+    return {**batch, **changes}
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda b: _bad(b, loss_mask=b["loss_mask"][:, :-1]), "loss_mask must have the shape"),
+        (lambda b: _bad(b, input_ids=b["input_ids"].clamp(max=34000) + 200), "input_ids must lie"),
+        (
+            lambda b: _bad(b, input_ids=torch.where(b["input_ids"] == PATCH_ID, 0, b["input_ids"])),
+            "patch placeholders",
+        ),
+        (lambda b: _bad(b, local_positions=b["local_positions"] + 64), "max_local_positions"),
+        (lambda b: _bad(b, patches=b["patches"][:, :3]), r"patches must be \(N, 4, 16, 16\)"),
+        (lambda b: _bad(b, patches=b["patches"].float()), "uint8"),
+        (lambda b: _bad(b, patch_positions=b["patch_positions"] + 200), "num_position_bins"),
+        (lambda b: _bad(b, loss_mask=b["input_ids"] == PATCH_ID), "marks patch placeholders"),
+        (lambda b: _bad(b, position_ids=torch.zeros(1, 3, dtype=torch.long)), "position_ids"),
+    ],
+)
+def test_bad_batches_raise_clear_value_errors(corrupt, message):
+    model = small_model()
+    with pytest.raises(ValueError, match=message):
+        model(**corrupt(mixed_batch().as_dict()))
+
+
+def test_too_long_input_and_bad_cache_mask_raise():
+    model = small_model(max_position_embeddings=16)
+    with pytest.raises(ValueError, match="max_position_embeddings=16"):
+        model(input_ids=torch.zeros(1, 17, dtype=torch.long))
+    out = model(input_ids=torch.zeros(2, 4, dtype=torch.long), use_cache=True)
+    with pytest.raises(ValueError, match="cover the cached and the new tokens"):
+        model(
+            input_ids=torch.zeros(2, 1, dtype=torch.long),
+            attention_mask=torch.ones(2, 1, dtype=torch.long),
+            past_key_values=out.past_key_values,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+class TestGPU:
+    def test_bf16_cached_decoding_matches_full_forward(self):
+        model = small_model().to("cuda", torch.bfloat16)
+        rng = np.random.default_rng(3)
+        seq = TokenSequence.concatenate([image_sequence(rng), control_sequence(rng)])
+        full = model(**collate([seq]).to("cuda").as_dict(), return_logits=True).logits
+        cache, pieces = None, []
+        for start in range(0, len(seq), 5):
+            piece = collate([seq.slice(start, start + 5)]).to("cuda")
+            out = model(
+                input_ids=piece.input_ids,
+                local_positions=piece.local_positions,
+                patches=piece.patches,
+                patch_positions=piece.patch_positions,
+                past_key_values=cache,
+                use_cache=True,
+                return_logits=True,
+            )
+            cache = out.past_key_values
+            pieces.append(out.logits)
+        cached = torch.cat(pieces, dim=1)
+        torch.testing.assert_close(cached.float(), full.float(), atol=3e-2, rtol=3e-2)
+        assert (cached.argmax(-1) == full.argmax(-1)).float().mean() > 0.95
+
+    def test_bf16_autocast_training_step(self):
+        model = small_model().to("cuda").train()
+        batch = mixed_batch().to("cuda").as_dict()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(**batch).loss
+        loss.backward()
+        assert torch.isfinite(loss)
