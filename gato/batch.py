@@ -149,6 +149,21 @@ class GatoBatch:
         """Keyword arguments for `GatoModel.forward`."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def rows(self, rows: slice) -> GatoBatch:
+        """A contiguous block of rows, with the patches whose placeholders lie in them."""
+        per_row = (self.input_ids == PATCH_ID).sum(dim=1)  # (B,)
+        start, stop, _ = rows.indices(len(per_row))
+        first = int(per_row[:start].sum())
+        count = int(per_row[start:stop].sum())
+        return GatoBatch(
+            input_ids=self.input_ids[start:stop],
+            attention_mask=self.attention_mask[start:stop],
+            local_positions=self.local_positions[start:stop],
+            loss_mask=self.loss_mask[start:stop],
+            patches=self.patches[first : first + count],
+            patch_positions=self.patch_positions[first : first + count],
+        )
+
     @property
     def num_tokens(self) -> int:
         """Real (non-padding) tokens in the batch."""

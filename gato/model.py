@@ -123,7 +123,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_weight else None
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        per_target = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
         w = weight.to(dtype)
         with torch.autocast(device_type, enabled=False):
             for start in range(0, hidden.shape[0], chunk_rows):
@@ -135,7 +135,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 top = logits.amax(dim=-1, keepdim=True)  # (n, 1)
                 grad = logits.sub_(top).exp_()  # unnormalised softmax, (n, V)
                 norm = grad.sum(dim=-1, keepdim=True)  # (n, 1)
-                total += (norm.log() + top - picked).sum()
+                per_target[start : start + chunk_rows] = (norm.log() + top - picked).squeeze(1)
                 if not (want_hidden or want_weight):
                     continue
                 grad.div_(norm)
@@ -149,10 +149,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     grad_weight += (grad.T @ h).float()  # fp32 sum of low-precision chunks
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.weight_dtype = weight.dtype
-        return total
+        # The per-target losses are for logging (per task, per sequence): only the sum has a
+        # gradient, since the gradients above are those of the sum.
+        ctx.mark_non_differentiable(per_target)
+        return per_target.sum(), per_target
 
     @staticmethod
-    def backward(ctx, grad_total):
+    def backward(ctx, grad_total, _grad_per_target):
         grad_hidden, grad_weight = ctx.saved_tensors
         if grad_hidden is not None:
             grad_hidden = grad_hidden * grad_total.to(grad_hidden.dtype)
@@ -162,8 +165,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk_rows: int = 0
-) -> torch.Tensor:
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    chunk_rows: int = 0,
+    return_per_target: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of the logits `hidden @ weight.T` against `labels`, never holding
     more than one chunk of logits.
 
@@ -175,9 +182,13 @@ def linear_cross_entropy(
 
     Returns:
         () fp32 sum over the N targets (divide by N for the mean). Under autocast the matmuls run
-        in the autocast dtype and the softmax in fp32, as with the plain head.
+        in the autocast dtype and the softmax in fp32, as with the plain head. With
+        `return_per_target`, also the (N,) fp32 loss of each target, without a gradient.
     """
-    return _LinearCrossEntropy.apply(hidden, weight, labels, chunk_rows or LOSS_CHUNK_ROWS)
+    total, per_target = _LinearCrossEntropy.apply(
+        hidden, weight, labels, chunk_rows or LOSS_CHUNK_ROWS
+    )
+    return (total, per_target) if return_per_target else total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +293,9 @@ class GatoModelOutput(ModelOutput):
         past_key_values: the KV cache to continue from (when `use_cache`).
         last_hidden_state: (B, L, D) after the final norm (features for value heads, probes).
         num_loss_tokens: () int64, targets counted in the loss.
+        sequence_loss_sums: (B,) fp32 summed loss of each row's targets, without a gradient
+            (per-task logging: divide by `sequence_loss_counts`).
+        sequence_loss_counts: (B,) int64 targets counted in each row.
     """
 
     loss: torch.Tensor | None = None
@@ -289,6 +303,8 @@ class GatoModelOutput(ModelOutput):
     past_key_values: Cache | None = None
     last_hidden_state: torch.Tensor | None = None
     num_loss_tokens: torch.Tensor | None = None
+    sequence_loss_sums: torch.Tensor | None = None
+    sequence_loss_counts: torch.Tensor | None = None
 
 
 class GatoModel(PreTrainedModel):
@@ -429,9 +445,11 @@ class GatoModel(PreTrainedModel):
             x = block(x, cos, sin, attention_mask=mask, past_key_values=cache)
         hidden = self.norm(x)  # (B, L, D)
 
-        loss = num_loss_tokens = None
+        loss = num_loss_tokens = row_sums = row_counts = None
         if loss_mask is not None:
-            loss, num_loss_tokens = self._masked_loss(hidden, input_ids, loss_mask, attention_mask)
+            loss, num_loss_tokens, row_sums, row_counts = self._masked_loss(
+                hidden, input_ids, loss_mask, attention_mask
+            )
         logits = None
         if return_logits:
             logits = self.lm_head(hidden)  # (B, L, V)
@@ -443,6 +461,8 @@ class GatoModel(PreTrainedModel):
             past_key_values=past_key_values if use_cache else None,
             last_hidden_state=hidden,
             num_loss_tokens=num_loss_tokens,
+            sequence_loss_sums=row_sums,
+            sequence_loss_counts=row_counts,
         )
 
     def _masked_loss(
@@ -451,8 +471,10 @@ class GatoModel(PreTrainedModel):
         input_ids: torch.Tensor,
         loss_mask: torch.Tensor,
         attention_mask: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean cross-entropy over targets t with loss_mask[t], predicted from hidden[t - 1].
+
+        Returns the mean, the number of targets, and each row's summed loss and target count.
 
         Only the selected hidden states go through the head: (N, D) @ (D, V), never (B, L, V).
         """
@@ -465,9 +487,18 @@ class GatoModel(PreTrainedModel):
         sources = hidden[:, :-1][targets]  # (N, D)
         labels = input_ids[:, 1:][targets]  # (N,)
         count = targets.sum()
-        total = linear_cross_entropy(sources, self.lm_head.weight, labels)
+        total, per_target = linear_cross_entropy(
+            sources, self.lm_head.weight, labels, return_per_target=True
+        )
+        row_counts = targets.sum(dim=1)  # (B,)
+        rows = torch.repeat_interleave(
+            torch.arange(len(row_counts), device=hidden.device), row_counts
+        )
+        row_sums = torch.zeros(len(row_counts), device=hidden.device).index_add_(
+            0, rows, per_target
+        )
         # Sum / count rather than mean: a batch without targets gives 0 (with a graph), not NaN.
-        return total / count.clamp(min=1), count
+        return total / count.clamp(min=1), count, row_sums, row_counts
 
     def _validate(
         self,

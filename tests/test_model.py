@@ -130,6 +130,25 @@ def test_loss_matches_slow_reference():
     torch.testing.assert_close(out.loss.double(), reference, atol=1e-5, rtol=1e-5)
 
 
+def test_per_sequence_losses_match_slow_reference_row_by_row():
+    model = small_model()
+    batch = mixed_batch()
+    out = model(**batch.as_dict(), return_logits=True)
+    assert out.sequence_loss_sums.shape == (batch.input_ids.shape[0],)
+    assert not out.sequence_loss_sums.requires_grad
+    for row in range(batch.input_ids.shape[0]):
+        one = batch.rows(slice(row, row + 1))
+        count = int((one.loss_mask[:, 1:] & one.attention_mask[:, 1:].bool()).sum())
+        assert int(out.sequence_loss_counts[row]) == count
+        reference = slow_reference_loss(out.logits[row : row + 1], one) * count
+        torch.testing.assert_close(
+            out.sequence_loss_sums[row].double(), reference, atol=1e-4, rtol=1e-5
+        )
+    torch.testing.assert_close(
+        out.sequence_loss_sums.sum(), out.loss * out.num_loss_tokens, atol=1e-4, rtol=1e-5
+    )
+
+
 def test_loss_ignores_targets_outside_the_loss_mask():
     model = small_model()
     batch = mixed_batch()

@@ -401,6 +401,19 @@ def test_collate_pads_and_masks(tok):
         collate([a, b], max_length=4)
 
 
+def test_batch_rows_keep_their_patches(tok):
+    a = tok.encode_episode({"image": np.full((2, 32, 16, 1), 7, np.uint8)})
+    b = tok.encode_episode({"continuous": np.zeros((2, 3))})
+    c = tok.encode_episode({"image": np.full((1, 16, 16, 1), 9, np.uint8)})
+    batch = collate([a, b, c])
+    middle = batch.rows(slice(1, 3))
+    assert middle.input_ids.shape[0] == 2 and middle.patches.shape[0] == 1
+    assert (middle.patches[:, 0] == 9).all()
+    middle.validate(PADDED_VOCAB_SIZE)
+    first = batch.rows(slice(0, 1))
+    assert first.patches.shape[0] == 4 and (first.patches[:, 0] == 7).all()
+
+
 def test_batch_validation_names_the_problem(tok):
     seq = tok.encode_episode({"image": np.zeros((1, 16, 16, 3), np.uint8)})
     batch = collate([seq])
