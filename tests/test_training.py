@@ -1,0 +1,191 @@
+"""Training: checkpoints that load, exact resumption after a kill, one vs two processes, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gato.training import TrainConfig, learning_rate_factor, main, verify_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _args(recipe: Path, out: Path, cache: Path, steps: int, *extra: str) -> list[str]:
+    return [
+        "--preset", "tiny", "--mixture", str(recipe), "--steps", str(steps),
+        "--global_batch", "4", "--context", "128", "--output_dir", str(out),
+        "--cache_dir", str(cache), "--log_every", "1", "--checkpoint_every", "1",
+        "--seed", "0", "--learning_rate", "1e-3", "--warmup_steps", "2", *extra,
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def _train(args: list[str], launcher: list[str] | None = None, timeout: int = 300):
+    command = (launcher or [sys.executable]) + [str(ROOT / "train.py"), *args]
+    out = subprocess.run(
+        command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def _losses(out: Path) -> dict[int, float]:
+    """Step -> loss, the last record of each step (a resumed run rewrites the steps it redoes)."""
+    losses = {}
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        losses[record["step"]] = record["loss"]
+    return losses
+
+
+@pytest.fixture(scope="module")
+def reference_run(small_recipe, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("reference")
+    _train(_args(small_recipe, root / "run", root / "cache", 6))
+    return root / "run"
+
+
+def test_schedule_warms_up_then_decays_tenfold():
+    factors = [learning_rate_factor(s, 10, 100, 0.1) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_tiny_run_writes_a_checkpoint_that_loads(reference_run):
+    from transformers import AutoModel
+
+    from gato.model import GatoModel
+
+    losses = _losses(reference_run)
+    assert sorted(losses) == list(range(1, 7))
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    latest = (reference_run / "checkpoints" / "latest").read_text().strip()
+    assert latest == "step-00000006"
+    checkpoint = reference_run / "checkpoints" / latest
+    manifest = verify_checkpoint(checkpoint)
+    assert manifest["step"] == 6
+    model = GatoModel.from_pretrained(checkpoint / "model")
+    assert isinstance(AutoModel.from_pretrained(checkpoint / "model"), GatoModel)
+    assert model.config.max_position_embeddings == 128
+    card = (checkpoint / "model" / "README.md").read_text()
+    assert "train.py" in card and '"preset": "tiny"' in card
+    assert (checkpoint / "model" / "gato_text_32k.model").exists()
+    # Only the last two checkpoints are kept, and no temporary folder is left behind.
+    kept = sorted(p.name for p in (reference_run / "checkpoints").iterdir())
+    assert kept == ["latest", "step-00000005", "step-00000006"]
+    assert list(reference_run.rglob("events.out.tfevents*")), "no TensorBoard log"
+    record = json.loads((reference_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(record["family_loss"]) <= {"toy", "captions", "text"}
+
+
+def test_resume_after_a_kill_repeats_the_uninterrupted_losses(
+    small_recipe, reference_run, tmp_path
+):
+    out = tmp_path / "run"
+    args = _args(small_recipe, out, reference_run.parent / "cache", 6)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "step-00000002").exists():
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed_from = int((out / "checkpoints" / "latest").read_text().strip().split("-")[1])
+    assert resumed_from < 6, "the kill came too late to test anything"
+
+    _train(args + ["--resume", "true"])
+    expected, got = _losses(reference_run), _losses(out)
+    assert sorted(got) == list(range(1, 7))
+    for step in range(resumed_from + 1, 7):
+        assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
+
+
+def test_two_processes_match_one(small_recipe, reference_run, tmp_path):
+    out = tmp_path / "run"
+    args = _args(small_recipe, out, reference_run.parent / "cache", 3)
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
+    _train(args, launcher=launcher)
+    expected, got = _losses(reference_run), _losses(out)
+    # The same global batches and the same summed gradient; only the order of floating-point
+    # additions differs (an all-reduce of two halves), which moves fp32 results by ~1e-6
+    # relative per step.
+    for step in (1, 2, 3):
+        assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: clear errors before any work is lost
+# ---------------------------------------------------------------------------------------------
+
+
+def test_unknown_preset_and_bad_numbers():
+    with pytest.raises(ValueError, match=r"unknown preset 'huge'.*tiny"):
+        TrainConfig(preset="huge")
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig(mixed_precision="fp8")
+
+
+def test_unknown_mixture(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such recipe"):
+        main(["--mixture", "no-such-mixture", "--output_dir", str(tmp_path / "r"), "--cpu", "1"])
+
+
+def test_batch_that_does_not_divide(small_recipe, tmp_path):
+    with pytest.raises(ValueError, match="does not divide"):
+        main(_args(small_recipe, tmp_path / "r", tmp_path / "c", 1, "--grad_accum", "3"))
+
+
+def test_output_dir_with_another_run_is_not_overwritten(small_recipe, reference_run, tmp_path):
+    before = (reference_run / "run.json").read_text()
+    args = _args(small_recipe, reference_run, tmp_path / "c", 7)
+    with pytest.raises(ValueError, match="already holds a run"):
+        main(args)
+    with pytest.raises(ValueError, match="holds a different run"):
+        main(_args(small_recipe, reference_run, tmp_path / "c", 7, "--resume", "1", "--seed", "5"))
+    with pytest.raises(ValueError, match="holds no run"):
+        main(_args(small_recipe, tmp_path / "empty", tmp_path / "c", 7, "--resume", "1"))
+    assert (reference_run / "run.json").read_text() == before
+
+
+def test_corrupt_checkpoint_is_refused(small_recipe, reference_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    latest = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+    weights = latest / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="model.safetensors does not match its checksum"):
+        main(_args(small_recipe, run, reference_run.parent / "cache", 8, "--resume", "1"))
