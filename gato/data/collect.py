@@ -1,0 +1,404 @@
+"""Roll policies out in real environments: record expert episodes, measure scores.
+
+`collect` plays a task's expert for N episodes (episode i reset with seed `seed + i`, so a
+collection is reproducible whatever the number of workers), streams each episode as one Arrow
+row to a temporary file beside the destination, then writes the dataset through
+`gato.data.io.save_dataset` (a sibling folder renamed into place). A killed or failed collection
+therefore leaves the previous dataset, or nothing, where a complete one is expected; the
+temporary folder is removed on failure (and by `gato.data.io.recover_dataset` after a kill).
+
+Episodes below 80% of the registry's expert score are dropped, as in Gato (`gato.data.scores`).
+
+`measure_scores` plays the expert and the random policy without recording and returns the
+task's `Scores` (expert: best windowed mean; random: mean).
+
+Parallelism: episodes are independent, so `workers > 1` spreads them over processes, each
+holding one environment (vectorising inside a process does not pay for per-environment scripted
+experts, and the Atari experts read each console's RAM).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gato.data import scores as score_math
+from gato.data.registry import Registry, Scores, TaskSpec, load_registry
+
+
+@dataclass
+class CollectConfig:
+    """What `collect` does."""
+
+    task: str
+    """Task id in the registry."""
+    episodes: int
+    """Episodes to play (before filtering)."""
+    output: str | None = None
+    """Destination folder; default the task's `dataset` location (data/cache/episodes/<id>)."""
+    seed: int = 0
+    """Episode i is reset with seed `seed + i` (environment and policy)."""
+    policy: str | None = None
+    """Expert name; default the task's expert ("random" records the random policy)."""
+    workers: int = 1
+    """Processes playing episodes in parallel."""
+    filter: bool = True
+    """Drop episodes below 80% of the registry's expert score (Gato); needs registry scores."""
+    progress: bool = True
+    """Show a progress bar."""
+    registry: str | None = None
+    """Registry file; default data/tasks.toml."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be positive, got {self.episodes}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be positive, got {self.workers}")
+
+
+@dataclass
+class EpisodeResult:
+    """One played episode: its seed, return, length, and (when recorded) its Arrow row."""
+
+    seed: int
+    episode_return: float
+    length: int
+    batch: Any = None
+
+
+@dataclass
+class CollectResult:
+    """What a collection produced."""
+
+    path: Path
+    """The dataset folder."""
+    returns: list[float]
+    """Return of every played episode, in seed order."""
+    kept: list[bool]
+    """Whether each episode passed the filter (and is in the dataset)."""
+    threshold: float | None
+    """The filter's minimum return, None when not filtering."""
+    steps: int
+    """Environment steps played."""
+    seconds: float
+    """Wall time of the rollouts and the write."""
+    metadata: dict = field(default_factory=dict)
+    """What was stored in the dataset's info."""
+
+    @property
+    def num_kept(self) -> int:
+        return int(sum(self.kept))
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / max(self.seconds, 1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# One episode
+# ---------------------------------------------------------------------------------------------
+
+
+def _recorder(column: str) -> Callable[[Any], Any]:
+    """How one step's observation value is kept in memory."""
+    if column == "image_observations":
+        from gato.data.episodes import encode_png
+
+        return encode_png  # encode now: a PNG is ~30x smaller than the frame
+    return lambda value: value
+
+
+def play_episode(
+    env: Any, policy: Any, seed: int, task: TaskSpec, record: bool = True, features: Any = None
+) -> EpisodeResult:
+    """Play one episode from `env.reset(seed)`; with `record`, build its Arrow row.
+
+    Step t records the observation, the action taken and the reward that followed; only the
+    task's observation columns are recorded (an expert may see more, e.g. state behind pixels).
+    """
+    from gato.data.episodes import episode_record_batch
+
+    columns = task.observation_columns if record else ()
+    recorders = [(c, _recorder(c), []) for c in columns]
+    actions: list[Any] = []
+    rewards: list[float] = []
+    observation = env.reset(seed=seed)
+    policy.reset(seed)
+    act = policy.act
+    while True:
+        action = act(observation, env)
+        for column, keep, values in recorders:
+            values.append(keep(observation[column]))
+        step = env.step(action)
+        if record:
+            actions.append(action)
+        rewards.append(step.reward)
+        observation = step.observation
+        if step.terminated or step.truncated:
+            break
+    result = EpisodeResult(seed, float(np.sum(rewards, dtype=np.float64)), len(rewards))
+    if record:
+        data = {column: values for column, _, values in recorders}
+        data[task.action.column] = actions
+        data["rewards"] = rewards
+        result.batch = episode_record_batch(data, features)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Many episodes, in one process or several
+# ---------------------------------------------------------------------------------------------
+
+_WORKER_CACHE: dict[tuple, tuple[Any, Any, TaskSpec]] = {}
+
+
+def _worker_play(args: tuple) -> EpisodeResult:
+    """Process-pool job: one episode, with the environment kept between jobs."""
+    registry_path, task_id, policy_name, seed, record = args
+    key = (registry_path, task_id, policy_name)
+    if key not in _WORKER_CACHE:
+        from gato.data.experts import make_expert
+
+        task = load_registry(registry_path)[task_id]
+        _WORKER_CACHE[key] = (task.make_env(), make_expert(task, seed, policy_name), task)
+    env, policy, task = _WORKER_CACHE[key]
+    features = _features(task) if record else None
+    return play_episode(env, policy, seed, task, record, features)
+
+
+def _features(task: TaskSpec):
+    from gato.data.episodes import episode_features
+
+    return episode_features(task.columns)
+
+
+def play_episodes(
+    task: TaskSpec,
+    seeds: Sequence[int],
+    policy: str | None = None,
+    *,
+    record: bool = False,
+    workers: int = 1,
+    registry_path: str | Path | None = None,
+    progress: bool = True,
+    description: str = "",
+) -> Iterator[EpisodeResult]:
+    """Play one episode per seed with `policy` (default the task's expert), yielding in order."""
+    from tqdm.auto import tqdm
+
+    policy = policy or task.expert
+    bar = tqdm(total=len(seeds), unit="ep", desc=description or task.id, disable=not progress)
+    steps, start = 0, time.perf_counter()
+    try:
+        for result in _results(task, seeds, policy, record, workers, registry_path):
+            steps += result.length
+            bar.update(1)
+            bar.set_postfix(
+                ret=f"{result.episode_return:.1f}",
+                steps_s=f"{steps / (time.perf_counter() - start):.0f}",
+                refresh=False,
+            )
+            yield result
+    finally:
+        bar.close()
+
+
+def _results(task, seeds, policy, record, workers, registry_path) -> Iterator[EpisodeResult]:
+    if workers == 1:
+        from gato.data.experts import make_expert
+
+        env = task.make_env()
+        expert = make_expert(task, seeds[0] if seeds else 0, policy)
+        features = _features(task) if record else None
+        try:
+            for seed in seeds:
+                yield play_episode(env, expert, seed, task, record, features)
+        finally:
+            env.close()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a forked child would share the parent's simulator and GL state.
+    context = multiprocessing.get_context("spawn")
+    path = str(Path(registry_path).resolve()) if registry_path else None
+    jobs = [(path, task.id, policy, seed, record) for seed in seeds]
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_worker_play, jobs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collection
+# ---------------------------------------------------------------------------------------------
+
+
+def collect(config: CollectConfig) -> CollectResult:
+    """Play and record `config.episodes` episodes of a task into a dataset (see module doc)."""
+    import datasets
+    import pyarrow as pa
+
+    from gato.data.io import save_dataset
+
+    registry = load_registry(config.registry)
+    task = registry[config.task]
+    policy = config.policy or task.expert
+    if policy is None:
+        raise ValueError(f"task {task.id!r} has no expert; pass a policy")
+    output = Path(config.output) if config.output else task.dataset_path
+    if not isinstance(output, Path):
+        raise ValueError(f"task {task.id!r}: its dataset is a hub id ({output}); pass --output")
+    output = output.resolve()
+    if output.exists() and not _replaceable(output):
+        raise FileExistsError(
+            f"{output} exists and is not a dataset; collection replaces only a previous dataset"
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(f".{output.name}.tmp-collect-{uuid.uuid4().hex[:8]}")
+    features = _features(task)
+    seeds = [config.seed + i for i in range(config.episodes)]
+    start = time.perf_counter()
+    returns: list[float] = []
+    steps = 0
+    try:
+        staging.mkdir()
+        stream_path = staging / "episodes.arrow"
+        with pa.OSFile(str(stream_path), "wb") as sink:
+            with pa.ipc.new_stream(sink, features.arrow_schema) as writer:
+                for result in play_episodes(
+                    task, seeds, policy, record=True, workers=config.workers,
+                    registry_path=_registry_path(registry, config.registry),
+                    progress=config.progress, description=f"collect {task.id}",
+                ):  # fmt: skip
+                    writer.write_batch(result.batch)
+                    returns.append(result.episode_return)
+                    steps += result.length
+        kept, threshold = _filter(task, returns, config.filter and policy == task.expert)
+        if not any(kept):
+            raise RuntimeError(
+                f"task {task.id!r}: no episode reached the filter threshold {threshold:.4g} "
+                f"(returns {min(returns):.4g}..{max(returns):.4g}); nothing written"
+            )
+        metadata = {
+            "task": task.id,
+            "policy": policy,
+            "seeds": [seeds[0], seeds[-1]],
+            "episodes_played": len(returns),
+            "episodes_kept": int(sum(kept)),
+            "filter_threshold": threshold,
+            "windowed_expert_score": score_math.expert_score(returns),
+            "mean_return": float(np.mean(returns)),
+            "returns": returns,
+            "created_by": "python -m gato.data collect",
+        }
+        dataset = datasets.Dataset.from_file(str(stream_path))
+        if not all(kept):
+            dataset = dataset.select(np.flatnonzero(kept))
+        dataset.info.description = json.dumps(metadata)
+        quiet = not config.progress and not datasets.are_progress_bars_disabled()
+        if quiet:
+            datasets.disable_progress_bars()
+        try:
+            save_dataset(dataset, output)
+        finally:
+            if quiet:
+                datasets.enable_progress_bars()
+        del dataset  # it maps the staging file, removed below
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    return CollectResult(output, returns, kept, threshold, steps, seconds, metadata)
+
+
+def _replaceable(path: Path) -> bool:
+    """An empty folder or a saved dataset: what a collection may overwrite."""
+    if path.is_file():
+        return False
+    saved = (path / "state.json").exists() or (path / "dataset_dict.json").exists()
+    return saved or not any(path.iterdir())
+
+
+def _registry_path(registry: Registry, given: str | None) -> str | None:
+    if registry.path is not None:
+        return str(registry.path)
+    return given
+
+
+def _filter(task: TaskSpec, returns: list[float], enabled: bool) -> tuple[list[bool], float | None]:
+    if not enabled or task.scores is None:
+        return [True] * len(returns), None
+    threshold = score_math.filter_threshold(task.scores.expert, task.scores.random)
+    mask = score_math.keep_mask(returns, task.scores.expert, task.scores.random)
+    return mask.tolist(), threshold
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreReport:
+    """Expert and random returns of a task, and the scores derived from them."""
+
+    task: str
+    scores: Scores
+    expert_returns: list[float]
+    random_returns: list[float]
+    seconds: float
+
+    def summary(self) -> str:
+        e, r = np.asarray(self.expert_returns), np.asarray(self.random_returns)
+        return (
+            f"{self.task}: expert {self.scores.expert:.4g} (mean {e.mean():.4g} +- {e.std():.3g} "
+            f"over {e.size}), random {self.scores.random:.4g} (+- {r.std():.3g} over {r.size}), "
+            f"{self.seconds:.0f} s"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_scores(
+    task: TaskSpec,
+    expert_episodes: int = 100,
+    random_episodes: int = 100,
+    seed: int = 1_000_000,
+    *,
+    workers: int = 1,
+    registry_path: str | Path | None = None,
+    progress: bool = True,
+) -> ScoreReport:
+    """Play the expert and the random policy; Gato's expert score and the random mean.
+
+    Seeds start at `seed` (default far from collection seeds, so scores are measured on
+    episodes the dataset does not hold).
+    """
+    start = time.perf_counter()
+    kwargs = {"workers": workers, "registry_path": registry_path, "progress": progress}
+    expert = [
+        r.episode_return
+        for r in play_episodes(
+            task, range(seed, seed + expert_episodes), task.expert, description="expert", **kwargs
+        )
+    ]
+    rand = [
+        r.episode_return
+        for r in play_episodes(
+            task, range(seed, seed + random_episodes), "random", description="random", **kwargs
+        )
+    ]
+    scores = Scores(
+        expert=score_math.expert_score(expert),
+        random=score_math.random_score(rand),
+        expert_episodes=expert_episodes,
+        random_episodes=random_episodes,
+    )
+    return ScoreReport(task.id, scores, expert, rand, time.perf_counter() - start)

@@ -1,0 +1,327 @@
+"""Episodes in the JAT column schema: the features, writing one episode, loading and checking.
+
+One row per episode; every column is a sequence over the episode's T steps:
+
+| column | per step | feature |
+| --- | --- | --- |
+| `text_observations` | str | `List(Value("string"))` |
+| `image_observations` | uint8 (H, W, C) image | `List(Image())`, PNG bytes |
+| `discrete_observations` | int64 (D,) | `List(List(Value("int64")))` |
+| `continuous_observations` | float32 (D,) | `List(List(Value("float32")))` |
+| `discrete_actions` | int64 | `List(Value("int64"))` |
+| `continuous_actions` | float32 (A,) in [-1, 1] | `List(List(Value("float32")))` |
+| `rewards` | float32 | `List(Value("float32"))` |
+
+A task uses only its columns. Step t holds the observation the agent saw, the action it took and
+the reward that followed. Images are PNG: Atari's 4-frame stacks are 4-channel images, stored as
+RGBA PNG with each frame in one channel (lossless and about 30 times smaller than raw pixels:
+~0.9 kB per 84x84x4 stack); they decode back to uint8 (H, W, C).
+
+`load_episodes` reads a `save_to_disk` folder, Parquet files or a hub dataset id, and checks the
+schema on the Arrow table before anything is decoded: missing columns, wrong types, missing
+values, episodes whose columns disagree on the number of steps, per-step vectors of varying
+length. A bad dataset raises `EpisodeSchemaError` and nothing is returned.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OBSERVATION_COLUMNS = (
+    "text_observations",
+    "image_observations",
+    "discrete_observations",
+    "continuous_observations",
+)
+ACTION_COLUMNS = ("discrete_actions", "continuous_actions")
+EPISODE_COLUMNS = (*OBSERVATION_COLUMNS, *ACTION_COLUMNS, "rewards")
+_VECTOR_COLUMNS = ("discrete_observations", "continuous_observations", "continuous_actions")
+
+
+class EpisodeSchemaError(ValueError):
+    """A dataset that is not a valid set of episodes in the JAT schema."""
+
+
+def column_feature(column: str):
+    """The `datasets` feature of one JAT column."""
+    import datasets
+
+    value = {
+        "text_observations": datasets.Value("string"),
+        "image_observations": datasets.Image(),
+        "discrete_observations": datasets.List(datasets.Value("int64")),
+        "continuous_observations": datasets.List(datasets.Value("float32")),
+        "discrete_actions": datasets.Value("int64"),
+        "continuous_actions": datasets.List(datasets.Value("float32")),
+        "rewards": datasets.Value("float32"),
+    }
+    if column not in value:
+        raise ValueError(f"unknown episode column {column!r}; columns: {EPISODE_COLUMNS}")
+    return datasets.List(value[column])
+
+
+def episode_features(columns: Iterable[str]):
+    """`datasets.Features` of the given columns, in schema order."""
+    import datasets
+
+    columns = set(columns)
+    return datasets.Features({c: column_feature(c) for c in EPISODE_COLUMNS if c in columns})
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> PNG bytes that decode to the same array.
+
+    OpenCV encodes 3 and 4 channels as BGR(A), so channels 0 and 2 are swapped on the way in.
+    No row filter and zlib's run-length strategy: about 40 us per 84x84x4 Atari stack, four times
+    faster than the defaults at a similar size, since screens are runs of flat colour.
+    """
+    import cv2
+
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(
+            f"encode_png: expected a uint8 (H, W[, C]) image, got {image.dtype} {image.shape}"
+        )
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif channels == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    elif channels != 1:
+        raise ValueError(f"encode_png: images have 1, 3 or 4 channels, got {channels}")
+    ok, encoded = cv2.imencode(".png", image, _png_params())
+    if not ok:
+        raise ValueError("encode_png: OpenCV could not encode the image")
+    return encoded.tobytes()
+
+
+@functools.cache
+def _png_params() -> tuple[int, ...]:
+    import cv2
+
+    return (
+        cv2.IMWRITE_PNG_COMPRESSION, 1,
+        cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+        cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE,
+    )  # fmt: skip
+
+
+def _list_array(values, lengths: Sequence[int] | np.ndarray):
+    """A pyarrow list array of len(lengths) rows over flat `values`."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _column_array(column: str, steps: Any, num_steps: int):
+    """One episode's column (time-major) -> a one-row pyarrow list array."""
+    import pyarrow as pa
+
+    if column == "image_observations":
+        images = pa.StructArray.from_arrays(
+            [pa.array(list(steps), pa.binary()), pa.nulls(num_steps, pa.string())],
+            names=["bytes", "path"],
+        )
+        return _list_array(images, [num_steps])
+    if column == "text_observations":
+        return _list_array(pa.array(list(steps), pa.string()), [num_steps])
+    dtype = np.int64 if column.startswith("discrete") else np.float32
+    array = np.asarray(steps, dtype=dtype)
+    if column in _VECTOR_COLUMNS:
+        array = array.reshape(num_steps, -1)
+        inner = _list_array(pa.array(array.ravel()), np.full(num_steps, array.shape[1]))
+        return _list_array(inner, [num_steps])
+    return _list_array(pa.array(array.reshape(num_steps)), [num_steps])
+
+
+def episode_record_batch(columns: Mapping[str, Any], features):
+    """One episode {column: time-major steps} -> a one-row pyarrow RecordBatch of `features`.
+
+    `image_observations` must already be PNG bytes per step (`encode_png`); vectors are
+    (T, D) arrays or lists of (D,) arrays; scalars (T,) sequences.
+    """
+    import pyarrow as pa
+
+    lengths = {c: len(v) for c, v in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise EpisodeSchemaError(f"episode columns disagree on the number of steps: {lengths}")
+    num_steps = next(iter(lengths.values()))
+    schema = features.arrow_schema
+    missing = [name for name in schema.names if name not in columns]
+    if missing:
+        raise EpisodeSchemaError(f"episode is missing columns {missing}")
+    arrays = [_column_array(name, columns[name], num_steps) for name in schema.names]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking and loading
+# ---------------------------------------------------------------------------------------------
+
+
+def _inner_value(feature: Any) -> Any:
+    """List(X) -> X (also for the legacy Sequence feature)."""
+    return getattr(feature, "feature", None)
+
+
+def _check_types(features: Any, present: list[str]) -> None:
+    import datasets
+
+    for column in present:
+        feature = features[column]
+        inner = _inner_value(feature)
+        if inner is None:
+            raise EpisodeSchemaError(
+                f"column {column!r} must be a sequence over steps, got {feature}"
+            )
+        if column == "image_observations":
+            ok = isinstance(inner, datasets.Image)
+        elif column == "text_observations":
+            ok = isinstance(inner, datasets.Value) and inner.dtype in ("string", "large_string")
+        else:
+            leaf = _inner_value(inner) if column in _VECTOR_COLUMNS else inner
+            kind = "int" if column.startswith("discrete") else "float"
+            ok = isinstance(leaf, datasets.Value) and leaf.dtype.startswith(kind)
+        if not ok:
+            raise EpisodeSchemaError(
+                f"column {column!r} has the wrong type {feature}; the JAT "
+                f"schema has {column_feature(column)}"
+            )
+
+
+def _first_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -> list[str]:
+    """Check a `datasets.Dataset` of episodes on its Arrow table; returns its episode columns.
+
+    Raises `EpisodeSchemaError` naming the column, the episode and the problem. With a `task`
+    (a `TaskSpec`) the task's columns are required and vector widths must match its specs.
+    """
+    import pyarrow.compute as pc
+
+    present = [c for c in EPISODE_COLUMNS if c in dataset.column_names]
+    observations = [c for c in OBSERVATION_COLUMNS if c in present]
+    actions = [c for c in ACTION_COLUMNS if c in present]
+    required = list(task.columns) if task is not None else ["rewards"]
+    missing = [c for c in required if c not in present]
+    if missing or not observations or len(actions) != 1:
+        problems = []
+        if missing:
+            problems.append(f"missing required columns {missing}")
+        if not observations:
+            problems.append(f"no observation column (one of {list(OBSERVATION_COLUMNS)})")
+        if len(actions) != 1:
+            problems.append(f"needs exactly one action column, found {actions or 'none'}")
+        raise EpisodeSchemaError(
+            f"{source}: {'; '.join(problems)}; it has columns {sorted(dataset.column_names)}"
+        )
+    _check_types(dataset.features, present)
+    if len(dataset) == 0:
+        raise EpisodeSchemaError(f"{source}: no episodes")
+
+    table = dataset.data  # the Arrow table; fresh loads carry no indices mapping
+    step_counts = {}
+    for column in present:
+        array = table.column(column)
+        if array.null_count:
+            row = _first_row(np.asarray(array.is_null()))
+            raise EpisodeSchemaError(f"{source}: episode {row}: column {column!r} is missing")
+        step_counts[column] = np.asarray(pc.list_value_length(array), dtype=np.int64)
+    reference = step_counts["rewards"]
+    if (reference == 0).any():
+        raise EpisodeSchemaError(f"{source}: episode {_first_row(reference == 0)} has no steps")
+    for column, counts in step_counts.items():
+        if (counts != reference).any():
+            row = _first_row(counts != reference)
+            raise EpisodeSchemaError(
+                f"{source}: episode {row}: ragged steps: {column!r} has {counts[row]} steps "
+                f"but 'rewards' has {reference[row]}"
+            )
+    for column in present:
+        flat = pc.list_flatten(table.column(column))
+        if flat.null_count:
+            raise EpisodeSchemaError(f"{source}: column {column!r} has missing steps")
+        if column not in _VECTOR_COLUMNS:
+            continue
+        widths = np.asarray(pc.list_value_length(flat), dtype=np.int64)
+        if widths.size and (widths != widths[0]).any():
+            # Name the episode: map the first odd step back through the step counts.
+            step = _first_row(widths != widths[0])
+            row = int(np.searchsorted(np.cumsum(step_counts[column]), step, side="right"))
+            raise EpisodeSchemaError(
+                f"{source}: episode {row}: ragged {column!r}: steps have {widths[step]} values "
+                f"where earlier ones have {widths[0]}"
+            )
+        if task is not None and widths.size:
+            spec = task.observation.get(column)
+            expected = spec.shape if spec is not None else task.action.shape
+            if widths[0] != int(np.prod(expected)):
+                raise EpisodeSchemaError(
+                    f"{source}: column {column!r} has {widths[0]} values per step but task "
+                    f"{task.id!r} expects shape {expected}"
+                )
+    return present
+
+
+def episode_returns(dataset: Any) -> np.ndarray:
+    """(N,) float64 return of each episode, summed on the Arrow table (nothing is decoded)."""
+    import pyarrow.compute as pc
+
+    rewards = dataset.data.column("rewards")
+    counts = np.asarray(pc.list_value_length(rewards), dtype=np.int64)
+    flat = np.asarray(pc.list_flatten(rewards), dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = np.zeros(len(counts))
+    nonempty = counts > 0
+    out[nonempty] = np.add.reduceat(flat, starts[nonempty]) if flat.size else 0.0
+    return out
+
+
+def load_episodes(
+    source: str | Path,
+    split: str = "train",
+    *,
+    name: str | None = None,
+    task: Any = None,
+):
+    """Episodes from a local dataset folder, Parquet files or a hub id, checked, numpy-formatted.
+
+    Args:
+        source: a `save_to_disk` folder, a Parquet file / folder / glob, or a hub dataset id
+            ("jat-project/jat-dataset", with `name` its task configuration).
+        split: the split to read.
+        name: the hub configuration.
+        task: a `TaskSpec` (or a task id): require its columns and vector widths.
+
+    Returns:
+        a `datasets.Dataset`, one row per episode, in numpy format: images as uint8
+        (T, H, W, C), vectors (T, D), actions and rewards (T,), text a (T,) object array. The
+        tokenizer's `encode_jat_episode(row)` takes a row as it is.
+
+    Raises:
+        EpisodeSchemaError: the dataset is not a valid set of episodes (nothing is returned).
+    """
+    from gato.data.io import load_rows
+
+    if isinstance(task, str):
+        from gato.data.registry import get_task
+
+        task = get_task(task)
+    dataset = load_rows(source, split, name=name)
+    if getattr(dataset, "_indices", None) is not None:
+        dataset = dataset.flatten_indices()
+    validate_episodes(dataset, task=task, source=str(source))
+    return dataset.with_format("numpy")

@@ -1,0 +1,174 @@
+"""Collection: collect -> load gives the same steps and rewards; failures leave no half dataset."""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import pytest
+
+from gato.data import load_episodes
+from gato.data.__main__ import main
+from gato.data.collect import CollectConfig, collect, measure_scores
+from gato.data.experts import make_expert
+from gato.data.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    datasets.disable_progress_bars()
+    yield
+    datasets.enable_progress_bars()
+
+
+def _replay(task, seed, policy=None):
+    """The episode played again, step by step, straight through the adapter."""
+    observations, actions, rewards = [], [], []
+    with task.make_env() as env:
+        expert = make_expert(task, seed, policy)
+        obs = env.reset(seed=seed)
+        while True:
+            action = expert.act(obs, env)
+            observations.append(obs)
+            actions.append(action)
+            step = env.step(action)
+            rewards.append(step.reward)
+            obs = step.observation
+            if step.terminated or step.truncated:
+                return observations, actions, rewards
+
+
+def _registry_with(tmp_path, extra: str) -> str:
+    """The shipped registry plus extra task tables (custom tasks for a test)."""
+    path = tmp_path / "tasks.toml"
+    path.write_text(DEFAULT_REGISTRY_PATH.read_text() + "\n" + extra)
+    return str(path)
+
+
+def test_collect_then_load_gives_the_same_episodes(tmp_path):
+    task = get_task("dmc-point_mass-easy")
+    out = tmp_path / "point_mass"
+    result = collect(CollectConfig(task.id, episodes=2, output=str(out), seed=7, progress=False))
+    assert result.path == out.resolve() and result.num_kept == 2 and result.steps == 2000
+    episodes = load_episodes(out, task=task)
+    assert len(episodes) == 2
+    for index, seed in enumerate((7, 8)):
+        observations, actions, rewards = _replay(task, seed)
+        row = episodes[index]
+        np.testing.assert_array_equal(
+            row["continuous_observations"], [o["continuous_observations"] for o in observations]
+        )
+        np.testing.assert_array_equal(row["continuous_actions"], np.stack(actions))
+        np.testing.assert_array_equal(row["rewards"], np.asarray(rewards, np.float32))
+        assert row["continuous_actions"].min() >= -1 and row["continuous_actions"].max() <= 1
+    info = episodes.info.description
+    assert '"task": "dmc-point_mass-easy"' in info and '"episodes_kept": 2' in info
+
+
+def test_atari_round_trip_keeps_exact_frame_stacks(tmp_path):
+    registry = _registry_with(
+        tmp_path,
+        '[tasks.test-breakout]\nsuite = "atari"\nenv = { game = "Breakout" }\n'
+        'action = { num_values = 4 }\nexpert = "breakout-ram"\nepisode_limit = 40\n',
+    )
+    task = load_registry(registry)["test-breakout"]
+    out = tmp_path / "breakout"
+    collect(CollectConfig(task.id, 1, output=str(out), seed=3, progress=False, registry=registry))
+    row = load_episodes(out, task=task)[0]
+    observations, actions, rewards = _replay(task, 3)
+    assert row["image_observations"].shape == (40, 84, 84, 4)
+    np.testing.assert_array_equal(
+        row["image_observations"], [o["image_observations"] for o in observations]
+    )
+    np.testing.assert_array_equal(row["discrete_actions"], actions)
+    np.testing.assert_array_equal(row["rewards"], rewards)
+
+
+def test_failed_collection_leaves_no_half_dataset(tmp_path, monkeypatch):
+    import gato.data.collect as collect_module
+
+    out = tmp_path / "cartpole"
+    collect(CollectConfig("gym-cartpole", 2, output=str(out), progress=False))
+    real = collect_module.play_episode
+    calls = []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("simulator crashed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(collect_module, "play_episode", crash_on_third)
+    with pytest.raises(RuntimeError, match="simulator crashed"):
+        collect(CollectConfig("gym-cartpole", 5, output=str(out), seed=100, progress=False))
+    assert len(load_episodes(out)) == 2  # the previous complete dataset is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartpole"]  # no temporaries left
+    calls.clear()
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError, match="simulator crashed"):
+        collect(CollectConfig("gym-cartpole", 5, output=str(fresh), progress=False))
+    assert not fresh.exists()
+
+
+def test_collection_never_replaces_a_folder_that_is_not_a_dataset(tmp_path):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "todo.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="is not a dataset"):
+        collect(CollectConfig("gym-cartpole", 1, output=str(precious), progress=False))
+    assert (precious / "todo.txt").read_text() == "keep me"
+
+
+def test_episodes_below_80_percent_of_expert_are_filtered(tmp_path):
+    # The random policy as the task's "expert", with scores that put the threshold at 32.
+    registry = _registry_with(
+        tmp_path,
+        '[tasks.test-cartpole]\nsuite = "gym"\nenv = { id = "CartPole-v1" }\n'
+        "observation = { continuous_observations = { shape = [4] } }\n"
+        'action = { kind = "discrete", num_values = 2 }\nepisode_limit = 500\n'
+        'expert = "random"\nscores = { expert = 40, random = 20 }\n',
+    )
+    result = collect(
+        CollectConfig("test-cartpole", 12, output=str(tmp_path / "ds"), progress=False,
+                      registry=registry)
+    )  # fmt: skip
+    returns = np.asarray(result.returns)
+    assert result.threshold == pytest.approx(32.0)
+    assert result.kept == (returns >= 32.0).tolist()
+    assert 0 < result.num_kept < 12
+    loaded = load_episodes(tmp_path / "ds")
+    assert sorted(len(r) for r in loaded["rewards"]) == sorted(returns[returns >= 32].astype(int))
+    unfiltered = collect(
+        CollectConfig("test-cartpole", 12, output=str(tmp_path / "all"), progress=False,
+                      registry=registry, filter=False)
+    )  # fmt: skip
+    assert unfiltered.num_kept == 12 and unfiltered.returns == result.returns
+
+
+def test_cli_collect_and_score(tmp_path, capsys):
+    out = tmp_path / "pendulum"
+    args = ["collect", "--task", "gym-pendulum", "--episodes", "2", "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "wrote 2/2 episodes" in capsys.readouterr().out
+    assert len(load_episodes(out)) == 2
+    registry = _registry_with(tmp_path, "")
+    args = ["score", "--registry", registry, "--task", "gym-mountaincar", "--expert-episodes",
+            "3", "--random-episodes", "2", "--write", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert "gym-mountaincar: expert" in capsys.readouterr().out
+    scores = load_registry(registry)["gym-mountaincar"].scores
+    assert scores.expert_episodes == 3 and scores.random_episodes == 2 and scores.random == -200
+    report = measure_scores(get_task("gym-cartpole"), 2, 5, progress=False)
+    assert report.scores.expert == 500.0 and report.scores.random < 100
+    assert report.scores.expert_episodes == 2 and report.scores.random_episodes == 5
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_dataset(tmp_path):
+    one = collect(CollectConfig("gym-mountaincar", 4, output=str(tmp_path / "a"), progress=False))
+    two = collect(
+        CollectConfig("gym-mountaincar", 4, output=str(tmp_path / "b"), workers=2, progress=False)
+    )
+    assert one.returns == two.returns
+    a, b = load_episodes(tmp_path / "a"), load_episodes(tmp_path / "b")
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["continuous_observations"], y["continuous_observations"])
