@@ -1,7 +1,21 @@
-"""gato: one transformer that plays Atari, controls simulated robots, captions images and chats."""
+"""gato: one transformer that plays Atari, controls simulated robots, captions images and chats.
+
+Importing `gato` registers `GatoConfig` and `GatoModel` with the `transformers` Auto classes, so
+`AutoModel.from_pretrained(folder)` loads a saved model without remote code.
+"""
 
 from gato.batch import GatoBatch, TokenSequence, collate
+from gato.config import GatoConfig
+from gato.model import GatoModel
 from gato.tokenizer import ActionSpec, GatoTokenizer
 
-__all__ = ["ActionSpec", "GatoBatch", "GatoTokenizer", "TokenSequence", "collate"]
+__all__ = [
+    "ActionSpec",
+    "GatoBatch",
+    "GatoConfig",
+    "GatoModel",
+    "GatoTokenizer",
+    "TokenSequence",
+    "collate",
+]
 __version__ = "0.1.0"

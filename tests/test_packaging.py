@@ -48,3 +48,22 @@ def test_package_imports_cheaply():
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_import_registers_the_auto_classes(tmp_path):
+    code = (
+        "import sys, gato; from transformers import AutoConfig, AutoModel;"
+        "cfg = gato.GatoConfig.from_preset('tiny'); cfg.num_hidden_layers = 1;"
+        "gato.GatoModel(cfg).save_pretrained(sys.argv[1]);"
+        "print(type(AutoModel.from_pretrained(sys.argv[1])).__name__,"
+        " type(AutoConfig.from_pretrained(sys.argv[1])).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["GatoModel", "GatoConfig"]
