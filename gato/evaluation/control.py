@@ -1,0 +1,443 @@
+"""Control evaluation: N episodes per task with lockstep environments, expert-normalised scores.
+
+`run_episodes` is the one environment loop: a batched `GatoPolicy` (one row per environment)
+steps `len(envs)` environments in lockstep; when an episode ends its environment is reset with
+the next episode's seed and its policy row is rebuilt with a fresh prompt, until exactly
+`episodes` episodes have been started; rows whose environment has no episode left are retired.
+Every episode is played to its end, so the count is exact and short episodes are not favoured
+(stopping at the first N finished episodes would favour them). Episode k is seeded `seed + k`
+whatever the number of environments, so results do not depend on the batching.
+
+Scores follow Gato: the expert-normalised score of a task is (mean return - random) /
+(expert - random) with the registry's expert and random scores (`gato.data.scores`); a task counts
+"above 50%" and "above 100%" of expert on that scale.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gato.evaluation.loading import ModelLike, load_model, trained_tasks
+from gato.policy import GatoPolicy, PolicyConfig, demonstration_prompt, prompt_budget
+
+__all__ = [
+    "ControlEvalConfig",
+    "EpisodeStats",
+    "TaskResult",
+    "check_task_supported",
+    "evaluate_control",
+    "evaluate_task",
+    "render_frame",
+    "resolve_tasks",
+    "run_episodes",
+]
+
+
+@dataclass
+class ControlEvalConfig:
+    """How control tasks are evaluated."""
+
+    episodes: int = 50
+    """Episodes per task (Gato: 50)."""
+    num_envs: int = 8
+    """Environments stepped in lockstep per task (rows of the policy's batch)."""
+    seed: int = 0
+    """Episode k of a task is reset with seed `seed + k`."""
+    max_steps: int | None = None
+    """Cut every episode after this many steps (default: the task's own limit)."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Sampling, prompting and context options of the policy."""
+    video_dir: str | None = None
+    """Write a GIF of each task's first episode here."""
+    progress: bool = True
+    """Show a progress bar per task."""
+    strict_tasks: bool = True
+    """Refuse tasks whose action space no training task of the checkpoint shares (when the
+    checkpoint records its training mixture)."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.num_envs < 1:
+            raise ValueError("ControlEvalConfig: episodes and num_envs must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"ControlEvalConfig.max_steps must be positive, got {self.max_steps}")
+
+
+@dataclass
+class EpisodeStats:
+    """What `run_episodes` measured.
+
+    Attributes:
+        returns: (N,) summed reward of episode k at index k.
+        lengths: (N,) steps of each episode.
+        steps: environment steps in all.
+        seconds: wall-clock time of the loop.
+        frames: rendered frames of episode 0 (when a renderer was given).
+    """
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    steps: int
+    seconds: float
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else math.inf
+
+
+def run_episodes(
+    policy: GatoPolicy,
+    envs: Sequence[Any],
+    episodes: int,
+    seed: int = 0,
+    max_steps: int | None = None,
+    render: Callable[[Any, dict], np.ndarray | None] | None = None,
+    progress: Any = None,
+) -> EpisodeStats:
+    """Play exactly `episodes` episodes with `len(envs)` environments in lockstep.
+
+    Args:
+        policy: a policy with `num_envs == min(len(envs), episodes)` rows (its rows are reset).
+        envs: objects with `reset(seed) -> observation` and `step(action) -> (observation,
+            reward, terminated, truncated)` (`gato.data.envs.ControlEnv`, or a fake).
+        episodes: how many episodes to play.
+        seed: episode k is reset with `seed + k`.
+        max_steps: truncate episodes after this many steps.
+        render: `render(env, observation) -> frame` for episode 0 (a video), or None.
+        progress: a tqdm-like bar (`update(n)`, `set_postfix`), updated per finished episode.
+    """
+    n = min(len(envs), episodes)
+    if policy.num_envs != n:
+        raise ValueError(f"the policy has {policy.num_envs} rows for {n} environments")
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    frames: list[np.ndarray] = []
+    env_of = list(range(n))  # environment of each policy row
+    episode_of = list(range(n))  # episode each row is playing
+    observations = [envs[i].reset(seed=seed + i) for i in range(n)]
+    policy.reset()
+    if render is not None and not _grab(frames, render, envs[0], observations[0]):
+        render = None  # nothing to show for this environment: do not try every step
+    started, steps, start = n, 0, time.perf_counter()
+    while env_of:
+        actions = policy.act_batch(observations)
+        retired = []
+        for row, action in enumerate(actions):
+            env, episode = envs[env_of[row]], episode_of[row]
+            observation, reward, terminated, truncated = env.step(action)[:4]
+            returns[episode] += reward
+            lengths[episode] += 1
+            steps += 1
+            if render is not None and episode == 0:
+                _grab(frames, render, env, observation)
+            if max_steps is not None and lengths[episode] >= max_steps:
+                truncated = True
+            if not (terminated or truncated):
+                observations[row] = observation
+                continue
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(steps_per_s=f"{steps / (time.perf_counter() - start):.0f}")
+            if started < episodes:
+                observations[row] = env.reset(seed=seed + started)
+                episode_of[row] = started
+                started += 1
+                policy.reset_env(row)
+            else:
+                retired.append(row)
+        if retired:
+            keep = [r for r in range(len(env_of)) if r not in retired]
+            env_of = [env_of[r] for r in keep]
+            episode_of = [episode_of[r] for r in keep]
+            observations = [observations[r] for r in keep]
+            if keep:
+                policy.remove_envs(keep)
+    return EpisodeStats(returns, lengths, steps, time.perf_counter() - start, frames)
+
+
+def _grab(frames: list, render: Callable, env: Any, observation: dict) -> bool:
+    frame = render(env, observation)
+    if frame is not None:
+        frames.append(np.asarray(frame, dtype=np.uint8))
+    return frame is not None
+
+
+def render_frame(env: Any, observation: dict) -> np.ndarray | None:
+    """An RGB frame of an environment: the ALE screen, a MuJoCo camera, gymnasium's
+    `render()`, else the observation's image (the newest frame of a stack); None for a state-only
+    environment that cannot render."""
+    ale = getattr(env, "ale", None)
+    if ale is not None:
+        return ale.getScreenRGB()
+    physics = getattr(env, "physics", None)
+    if physics is not None:
+        try:
+            return physics.render(height=240, width=320, camera_id=0)
+        except Exception:  # no GL context: fall back to what the observation shows
+            pass
+    unwrapped = getattr(env, "unwrapped", None)
+    if unwrapped is not None and getattr(unwrapped, "render_mode", None) == "rgb_array":
+        try:
+            return unwrapped.render()
+        except Exception:  # e.g. classic control without pygame
+            pass
+    image = observation.get("image_observations") if isinstance(observation, dict) else None
+    if image is None:
+        return None
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] not in (1, 3):
+        image = image[..., -1]  # a frame stack: show the newest frame
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+    return image
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskResult:
+    """One task's evaluation (JSON-ready through `asdict`)."""
+
+    task: str
+    episodes: int
+    mean_return: float
+    std_return: float
+    random_score: float | None
+    expert_score: float | None
+    normalized_score: float | None
+    """(mean - random) / (expert - random); None when the task has no reference scores."""
+    returns: list[float]
+    lengths: list[int]
+    steps: int
+    steps_per_second: float
+    prompt_tokens: int
+    video: str | None = None
+    note: str = ""
+    cut_at: int | None = None
+    """Episodes were cut at this many steps, below the task's own limit: the normalised score
+    then compares partial returns with full-episode references (marked * in reports)."""
+
+
+def resolve_tasks(tasks: Sequence[Any] = (), mixture: str | None = None) -> list[Any]:
+    """Task ids or specs, plus the control tasks of a mixture recipe -> `TaskSpec`s (no repeats).
+
+    An unknown id raises `UnknownTaskError` listing the known ones."""
+    from gato.data.registry import get_task, load_registry
+
+    ids: list[Any] = list(tasks)
+    if mixture is not None:
+        from gato.data.mixture import BUILTIN_SOURCES, load_recipe
+
+        registry = load_registry()
+        for source in load_recipe(mixture).sources:
+            if source.task not in BUILTIN_SOURCES and (source.kind in (None, "control")):
+                if source.task in registry:
+                    ids.append(source.task)
+                else:
+                    warnings.warn(
+                        f"mixture {mixture!r}: source {source.task!r} is not a registry task; "
+                        "it is not evaluated",
+                        stacklevel=2,
+                    )
+    if not ids:
+        raise ValueError("no control task to evaluate: give --task or a --mixture with tasks")
+    specs, seen = [], set()
+    for task in ids:
+        spec = get_task(task) if isinstance(task, str) else task
+        if spec.id not in seen:
+            seen.add(spec.id)
+            specs.append(spec)
+    return specs
+
+
+def check_task_supported(task: Any, trained: list[str] | None) -> str:
+    """Raise `ValueError` if no task the checkpoint trained on shares `task`'s action space.
+
+    Returns a note: "" for a training task, a warning text for an unseen task whose action space
+    a training task shares (zero-shot), or that the training tasks are unknown.
+    """
+    if trained is None:
+        return "training tasks unknown (no checkpoint manifest)"
+    if task.id in trained:
+        return ""
+    from gato.data.registry import get_task
+
+    spaces = {}
+    for name in trained:
+        try:
+            spaces[name] = get_task(name).action
+        except KeyError:
+            continue
+    if task.action in spaces.values():
+        return "not a training task (zero-shot)"
+    described = ", ".join(f"{n}: {_describe(a)}" for n, a in spaces.items()) or "none"
+    raise ValueError(
+        f"task {task.id!r} acts in {_describe(task.action)}, an action space the checkpoint was "
+        f"not trained for (its control tasks: {described})"
+    )
+
+
+def _describe(action: Any) -> str:
+    if action.kind == "discrete":
+        return f"discrete({action.num_values})"
+    return f"continuous{list(action.shape)}"
+
+
+def _make_envs(task: Any, count: int, video: bool) -> list[Any]:
+    envs = []
+    for i in range(count):
+        if i == 0 and video and task.suite == "gym":
+            kwargs = {**task.env.get("kwargs", {}), "render_mode": "rgb_array"}
+            envs.append(task.make_env(kwargs=kwargs))
+        else:
+            envs.append(task.make_env())
+    return envs
+
+
+def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConfig) -> TaskResult:
+    """Roll out `config.episodes` episodes of one task and score them."""
+    from gato.data.scores import normalized_score
+
+    budget = prompt_budget(model.config.max_position_embeddings, config.policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a missing dataset becomes the task's note below
+        prompt = demonstration_prompt(task, tokenizer, budget, config.policy.prompt_from)
+    num_envs = min(config.num_envs, config.episodes)
+    policy = GatoPolicy(model, tokenizer, task.action_spec(), prompt, config.policy, num_envs)
+    video = config.video_dir is not None
+    envs = _make_envs(task, num_envs, video)
+    bar = _progress(config.progress, config.episodes, task.id)
+    try:
+        stats = run_episodes(
+            policy,
+            envs,
+            config.episodes,
+            seed=config.seed,
+            max_steps=config.max_steps,
+            render=render_frame if video else None,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        for env in envs:
+            env.close()
+    mean = float(stats.returns.mean())
+    std = float(stats.returns.std())
+    scores = task.scores
+    normalized = None
+    if scores is not None and scores.expert != scores.random:
+        normalized = float(normalized_score(mean, scores.expert, scores.random))
+    notes = [] if prompt is not None else ["no demonstration prompt (no dataset)"]
+    cut_at = None
+    if config.max_steps is not None and config.max_steps < task.episode_limit:
+        cut_at = config.max_steps
+        notes.append(
+            f"episodes cut at {cut_at} of {task.episode_limit} steps: the normalised score "
+            "compares partial returns with full-episode references"
+        )
+    video_path = None
+    if video:
+        from gato.evaluation.report import write_video
+
+        if stats.frames:
+            video_path = str(write_video(stats.frames, Path(config.video_dir) / f"{task.id}.gif"))
+        else:
+            notes.append("no video: the environment cannot render")
+    return TaskResult(
+        task=task.id,
+        episodes=config.episodes,
+        mean_return=mean,
+        std_return=std,
+        random_score=None if scores is None else scores.random,
+        expert_score=None if scores is None else scores.expert,
+        normalized_score=normalized,
+        returns=stats.returns.tolist(),
+        lengths=stats.lengths.tolist(),
+        steps=stats.steps,
+        steps_per_second=stats.steps_per_second,
+        prompt_tokens=0 if prompt is None else len(prompt),
+        video=video_path,
+        note="; ".join(notes),
+        cut_at=cut_at,
+    )
+
+
+def _progress(enabled: bool, total: int, name: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, unit="episode", leave=False)
+
+
+def evaluate_control(
+    model: ModelLike,
+    tasks: Sequence[Any] = (),
+    *,
+    mixture: str | None = None,
+    config: ControlEvalConfig | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint (or a loaded model) on control tasks; returns a JSON-ready report.
+
+    Args:
+        model: a model, checkpoint or run folder, or a `(GatoModel, GatoTokenizer)` pair.
+        tasks: task ids or `TaskSpec`s.
+        mixture: also every control task of this recipe (a name in data/mixtures/ or a path).
+        config: the evaluation options; keyword `overrides` replace its fields (episodes=5, ...).
+        device, dtype: where and in what precision to load a model given as a folder.
+
+    Returns:
+        {"kind": "control", "checkpoint", "config", "tasks": [TaskResult dicts], "summary"}.
+    """
+    config = config or ControlEvalConfig()
+    if overrides:
+        config = ControlEvalConfig(**{**asdict(config), **overrides, "policy": config.policy})
+    specs = resolve_tasks(tasks, mixture)
+    loaded, tokenizer, source = load_model(model, device=device, dtype=dtype)
+    trained = trained_tasks(source) if source is not None else None
+    notes = {}
+    for spec in specs:
+        note = check_task_supported(spec, trained) if config.strict_tasks else ""
+        notes[spec.id] = note
+    results = []
+    for spec in specs:
+        result = evaluate_task(loaded, tokenizer, spec, config)
+        if notes[spec.id]:
+            result.note = "; ".join(n for n in (notes[spec.id], result.note) if n)
+        results.append(result)
+    return {
+        "kind": "control",
+        "checkpoint": None if source is None else str(source),
+        "config": {k: v for k, v in asdict(config).items()},
+        "tasks": [asdict(r) for r in results],
+        "summary": summarize(results),
+    }
+
+
+def summarize(results: Sequence[TaskResult]) -> dict[str, Any]:
+    """Counts of tasks at or above 50% and 100% of expert, and the mean normalised score."""
+    scored = [r.normalized_score for r in results if r.normalized_score is not None]
+    return {
+        "tasks": len(results),
+        "cut_tasks": sum(r.cut_at is not None for r in results),
+        "scored_tasks": len(scored),
+        "above_50": int(sum(s >= 0.5 for s in scored)),
+        "above_100": int(sum(s >= 1.0 for s in scored)),
+        "mean_normalized": float(np.mean(scored)) if scored else None,
+        "median_normalized": float(np.median(scored)) if scored else None,
+    }

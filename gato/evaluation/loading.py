@@ -1,0 +1,42 @@
+"""What the evaluations take as a model: a folder (model, checkpoint or run) or a loaded pair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gato.model import GatoModel
+from gato.policy import load_pretrained, resolve_model_dir
+from gato.tokenizer import GatoTokenizer
+
+ModelLike = str | Path | tuple[GatoModel, GatoTokenizer]
+"""A model, checkpoint or run folder, or an already loaded (model, tokenizer) pair."""
+
+
+def load_model(
+    model: ModelLike, device: Any = None, dtype: Any = None
+) -> tuple[GatoModel, GatoTokenizer, Path | None]:
+    """(model in eval mode, tokenizer, the model folder or None for a loaded pair)."""
+    if isinstance(model, tuple):
+        loaded, tokenizer = model
+        return loaded.eval(), tokenizer, None
+    folder = resolve_model_dir(model)
+    loaded, tokenizer = load_pretrained(folder, device=device, dtype=dtype)
+    return loaded, tokenizer, folder
+
+
+def trained_tasks(model_dir: Path) -> list[str] | None:
+    """Control tasks of the mixture the checkpoint was trained on, from the training checkpoint's
+    manifest (`step-N/MANIFEST.json`); None when the folder does not record it."""
+    manifest = Path(model_dir).parent / "MANIFEST.json"
+    if not manifest.exists():
+        return None
+    try:
+        mixture = json.loads(manifest.read_text())["config"]["mixture"]
+        from gato.data.mixture import BUILTIN_SOURCES, load_recipe
+
+        recipe = load_recipe(mixture)
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    return [s.task for s in recipe.sources if s.task not in BUILTIN_SOURCES]

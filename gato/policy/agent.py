@@ -1,0 +1,600 @@
+"""`GatoPolicy`: the model as a control policy, one context per environment, KV-cached decoding.
+
+Each environment of a batch (one for `act`, N for the lockstep `act_batch` of a vector
+environment) owns one row of the context:
+
+    [prompt: a demonstration's first whole timesteps] [this episode's timesteps ...] [obs, |]
+
+Every step the observation is tokenized (observation tokens, then the separator) and fed on top of
+the row's KV cache in one prefill; the action's tokens are then sampled one at a time, each from
+logits restricted to the action's valid id range (`ActionSpec.token_range`: the continuous bins,
+or the first `num_values` discrete ids), each fed back to get the next one; the last action token
+waits and is fed with the next observation. The tokens decode back into the environment's action
+(`GatoTokenizer.decode_action`). Sampling is greedy by default (`temperature=0`): deterministic,
+reproducible evaluations, and for a small model the most likely bin beats a noisy draw; Gato
+samples, which `temperature=1` reproduces.
+
+Batching. The rows advance together: one prefill of all rows' observations (left-padded when
+their lengths differ, e.g. text missions), then one forward per action token for all rows. When a
+row's episode ends, `reset_env` rebuilds that row alone: its prompt goes through the model as a
+batch of one, and the resulting keys and values are written into the row, right-aligned, with the
+columns before them masked out (the other rows are untouched). Rows are "ragged": a (B, C) mask
+marks each row's real tokens, positions are each token's count of real tokens before it, so a
+row's logits are those of the row decoded alone. Columns that no row uses any more are squeezed
+out from time to time (`KVCache.compact`).
+
+Sliding context. A row never holds more than the model's context (`max_position_embeddings`, the
+length of the training sequences): before a step that would overflow, the oldest whole timesteps
+after the prompt are dropped (the prompt is kept), plus a little slack so that this happens once
+every few steps. Two ways, `PolicyConfig.slide`:
+- "shift" (default): the dropped tokens leave the cache and every later key is rotated back by the
+  number of dropped tokens (RoPE: a rotation by -d turns position p into p - d exactly), so the
+  kept keys sit right after the prompt as if the dropped steps had never been there; positions
+  stay below the context. No recomputation; the kept keys and values were computed while the
+  dropped tokens were visible, so they carry some of their information (the Transformer-XL style
+  memory Gato used at deployment; the prompt at the start plays the part of the "attention sink"
+  that keeps such sliding windows stable). Tested: the kept layer-0 keys equal those of the
+  shortened context encoded from scratch.
+- "recompute": the kept timesteps are fed through the model again on top of the prompt's cached
+  keys. The policy then conditions on exactly what a training window shows; tested equal, action
+  for action, to a reference that feeds the whole context for every token. A slide costs a
+  prefill of the kept history (about 60 ms for the tiny model on one CPU core), so this mode drops
+  a quarter of the room at a time.
+
+The fast path for accelerators (`PolicyConfig.static_cache`): the same cache with a fixed capacity,
+every step a fixed-shape function of tensors (the write position, the mask and the positions are
+tensors, not Python numbers), which `torch.cuda.CUDAGraph` captures once per step shape (a prefill
+and a one-token step) and replays; optionally `torch.compile`d first. On the CPU it runs eagerly
+(tested equal to the dynamic path).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gato.batch import TokenSequence, collate
+from gato.model import GatoModel
+from gato.policy.cache import KVCache, StaticDecoder
+from gato.policy.checkpoint import load_pretrained
+from gato.tokenizer import ActionSpec, GatoTokenizer
+from gato.vocab import NO_LOCAL_POSITION
+
+__all__ = [
+    "GatoPolicy",
+    "PolicyConfig",
+    "demonstration_prompt",
+    "prompt_budget",
+    "sample_tokens",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyConfig:
+    """How the policy prompts, samples, slides its context and runs."""
+
+    temperature: float = 0.0
+    """Softmax temperature of action sampling; 0 takes the most likely token (greedy, the
+    default: reproducible, and better for small models). Gato samples: 1.0."""
+    prompt_tokens: int | None = None
+    """Most tokens of the demonstration prompt (whole timesteps); default half the context, the
+    training mixture's prompt budget (`MixtureConfig.prompt_fraction`)."""
+    prompt_from: Literal["start", "end"] = "start"
+    """Take the demonstration's first timesteps (Gato) or its last ones (goal conditioning)."""
+    slide: Literal["recompute", "shift"] = "shift"
+    """How a full context drops its oldest timesteps (see the module docstring): "shift" keeps
+    the cached keys (fast), "recompute" feeds the kept timesteps again (exact)."""
+    slide_slack: float | None = None
+    """When sliding, also drop this fraction of the room after the prompt, so that the work of
+    a slide comes once every few steps rather than every step. Default: 0.25 for "recompute"
+    (a slide feeds the kept timesteps again), 0.05 for "shift" (a slide moves the cache)."""
+    compact_fraction: float = 0.25
+    """Squeeze unused cache columns out once they exceed this fraction of the context."""
+    static_cache: bool = False
+    """Fixed-capacity cache and fixed-shape steps (the CUDA graph path; see `StaticDecoder`)."""
+    cuda_graphs: bool = False
+    """With `static_cache` on a CUDA device: capture each step shape once, then replay."""
+    compile: bool = False
+    """With `static_cache`: `torch.compile` the step function (before graph capture)."""
+    seed: int = 0
+    """Seed of the sampling generator."""
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise ValueError(f"PolicyConfig.temperature must be >= 0, got {self.temperature}")
+        if self.prompt_tokens is not None and self.prompt_tokens < 0:
+            raise ValueError(f"PolicyConfig.prompt_tokens must be >= 0, got {self.prompt_tokens}")
+        if self.prompt_from not in ("start", "end"):
+            raise ValueError(f"PolicyConfig.prompt_from must be start or end: {self.prompt_from!r}")
+        if self.slide not in ("recompute", "shift"):
+            raise ValueError(f"PolicyConfig.slide must be recompute or shift, got {self.slide!r}")
+        if not 0 <= self.slack() < 1 or not 0 < self.compact_fraction <= 1:
+            raise ValueError("PolicyConfig: slide_slack in [0, 1), compact_fraction in (0, 1]")
+        if (self.cuda_graphs or self.compile) and not self.static_cache:
+            raise ValueError("PolicyConfig: cuda_graphs and compile need static_cache=True")
+
+    def slack(self) -> float:
+        """`slide_slack`, or the default of the slide mode."""
+        if self.slide_slack is not None:
+            return self.slide_slack
+        return 0.25 if self.slide == "recompute" else 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_tokens(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(B, V') logits -> (B,) int64 indices: argmax at temperature 0, else a softmax draw."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = F.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts
+# ---------------------------------------------------------------------------------------------
+
+
+def demonstration_prompt(
+    task: Any,
+    tokenizer: GatoTokenizer,
+    budget: int,
+    which: Literal["start", "end"] = "start",
+) -> TokenSequence | None:
+    """The best-return episode of the task's dataset, cut to its first (or last) whole timesteps
+    within `budget` tokens; None (with a warning) when the task has no dataset on disk."""
+    from gato.data.episodes import episode_returns, load_episodes
+    from gato.sequence import end_window, fit_stop, sequence_bounds, take_steps
+
+    if budget <= 0:
+        return None
+    if not task.has_data():
+        warnings.warn(
+            f"task {task.id!r} has no episodes at {task.dataset_path}: the policy runs without a "
+            "demonstration prompt (collect them with `python -m gato.data collect`)",
+            stacklevel=2,
+        )
+        return None
+    dataset = load_episodes(task.dataset_path, task=task)
+    best = int(np.argmax(episode_returns(dataset)))
+    # A step is at least 2 tokens (an observation token, the separator): no prompt needs more
+    # steps than this, and a 27,000-step Atari episode is never decoded whole.
+    row = episode_steps(dataset, best, budget // 2 + 1, from_end=which == "end")
+    episode = tokenizer.encode_jat_episode(row)
+    bounds = sequence_bounds(episode)
+    if which == "start":
+        first, stop = 0, fit_stop(bounds, 0, budget)
+    else:
+        first, stop = end_window(bounds, budget)
+    if stop <= first:
+        return None
+    return take_steps(episode, first, stop)
+
+
+def episode_steps(dataset: Any, index: int, count: int, from_end: bool = False) -> dict[str, Any]:
+    """The first (or last) `count` steps of episode `index` of a JAT-schema dataset, decoding
+    only those steps' images: {column: (k, ...) array, or a list of k strings for text}."""
+    import datasets as hf
+    from PIL import Image
+
+    if "image_observations" in dataset.column_names:
+        undecoded = hf.List(hf.Image(decode=False))
+        dataset = dataset.cast_column("image_observations", undecoded)
+    row = dataset.with_format(None)[index]
+    steps = len(row["rewards"])
+    window = slice(max(0, steps - count), steps) if from_end else slice(0, min(count, steps))
+    out: dict[str, Any] = {}
+    for column, values in row.items():
+        if values is None:
+            continue
+        values = values[window]
+        if column == "image_observations":
+            frames = []
+            for value in values:
+                with Image.open(
+                    io.BytesIO(value["bytes"]) if value["bytes"] else value["path"]
+                ) as im:
+                    frames.append(np.asarray(im))
+            out[column] = np.stack(frames)
+        elif column == "text_observations":
+            out[column] = list(values)
+        else:
+            out[column] = np.asarray(values)
+    return out
+
+
+def _empty_sequence(tokenizer: GatoTokenizer) -> TokenSequence:
+    return TokenSequence(
+        ids=np.zeros(0, np.int64),
+        local_positions=np.zeros(0, np.int64),
+        loss_mask=np.zeros(0, bool),
+        patches=tokenizer._no_patches(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    """One environment's context: the prompt, the episode's timesteps in the window, the token
+    that waits to be fed (the last action token), and how many tokens the cache holds."""
+
+    prompt: TokenSequence
+    history: deque[TokenSequence] = field(default_factory=deque)
+    pending: TokenSequence | None = None
+    in_cache: int = 0
+    steps: int = 0
+
+    def context(self) -> list[TokenSequence]:
+        return [self.prompt, *self.history]
+
+
+class GatoPolicy:
+    """The model as an agent: `reset`, then `act(observation) -> action` every step.
+
+    A plain object any environment loop can use; it does not own the environment. For N
+    environments stepped in lockstep, build it with `num_envs=N` and call `act_batch`; restart a
+    finished environment's context with `reset_env(i)`, retire one with `remove_envs`.
+
+    Args:
+        model: a `GatoModel` (put in eval mode).
+        tokenizer: the tokenizer the model was trained with.
+        action_spec: the task's actions (`TaskSpec.action_spec()`).
+        prompt: the default prompt of every episode (a tokenized demonstration), or None.
+        config: sampling, sliding and speed options.
+        num_envs: rows of the batch.
+    """
+
+    def __init__(
+        self,
+        model: GatoModel,
+        tokenizer: GatoTokenizer,
+        action_spec: ActionSpec,
+        prompt: TokenSequence | None = None,
+        config: PolicyConfig | None = None,
+        num_envs: int = 1,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.action_spec = action_spec
+        self.config = config or PolicyConfig()
+        self.max_length = model.config.max_position_embeddings
+        self.num_action_tokens = action_spec.num_tokens
+        if self.num_action_tokens + 2 > self.max_length:
+            raise ValueError(
+                f"an action of {self.num_action_tokens} tokens does not fit the model's context "
+                f"of {self.max_length}"
+            )
+        self.device = model.lm_head.weight.device
+        lo, hi = action_spec.token_range()
+        self.action_lo = lo
+        # Logits of the valid action ids only: the same numbers as the full head then masked to
+        # the range, at 1/33 of the head's cost for continuous actions.
+        self.action_head = model.lm_head.weight[lo:hi]  # (n, D)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        self.default_prompt = prompt if prompt is not None else _empty_sequence(tokenizer)
+        self._check_prompt(self.default_prompt)
+        # One row stays dense and never holds more than the context; ragged rows need room for
+        # masked columns until the next compaction (the dynamic cache grows if ever needed).
+        capacity = self.max_length if num_envs == 1 else self.max_length + self.max_length // 2
+        self.cache = KVCache.for_model(model, num_envs, capacity)
+        self.decoder = (
+            StaticDecoder(model, self.cache, self.config.cuda_graphs, self.config.compile)
+            if self.config.static_cache
+            else None
+        )
+        self.rows = [_Row(self.default_prompt) for _ in range(num_envs)]
+        self._prompt_caches: dict[int, tuple[TokenSequence, KVCache]] = {}
+        self.reset()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        task: Any = None,
+        *,
+        action_spec: ActionSpec | None = None,
+        prompt: TokenSequence | Literal["demonstration"] | None = "demonstration",
+        config: PolicyConfig | None = None,
+        num_envs: int = 1,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> GatoPolicy:
+        """A policy for `task` (an id or a `TaskSpec`) from a model, checkpoint or run folder.
+
+        `prompt="demonstration"` prompts every episode with the task's best dataset episode (its
+        first whole timesteps within `config.prompt_tokens`); None: no prompt. Without a task,
+        give the `action_spec` (and a prompt, if any).
+        """
+        model, tokenizer = load_pretrained(path, device=device, dtype=dtype)
+        config = config or PolicyConfig()
+        if task is not None and isinstance(task, str):
+            from gato.data.registry import get_task
+
+            task = get_task(task)
+        if action_spec is None:
+            if task is None:
+                raise ValueError("GatoPolicy.from_pretrained needs a task or an action_spec")
+            action_spec = task.action_spec()
+        if isinstance(prompt, str):
+            if prompt != "demonstration":
+                raise ValueError(
+                    f"prompt must be a TokenSequence, 'demonstration' or None: {prompt!r}"
+                )
+            budget = prompt_budget(model.config.max_position_embeddings, config)
+            prompt = (
+                demonstration_prompt(task, tokenizer, budget, config.prompt_from) if task else None
+            )
+        return cls(model, tokenizer, action_spec, prompt, config, num_envs)
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def num_envs(self) -> int:
+        return len(self.rows)
+
+    @torch.no_grad()
+    def reset(self, prompt: TokenSequence | None = None) -> None:
+        """Start a new episode in every row, with `prompt` (default: the policy's prompt)."""
+        self.cache.clear()
+        for i in range(self.num_envs):
+            self.reset_env(i, prompt)
+
+    @torch.no_grad()
+    def reset_env(self, index: int, prompt: TokenSequence | None = None) -> None:
+        """Start a new episode in row `index` (its environment was reset): rebuild its context."""
+        if prompt is not None:
+            self._check_prompt(prompt)
+        self.rows[index] = _Row(prompt if prompt is not None else self.default_prompt)
+        self._rebuild(index)
+
+    @torch.no_grad()
+    def act(self, observation: Mapping[str, Any]) -> Any:
+        """One environment: observation ({JAT column: value}) -> the environment's action."""
+        if self.num_envs != 1:
+            raise ValueError(
+                f"act is for one environment; this policy has {self.num_envs}: use act_batch"
+            )
+        return self.act_batch([observation])[0]
+
+    @torch.no_grad()
+    def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """One observation per row -> one action per row; all rows advance one timestep."""
+        if len(observations) != self.num_envs:
+            raise ValueError(
+                f"act_batch got {len(observations)} observations for {self.num_envs} environments"
+            )
+        encoded = [self._encode(o) for o in observations]
+        for i, obs in enumerate(encoded):
+            self._make_room(i, len(obs))
+        self._maybe_compact()
+        chunks = [
+            obs if row.pending is None else TokenSequence.concatenate([row.pending, obs])
+            for row, obs in zip(self.rows, encoded, strict=True)
+        ]
+        batch = collate(chunks, padding_side="left")
+        # Tokens stay on the device until the action is complete: each one feeds the next step
+        # without a device-to-host round trip (one synchronisation per environment step).
+        tokens = torch.empty(self.num_envs, self.num_action_tokens, dtype=torch.long)
+        tokens = tokens.to(self.device)
+        hidden = self._forward(
+            batch.input_ids,
+            batch.attention_mask.bool(),
+            batch.local_positions,
+            batch.patches,
+            batch.patch_positions,
+        )
+        for j in range(self.num_action_tokens):
+            if j > 0:
+                hidden = self._forward(tokens[:, j - 1 : j], None, None, None, None)
+            logits = hidden @ self.action_head.T  # (B, n)
+            picked = sample_tokens(logits, self.config.temperature, self.generator)
+            tokens[:, j] = picked + self.action_lo
+        actions = []
+        ids = tokens.cpu().numpy()
+        for row, obs, chunk, action_ids in zip(self.rows, encoded, chunks, ids, strict=True):
+            row.in_cache += len(chunk) + self.num_action_tokens - 1
+            action = self._action_sequence(action_ids)
+            row.history.append(TokenSequence.concatenate([obs, action]))
+            row.pending = action.slice(len(action) - 1, len(action))
+            row.steps += 1
+            actions.append(self.tokenizer.decode_action(action_ids, self.action_spec))
+        return actions
+
+    @torch.no_grad()
+    def remove_envs(self, keep: Sequence[int]) -> None:
+        """Keep only rows `keep` (in that order): environments that have finished leave."""
+        keep = list(keep)
+        if not keep:
+            raise ValueError("remove_envs: keep at least one environment")
+        self.rows = [self.rows[i] for i in keep]
+        self.cache.select_rows(keep)
+        if self.decoder is not None:  # captured graphs hold the old buffers
+            self.decoder.reset_graphs()
+
+    def context(self, index: int = 0) -> TokenSequence:
+        """The tokens row `index` conditions on: prompt, timesteps in the window (for tests and
+        inspection; the last action token is included although it waits to be fed)."""
+        return TokenSequence.concatenate(self.rows[index].context())
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _check_prompt(self, prompt: TokenSequence) -> None:
+        if len(prompt) + self.num_action_tokens + 2 > self.max_length:
+            raise ValueError(
+                f"a prompt of {len(prompt)} tokens leaves no room for a timestep in the model's "
+                f"context of {self.max_length}; use a shorter prompt (PolicyConfig.prompt_tokens)"
+            )
+
+    def _encode(self, observation: Mapping[str, Any]) -> TokenSequence:
+        """Observation tokens and the separator; errors name the problem."""
+        obs = self.tokenizer.encode_timestep(observation)
+        observed = int((obs.local_positions >= 0).sum())
+        if observed > self.model.config.max_local_positions:
+            raise ValueError(
+                f"an observation of {observed} tokens exceeds the model's "
+                f"max_local_positions={self.model.config.max_local_positions}"
+            )
+        if obs.patches.shape[0] and obs.patches.shape[1] != self.model.config.image_channels:
+            raise ValueError("observation images do not match the model's image channels")
+        return obs
+
+    def _action_sequence(self, ids: np.ndarray) -> TokenSequence:
+        n = len(ids)
+        return TokenSequence(
+            ids=np.asarray(ids, dtype=np.int64),
+            local_positions=np.full(n, NO_LOCAL_POSITION, np.int64),
+            loss_mask=np.ones(n, bool),
+            patches=self.tokenizer._no_patches(),
+        )
+
+    def _make_room(self, index: int, observation_tokens: int) -> None:
+        """Drop the oldest timesteps of row `index` if this step would overflow the context."""
+        row = self.rows[index]
+        pending = 0 if row.pending is None else len(row.pending)
+        need = row.in_cache + pending + observation_tokens + self.num_action_tokens
+        if need <= self.max_length:
+            return
+        prompt = len(row.prompt)
+        if prompt + observation_tokens + self.num_action_tokens > self.max_length:
+            raise ValueError(
+                f"a prompt of {prompt} tokens and an observation of {observation_tokens} tokens "
+                f"leave no room for a {self.num_action_tokens}-token action in the context of "
+                f"{self.max_length}"
+            )
+        target = need - self.max_length + int(self.config.slack() * (self.max_length - prompt))
+        dropped = steps = 0
+        while row.history and dropped < target:
+            dropped += len(row.history.popleft())
+            steps += 1
+        if self.config.slide == "recompute" or not row.history:
+            # No kept timestep (or recomputation asked for): rebuild from the tokens.
+            row.pending = None
+            self._rebuild(index)
+            return
+        theta = self.model.config.rope_theta
+        if self.num_envs == 1 and self.cache.dense:
+            # One row, no holes: column = rank; move the tail left (the cache stays dense and
+            # attention needs no mask).
+            self.cache.remove_columns(prompt, dropped, theta)
+        else:
+            self.cache.drop_tokens(index, prompt, dropped, theta)
+        row.in_cache -= dropped
+
+    def _rebuild(self, index: int) -> None:
+        """Feed row `index`'s context through the model alone and install it in the cache. The
+        prompt's keys and values are computed once per prompt and reused (nothing before the
+        prompt can change them); only the timesteps after it are fed again."""
+        row = self.rows[index]
+        row.pending = None
+        source = self._prompt_keys(row.prompt)
+        if row.history:
+            source = self._encode_context(TokenSequence.concatenate(list(row.history)), source)
+        if self.num_envs == 1:
+            self.cache.clear()  # one row: nothing else to keep
+        self.cache.install_row(index, source)
+        row.in_cache = source.length
+
+    def _prompt_keys(self, prompt: TokenSequence) -> KVCache:
+        """The one-row cache of a prompt, memoised per prompt object."""
+        key = id(prompt)
+        if key not in self._prompt_caches:
+            if len(self._prompt_caches) >= 8:  # per-episode prompts: keep the default one only
+                default = self._prompt_caches.get(id(self.default_prompt))
+                self._prompt_caches = {} if default is None else {id(self.default_prompt): default}
+            self._prompt_caches[key] = (prompt, self._encode_context(prompt))
+        return self._prompt_caches[key][1]
+
+    def _encode_context(self, tokens: TokenSequence, prefix: KVCache | None = None) -> KVCache:
+        """A one-row cache holding `prefix`'s keys and values then those of `tokens`."""
+        start = 0 if prefix is None else prefix.length
+        source = KVCache.for_model(self.model, 1, max(start + len(tokens), 1))
+        if prefix is not None and start:
+            for i in range(len(source.keys)):
+                source.keys[i][:, :, :start] = prefix.keys[i][:, :, :start]
+                source.values[i][:, :, :start] = prefix.values[i][:, :, :start]
+            source.advance(start)
+        if len(tokens):
+            batch = collate([tokens])
+            self.model(
+                input_ids=batch.input_ids.to(self.device),
+                local_positions=batch.local_positions.to(self.device),
+                patches=batch.patches.to(self.device),
+                patch_positions=batch.patch_positions.to(self.device),
+                past_key_values=source,
+                use_cache=True,
+                return_logits=False,
+            )
+            source.advance(len(tokens))
+        source.mask[:, : source.length] = True
+        return source
+
+    def _maybe_compact(self) -> None:
+        """Squeeze the cache once unused columns pass `compact_fraction` of the context."""
+        cache = self.cache
+        if cache.dense:
+            return
+        waste = cache.length - int(cache.real_counts().max())
+        if waste > self.config.compact_fraction * self.max_length:
+            cache.compact()
+
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        new_mask: torch.Tensor | None,
+        local_positions: torch.Tensor | None,
+        patches: torch.Tensor | None,
+        patch_positions: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Feed (B, L) new tokens on top of the cache -> (B, D) final hidden state of the last."""
+        cache = self.cache
+        b, length = input_ids.shape
+        cache.reserve(length, grow=self.decoder is None)
+        cache.open_columns(new_mask if new_mask is not None else torch.ones(b, length, dtype=bool))
+        if self.decoder is not None:
+            hidden = self.decoder(input_ids, local_positions, patches, patch_positions)
+            cache.advance(length)
+            return hidden
+        device = self.device
+        out = self.model(
+            input_ids=input_ids.to(device),
+            attention_mask=None if cache.dense else cache.mask[:, : cache.length + length].long(),
+            local_positions=None if local_positions is None else local_positions.to(device),
+            patches=None if patches is None else patches.to(device),
+            patch_positions=None if patch_positions is None else patch_positions.to(device),
+            past_key_values=cache,
+            use_cache=True,
+            return_logits=False,
+            validate=False,
+        )
+        cache.advance(length)
+        return out.last_hidden_state[:, -1]
+
+
+def prompt_budget(context: int, config: PolicyConfig) -> int:
+    """Tokens the prompt may take: `config.prompt_tokens`, default half the context."""
+    return config.prompt_tokens if config.prompt_tokens is not None else context // 2

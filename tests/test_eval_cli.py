@@ -1,0 +1,148 @@
+"""eval.py: control, caption and chat on a tiny checkpoint, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gato.config import GatoConfig
+from gato.evaluation.cli import main
+from gato.model import GatoModel
+from gato.text_model import default_text_model_path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    head_dim=16,
+    intermediate_size=128,
+    resnet_channels=16,
+    resnet_groups=4,
+    max_local_positions=64,
+    max_position_embeddings=128,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine two OpenMP
+    threads can run many times slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run folder as `gato.training` writes it: model with its text model, manifest, latest."""
+    torch.manual_seed(0)
+    model = GatoModel(GatoConfig(**TINY))
+    run = tmp_path_factory.mktemp("cli") / "run"
+    step = run / "checkpoints" / "step-00000003"
+    model.save_pretrained(step / "model")
+    shutil.copy2(default_text_model_path(), step / "model" / default_text_model_path().name)
+    files = {
+        str(p.relative_to(step)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(step.rglob("*"))
+        if p.is_file()
+    }
+    manifest = {"format": 1, "files": files, "step": 3, "config": {"mixture": "demo"}}
+    (step / "MANIFEST.json").write_text(json.dumps(manifest))
+    (run / "checkpoints" / "latest").write_text(step.name)
+    return run
+
+
+def bad_input(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    return err
+
+
+@pytest.mark.filterwarnings("ignore:task .* has no episodes")
+def test_control_writes_table_json_markdown_chart_and_video(run_dir, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    argv = ["control", "--checkpoint", str(run_dir), "--task", "gym-pendulum"]
+    argv += ["--episodes", "3", "--num-envs", "2", "--max-steps", "5", "--no-progress"]
+    argv += ["--json", str(out), "--video", str(tmp_path / "videos")]
+    report = main(argv)
+    printed = capsys.readouterr().out
+    assert "gym-pendulum" in printed and "at or above 50% of expert" in printed
+    assert json.loads(out.read_text())["tasks"][0]["lengths"] == [5, 5, 5]
+    assert out.with_suffix(".md").exists() and out.with_suffix(".png").exists()
+    task = report["tasks"][0]
+    if task["video"] is not None:  # classic control renders only with pygame installed
+        assert (tmp_path / "videos" / "gym-pendulum.gif").exists()
+    else:
+        assert "cannot render" in task["note"]
+
+
+def test_caption_an_image_and_score_a_split(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from gato.data import vision_language as vl
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(image)
+    result = main(["caption", "--checkpoint", str(run_dir), "--image", str(image)])
+    assert isinstance(result["text"], str)
+    assert capsys.readouterr().out.strip() == result["text"].strip()
+
+    vl.build_dataset("vqa", tmp_path / "vqa", vl.BuildSizes(2, 2, 3))
+    out = tmp_path / "captions.json"
+    argv = ["caption", "--checkpoint", str(run_dir), "--source", str(tmp_path / "vqa")]
+    argv += ["--limit", "2", "--max-new-tokens", "3", "--no-progress", "--json", str(out)]
+    report = main(argv)
+    assert report["count"] == 2 and report["examples"][0]["question"]
+    assert "exact match" in capsys.readouterr().out
+    assert json.loads(out.read_text())["split"] == "heldout"
+
+
+def test_chat_one_shot_and_interactive(run_dir, capsys, monkeypatch):
+    result = main(
+        ["chat", "--checkpoint", str(run_dir), "--prompt", "Hello", "--max-new-tokens", "4"]
+    )
+    assert isinstance(result["answer"], str)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("first line\nsecond line\n\n"))
+    result = main(["chat", "--checkpoint", str(run_dir), "--max-new-tokens", "3"])
+    assert [t["prompt"] for t in result["turns"]] == ["first line", "second line"]
+
+
+def test_bad_input_ends_with_one_clear_error(run_dir, tmp_path, capsys):
+    err = bad_input(["chat", "--checkpoint", str(tmp_path / "nope"), "--prompt", "x"], capsys)
+    assert "does not exist" in err
+    err = bad_input(["control", "--checkpoint", str(run_dir), "--task", "gym-pendullum"], capsys)
+    assert "unknown task 'gym-pendullum'" in err and "did you mean 'gym-pendulum'" in err
+    err = bad_input(["control", "--checkpoint", str(run_dir), "--task", "atari-breakout"], capsys)
+    assert "not trained for" in err and "discrete(4)" in err
+    err = bad_input(["control", "--checkpoint", str(run_dir)], capsys)
+    assert "no control task" in err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    err = bad_input(["caption", "--checkpoint", str(run_dir), "--image", str(broken)], capsys)
+    assert "cannot be decoded" in err
+    err = bad_input(["caption", "--checkpoint", str(run_dir), "--image", str(tmp_path)], capsys)
+    assert "no image file" in err
+
+
+def test_eval_script_runs_as_a_program():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "eval.py"), "control", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--episodes" in result.stdout and "--mixture" in result.stdout
