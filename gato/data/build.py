@@ -23,6 +23,9 @@ class BuildPlan:
 
     episodes: int = 60
     """Expert episodes collected per control task (before Gato's 80%-of-expert filter)."""
+    atari_episodes: int = 8
+    """Expert episodes per Atari game: a won game of Pong is ~6,000 agent steps, and the
+    planning expert plays ~800 steps/s, so 8 games are ~1 minute and 50k timesteps."""
     workers: int = 2
     """Processes collecting episodes in parallel."""
     scene_rows: int = 20_000
@@ -57,11 +60,13 @@ def build_source(name: str, plan: BuildPlan = BuildPlan()) -> float:
         text.build_text_dataset()
     else:
         from gato.data.collect import CollectConfig, collect
+        from gato.data.registry import get_task
 
+        atari = get_task(name).suite == "atari"
         collect(
             CollectConfig(
                 task=name,
-                episodes=plan.episodes,
+                episodes=plan.atari_episodes if atari else plan.episodes,
                 workers=plan.workers,
             )
         )
