@@ -47,14 +47,15 @@ class TrainConfig:
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
-    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    steps: int = field(default=1200, metadata={"help": "optimizer steps"})
     global_batch: int = field(
         default=16,
         metadata={"help": "sequences per optimizer step, over processes and accumulation"},
     )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     context: int | None = field(
-        default=None, metadata={"help": "tokens per sequence (default: the preset's context)"}
+        default=256,
+        metadata={"help": "tokens per sequence (None: the preset's context, 1024 as Gato)"},
     )
     learning_rate: float | None = field(
         default=None, metadata={"help": "peak learning rate (default: scaled to the preset)"}
@@ -71,7 +72,8 @@ class TrainConfig:
     eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
     mixed_precision: str = field(
-        default="auto", metadata={"help": "no, bf16, fp16, or auto (bf16 on GPU, no on CPU)"}
+        default="auto",
+        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
     )
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     gradient_checkpointing: bool = field(
@@ -88,7 +90,7 @@ class TrainConfig:
     resume: bool = field(default=False, metadata={"help": "continue the run in output_dir"})
     cpu: bool = field(default=False, metadata={"help": "train on the CPU even with a GPU"})
 
-    PRESET_LEARNING_RATES = {"tiny": 1e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
+    PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
 
     def __post_init__(self) -> None:
         from gato.config import PRESETS
@@ -107,7 +109,7 @@ class TrainConfig:
         if self.learning_rate is None:
             self.learning_rate = self.PRESET_LEARNING_RATES.get(self.preset, 3e-4)
         if self.warmup_steps is None:
-            self.warmup_steps = min(15_000, max(1, self.steps // 20))
+            self.warmup_steps = min(15_000, max(1, self.steps // 40))
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -123,6 +125,21 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------
 # Schedule and optimizer (pure pieces)
 # ---------------------------------------------------------------------------------------------
+
+
+def _has_bf16(cpu_only: bool) -> bool:
+    """bf16 autocast pays on a GPU and on CPUs with bf16 instructions (1.4x on this project's
+    CPU machines, benchmarks/RESULTS.md); elsewhere it would be emulated, slower than fp32."""
+    if torch.cuda.is_available() and not cpu_only:
+        return True
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
+def is_main_launch() -> bool:
+    """True in the process that should do once-per-run work before the process group forms."""
+    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 def learning_rate_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
@@ -232,10 +249,14 @@ class Trainer:
 
         self.config = config
         self.command = command or " ".join(sys.argv)
+        if data is None:
+            from gato.data.mixture import load_recipe
+
+            load_recipe(config.mixture)  # an unknown recipe fails before anything starts
         self.output_dir = Path(config.output_dir)
         precision = config.mixed_precision
         if precision == "auto":
-            precision = "bf16" if torch.cuda.is_available() and not config.cpu else "no"
+            precision = "bf16" if _has_bf16(config.cpu) else "no"
         # Without a GPU, accelerate only forms a multi-process (gloo) group when told it is on
         # the CPU; otherwise torchrun's processes would each train alone.
         self.accelerator = Accelerator(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gato.data.mixture import Recipe, load_recipe, resolve_source
+from gato.data.mixture import Recipe, SourceEntry, load_recipe, resolve_source
 
 
 @dataclass(frozen=True)
@@ -32,32 +32,35 @@ class BuildPlan:
     """Training scenes per vision-language dataset (validation and held-out get 1,000 each)."""
 
 
-def missing_sources(recipe: Recipe) -> list[str]:
-    """Names of the recipe's sources without a dataset."""
+def missing_sources(recipe: Recipe) -> list[SourceEntry]:
+    """The recipe's sources without a dataset."""
     missing = []
     for entry in recipe.sources:
         try:
             resolve_source(entry)
         except FileNotFoundError:
-            missing.append(entry.task)
+            missing.append(entry)
     return missing
 
 
-def build_source(name: str, plan: BuildPlan = BuildPlan()) -> float:
-    """Build one built-in source or collect one registry task; returns the seconds it took."""
+def build_source(entry: SourceEntry | str, plan: BuildPlan = BuildPlan()) -> float:
+    """Build one built-in source or collect one registry task (at the entry's `path` when it
+    names one); returns the seconds it took."""
+    entry = SourceEntry(entry, 1.0) if isinstance(entry, str) else entry
+    name = entry.task
     start = time.perf_counter()
     if name in ("captions", "vqa"):
         from gato.data import vision_language as vl
 
         sizes = vl.BuildSizes(plan.scene_rows, 1000, 1000)
-        path = vl.CAPTIONS_PATH if name == "captions" else vl.VQA_PATH
+        path = entry.path or (vl.CAPTIONS_PATH if name == "captions" else vl.VQA_PATH)
         vl.build_dataset(name, path, sizes)
     elif name == "text":
         from gato.data import text, text_corpus
 
         if not Path(text_corpus.DEFAULT_CORPUS_PATH).exists():
             text_corpus.build_corpus(text_corpus.DEFAULT_CORPUS_PATH)
-        text.build_text_dataset()
+        text.build_text_dataset(out=entry.path or text.TEXT_DATASET_PATH)
     else:
         from gato.data.collect import CollectConfig, collect
         from gato.data.registry import get_task
@@ -67,6 +70,7 @@ def build_source(name: str, plan: BuildPlan = BuildPlan()) -> float:
             CollectConfig(
                 task=name,
                 episodes=plan.atari_episodes if atari else plan.episodes,
+                output=entry.path,
                 workers=plan.workers,
             )
         )
@@ -77,11 +81,11 @@ def build_missing(recipe: str | Path | Recipe, plan: BuildPlan = BuildPlan()) ->
     """Build every missing source of a recipe; returns {source: seconds}."""
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     built = {}
-    for name in missing_sources(recipe):
-        print(f"building {name} ...", flush=True)
-        built[name] = build_source(name, plan)
-        print(f"built {name} in {built[name]:.1f} s", flush=True)
-    still = missing_sources(recipe)
+    for entry in missing_sources(recipe):
+        print(f"building {entry.task} ...", flush=True)
+        built[entry.task] = build_source(entry, plan)
+        print(f"built {entry.task} in {built[entry.task]:.1f} s", flush=True)
+    still = [entry.task for entry in missing_sources(recipe)]
     if still:
         raise RuntimeError(f"recipe {recipe.name!r}: building left {still} without data")
     return built

@@ -1,0 +1,54 @@
+"""The main job end to end with a shortened budget: build, train, evaluate, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_main_job_builds_trains_evaluates_and_reports(small_recipe, tmp_path):
+    folder = small_recipe.parent
+    recipe = tmp_path / "job.toml"
+    # A registry task whose data does not exist yet: the job must collect it first.
+    recipe.write_text(
+        'name = "job"\n'
+        f'[[sources]]\ntask = "gym-cartpole"\nweight = 2.0\npath = "{tmp_path / "cartpole"}"\n'
+        f'[[sources]]\ntask = "captions"\nweight = 1.0\npath = "{folder / "captions"}"\n'
+        f'[[sources]]\ntask = "text"\nweight = 1.0\npath = "{folder / "text"}"\n'
+    )
+    out = tmp_path / "run"
+    args = [
+        "--mixture", str(recipe), "--steps", "3", "--global_batch", "4", "--context", "128",
+        "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"),
+        "--build_episodes", "3", "--eval_episodes", "2", "--eval_max_steps", "20",
+        "--caption_limit", "4",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "cartpole").exists(), "the missing control data was not collected"
+
+    report = json.loads((out / "report.json").read_text())
+    tasks = report["control"]["tasks"]
+    assert [t["task"] for t in tasks] == ["gym-cartpole"]
+    assert tasks[0]["episodes"] == 2
+    assert 0.0 <= report["captions"]["exact_match"] <= 1.0 and report["captions"]["count"] == 4
+    assert isinstance(report["chat"]["answer"], str)
+    assert report["train"]["steps"] == 3
+    assert set(report["timings"]) >= {"build_data", "train", "evaluate", "total"}
+    markdown = (out / "report.md").read_text()
+    assert "gym-cartpole" in markdown and "exact match" in markdown
+    assert (out / "control.png").stat().st_size > 0
+    assert "captions (held-out" in done.stdout
