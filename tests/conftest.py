@@ -45,3 +45,15 @@ def small_recipe(tmp_path_factory) -> Path:
         f'[[sources]]\ntask = "text"\nweight = 1.0\npath = "{root / "text"}"\n'
     )
     return recipe
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Test models are tiny: a second thread gains nothing, and on a busy 2-core machine two
+    OpenMP threads can run many times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

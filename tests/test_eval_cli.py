@@ -13,41 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_config
 
-from gato.config import GatoConfig
 from gato.evaluation.cli import main
 from gato.model import GatoModel
 from gato.text_model import default_text_model_path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    head_dim=16,
-    intermediate_size=128,
-    resnet_channels=16,
-    resnet_groups=4,
-    max_local_positions=64,
-    max_position_embeddings=128,
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine two OpenMP
-    threads can run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A run folder as `gato.training` writes it: model with its text model, manifest, latest."""
     torch.manual_seed(0)
-    model = GatoModel(GatoConfig(**TINY))
+    model = GatoModel(make_config())
     run = tmp_path_factory.mktemp("cli") / "run"
     step = run / "checkpoints" / "step-00000003"
     model.save_pretrained(step / "model")

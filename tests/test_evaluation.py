@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import make_config
 
-from gato.config import GatoConfig
 from gato.data.envs import Step
 from gato.evaluation import (
     ControlEvalConfig,
@@ -32,33 +32,11 @@ from gato.policy import GatoPolicy
 from gato.tokenizer import ActionSpec, GatoTokenizer
 from gato.vocab import EOS_ID, TEXT_VOCAB_SIZE
 
-TINY = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    head_dim=16,
-    intermediate_size=128,
-    resnet_channels=16,
-    resnet_groups=4,
-    max_local_positions=64,
-    max_position_embeddings=128,
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine two OpenMP
-    threads can run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def model() -> GatoModel:
     torch.manual_seed(0)
-    return GatoModel(GatoConfig(**TINY)).eval()
+    return GatoModel(make_config()).eval()
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +262,7 @@ def test_batched_generation_matches_one_row_at_a_time(model, tokenizer):
 
 def test_generation_emits_only_text_and_stops_at_eos(tokenizer):
     torch.manual_seed(0)
-    model = GatoModel(GatoConfig(**TINY)).eval()
+    model = GatoModel(make_config()).eval()
     with torch.no_grad():
         direction = torch.randn(model.config.hidden_size)
         model.norm.weight.zero_()

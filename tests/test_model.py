@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import make_config
 
 from gato.batch import GatoBatch, TokenSequence, collate
 from gato.config import GatoConfig
@@ -16,21 +17,9 @@ from gato.model import GatoModel, linear_cross_entropy
 from gato.tokenizer import GatoTokenizer
 from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, PATCH_ID
 
-SMALL = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    head_dim=16,
-    intermediate_size=128,
-    resnet_channels=16,
-    resnet_groups=4,
-    max_local_positions=64,
-    max_position_embeddings=256,
-)
-
 
 def small_config(**overrides) -> GatoConfig:
-    return GatoConfig(**{**SMALL, **overrides})
+    return make_config(**{"max_position_embeddings": 256, **overrides})
 
 
 def small_model(seed: int = 0, **overrides) -> GatoModel:

@@ -9,9 +9,9 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from helpers import make_config
 
 from gato.batch import TokenSequence, collate
-from gato.config import GatoConfig
 from gato.model import GatoModel
 from gato.policy import (
     CheckpointError,
@@ -24,35 +24,14 @@ from gato.policy import (
 from gato.tokenizer import ActionSpec, GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
-SMALL = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    head_dim=16,
-    intermediate_size=128,
-    resnet_channels=16,
-    resnet_groups=4,
-    max_local_positions=64,
-    max_position_embeddings=96,
-    # Wider logits than the default init: greedy choices are far from ties, so float rounding
-    # differences between the cached and the recomputed paths cannot flip them.
-    initializer_range=0.2,
-)
+# Wider logits than the default init: greedy choices are far from ties, so float rounding
+# differences between the cached and the recomputed paths cannot flip them.
+SMALL = dict(max_position_embeddings=96, initializer_range=0.2)
 
 
 def small_model(seed: int = 0, **overrides) -> GatoModel:
     torch.manual_seed(seed)
-    return GatoModel(GatoConfig(**{**SMALL, **overrides})).eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine two OpenMP
-    threads can run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    return GatoModel(make_config(**{**SMALL, **overrides})).eval()
 
 
 @pytest.fixture(scope="module")
