@@ -47,7 +47,7 @@ class TrainConfig:
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
-    steps: int = field(default=1200, metadata={"help": "optimizer steps"})
+    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
     global_batch: int = field(
         default=16,
         metadata={"help": "sequences per optimizer step, over processes and accumulation"},
