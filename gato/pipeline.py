@@ -65,7 +65,7 @@ def evaluate_run(
 
     start = time.perf_counter()
     control = evaluate_control(
-        loaded,
+        model_dir,  # the folder, not the loaded pair: its manifest names the training tasks
         mixture=mixture,
         episodes=pipeline.eval_episodes,
         max_steps=pipeline.eval_max_steps,
