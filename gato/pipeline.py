@@ -10,13 +10,12 @@ each control task that can render).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gato.training import TrainConfig, Trainer, latest_checkpoint
+from gato.training import TrainConfig, Trainer, latest_checkpoint, parse_dataclasses
 
 CHAT_PROMPT = "The meaning of"
 
@@ -129,16 +128,7 @@ def print_summary(report: dict[str, Any]) -> None:
 
 
 def parse(argv: list[str] | None = None) -> tuple[TrainConfig, PipelineConfig]:
-    from transformers import HfArgumentParser
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((TrainConfig, PipelineConfig))
-    if len(argv) == 2 and argv[0] == "--config":
-        path = argv[1]
-        if path.endswith((".yaml", ".yml")):
-            return tuple(parser.parse_yaml_file(path))  # type: ignore[return-value]
-        return tuple(parser.parse_json_file(path))  # type: ignore[return-value]
-    train, pipeline = parser.parse_args_into_dataclasses(args=argv)
+    train, pipeline = parse_dataclasses((TrainConfig, PipelineConfig), argv)
     return train, pipeline
 
 

@@ -251,12 +251,14 @@ def test_local_positions_change_only_tokens_that_have_them():
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_in_chunks(model: GatoModel, seq: TokenSequence, cuts: list[int]) -> torch.Tensor:
+def _run_in_chunks(
+    model: GatoModel, seq: TokenSequence, cuts: list[int], device: str = "cpu"
+) -> torch.Tensor:
     """Logits of `seq` fed in pieces [0, c0), [c0, c1), ... through one KV cache."""
     cache, logits = None, []
     bounds = [0, *cuts, len(seq)]
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        piece = collate([seq.slice(start, stop)])
+        piece = collate([seq.slice(start, stop)]).to(device)
         out = model(
             input_ids=piece.input_ids,
             local_positions=piece.local_positions,
@@ -490,21 +492,7 @@ class TestGPU:
         rng = np.random.default_rng(3)
         seq = TokenSequence.concatenate([image_sequence(rng), control_sequence(rng)])
         full = model(**collate([seq]).to("cuda").as_dict(), return_logits=True).logits
-        cache, pieces = None, []
-        for start in range(0, len(seq), 5):
-            piece = collate([seq.slice(start, start + 5)]).to("cuda")
-            out = model(
-                input_ids=piece.input_ids,
-                local_positions=piece.local_positions,
-                patches=piece.patches,
-                patch_positions=piece.patch_positions,
-                past_key_values=cache,
-                use_cache=True,
-                return_logits=True,
-            )
-            cache = out.past_key_values
-            pieces.append(out.logits)
-        cached = torch.cat(pieces, dim=1)
+        cached = _run_in_chunks(model, seq, list(range(5, len(seq), 5)), device="cuda")
         torch.testing.assert_close(cached.float(), full.float(), atol=3e-2, rtol=3e-2)
         assert (cached.argmax(-1) == full.argmax(-1)).float().mean() > 0.95
 

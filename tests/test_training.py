@@ -193,3 +193,17 @@ def test_corrupt_checkpoint_is_refused(small_recipe, reference_run, tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="model.safetensors does not match its checksum"):
         main(_args(small_recipe, run, reference_run.parent / "cache", 8, "--resume", "1"))
+
+
+def test_config_file_gives_the_same_configs_as_the_command_line(tmp_path):
+    from gato.pipeline import parse
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"steps": 7, "global_batch": 8, "eval_episodes": 3}))
+    train, pipeline = parse(["--config", str(path)])
+    assert (train.steps, train.global_batch, pipeline.eval_episodes) == (7, 8, 3)
+    assert (train, pipeline) == parse(
+        ["--steps", "7", "--global_batch", "8", "--eval_episodes", "3"]
+    )
+    with pytest.raises(ValueError, match="takes no other arguments"):
+        parse(["--config", str(path), "--steps", "2"])
