@@ -466,3 +466,80 @@ def test_bad_checkpoints_raise_errors_that_name_the_problem(tmp_path, model):
     (run / "checkpoints" / "latest").write_text("step-00000099")
     with pytest.raises(CheckpointError, match="step-00000099"):
         load_pretrained(run)
+
+
+# ---------------------------------------------------------------------------------------------
+# The flattened forward of the eager path against the model's own
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cached_forward_matches_the_model_forward(tokenizer, dtype):
+    from gato.policy.cache import KVCache
+    from gato.policy.decode import CachedForward
+
+    model = small_model(3).to(dtype)
+    rng = np.random.default_rng(0)
+    rows = [
+        tokenizer.encode_timestep(observation(rng, image=True)),
+        tokenizer.encode_timestep(observation(rng, width=2)),
+    ]
+    batch = collate(rows, padding_side="left")  # ragged rows: a masked hole in row 1
+    ours, theirs = KVCache.for_model(model, 2, 64), KVCache.for_model(model, 2, 64)
+    fast = CachedForward(model)
+    step_ids = [batch.input_ids, torch.tensor([[33500], [33600]]), torch.tensor([[33700], [1]])]
+    full_mask = batch.attention_mask.bool()
+    for i, ids in enumerate(step_ids):
+        new_mask = full_mask if i == 0 else torch.ones(2, 1, dtype=torch.bool)
+        extra = {}
+        if i == 0:
+            extra = dict(
+                local_positions=batch.local_positions,
+                patches=batch.patches,
+                patch_positions=batch.patch_positions,
+            )
+        for cache in (ours, theirs):
+            cache.open_columns(new_mask)
+        with torch.no_grad():
+            got = fast(ours, ids, **extra)
+            want = model(
+                input_ids=ids,
+                attention_mask=theirs.mask[:, : theirs.length + ids.shape[1]].long(),
+                past_key_values=theirs,
+                use_cache=True,
+                return_logits=False,
+                **extra,
+            ).last_hidden_state[:, -1]
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol)
+        for cache in (ours, theirs):
+            cache.advance(ids.shape[1])
+        torch.testing.assert_close(ours.keys[-1], theirs.keys[-1], atol=tol, rtol=tol)
+    assert not ours.dense  # the ragged path (masks, per-row positions) was the one tested
+
+
+def test_cached_forward_on_a_dense_cache_matches_the_model_forward(tokenizer):
+    from gato.policy.cache import KVCache
+    from gato.policy.decode import CachedForward
+
+    model = small_model(4)
+    prompt = demo_prompt(tokenizer, 4)
+    ours, theirs = KVCache.for_model(model, 1, 96), KVCache.for_model(model, 1, 96)
+    fast = CachedForward(model)
+    batch = collate([prompt])
+    for ids, extra in [
+        (batch.input_ids, dict(local_positions=batch.local_positions)),
+        (torch.tensor([[33111]]), {}),
+        (torch.tensor([[33222, 33001, 34048]]), {}),
+    ]:
+        for cache in (ours, theirs):
+            cache.open_columns(torch.ones(ids.shape, dtype=torch.bool))
+        with torch.no_grad():
+            got = fast(ours, ids, **extra)
+            want = model(
+                input_ids=ids, past_key_values=theirs, use_cache=True, return_logits=False, **extra
+            ).last_hidden_state[:, -1]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        for cache in (ours, theirs):
+            cache.advance(ids.shape[1])
+    assert ours.dense

@@ -66,6 +66,7 @@ from gato.batch import TokenSequence, collate
 from gato.model import GatoModel
 from gato.policy.cache import KVCache, StaticDecoder
 from gato.policy.checkpoint import load_pretrained
+from gato.policy.decode import CachedForward
 from gato.tokenizer import ActionSpec, GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
@@ -307,6 +308,7 @@ class GatoPolicy:
             if self.config.static_cache
             else None
         )
+        self.forward_fn = CachedForward(model, 2 * capacity)
         self.rows = [_Row(self.default_prompt) for _ in range(num_envs)]
         self._prompt_caches: dict[int, tuple[TokenSequence, KVCache]] = {}
         self.reset()
@@ -580,19 +582,15 @@ class GatoPolicy:
             cache.advance(length)
             return hidden
         device = self.device
-        out = self.model(
-            input_ids=input_ids.to(device),
-            attention_mask=None if cache.dense else cache.mask[:, : cache.length + length].long(),
-            local_positions=None if local_positions is None else local_positions.to(device),
-            patches=None if patches is None else patches.to(device),
-            patch_positions=None if patch_positions is None else patch_positions.to(device),
-            past_key_values=cache,
-            use_cache=True,
-            return_logits=False,
-            validate=False,
+        hidden = self.forward_fn(
+            cache,
+            input_ids.to(device),
+            None if local_positions is None else local_positions.to(device),
+            None if patches is None else patches.to(device),
+            None if patch_positions is None else patch_positions.to(device),
         )
         cache.advance(length)
-        return out.last_hidden_state[:, -1]
+        return hidden
 
 
 def prompt_budget(context: int, config: PolicyConfig) -> int:
