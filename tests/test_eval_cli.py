@@ -125,3 +125,32 @@ def test_eval_script_runs_as_a_program():
         check=True,
     )
     assert "--episodes" in result.stdout and "--mixture" in result.stdout
+
+
+@pytest.mark.filterwarnings("ignore:task .* has no episodes")
+def test_progress_scores_every_checkpoint_against_tokens(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    later = run / "checkpoints" / "step-00000006"
+    shutil.copytree(run / "checkpoints" / "step-00000003", later)
+    manifest = json.loads((later / "MANIFEST.json").read_text())
+    (later / "MANIFEST.json").write_text(json.dumps({**manifest, "step": 6}))
+    (run / "checkpoints" / "step-00000009").mkdir()  # interrupted: no manifest, skipped
+    lines = [json.dumps({"step": s, "loss": 1.0, "tokens": 100 * s}) for s in range(1, 7)]
+    lines.append(json.dumps({"step": 6, "loss": 1.0, "tokens": 1000}))  # a resumed run's repeat
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    recipe = tmp_path / "pendulum.toml"
+    recipe.write_text('name = "p"\n[[sources]]\ntask = "gym-pendulum"\nweight = 1.0\n')
+    argv = ["progress", "--run", str(run), "--mixture", str(recipe), "--episodes", "1"]
+    report = main([*argv, "--max-steps", "3", "--no-progress"])
+    steps = [(r["step"], r["tokens"]) for r in report["checkpoints"]]
+    assert steps == [(3, 600), (6, 600 + 400 + 500 + 1000)]
+    assert set(report["checkpoints"][0]["control"]) == {"gym-pendulum"}
+    saved = json.loads((run / "progress.json").read_text())
+    assert len(saved["checkpoints"]) == 2
+    assert (run / "progress.png").stat().st_size > 0
+    assert "| 6 | 0.0 |" in (run / "progress.md").read_text()
+    err = bad_input(["progress", "--run", str(tmp_path / "empty")], capsys)
+    assert "no checkpoints/ folder" in err
+    err = bad_input([*argv, "--steps", "4"], capsys)
+    assert "no checkpoint at steps [4]" in err

@@ -5,6 +5,7 @@
     python eval.py caption --checkpoint runs/gato --split heldout [--source vqa]
     python eval.py caption --checkpoint runs/gato --image scene.png [--question "..."]
     python eval.py chat --checkpoint runs/gato [--prompt "..."]
+    python eval.py progress --run runs/gato --episodes 4   # every kept checkpoint vs tokens
 
 `--checkpoint` takes a `save_pretrained` model folder, a training checkpoint (`step-N/`) or a run
 folder (its latest checkpoint). Bad input (a missing or corrupt checkpoint, an unknown task, an
@@ -92,6 +93,25 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", help="answer this once (default: an interactive prompt)")
     chat.add_argument("--max-new-tokens", type=int, default=64)
     chat.add_argument("--temperature", type=float, default=0.0)
+
+    progress = sub.add_parser(
+        "progress",
+        help="score every kept checkpoint of a run against training tokens",
+        formatter_class=_Formatter,
+    )
+    progress.add_argument("--run", required=True, type=Path, help="training run folder")
+    progress.add_argument("--mixture", help="control tasks of this recipe (default: the run's)")
+    progress.add_argument("--episodes", type=int, default=4, help="episodes per task")
+    progress.add_argument("--max-steps", type=int, default=None, help="cut episodes after N steps")
+    progress.add_argument("--caption-limit", type=int, default=100, help="scenes per split")
+    progress.add_argument(
+        "--splits", nargs="+", default=["validation", "heldout"], help="caption/VQA splits"
+    )
+    progress.add_argument("--steps", type=int, nargs="+", help="only these checkpoints")
+    progress.add_argument("--no-progress", action="store_true", help="no progress bars")
+    progress.add_argument(
+        "--out", type=Path, default=None, help="progress.{json,md,png} here (default: the run)"
+    )
     return parser
 
 
@@ -211,7 +231,38 @@ def run_chat(args: argparse.Namespace) -> dict[str, Any]:
     return {"kind": "chat", "turns": turns}
 
 
-COMMANDS = {"control": run_control, "caption": run_caption, "chat": run_chat}
+def run_progress(args: argparse.Namespace) -> dict[str, Any]:
+    from gato.evaluation.progress import evaluate_progress, plot_progress, progress_markdown
+    from gato.evaluation.report import write_json
+
+    if args.episodes < 1 or args.caption_limit < 1:
+        raise ValueError("--episodes and --caption-limit must be at least 1")
+    report = evaluate_progress(
+        args.run,
+        mixture=args.mixture,
+        episodes=args.episodes,
+        max_steps=args.max_steps,
+        caption_limit=args.caption_limit,
+        splits=args.splits,
+        steps=args.steps,
+        progress=not args.no_progress,
+    )
+    table = progress_markdown(report)
+    print(table)
+    out = args.out or args.run
+    write_json(report, out / "progress.json")
+    (out / "progress.md").write_text(table)
+    plot = plot_progress(report, out / "progress.png")
+    print(f"wrote {out / 'progress.json'}, {out / 'progress.md'}, {plot}")
+    return report
+
+
+COMMANDS = {
+    "control": run_control,
+    "caption": run_caption,
+    "chat": run_chat,
+    "progress": run_progress,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
