@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from gato.vocab import NO_LOCAL_POSITION, PAD_ID, PATCH_ID
+from gato.vocab import (
+    ACTION_MASK_ID,
+    DISCRETE_OFFSET,
+    NO_LOCAL_POSITION,
+    PAD_ID,
+    PATCH_ID,
+    SEPARATOR_ID,
+)
 
 
 def _empty_patches(patch_size: int = 16, channels: int = 4) -> np.ndarray:
@@ -282,3 +289,32 @@ def collate(
         patches=torch.from_numpy(np.ascontiguousarray(patches)),
         patch_positions=torch.from_numpy(np.ascontiguousarray(patch_positions, dtype=np.int64)),
     )
+
+
+def mask_actions(
+    batch: GatoBatch, probability: float, generator: torch.Generator | None = None
+) -> GatoBatch:
+    """Hide random action tokens of the context behind `ACTION_MASK_ID` (history dropout).
+
+    An expert's actions change slowly (a swing-up pushes one way for dozens of steps), so a model
+    that sees its previous actions can predict the next one by copying them: the training loss
+    falls, and in closed loop the policy repeats its own last action instead of reading the
+    observation. Hiding each action token with `probability` (ids in the discrete and continuous
+    ranges that are loss targets: actions, never observations) makes copying unreliable. A hidden
+    token is no longer a target of its own (its id is gone); the tokens after it still are.
+
+    Returns a new batch; `batch` is not modified. Shapes as `GatoBatch`.
+    """
+    if not 0.0 <= probability < 1.0:
+        raise ValueError(f"mask_actions: probability must be in [0, 1), got {probability}")
+    if probability == 0.0:
+        return batch
+    ids = batch.input_ids
+    is_action = batch.loss_mask & (ids >= DISCRETE_OFFSET) & (ids < SEPARATOR_ID)
+    draw = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
+    hidden = is_action & (draw < probability)  # (B, L)
+    changed = {
+        "input_ids": ids.masked_fill(hidden, ACTION_MASK_ID),
+        "loss_mask": batch.loss_mask & ~hidden,
+    }
+    return GatoBatch(**{f.name: changed.get(f.name, getattr(batch, f.name)) for f in fields(batch)})

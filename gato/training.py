@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from gato.batch import GatoBatch
+from gato.batch import GatoBatch, mask_actions
 
 CHECKPOINT_FORMAT = 1
 
@@ -71,6 +71,13 @@ class TrainConfig:
     beta2: float = field(default=0.95, metadata={"help": "AdamW beta2 (Gato: 0.95)"})
     eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
+    action_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "probability of hiding each action token of the context in training, so the "
+            "policy reads observations rather than copying its last action (mask_actions)"
+        },
+    )
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
@@ -104,6 +111,8 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
             )
+        if not 0 <= self.action_dropout < 1:
+            raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
         if self.learning_rate is None:
@@ -461,6 +470,11 @@ class Trainer:
 
     def _train_step(self, batch: GatoBatch, families: list[str]) -> StepLog:
         acc = self.accelerator
+        if self.config.action_dropout > 0:
+            # Seeded by the step alone: every process hides the same tokens of the global batch,
+            # and a resumed run hides what the uninterrupted one would have.
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+            batch = mask_actions(batch, self.config.action_dropout, generator)
         # Gato's loss: the mean over the global batch's targets, whatever the split.
         global_targets = int(batch.loss_mask[:, 1:].sum().clamp(min=1))
         scale = acc.num_processes / global_targets

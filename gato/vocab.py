@@ -10,6 +10,7 @@
 | 34050            | padding                                                      |
 | 34051            | end of text / end of episode                                 |
 | 34052            | beginning of a text sequence                                 |
+| 34053            | a context action hidden in training (`action_dropout`)       |
 
 Gato puts discrete values at [0, 1024), overlapping text. Giving them their own range means every
 id has one meaning, and action decoding can mask logits to exactly the valid range.
@@ -28,8 +29,10 @@ PATCH_ID = SEPARATOR_ID + 1
 PAD_ID = SEPARATOR_ID + 2
 EOS_ID = SEPARATOR_ID + 3
 BOS_ID = SEPARATOR_ID + 4
+ACTION_MASK_ID = SEPARATOR_ID + 5
+"""Stands in for an action token of the context that training hides (`mask_actions`)."""
 
-VOCAB_SIZE = BOS_ID + 1
+VOCAB_SIZE = ACTION_MASK_ID + 1
 """Number of ids that mean something."""
 
 EMBEDDING_MULTIPLE = 64
@@ -48,6 +51,7 @@ SPECIAL_TOKENS = {
     "pad": PAD_ID,
     "eos": EOS_ID,
     "bos": BOS_ID,
+    "action_mask": ACTION_MASK_ID,
 }
 
 NO_LOCAL_POSITION = -1

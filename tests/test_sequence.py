@@ -142,3 +142,35 @@ def test_separators_sit_where_the_tokenizer_put_them(tok):
     ep = episode(tok, 12)
     window = seq.take_steps(ep, 3, 7)
     assert (window.ids[window.timestep_starts + 2] == SEPARATOR_ID).all()
+
+
+def test_mask_actions_hides_only_action_targets_and_drops_their_loss():
+    import torch
+
+    from gato.batch import collate, mask_actions
+    from gato.tokenizer import ActionSpec, GatoTokenizer
+    from gato.vocab import ACTION_MASK_ID, DISCRETE_OFFSET, SEPARATOR_ID
+
+    tok = GatoTokenizer()
+    rng = np.random.default_rng(0)
+    episode = tok.encode_episode(
+        {"continuous": rng.normal(size=(40, 3)), "discrete": rng.integers(0, 5, (40, 2))},
+        {"continuous": rng.uniform(-1, 1, (40, 2))},
+        ActionSpec("continuous", (2,)),
+    )
+    text = tok.encode_text_sequence("a line of text to check that text targets stay")
+    batch = collate([episode, text])
+    out = mask_actions(batch, 0.5, torch.Generator().manual_seed(0))
+    hidden = out.input_ids == ACTION_MASK_ID
+    actions = batch.loss_mask & (batch.input_ids >= DISCRETE_OFFSET)
+    actions &= batch.input_ids < SEPARATOR_ID
+    assert hidden.any() and not (hidden & ~actions).any()  # only action targets are hidden
+    assert 0.35 < hidden.sum() / actions.sum() < 0.65
+    assert torch.equal(out.loss_mask, batch.loss_mask & ~hidden)
+    assert torch.equal(out.input_ids[~hidden], batch.input_ids[~hidden])
+    assert torch.equal(out.input_ids[1], batch.input_ids[1])  # text untouched
+    assert mask_actions(batch, 0.0) is batch
+    again = mask_actions(batch, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(again.input_ids, out.input_ids)  # seeded: the same tokens
+    with pytest.raises(ValueError, match="probability must be in"):
+        mask_actions(batch, 1.0)

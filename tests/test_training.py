@@ -25,7 +25,9 @@ def _args(recipe: Path, out: Path, cache: Path, steps: int, *extra: str) -> list
         "--cache_dir", str(cache), "--log_every", "1", "--checkpoint_every", "1",
         "--seed", "0", "--learning_rate", "1e-3", "--warmup_steps", "2",
         # fp32: the equivalence tests compare losses across batch splits to 1e-4.
-        "--mixed_precision", "no", *extra,
+        "--mixed_precision", "no",
+        # Hidden context actions: resuming and splitting the batch must hide the same tokens.
+        "--action_dropout", "0.2", *extra,
     ]  # fmt: skip
 
 
@@ -157,6 +159,8 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="mixed_precision"):
         TrainConfig(mixed_precision="fp8")
+    with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\)"):
+        TrainConfig(action_dropout=1.5)
 
 
 def test_unknown_mixture(tmp_path):
