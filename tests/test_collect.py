@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import datasets
 import numpy as np
 import pytest
@@ -38,9 +40,10 @@ def _replay(task, seed, policy=None):
 
 
 def _registry_with(tmp_path, extra: str) -> str:
-    """The shipped registry plus extra task tables (custom tasks for a test)."""
+    """The shipped registry (root file and its includes) plus extra task tables."""
     path = tmp_path / "tasks.toml"
     path.write_text(DEFAULT_REGISTRY_PATH.read_text() + "\n" + extra)
+    shutil.copytree(DEFAULT_REGISTRY_PATH.parent / "tasks", tmp_path / "tasks")
     return str(path)
 
 

@@ -389,19 +389,45 @@ def test_pairs_fill_the_context_when_asked(paths):
         assert 400 - longest < len(sample.sequence) <= 400 and sample.sequence.num_timesteps > 5
 
 
-def test_recipe_files_parse_and_name_known_tasks():
+def test_recipe_files_parse_and_name_known_tasks(monkeypatch, tmp_path):
     registry = pytest.importorskip("gato.data.registry")
     known = {t.id for t in registry.list_tasks()}
-    recipes = {name: mx.load_recipe(name) for name in ("demo", "all")}
-    for recipe in recipes.values():
-        names = {s.task for s in recipe.sources}
-        assert set(mx.BUILTIN_SOURCES) <= names and names <= known | set(mx.BUILTIN_SOURCES)
-    assert {s.task for s in recipes["all"].sources} == known | set(mx.BUILTIN_SOURCES)
-    control = sum(
-        p
-        for s, p in zip(recipes["all"].sources, recipes["all"].probabilities, strict=True)
-        if s.task in known
-    )
-    assert control == pytest.approx(0.85, abs=0.005)
+    demo = mx.load_recipe("demo")
+    names = {s.task for s in demo.sources}
+    assert set(mx.BUILTIN_SOURCES) <= names and names <= known | set(mx.BUILTIN_SOURCES)
     with pytest.raises(FileNotFoundError, match="recipes in"):
         mx.load_recipe("nonexistent")
+
+    # "all" takes every registry task with data on disk, sharing 85% of the weight.
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text(
+        '[suites.gym]\nepisode_limit = 10\naction = { kind = "discrete", num_values = 2 }\n'
+        "observation = { continuous_observations = { shape = [4] } }\n"
+        + "".join(f'[tasks.gym-{n}]\nsuite = "gym"\n' for n in ("a", "b", "c"))
+    )
+    monkeypatch.setattr(registry, "DEFAULT_REGISTRY_PATH", tasks)
+    with pytest.raises(ValueError, match="no task of .* has data on disk.*collect --suite"):
+        mx.load_recipe("all")
+    for name in ("a", "c"):
+        (tmp_path / "cache" / "episodes" / f"gym-{name}").mkdir(parents=True)
+        (tmp_path / "cache" / "episodes" / f"gym-{name}" / "state.json").write_text("{}")
+    recipe = mx.load_recipe("all")
+    assert [s.task for s in recipe.sources] == ["gym-a", "gym-c", *mx.BUILTIN_SOURCES]
+    control = sum(p for s, p in zip(recipe.sources, recipe.probabilities, strict=True)
+                  if s.task.startswith("gym-"))  # fmt: skip
+    assert control == pytest.approx(0.85, abs=0.005)
+    assert recipe.sources[0].weight == recipe.sources[1].weight
+
+
+def test_control_selection_bad_input():
+    def recipe(**control):
+        return {"control": control, "sources": [{"task": "text", "weight": 1}]}
+
+    with pytest.raises(ValueError, match="select must be 'with-data'"):
+        mx.parse_recipe(recipe(select="all", weight=1))
+    with pytest.raises(ValueError, match="weight must be a number > 0"):
+        mx.parse_recipe(recipe(select="with-data", weight=0))
+    with pytest.raises(ValueError, match=r"unknown keys \['wieght'\]"):
+        mx.parse_recipe(recipe(select="with-data", wieght=1))
+    with pytest.raises(ValueError, match=r"unknown suites \['nes'\]"):
+        mx.parse_recipe(recipe(select="with-data", weight=1, suites=["nes"]))

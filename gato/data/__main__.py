@@ -1,8 +1,9 @@
 """The data command line: `python -m gato.data <command> ...`.
 
 Commands:
-    tasks    list the registry's tasks with their scores and whether their data is on disk
-    collect  roll a task's expert out and write its episodes (JAT schema) to a dataset folder
+    tasks    list the registry's tasks: suite, expert, scores, whether their data is on disk
+    collect  roll a task's expert out and write its episodes (JAT schema) to a dataset folder;
+             --suite / --all: every task with an offline expert, resumable task by task
     score    measure a task's expert and random scores (and write them into the registry)
 
 A command is an entry of `COMMANDS`: a help line, a function adding its arguments to an
@@ -20,6 +21,10 @@ from typing import NamedTuple
 from gato.data.registry import UnknownTaskError, load_registry, write_scores
 
 
+class _UsageError(Exception):
+    """A command-line mistake: printed as one line, exit status 2."""
+
+
 class Command(NamedTuple):
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
@@ -35,7 +40,7 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
 
 def _tasks_arguments(parser: argparse.ArgumentParser) -> None:
     _add_registry(parser)
-    parser.add_argument("--suite", default=None, help="only this suite's tasks")
+    parser.add_argument("--suite", nargs="+", default=None, help="only these suites' tasks")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -43,38 +48,70 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _task_row(t) -> dict:
+    return {
+        "id": t.id,
+        "suite": t.suite,
+        "expert": t.expert or "-",
+        "offline_expert": t.has_offline_expert,
+        "expert_score": t.scores.expert if t.scores else None,
+        "random_score": t.scores.random if t.scores else None,
+        "expert_episodes": t.scores.expert_episodes if t.scores else 0,
+        "random_episodes": t.scores.random_episodes if t.scores else 0,
+        "reference_random": t.reference.random if t.reference else None,
+        "reference_human": t.reference.human if t.reference else None,
+        "data": t.has_data(),
+        "dataset": str(t.dataset_path),
+    }
+
+
+def _suites_or_fail(registry, suites: list[str] | None) -> list[str]:
+    if suites is None:
+        return registry.suites
+    unknown = sorted(set(suites) - set(registry.suites))
+    if unknown:
+        raise _UsageError(f"unknown suites {unknown}; suites: {', '.join(registry.suites)}")
+    return suites
+
+
 def _tasks(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
-    tasks = [t for t in registry.values() if args.suite in (None, t.suite)]
-    rows = [
-        {
-            "id": t.id,
-            "suite": t.suite,
-            "expert": t.expert or "-",
-            "expert_score": t.scores.expert if t.scores else None,
-            "random_score": t.scores.random if t.scores else None,
-            "data": "yes" if t.has_data() else "no",
-        }
-        for t in tasks
-    ]
+    suites = _suites_or_fail(registry, args.suite)
+    rows = [_task_row(t) for t in registry.values() if t.suite in suites]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("id", "suite", "expert", "expert score", "random score", "data")
-    table = [header] + [
-        (r["id"], r["suite"], r["expert"], _fmt(r["expert_score"]), _fmt(r["random_score"]),
-         r["data"])
-        for r in rows
-    ]  # fmt: skip
+    header = ("id", "suite", "expert", "offline", "expert score", "random score", "human", "data")
+    table = [header]
+    for r in rows:
+        # A published random score stands in where none was measured; the mark says so.
+        random = _fmt(r["random_score"])
+        if r["random_score"] is None and r["reference_random"] is not None:
+            random = _fmt(r["reference_random"]) + "*"
+        table.append(
+            (r["id"], r["suite"], r["expert"], "yes" if r["offline_expert"] else "no",
+             _fmt(r["expert_score"]), random, _fmt(r["reference_human"]),
+             "yes" if r["data"] else "no")
+        )  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    numeric = {3, 4}
+    numeric = {4, 5, 6}
     for k, row in enumerate(table):
         cells = [c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in
                  enumerate(zip(row, widths, strict=True))]  # fmt: skip
         print("  ".join(cells).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
-    print(f"\n{len(rows)} tasks")
+    if any(r["random_score"] is None and r["reference_random"] is not None for r in rows):
+        print("\n* published random score (reference; not measured here); human: published")
+    print()
+    for suite in suites:
+        of = [r for r in rows if r["suite"] == suite]
+        print(
+            f"{suite}: {len(of)} tasks, {sum(r['offline_expert'] for r in of)} with an offline "
+            f"expert, {sum(r['expert_score'] is not None for r in of)} scored, "
+            f"{sum(r['data'] for r in of)} with data"
+        )
+    print(f"{len(rows)} tasks")
     return 0
 
 
@@ -83,19 +120,28 @@ def _tasks(args: argparse.Namespace) -> int:
 
 def _collect_arguments(parser: argparse.ArgumentParser) -> None:
     _add_registry(parser)
-    parser.add_argument("--task", required=True, help="task id (see `tasks`)")
-    parser.add_argument("--episodes", type=int, required=True, help="episodes to play")
-    parser.add_argument("--output", default=None, help="dataset folder (default: the registry's)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="one task id (see `tasks`)")
+    which.add_argument("--suite", nargs="+", help="every task of these suites with an expert")
+    which.add_argument("--all", action="store_true", help="every task with an offline expert")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes per task (100)")
+    parser.add_argument("--output", default=None, help="dataset folder (--task only)")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
-    parser.add_argument("--policy", default=None, help="expert name (default the task's)")
+    parser.add_argument("--policy", default=None, help="expert name (--task only)")
     parser.add_argument("--no-filter", action="store_true", help="keep episodes below 80%%")
+    parser.add_argument("--overwrite", action="store_true", help="suites: redo tasks with data")
+    parser.add_argument("--estimate-only", action="store_true", help="suites: estimate and stop")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _collect(args: argparse.Namespace) -> int:
     from gato.data.collect import CollectConfig, collect
 
+    if args.task is None:
+        if args.output or args.policy:
+            raise _UsageError("--output and --policy go with --task, not with --suite or --all")
+        return _collect_suites(args)
     result = collect(
         CollectConfig(
             task=args.task,
@@ -118,6 +164,76 @@ def _collect(args: argparse.Namespace) -> int:
         f"{result.steps_per_second:.0f} steps/s"
     )
     return 0
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if num_bytes < 1000:
+            return f"{num_bytes:.0f} {unit}"
+        num_bytes /= 1000
+    return f"{num_bytes:.1f} TB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _collect_suites(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from gato.data.collect import SuiteCollectConfig, collect_suites, estimate_task, plan_suites
+
+    if not args.all:
+        _suites_or_fail(load_registry(args.registry), args.suite)
+    config = SuiteCollectConfig(
+        suites=None if args.all else args.suite,
+        episodes=args.episodes,
+        seed=args.seed,
+        workers=args.workers,
+        filter=not args.no_filter,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        registry=args.registry,
+    )
+    plan = plan_suites(config)
+    print(
+        f"{len(plan.todo)} tasks to collect, {len(plan.present)} already on disk (skipped; "
+        f"--overwrite redoes them), {len(plan.no_expert)} without an offline expert"
+    )
+    if not plan.todo:
+        return 0
+    # One recorded expert episode per task, extrapolated: the estimate is only as good as the
+    # episode is typical, but it costs about 1% of a 100-episode collection.
+    seconds = size = 0.0
+    lines = []
+    for task in tqdm(plan.todo, desc="estimating", unit="task", disable=args.quiet):
+        estimate = estimate_task(task, args.seed)
+        t, b = estimate.total(args.episodes)
+        seconds, size = seconds + t, size + b
+        lines.append(f"  {task.id}: ~{estimate.steps} steps/episode, ~{_duration(t)}, ~{_size(b)}")
+    print("\n".join(lines))
+    workers = f" with {args.workers} workers" if args.workers > 1 else ""
+    print(
+        f"estimate for {len(plan.todo)} tasks x {args.episodes} episodes: "
+        f"~{_duration(seconds / args.workers)}{workers}, ~{_size(size)} on disk "
+        "(before filtering)",
+        flush=True,
+    )
+    if args.estimate_only:
+        return 0
+    results = collect_suites(config, plan)
+    failed = {k: v for k, v in results.items() if isinstance(v, Exception)}
+    for task_id, result in results.items():
+        if not isinstance(result, Exception):
+            print(f"{task_id}: {result.num_kept}/{len(result.returns)} episodes -> {result.path}")
+    for task_id, err in failed.items():
+        print(f"{task_id}: FAILED: {err}", file=sys.stderr)
+    print(f"collected {len(results) - len(failed)}/{len(results)} tasks")
+    return 1 if failed else 0
 
 
 # -- score ------------------------------------------------------------------------------------
@@ -170,9 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in COMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
     args = parser.parse_args(argv)
+    from gato.data.envs import MissingPackageError
+
     try:
         return COMMANDS[args.command].run(args)
-    except UnknownTaskError as err:
+    except (UnknownTaskError, MissingPackageError, _UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

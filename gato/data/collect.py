@@ -402,3 +402,141 @@ def measure_scores(
         random_episodes=random_episodes,
     )
     return ScoreReport(task.id, scores, expert, rand, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole suites
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SuiteCollectConfig:
+    """What `collect_suites` does: every task of some suites that has an offline expert."""
+
+    suites: list[str] | None
+    """Suite names; None for every suite of the registry."""
+    episodes: int = 100
+    """Episodes to play per task (before filtering)."""
+    seed: int = 0
+    """Episode i of every task is reset with seed `seed + i`."""
+    workers: int = 1
+    """Processes playing episodes in parallel, per task."""
+    filter: bool = True
+    """Drop episodes below 80% of the expert score (Gato)."""
+    overwrite: bool = False
+    """Collect tasks whose dataset is already on disk too (default: skip them, so a stopped run
+    resumes where it stopped)."""
+    progress: bool = True
+    """Show progress bars."""
+    registry: str | None = None
+    """Registry file; default data/tasks.toml."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be positive, got {self.episodes}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be positive, got {self.workers}")
+
+
+@dataclass
+class SuitePlan:
+    """The tasks of a suite collection, sorted by what will happen to them."""
+
+    todo: list[TaskSpec]
+    """Tasks to collect, in registry order."""
+    present: list[TaskSpec]
+    """Tasks skipped because their dataset is already on disk."""
+    no_expert: list[TaskSpec]
+    """Tasks without an offline expert (none registered, or its checkpoint is missing)."""
+
+
+def plan_suites(config: SuiteCollectConfig) -> SuitePlan:
+    """Which tasks a suite collection collects; unknown suites and missing packages raise.
+
+    Raises `ValueError` naming the known suites, and `gato.data.envs.MissingPackageError`
+    naming the package when a suite with tasks to collect cannot run here.
+    """
+    from gato.data.envs import require_suite
+
+    registry = load_registry(config.registry)
+    suites = config.suites or registry.suites
+    unknown = sorted(set(suites) - set(registry.suites))
+    if unknown:
+        raise ValueError(f"unknown suites {unknown}; suites: {registry.suites}")
+    tasks = [t for t in registry.values() if t.suite in suites]
+    plan = SuitePlan([], [], [])
+    for task in tasks:
+        if not task.has_offline_expert:
+            plan.no_expert.append(task)
+        elif task.has_data() and not config.overwrite:
+            plan.present.append(task)
+        else:
+            plan.todo.append(task)
+    for suite in dict.fromkeys(t.suite for t in plan.todo):
+        require_suite(suite)
+    return plan
+
+
+@dataclass
+class TaskEstimate:
+    """Cost of collecting one task, extrapolated from one recorded expert episode."""
+
+    task: str
+    steps: int
+    """Steps of the probe episode."""
+    seconds: float
+    """Wall time of the probe episode (environment, expert, recording)."""
+    bytes: int
+    """Arrow bytes of the probe episode's row (images PNG-encoded, as stored)."""
+
+    def total(self, episodes: int) -> tuple[float, float]:
+        """(seconds, bytes) for `episodes` episodes like the probe."""
+        return self.seconds * episodes, float(self.bytes) * episodes
+
+
+def estimate_task(task: TaskSpec, seed: int = 0) -> TaskEstimate:
+    """Play and record one expert episode (seed `seed`) and measure its time and size."""
+    from gato.data.experts import make_expert
+
+    start = time.perf_counter()
+    env = task.make_env()
+    try:
+        expert = make_expert(task, seed)
+        result = play_episode(env, expert, seed, task, True, _features(task))
+    finally:
+        env.close()
+    return TaskEstimate(task.id, result.length, time.perf_counter() - start, result.batch.nbytes)
+
+
+def collect_suites(
+    config: SuiteCollectConfig, plan: SuitePlan | None = None
+) -> dict[str, CollectResult | Exception]:
+    """Collect every task of `plan.todo` (default `plan_suites(config)`), one dataset each.
+
+    Each task is written atomically by `collect`, so stopping the run loses at most the task in
+    progress, and running it again skips the tasks already on disk. A task that fails (e.g. no
+    episode passes the filter) is reported and the run goes on; its exception is returned.
+    """
+    from tqdm.auto import tqdm
+
+    plan = plan or plan_suites(config)
+    out: dict[str, CollectResult | Exception] = {}
+    bar = tqdm(plan.todo, unit="task", desc="tasks", disable=not config.progress, position=0)
+    for task in bar:
+        bar.set_postfix(task=task.id, refresh=True)
+        try:
+            out[task.id] = collect(
+                CollectConfig(
+                    task=task.id,
+                    episodes=config.episodes,
+                    seed=config.seed,
+                    workers=config.workers,
+                    filter=config.filter,
+                    progress=config.progress,
+                    registry=config.registry,
+                )
+            )
+        except (RuntimeError, ValueError, OSError) as err:
+            out[task.id] = err
+    bar.close()
+    return out

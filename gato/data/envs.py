@@ -23,12 +23,19 @@ Suites:
   into `continuous_observations`; optional rendered pixels as `image_observations`
   (`MUJOCO_GL=egl` unless set).
 - "gym": gymnasium tasks with Box or Discrete spaces (classic control, MuJoCo).
+- "babyai": BabyAI levels (`minigrid`, optional): the mission as `text_observations`; the
+  agent's direction followed by its 7x7x3 symbolic view, row-major, as `discrete_observations`
+  (148 integers, the JAT layout); 7 discrete actions.
+- "metaworld": Meta-World's 50 MT50 tasks (`metaworld`, optional), goal observable: 39 floats,
+  4 actions in [-1, 1]; each reset draws a new object and goal placement from the seed.
 
-Heavy libraries are imported inside the adapters, so importing this module costs nothing.
+Heavy libraries are imported inside the adapters, so importing this module costs nothing. A suite
+whose optional package is missing raises `MissingPackageError` naming the package to install.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections import deque
@@ -46,6 +53,46 @@ class ObservationError(ValueError):
     def __init__(self, task_id: str, step: int, field: str, problem: str) -> None:
         super().__init__(f"task {task_id!r}, step {step}, field {field!r}: {problem}")
         self.task_id, self.step, self.field = task_id, step, field
+
+
+class MissingPackageError(ImportError):
+    """A suite's environment package is not installed; the message says what to install."""
+
+
+SUITE_PACKAGES: dict[str, tuple[str, str, str]] = {
+    "atari": ("ale_py", "ale-py", ""),
+    "dmc": ("dm_control", "dm-control", ""),
+    "gym": ("gymnasium", "gymnasium", ""),
+    "babyai": ("minigrid", "minigrid==3.2.0", "babyai"),
+    "metaworld": ("metaworld", "metaworld==3.0.0", "metaworld"),
+}
+"""Suite -> (module its adapter imports, pip requirement, the project's extra that installs it;
+empty for core dependencies)."""
+
+
+def missing_package(suite: str) -> str | None:
+    """The pip requirement a suite lacks, or None when it can run (unknown suites: None)."""
+    if suite not in SUITE_PACKAGES:
+        return None
+    module, requirement, _ = SUITE_PACKAGES[suite]
+    return None if importlib.util.find_spec(module) is not None else requirement
+
+
+def require_suite(suite: str) -> None:
+    """Raise `MissingPackageError` when a suite's optional package is not installed."""
+    requirement = missing_package(suite)
+    if requirement is None:
+        return
+    module, _, extra = SUITE_PACKAGES[suite]
+    how = (
+        f"pip install 'gato[{extra}]' (or pip install {requirement})"
+        if extra
+        else (f"pip install {requirement}")
+    )
+    raise MissingPackageError(
+        f"suite {suite!r} needs the package {requirement.split('=')[0]!r} (module {module!r}), "
+        f"which is not installed: {how}"
+    )
 
 
 class Step(NamedTuple):
@@ -494,6 +541,149 @@ def _box_observation(integer: bool) -> Callable[[Any], np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
+# BabyAI (minigrid)
+# ---------------------------------------------------------------------------------------------
+
+
+class BabyAIEnv(ControlEnv):
+    """A BabyAI level: mission text plus the agent's symbolic view and direction.
+
+    Observation: `text_observations` the mission ("go to the red ball"); `discrete_observations`
+    int64 (148,): the direction (0-3) then the 7x7x3 egocentric view (object, colour, state per
+    cell) flattened row-major, as JAT lays it out. Actions: minigrid's 7 (left, right, forward,
+    pickup, drop, toggle, done). The level ends itself on success (reward 1 - 0.9 t / max_steps)
+    or at its `max_steps`, which the registry's `episode_limit` repeats.
+
+    Args (the registry's `env` table):
+        level: the minigrid id, e.g. "BabyAI-GoToRedBall-v0".
+    """
+
+    def __init__(self, task: TaskSpec, level: str) -> None:
+        super().__init__(task)
+        require_suite("babyai")
+        import gymnasium as gym
+        import minigrid  # noqa: F401  registers the BabyAI ids
+
+        self._env = gym.make(level, disable_env_checker=True)
+        n = int(self._env.action_space.n)
+        if n != task.action.num_values:
+            raise ValueError(
+                f"task {task.id!r}: {level} has {n} actions but the registry says "
+                f"num_values = {task.action.num_values}"
+            )
+        self.episode = 0
+
+    @property
+    def unwrapped(self):
+        """The minigrid level (what the BabyAI bot plans on)."""
+        return self._env.unwrapped
+
+    @property
+    def gym_env(self):
+        """The gymnasium environment as made (the BabyAI bot takes this)."""
+        return self._env
+
+    @staticmethod
+    def _observation(obs: Mapping[str, Any]) -> dict[str, Any]:
+        view = np.asarray(obs["image"], dtype=np.int64).reshape(-1)
+        return {
+            "text_observations": str(obs["mission"]),
+            "discrete_observations": np.concatenate(([int(obs["direction"])], view)),
+        }
+
+    def _reset(self, seed: int | None) -> dict[str, Any]:
+        obs, _ = self._env.reset(seed=seed)
+        self.episode += 1
+        return self._observation(obs)
+
+    def _step(self, action: int) -> tuple[dict[str, Any], float, bool, bool]:
+        obs, reward, terminated, truncated, _ = self._env.step(action)
+        return self._observation(obs), reward, terminated, truncated
+
+    def close(self) -> None:
+        self._env.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Meta-World
+# ---------------------------------------------------------------------------------------------
+
+_METAWORLD_MUJOCO_LIMIT = (3, 17)
+"""MuJoCo 3.17 widened `eq_data` to 12 numbers; Meta-World 3.0's mocap weld writes 11."""
+
+
+class MetaWorldEnv(ControlEnv):
+    """A Meta-World task with the goal observable (the MT50 setting), one placement per seed.
+
+    Observation: `continuous_observations` float32 (39,): hand position, gripper opening, two
+    objects' positions and quaternions, the same 18 numbers one step earlier, the goal position.
+    Actions: 4 floats in [-1, 1] (hand displacement x, y, z and gripper effort). Reward:
+    Meta-World's dense shaping in [0, 10] per step. Episodes run `max_path_length` (500) steps;
+    success does not end them. `last_info["success"]` says whether the task is solved now.
+
+    Every reset draws the objects' and the goal's placement from Meta-World's own random-reset
+    space with a generator seeded by `seed`, so a seed fixes the episode (MT50 itself fixes 50
+    placements per task; the seed plays that role here).
+
+    Args (the registry's `env` table):
+        name: the task, e.g. "reach-v3".
+    """
+
+    def __init__(self, task: TaskSpec, name: str) -> None:
+        super().__init__(task)
+        require_suite("metaworld")
+        import mujoco
+
+        version = tuple(int(p) for p in mujoco.__version__.split(".")[:2])
+        if version >= _METAWORLD_MUJOCO_LIMIT:
+            raise MissingPackageError(
+                f"task {task.id!r}: Meta-World runs on mujoco < 3.17 (installed "
+                f"{mujoco.__version__}); install mujoco==3.16.0 and dm-control==1.0.49 "
+                "(see data/README.md, 'Dependencies')"
+            )
+        import metaworld
+
+        key = f"{name}-goal-observable"
+        envs = metaworld.ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+        if key not in envs:
+            known = sorted(k.removesuffix("-goal-observable") for k in envs)
+            raise ValueError(f"task {task.id!r}: no Meta-World task {name!r}; tasks: {known}")
+        self._env = envs[key](seed=0)
+        # The goal-observable classes freeze one placement after construction; unfreezing and
+        # drawing from the env's own seeded generator gives a new, reproducible one per reset.
+        self._env._freeze_rand_vec = False
+        self._env.seeded_rand_vec = True
+        if task.episode_limit > self._env.max_path_length:
+            raise ValueError(
+                f"task {task.id!r}: episode_limit {task.episode_limit} exceeds Meta-World's "
+                f"max_path_length {self._env.max_path_length}"
+            )
+        space = self._env.action_space
+        self._set_bounds(space.low, space.high)
+        self.last_info: dict[str, Any] = {}
+
+    @property
+    def unwrapped(self):
+        """The Meta-World `SawyerXYZEnv`."""
+        return self._env
+
+    def _reset(self, seed: int | None) -> dict[str, Any]:
+        if seed is not None:
+            self._env.seed(seed)
+        obs, info = self._env.reset()
+        self.last_info = dict(info)
+        return {"continuous_observations": _vector(obs, np.float32)}
+
+    def _step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool]:
+        obs, reward, terminated, truncated, info = self._env.step(action.astype(np.float32))
+        self.last_info = dict(info)
+        return {"continuous_observations": _vector(obs, np.float32)}, reward, terminated, truncated
+
+    def close(self) -> None:
+        self._env.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # Suites
 # ---------------------------------------------------------------------------------------------
 
@@ -508,9 +698,12 @@ SUITES: dict[str, Callable[..., ControlEnv]] = {
     "atari": AtariEnv,
     "dmc": _make_dmc,
     "gym": GymEnv,
+    "babyai": BabyAIEnv,
+    "metaworld": MetaWorldEnv,
 }
 """Suite name -> adapter factory `(task, **registry env table) -> ControlEnv`. A new suite
-(BabyAI, Meta-World, ...) registers its adapter here and gets a `[suites.*]` table."""
+registers its adapter here (and its package in `SUITE_PACKAGES`) and gets a `[suites.*]`
+table."""
 
 
 def make_env(task: TaskSpec, **overrides: Any) -> ControlEnv:
@@ -519,4 +712,5 @@ def make_env(task: TaskSpec, **overrides: Any) -> ControlEnv:
         raise ValueError(
             f"task {task.id!r}: no adapter for suite {task.suite!r}; suites: {sorted(SUITES)}"
         )
+    require_suite(task.suite)
     return SUITES[task.suite](task, **{**task.env, **overrides})

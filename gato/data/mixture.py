@@ -10,6 +10,14 @@ A recipe (TOML, `data/mixtures/*.toml`) lists sources and sampling weights:
     task = "<task id>"       # anything else is a control task of the registry (data/tasks.toml)
     weight = 2.0
 
+A recipe may also take every registry task whose episodes are on disk, sharing one weight
+equally among them (the recipe then follows the data as it is collected):
+
+    [control]
+    select = "with-data"     # the only selection so far
+    weight = 85.0            # split equally among the selected tasks
+    suites = ["babyai"]      # optional: only these suites
+
 Optional per source: `split` (default "train"), `path` (a dataset folder, Parquet files or hub id,
 overriding the built-in or registry location), `hub_name` (a hub configuration), `kind`
 ("control", "captions" or "text"; needed with `path` for a source that is neither built-in nor
@@ -158,12 +166,14 @@ _ENTRY_KEYS = {f.name for f in fields(SourceEntry)}
 
 def parse_recipe(data: dict[str, Any], name: str = "recipe") -> Recipe:
     """A recipe from parsed TOML; unknown keys are errors (a typo must not drop a setting)."""
-    unknown = sorted(set(data) - {"name", "description", "sources"})
+    unknown = sorted(set(data) - {"name", "description", "sources", "control"})
     if unknown:
         raise ValueError(f"{name}: unknown top-level keys {unknown}")
-    sources = data.get("sources")
+    sources = data.get("sources", [] if "control" in data else None)
     if not isinstance(sources, list):
         raise ValueError(f"{name}: expected [[sources]] tables")
+    if "control" in data:
+        sources = _select_control(data["control"], name) + list(sources)
     entries = []
     for i, entry in enumerate(sources):
         if not isinstance(entry, dict) or "task" not in entry or "weight" not in entry:
@@ -173,6 +183,36 @@ def parse_recipe(data: dict[str, Any], name: str = "recipe") -> Recipe:
             raise ValueError(f"{name}: source {entry['task']!r} has unknown keys {bad}")
         entries.append(SourceEntry(**entry))
     return Recipe(str(data.get("name", name)), tuple(entries), str(data.get("description", "")))
+
+
+def _select_control(table: Any, name: str) -> list[dict[str, Any]]:
+    """The `[control]` table: one source per registry task with data, sharing `weight`."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{name}: [control] must be a table")
+    bad = sorted(set(table) - {"select", "weight", "suites"})
+    if bad:
+        raise ValueError(f"{name}: [control] has unknown keys {bad}")
+    if table.get("select") != "with-data":
+        raise ValueError(
+            f"{name}: [control] select must be 'with-data', got {table.get('select')!r}"
+        )
+    weight = table.get("weight")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+        raise ValueError(f"{name}: [control] weight must be a number > 0, got {weight!r}")
+    from gato.data.registry import load_registry
+
+    registry = load_registry()
+    suites = table.get("suites", registry.suites)
+    unknown = sorted(set(suites) - set(registry.suites))
+    if unknown:
+        raise ValueError(f"{name}: [control] unknown suites {unknown}; suites: {registry.suites}")
+    tasks = [t.id for t in registry.values() if t.suite in suites and t.has_data()]
+    if not tasks:
+        raise ValueError(
+            f"{name}: [control] selects the tasks with data, and no task of {list(suites)} has "
+            "data on disk; collect some first: python -m gato.data collect --suite SUITE"
+        )
+    return [{"task": task, "weight": weight / len(tasks)} for task in tasks]
 
 
 def load_recipe(path: str | Path) -> Recipe:

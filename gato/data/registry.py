@@ -7,6 +7,10 @@ game or a DeepMind Control task is a few lines; adding a suite is a `[suites.*]`
 adapter in `gato.data.envs`. Nothing here imports an environment library: the registry is read by
 the tokenizer and the policy too, which need the specs without the simulators.
 
+The root file may list more files, `include = ["tasks/atari.toml", ...]` (relative to itself),
+each holding `[suites.*]` and `[tasks.*]` tables of its own; one file per suite keeps a registry
+of hundreds of tasks readable. Ids and suite names are unique across all the files.
+
 Example entry (the suite supplies the observation spec, limits and action kind)::
 
     [tasks.atari-pong]
@@ -20,7 +24,6 @@ Example entry (the suite supplies the observation spec, limits and action kind):
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -126,6 +129,21 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Reference returns from the literature, for tasks we have no measured expert score for.
+
+    Attributes:
+        random: a uniformly random policy's mean return, as published.
+        human: a human player's mean return, as published (Atari: the professional tester).
+        source: where the numbers come from (paper, table).
+    """
+
+    random: float
+    human: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One control task: environment, specs, expert, scores and data location.
 
@@ -143,6 +161,8 @@ class TaskSpec:
             the registry file's folder) or a hub id such as "jat-project/jat-dataset".
         dataset_config: the hub configuration of `dataset` (a task name for the JAT dataset).
         description: one line for humans.
+        reference: published random and human returns (Atari), None where there are none.
+        source: the registry file that declares the task (where `write_scores` edits it).
     """
 
     id: str
@@ -157,8 +177,11 @@ class TaskSpec:
     dataset: str = ""
     dataset_config: str | None = None
     description: str = ""
+    reference: Reference | None = None
+    source: Path | None = None
     root: Path = REPO_ROOT / "data"
-    """Folder that relative dataset paths are resolved against (the registry file's folder)."""
+    """Folder that relative dataset and checkpoint paths are resolved against (the root registry
+    file's folder)."""
 
     def action_spec(self):
         """The tokenizer's `ActionSpec` of this task's actions."""
@@ -188,6 +211,24 @@ class TaskSpec:
         if local.exists() or not _looks_like_hub_id(self.dataset):
             return local
         return self.dataset
+
+    def resolve_path(self, value: str) -> Path:
+        """A path of the registry (dataset, expert checkpoint): relative ones start at `root`."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def has_offline_expert(self) -> bool:
+        """Whether an expert runs here with nothing to download.
+
+        A scripted expert always does; an expert that loads trained weights
+        (`expert_params = { checkpoint = "..." }`, e.g. `expert = "impala"`) does when its
+        checkpoint is on disk.
+        """
+        if self.expert is None:
+            return False
+        checkpoint = self.expert_params.get("checkpoint")
+        return checkpoint is None or self.resolve_path(str(checkpoint)).exists()
 
     def has_data(self) -> bool:
         """Whether a complete dataset is on disk where this task's episodes are expected."""
@@ -235,13 +276,15 @@ def _shape(value: Any, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _parse_task(task_id: str, entry: Mapping[str, Any], root: Path) -> TaskSpec:
+def _parse_task(
+    task_id: str, entry: Mapping[str, Any], root: Path, source: Path | None = None
+) -> TaskSpec:
     where = f"task {task_id!r}"
     if not _ID_PATTERN.match(task_id):
         raise ValueError(f"{where}: ids are lowercase letters, digits, '-', '_' and '.'")
     known = {
         "suite", "env", "observation", "action", "episode_limit", "expert", "expert_params",
-        "scores", "dataset", "dataset_config", "description",
+        "scores", "dataset", "dataset_config", "description", "reference",
     }  # fmt: skip
     unknown = sorted(set(entry) - known)
     if unknown:
@@ -291,6 +334,14 @@ def _parse_task(task_id: str, entry: Mapping[str, Any], root: Path) -> TaskSpec:
             expert_episodes=int(s.get("expert_episodes", 0)),
             random_episodes=int(s.get("random_episodes", 0)),
         )
+    reference = None
+    r = entry.get("reference") or {}
+    # A suite may give only the source; a task without numbers then has no reference.
+    if "random" in r or "human" in r:
+        missing = sorted({"random", "human"} - set(r))
+        if missing:
+            raise ValueError(f"{where}: reference needs {missing} (and a source)")
+        reference = Reference(float(r["random"]), float(r["human"]), str(r.get("source", "")))
     limit = entry["episode_limit"]
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"{where}: episode_limit must be a positive integer, got {limit!r}")
@@ -307,16 +358,30 @@ def _parse_task(task_id: str, entry: Mapping[str, Any], root: Path) -> TaskSpec:
         dataset=str(entry.get("dataset", f"cache/episodes/{task_id}")),
         dataset_config=entry.get("dataset_config"),
         description=str(entry.get("description", "")),
+        reference=reference,
+        source=source,
         root=root,
     )
 
 
 class Registry(Mapping[str, TaskSpec]):
-    """Task id -> `TaskSpec`, in file order. Unknown ids raise `UnknownTaskError`."""
+    """Task id -> `TaskSpec`, in file order. Unknown ids raise `UnknownTaskError`.
 
-    def __init__(self, tasks: Mapping[str, TaskSpec], path: Path | None = None) -> None:
+    Attributes:
+        path: the root registry file (None for a registry parsed from text).
+        files: every file read, the root first, then its includes in order.
+    """
+
+    def __init__(
+        self,
+        tasks: Mapping[str, TaskSpec],
+        path: Path | None = None,
+        files: tuple[Path, ...] = (),
+    ) -> None:
         self._tasks = dict(tasks)
         self.path = path
+        self.files = files or ((path,) if path is not None else ())
+        self._stamps = _stamps(self.files)
 
     def __getitem__(self, task_id: str) -> TaskSpec:
         try:
@@ -334,44 +399,116 @@ class Registry(Mapping[str, TaskSpec]):
         """The tasks of one suite, in file order."""
         return [t for t in self._tasks.values() if t.suite == suite]
 
+    @property
+    def suites(self) -> list[str]:
+        """Suite names that have tasks, in order of first appearance."""
+        return list(dict.fromkeys(t.suite for t in self._tasks.values()))
+
+    def is_current(self) -> bool:
+        """Whether no file of this registry changed on disk since it was read."""
+        return _stamps(self.files) == self._stamps
+
+
+def _stamps(files: tuple[Path, ...]) -> tuple[int, ...]:
+    return tuple(f.stat().st_mtime_ns if f.exists() else -1 for f in files)
+
 
 def unknown_task_message(task_id: str, known: list[str]) -> str:
-    """'unknown task X; did you mean Y? known tasks: ...'."""
+    """'unknown task X; did you mean Y? known tasks: ...' (long lists are cut short)."""
     close = difflib.get_close_matches(task_id, known, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown task {task_id!r}{hint} known tasks: {', '.join(known)}"
+    shown = ", ".join(known[:40]) + (f", ... ({len(known)} in all)" if len(known) > 40 else "")
+    return f"unknown task {task_id!r}{hint} known tasks: {shown}"
 
 
-def parse_registry(text: str, root: Path = REPO_ROOT / "data", path: Path | None = None):
-    """A `Registry` from TOML text (`root`: the folder relative dataset paths start from)."""
-    raw = tomllib.loads(text)
-    unknown = sorted(set(raw) - {"suites", "tasks"})
+def _read_tables(
+    text: str, where: str, root: Path, overrides: Mapping[Path, str]
+) -> list[tuple[Path | None, dict[str, Any]]]:
+    """(file, parsed TOML) of a registry text and of every file it includes, in order."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{where}: not valid TOML: {err}") from None
+    unknown = sorted(set(raw) - {"suites", "tasks", "include"})
     if unknown:
-        raise ValueError(f"registry: unknown top-level tables {unknown}; expected suites, tasks")
-    suites = raw.get("suites", {})
-    tasks = {}
-    for task_id, entry in raw.get("tasks", {}).items():
-        suite = entry.get("suite")
-        if suite is None:
-            raise ValueError(f"task {task_id!r}: missing 'suite'")
-        if suite not in suites:
-            raise ValueError(f"task {task_id!r}: unknown suite {suite!r}; suites: {sorted(suites)}")
-        tasks[task_id] = _parse_task(task_id, _merge(suites[suite], entry), root)
-    return Registry(tasks, path)
+        raise ValueError(
+            f"{where}: unknown top-level tables {unknown}; expected suites, tasks, include"
+        )
+    include = raw.pop("include", [])
+    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+        raise ValueError(f"{where}: include must be a list of file paths, got {include!r}")
+    out: list[tuple[Path | None, dict[str, Any]]] = [(None, raw)]
+    for name in include:
+        file = (root / name).resolve()
+        if file in overrides:
+            sub = overrides[file]
+        elif file.exists():
+            sub = file.read_text()
+        else:
+            raise FileNotFoundError(f"{where}: included registry file {file} does not exist")
+        tables = _read_tables(sub, str(file), file.parent, overrides)
+        if any(f == file for f, _ in out) or any(f == file for f, _ in tables[1:]):
+            raise ValueError(f"{where}: {file} is included twice")
+        out.append((file, tables[0][1]))
+        out.extend(tables[1:])
+    return out
 
 
-@functools.lru_cache(maxsize=8)
-def _load_cached(path: Path, mtime_ns: int) -> Registry:
-    return parse_registry(path.read_text(), root=path.parent, path=path)
+def parse_registry(
+    text: str,
+    root: Path = REPO_ROOT / "data",
+    path: Path | None = None,
+    overrides: Mapping[Path, str] | None = None,
+):
+    """A `Registry` from TOML text (`root`: the folder relative paths start from).
+
+    Files named by `include` are read relative to `root`; `overrides` maps a file to the text to
+    use instead of its contents (how `write_scores` checks an edit before writing it).
+    """
+    where = str(path) if path is not None else "registry"
+    tables = _read_tables(text, where, root, dict(overrides or {}))
+    suites: dict[str, Any] = {}
+    for file, raw in tables:
+        for name, table in raw.get("suites", {}).items():
+            if name in suites:
+                raise ValueError(f"{file or where}: suite {name!r} is defined twice")
+            suites[name] = table
+    tasks: dict[str, TaskSpec] = {}
+    for file, raw in tables:
+        source = file or path
+        for task_id, entry in raw.get("tasks", {}).items():
+            if task_id in tasks:
+                raise ValueError(
+                    f"{source or where}: task {task_id!r} is already defined in "
+                    f"{tasks[task_id].source or where}"
+                )
+            suite = entry.get("suite")
+            if suite is None:
+                raise ValueError(f"task {task_id!r}: missing 'suite'")
+            if suite not in suites:
+                raise ValueError(
+                    f"task {task_id!r}: unknown suite {suite!r}; suites: {sorted(suites)}"
+                )
+            tasks[task_id] = _parse_task(task_id, _merge(suites[suite], entry), root, source)
+    files = (path, *(f for f, _ in tables[1:])) if path is not None else ()
+    return Registry(tasks, path, files)
+
+
+_CACHE: dict[Path, Registry] = {}
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
-    """Read a registry file (default `data/tasks.toml`); re-read when the file changes."""
+    """Read a registry file (default `data/tasks.toml`) and its includes; re-read when one of
+    them changes on disk."""
     path = Path(path) if path is not None else DEFAULT_REGISTRY_PATH
     path = path.resolve()
     if not path.exists():
         raise FileNotFoundError(f"no task registry at {path}")
-    return _load_cached(path, path.stat().st_mtime_ns)
+    cached = _CACHE.get(path)
+    if cached is None or not cached.is_current():
+        cached = parse_registry(path.read_text(), root=path.parent, path=path)
+        _CACHE[path] = cached
+    return cached
 
 
 def get_task(task_id: str, registry: Registry | str | Path | None = None) -> TaskSpec:
@@ -402,17 +539,28 @@ def format_scores(scores: Scores) -> str:
 
 
 def write_scores(path: str | Path, task_id: str, scores: Scores) -> None:
-    """Set one task's `scores = {...}` line in a registry file, keeping everything else as is.
+    """Set one task's `scores = {...}` line in a registry, keeping everything else as is.
 
-    The line is replaced where it exists, else added at the end of the task's table. The file is
-    written through a temporary file and a rename, and re-parsed before, so a bad edit never lands.
+    `path` is the root registry file; the line goes into whichever of its files declares the
+    task (the root or an include). The line is replaced where it exists, else added at the end
+    of the task's table. The whole registry is re-parsed with the edit before anything is
+    written, and the file is written through a temporary file and a rename, so a bad edit never
+    lands.
     """
-    path = Path(path)
-    lines = path.read_text().splitlines(keepends=True)
+    path = Path(path).resolve()
+    files = [path]
+    try:
+        files = list(load_registry(path).files)
+    except (ValueError, FileNotFoundError):
+        pass  # an unreadable registry: look in the root file only (and fail below)
     name = re.escape(task_id)
     header = re.compile(rf'^\s*\[\s*tasks\.("{name}"|{name})\s*\]\s*(#.*)?$')
-    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
-    if start is None:
+    for file in files:
+        lines = file.read_text().splitlines(keepends=True)
+        start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+        if start is not None:
+            break
+    else:
         raise UnknownTaskError(f"{path}: no [tasks.{task_id}] table to write scores into")
     end = next(
         (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
@@ -430,7 +578,11 @@ def write_scores(path: str | Path, task_id: str, scores: Scores) -> None:
             insert -= 1
         lines.insert(insert, new_line)
     text = "".join(lines)
-    parse_registry(text, root=path.parent)  # never write a registry that does not load
-    tmp = path.with_name(f".{path.name}.tmp")
+    # Never write a registry that does not load.
+    if file == path:
+        parse_registry(text, root=path.parent, path=path)
+    else:
+        parse_registry(path.read_text(), root=path.parent, path=path, overrides={file: text})
+    tmp = file.with_name(f".{file.name}.tmp")
     tmp.write_text(text)
-    tmp.replace(path)
+    tmp.replace(file)

@@ -21,6 +21,10 @@ The controllers:
 - Mountain car and Acrobot: energy pumping, improved by one-step lookahead: each step, every
   action is followed by the pumping policy through the task's known dynamics, and the action
   that reaches the goal soonest is played.
+- BabyAI: minigrid's BabyAI bot (subgoals from the mission, breadth-first search on the level).
+- Meta-World: the scripted policy Meta-World ships for each task.
+- gymnasium Reacher: inverse kinematics and joint PD; dm-control point_mass hard: PD through the
+  episode's random actuator directions, read from the model.
 """
 
 from gato.data.experts.base import (
@@ -35,7 +39,7 @@ from gato.data.experts.base import (
 )
 
 # Importing the controller modules registers their experts.
-from gato.data.experts import atari, classic, mujoco  # noqa: E402, F401  isort: skip
+from gato.data.experts import atari, babyai, classic, metaworld, mujoco  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "EXPERTS",

@@ -181,6 +181,11 @@ class MujocoLQR(_LQRExpert):
 class PointMassPD(Expert):
     """dm-control point_mass: force = -kp position - kd velocity (the target is the origin).
 
+    Each control pulls a tendon along a direction of the plane; `easy` uses the x and y axes,
+    `hard` draws two random directions per episode. The expert reads them from the model
+    (`wrap_prm`, the tendons' joint coefficients) and solves for the controls that produce the
+    wanted force.
+
     Args:
         kp, kd: gains in canonical action units per metre and per metre/second.
     """
@@ -191,7 +196,11 @@ class PointMassPD(Expert):
 
     def act(self, observation: Mapping[str, Any], env: ControlEnv) -> np.ndarray:
         x, y, dx, dy = state_vector(observation)
-        action = [-self.kp * x - self.kd * dx, -self.kp * y - self.kd * dy]
+        fx, fy = -self.kp * x - self.kd * dx, -self.kp * y - self.kd * dy
+        # Force on the joints = u1 d1 + u2 d2 with d1, d2 the tendon directions: solve for u.
+        a, b, c, d = env.physics.model.wrap_prm[:4].tolist()  # d1 = (a, b), d2 = (c, d)
+        det = a * d - b * c
+        action = [(d * fx - c * fy) / det, (a * fy - b * fx) / det]
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
 
 
@@ -224,6 +233,45 @@ class ReacherPD(Expert):
         for q2_goal in (elbow, -elbow):
             q1_goal = math.atan2(ty, tx) - math.atan2(math.sin(q2_goal), 1.0 + math.cos(q2_goal))
             e1, e2 = wrap_angle(q1_goal - q1), q2_goal - q2
+            if best is None or abs(e1) + abs(e2) < abs(best[0]) + abs(best[1]):
+                best = (e1, e2)
+        action = [self.kp * best[0] - self.kd * w1, self.kp * best[1] - self.kd * w2]
+        return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+
+
+@register_expert("reacher-ik")
+class GymReacherIK(Expert):
+    """gymnasium Reacher-v5: inverse kinematics to the target, then joint-space PD.
+
+    Observation: cos q1, cos q2, sin q1, sin q2, target x, y, joint velocities, fingertip minus
+    target (x, y, z). The links are 0.1 m and 0.11 m (to the fingertip), so the target's joint
+    angles have a closed form; of the two elbow solutions the one nearer the current posture is
+    taken. The reward charges the squared torque, so the gains stay moderate.
+
+    Args:
+        kp: torque per radian of joint error (canonical units).
+        kd: torque per rad/s of joint velocity.
+    """
+
+    LINKS = (0.1, 0.11)
+
+    def __init__(self, task: TaskSpec, kp: float = 1.0, kd: float = 0.1) -> None:
+        super().__init__(task)
+        self.kp, self.kd = kp, kd
+
+    def act(self, observation: Mapping[str, Any], env: ControlEnv) -> np.ndarray:
+        c1, c2, s1, s2, tx, ty, w1, w2, *_ = state_vector(observation)
+        q1, q2 = math.atan2(s1, c1), math.atan2(s2, c2)
+        a, b = self.LINKS
+        reach = min(math.hypot(tx, ty), (a + b) * 0.9999)
+        cos_elbow = (reach * reach - a * a - b * b) / (2 * a * b)
+        elbow = math.acos(max(-1.0, min(1.0, cos_elbow)))
+        best = None
+        for q2_goal in (elbow, -elbow):
+            q1_goal = math.atan2(ty, tx) - math.atan2(
+                b * math.sin(q2_goal), a + b * math.cos(q2_goal)
+            )
+            e1, e2 = wrap_angle(q1_goal - q1), wrap_angle(q2_goal - q2)
             if best is None or abs(e1) + abs(e2) < abs(best[0]) + abs(best[1]):
                 best = (e1, e2)
         action = [self.kp * best[0] - self.kd * w1, self.kp * best[1] - self.kd * w2]
