@@ -40,6 +40,7 @@ from gato.data.experts.base import (
 
 # Importing the controller modules registers their experts.
 from gato.data.experts import atari, babyai, classic, metaworld, mujoco  # noqa: E402, F401  isort: skip
+from gato.data.experts import impala  # noqa: E402, F401  isort: skip  (trained by gato.rl.impala)
 
 __all__ = [
     "EXPERTS",
