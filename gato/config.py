@@ -108,6 +108,18 @@ class GatoConfig(PreTrainedConfig):
     use_cache: bool = True
     """Whether forward returns a KV cache by default in eval mode."""
 
+    # -- feed-forward blocks ---------------------------------------------------------------------
+    ffn: str = "dense"
+    """Every block's feed-forward part: "dense" (the two-matrix GELU MLP) or "pathnet" (M small
+    GELU MLP modules of which the active pathway sums N; `gato.pathnet.gato_ffn`)."""
+    pathnet_modules: int = 8
+    """PathNet FFN: modules per block (M)."""
+    pathnet_active: int = 4
+    """PathNet FFN: modules a pathway uses per block (N, at most M)."""
+    pathnet_module_size: int | None = None
+    """PathNet FFN: hidden units per module; None: intermediate_size / pathnet_active, so one
+    pathway has the dense MLP's shape."""
+
     # -- observations ----------------------------------------------------------------------------
     max_local_positions: int = 512
     """Size of the local (within-observation) position table; local positions must be below it."""
@@ -173,6 +185,33 @@ class GatoConfig(PreTrainedConfig):
                 f"GatoConfig.resnet_channels={self.resnet_channels} must be divisible by "
                 f"resnet_groups={self.resnet_groups}"
             )
+        if self.ffn not in ("dense", "pathnet"):
+            raise ValueError(f"GatoConfig.ffn must be 'dense' or 'pathnet', got {self.ffn!r}")
+        if self.ffn == "pathnet":
+            for name in ("pathnet_modules", "pathnet_active"):
+                value = getattr(self, name)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ValueError(
+                        f"GatoConfig.{name} must be a positive integer, got {value!r}"
+                    )
+            if self.pathnet_active > self.pathnet_modules:
+                raise ValueError(
+                    f"GatoConfig.pathnet_active={self.pathnet_active} exceeds pathnet_modules="
+                    f"{self.pathnet_modules}: a pathway uses at most N of the M modules"
+                )
+            size = self.pathnet_module_size
+            if size is None and self.intermediate_size % self.pathnet_active:
+                raise ValueError(
+                    f"GatoConfig.intermediate_size={self.intermediate_size} is not divisible by "
+                    f"pathnet_active={self.pathnet_active}; set pathnet_module_size"
+                )
+            if size is not None and (
+                not isinstance(size, int) or isinstance(size, bool) or size < 1
+            ):
+                raise ValueError(
+                    f"GatoConfig.pathnet_module_size must be a positive integer or None, "
+                    f"got {size!r}"
+                )
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

@@ -252,6 +252,14 @@ class GatoMLP(nn.Module):
         return self.fc_out(F.gelu(self.fc_in(x)))
 
 
+def _pathnet_ffn(config: GatoConfig) -> nn.Module:
+    """PathNet modules in place of the dense MLP (`config.ffn == "pathnet"`); they live with
+    PathNet, imported only when asked for."""
+    from gato.pathnet.gato_ffn import PathNetFFN
+
+    return PathNetFFN(config)
+
+
 class GatoBlock(GradientCheckpointingLayer):
     """Pre-norm decoder block: x + attn(LN(x)), then x + mlp(LN(x))."""
 
@@ -260,7 +268,7 @@ class GatoBlock(GradientCheckpointingLayer):
         self.norm_attn = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attn = GatoAttention(config, layer_idx)
         self.norm_mlp = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = GatoMLP(config)
+        self.mlp = GatoMLP(config) if config.ffn == "dense" else _pathnet_ffn(config)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(

@@ -1,0 +1,140 @@
+"""Statistics, tables and plots shared by the PathNet experiments (pure functions, matplotlib
+imported inside the plotting functions)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Spread",
+    "atomic_write_json",
+    "atomic_write_text",
+    "markdown_table",
+    "plot_speedups",
+    "speedup",
+    "spread",
+]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, standard deviation, median, quartiles and count of a sample."""
+
+    mean: float
+    std: float
+    median: float
+    q25: float
+    q75: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.1f} ± {self.std:.1f}"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Summary of `values` (std with ddof=1; 0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        raise ValueError("spread of an empty sample")
+    std = float(array.std(ddof=1)) if array.size > 1 else 0.0
+    q25, median, q75 = (float(v) for v in np.percentile(array, [25, 50, 75]))
+    return Spread(float(array.mean()), std, median, q25, q75, int(array.size))
+
+
+def speedup(
+    baseline: Sequence[float],
+    transfer: Sequence[float],
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How much faster `transfer` is than `baseline`: mean(baseline) / mean(transfer).
+
+    Both are per-seed costs (generations or steps) of the same seeds, paired; the 95% interval is
+    a bootstrap over seeds (resampled pairs). Returns ratio, low, high, and the median of the
+    per-seed ratios.
+    """
+    base = np.asarray(baseline, dtype=np.float64)
+    trans = np.asarray(transfer, dtype=np.float64)
+    if base.shape != trans.shape or base.ndim != 1 or base.size == 0:
+        raise ValueError(
+            f"speedup needs two equal-length 1-d samples, got {base.shape} and {trans.shape}"
+        )
+    if (trans <= 0).any() or (base <= 0).any():
+        raise ValueError("speedup needs positive costs")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, base.size, size=(resamples, base.size))
+    ratios = base[picks].mean(axis=1) / trans[picks].mean(axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return {
+        "ratio": float(base.mean() / trans.mean()),
+        "low": float(low),
+        "high": float(high),
+        "median_of_ratios": float(np.median(base / trans)),
+    }
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def plot_speedups(
+    groups: dict[str, dict[str, Sequence[float]]],
+    path: str | Path,
+    ylabel: str,
+    title: str,
+) -> Path:
+    """One panel per group (a task pair): a box plot of each condition's per-seed cost.
+
+    Args:
+        groups: {group name: {condition: per-seed costs}}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(groups)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        conditions = list(groups[name])
+        data = [np.asarray(groups[name][c], dtype=float) for c in conditions]
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(conditions) + 1), conditions)
+        rng = np.random.default_rng(0)
+        for i, values in enumerate(data, start=1):
+            ax.scatter(i + rng.uniform(-0.12, 0.12, values.size), values, s=8, alpha=0.5)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

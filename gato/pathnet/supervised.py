@@ -1,0 +1,474 @@
+"""Supervised PathNet transfer: binary digit tasks, task A then task B, three ways of learning B.
+
+The data is scikit-learn's bundled 8x8 digits (1,797 images, offline; an optional dependency).
+A task "3v8" classifies digit 3 (label 1) against digit 8 (label 0); each task's images are split
+once (a fixed split, whatever the seed) into a training and a held-out set.
+
+Learning a task (the paper's binary MNIST protocol, `learn_task`): a new head, a population of
+random pathways, binary tournaments; in a tournament each of the two pathways is trained for T
+minibatches by SGD (frozen modules excluded) and its fitness is its accuracy on those minibatches,
+measured before each update (the paper's "negative classification error during training"). The
+task is learned when a tournament's winner, after its T steps, classifies at least
+`target_accuracy` of the whole training set; the cost is the number of tournaments (generations)
+and SGD steps until then.
+
+Task B is learned three ways, with the same seed:
+- pathnet: after A, the best pathway of A is frozen (its modules and A's head), every other
+  module is re-initialised, and a new population evolves on B; B's pathways may read A's frozen
+  modules.
+- finetune: after A, nothing is frozen or re-initialised; a new population evolves on B over
+  the weights A left (the paper's fine-tuning control).
+- scratch: a freshly initialised network (the paper's independent control).
+Speed-up = mean cost of a control / mean cost of pathnet, over seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gato.pathnet.evolution import random_population, tournament
+from gato.pathnet.network import PathNet, PathNetConfig
+from gato.pathnet.report import (
+    atomic_write_json,
+    atomic_write_text,
+    markdown_table,
+    plot_speedups,
+    speedup,
+    spread,
+)
+
+__all__ = [
+    "CONDITIONS",
+    "BinaryTask",
+    "SupervisedConfig",
+    "TaskRun",
+    "learn_task",
+    "load_digits_task",
+    "parse_pair",
+    "run_seed",
+    "run_supervised",
+    "train_pathway",
+]
+
+CONDITIONS = ("pathnet", "finetune", "scratch")
+
+
+@dataclass
+class SupervisedConfig:
+    """The supervised transfer experiment (defaults: the paper's binary MNIST settings where the
+    paper gives them, scaled to the 8x8 digits)."""
+
+    pairs: list[str] = field(default_factory=lambda: ["6v8:3v8", "1v7:4v7", "3v5:3v9", "3v8:8v3"])
+    """Task pairs "A:B", each task "<digit>v<digit>" (first digit = label 1). The last default
+    pair is a positive control: B is A with the labels swapped, so A's features suffice."""
+    seeds: int = 10
+    """Independent runs per pair (seeds first_seed, first_seed + 1, ...)."""
+    first_seed: int = 0
+    """The first seed."""
+    population: int = 64
+    """Pathways in the population (the paper: 64)."""
+    steps_per_pathway: int = 50
+    """T: SGD minibatches a pathway trains in one tournament (the paper: 50)."""
+    batch_size: int = 16
+    """Minibatch size (the paper: 16)."""
+    learning_rate: float = 0.02
+    """Plain SGD step size."""
+    target_accuracy: float = 0.99
+    """A task is learned when a winner reaches this accuracy on the whole training set."""
+    max_generations: int = 300
+    """Give up on a task after this many tournaments (the cost is then recorded as this bound)."""
+    layers: int = 3
+    """L (the paper: 3)."""
+    modules: int = 10
+    """M (the paper: 10)."""
+    active: int = 3
+    """N (the paper: 3)."""
+    width: int = 20
+    """Units per linear module (the paper: 20) or channels per conv module."""
+    kind: str = "linear"
+    """Module type: linear or conv."""
+    test_fraction: float = 0.25
+    """Share of each task's images held out (reported, not used for stopping)."""
+    output_dir: str = "runs/pathnet/supervised"
+    """Where results, tables and plots go."""
+    conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
+    """Which ways of learning B to run."""
+
+    def __post_init__(self) -> None:
+        self.pairs = list(self.pairs)
+        self.conditions = list(self.conditions)
+        for pair in self.pairs:
+            parse_pair(pair)
+        for name in (
+            "seeds",
+            "population",
+            "steps_per_pathway",
+            "batch_size",
+            "max_generations",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SupervisedConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.population < 2:
+            raise ValueError("SupervisedConfig.population must be >= 2 for a binary tournament")
+        if not 0.5 < self.target_accuracy <= 1.0:
+            raise ValueError(f"target_accuracy must lie in (0.5, 1], got {self.target_accuracy}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        unknown = set(self.conditions) - set(CONDITIONS)
+        if unknown or "pathnet" not in self.conditions:
+            raise ValueError(
+                f"conditions must include pathnet and come from {CONDITIONS}, got {self.conditions}"
+            )
+        self.network()  # the network's own checks (N <= M, kind, ...)
+
+    def network(self) -> PathNetConfig:
+        shape = (64,) if self.kind == "linear" else (1, 8, 8)
+        return PathNetConfig(
+            layers=self.layers,
+            modules=self.modules,
+            active=self.active,
+            width=self.width,
+            kind=self.kind,
+            input_shape=shape,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinaryTask:
+    """One binary task's data: x (n, 64) in [0, 1], y (n,) int64 in {0, 1}."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def _parse_task(name: str) -> tuple[int, int]:
+    parts = name.split("v")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) == 1 for p in parts):
+        raise ValueError(f"unknown task {name!r}: expected '<digit>v<digit>', e.g. '3v8'")
+    positive, negative = int(parts[0]), int(parts[1])
+    if positive == negative:
+        raise ValueError(f"task {name!r} compares a digit with itself")
+    return positive, negative
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """'6v8:3v8' -> ('6v8', '3v8'), checking both tasks."""
+    parts = pair.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"task pair {pair!r} must be 'A:B', e.g. '6v8:3v8'")
+    for task in parts:
+        _parse_task(task)
+    return parts[0], parts[1]
+
+
+def load_digits_task(name: str, test_fraction: float = 0.25, kind: str = "linear") -> BinaryTask:
+    """The images of the two digits of task `name`, split once (fixed permutation)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(
+            "the supervised PathNet experiment reads scikit-learn's bundled digits: "
+            "pip install scikit-learn"
+        ) from err
+    positive, negative = _parse_task(name)
+    digits = load_digits()
+    keep = np.isin(digits.target, (positive, negative))
+    x = digits.data[keep].astype(np.float32) / 16.0  # pixel counts 0..16 -> [0, 1]
+    y = (digits.target[keep] == positive).astype(np.int64)
+    order = np.random.default_rng(12345).permutation(len(y))
+    x, y = x[order], y[order]
+    n_test = int(round(test_fraction * len(y)))
+    if kind == "conv":
+        x = x.reshape(-1, 1, 8, 8)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    return BinaryTask(name, tx[n_test:], ty[n_test:], tx[:n_test], ty[:n_test])
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning one task
+# ---------------------------------------------------------------------------------------------
+
+
+def train_pathway(
+    net: PathNet,
+    genotype: np.ndarray,
+    task: BinaryTask,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    rng: np.random.Generator,
+) -> float:
+    """T steps of plain SGD on the pathway's unfrozen parameters; returns the fitness: the share
+    of minibatch examples classified right, each batch scored before its update."""
+    params = net.pathway_parameters(genotype, task.name)
+    correct = 0
+    n = len(task.train_y)
+    for _ in range(steps):
+        rows = torch.from_numpy(rng.integers(0, n, size=batch_size))
+        logits = net(task.train_x[rows], genotype, task.name)  # (B, 2)
+        labels = task.train_y[rows]
+        loss = F.cross_entropy(logits, labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        if params:
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    p.sub_(learning_rate * g)
+    return correct / (steps * batch_size)
+
+
+@torch.no_grad()
+def accuracy(net: PathNet, genotype: np.ndarray, task: str, x: torch.Tensor, y: torch.Tensor):
+    """Share of (x, y) the pathway classifies right."""
+    return float((net(x, genotype, task).argmax(1) == y).float().mean())
+
+
+@dataclass
+class TaskRun:
+    """How learning one task went."""
+
+    task: str
+    generations: int
+    """Tournaments until the target was reached (max_generations when it never was)."""
+    steps: int
+    """SGD minibatch steps spent (2 T per tournament)."""
+    reached: bool
+    """Whether the target training accuracy was reached."""
+    train_accuracy: float
+    test_accuracy: float
+    genotype: list[list[int]]
+    """(L, N) the pathway that reached the target (or the last winner)."""
+    seconds: float
+
+
+def learn_task(
+    net: PathNet,
+    task: BinaryTask,
+    config: SupervisedConfig,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> TaskRun:
+    """Evolve a fresh population of pathways on `task` (a new head) until the target accuracy."""
+    start = time.perf_counter()
+    cfg = net.config
+    net.add_head(task.name, 2, generator)
+    population = random_population(config.population, cfg.layers, cfg.active, cfg.modules, rng)
+
+    def fitness(genotype: np.ndarray) -> float:
+        return train_pathway(
+            net,
+            genotype,
+            task,
+            config.steps_per_pathway,
+            config.batch_size,
+            config.learning_rate,
+            rng,
+        )
+
+    best = population[0]
+    generation = 0
+    reached = False
+    while generation < config.max_generations:
+        generation += 1
+        result = tournament(population, fitness, cfg.modules, rng)
+        best = result.winner_genotype
+        # The winner is scored on the whole training set after its T steps (one pass over a
+        # few hundred images: cheap next to the 2 T training steps of a tournament).
+        if accuracy(net, best, task.name, task.train_x, task.train_y) >= config.target_accuracy:
+            reached = True
+            break
+    train_acc = accuracy(net, best, task.name, task.train_x, task.train_y)
+    return TaskRun(
+        task=task.name,
+        generations=generation,
+        steps=generation * 2 * config.steps_per_pathway,
+        reached=reached,
+        train_accuracy=train_acc,
+        test_accuracy=accuracy(net, best, task.name, task.test_x, task.test_y),
+        genotype=np.asarray(best).tolist(),
+        seconds=time.perf_counter() - start,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One seed, many seeds
+# ---------------------------------------------------------------------------------------------
+
+
+def _frozen_copy(net: PathNet) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in net.frozen_state()}
+
+
+def run_seed(
+    config: SupervisedConfig, pair: str, seed: int, tasks: dict[str, BinaryTask]
+) -> dict[str, Any]:
+    """Task A, then task B under each condition. Returns a JSON-able record."""
+    name_a, name_b = parse_pair(pair)
+    net_cfg = config.network()
+
+    def rngs(stream: int) -> tuple[np.random.Generator, torch.Generator]:
+        return (
+            np.random.default_rng([seed, stream]),
+            torch.Generator().manual_seed(seed * 1000 + stream),
+        )
+
+    rng, gen = rngs(0)
+    net_a = PathNet(net_cfg, gen)
+    run_a = learn_task(net_a, tasks[name_a], config, rng, gen)
+    record: dict[str, Any] = {"pair": pair, "seed": seed, "A": asdict(run_a), "B": {}}
+    for stream, condition in enumerate(CONDITIONS, start=1):
+        if condition not in config.conditions:
+            continue
+        rng, gen = rngs(stream)
+        if condition == "scratch":
+            net = PathNet(net_cfg, gen)
+        else:
+            net = copy.deepcopy(net_a)
+        if condition == "pathnet":
+            net.freeze(np.asarray(run_a.genotype), name_a)
+            net.reinitialise_unfrozen(gen)
+            frozen_before = _frozen_copy(net)
+        run_b = learn_task(net, tasks[name_b], config, rng, gen)
+        entry = asdict(run_b)
+        if condition == "pathnet":
+            after = _frozen_copy(net)
+            entry["frozen_unchanged"] = all(
+                torch.equal(frozen_before[k], after[k]) for k in frozen_before
+            )
+            # A's pathway still solves A: its modules and head were frozen.
+            entry["task_a_train_accuracy_after"] = accuracy(
+                net,
+                np.asarray(run_a.genotype),
+                name_a,
+                tasks[name_a].train_x,
+                tasks[name_a].train_y,
+            )
+        record["B"][condition] = entry
+    return record
+
+
+def summarize(records: list[dict[str, Any]], config: SupervisedConfig) -> dict[str, Any]:
+    """Per pair: each condition's cost spread and the speed-ups of pathnet over the controls."""
+    out: dict[str, Any] = {}
+    for pair in config.pairs:
+        rows = [r for r in records if r["pair"] == pair]
+        if not rows:
+            continue
+        entry: dict[str, Any] = {"seeds": len(rows), "conditions": {}, "speedup": {}}
+        for condition in config.conditions:
+            gens = [r["B"][condition]["generations"] for r in rows]
+            entry["conditions"][condition] = {
+                "generations": asdict(spread(gens)),
+                "steps": asdict(spread([r["B"][condition]["steps"] for r in rows])),
+                "not_reached": sum(not r["B"][condition]["reached"] for r in rows),
+                "test_accuracy": asdict(spread([r["B"][condition]["test_accuracy"] for r in rows])),
+            }
+        pathnet = [r["B"]["pathnet"]["generations"] for r in rows]
+        for control in config.conditions:
+            if control != "pathnet":
+                base = [r["B"][control]["generations"] for r in rows]
+                entry["speedup"][f"over_{control}"] = speedup(base, pathnet)
+        entry["task_a_generations"] = asdict(spread([r["A"]["generations"] for r in rows]))
+        entry["frozen_unchanged"] = all(r["B"]["pathnet"]["frozen_unchanged"] for r in rows)
+        out[pair] = entry
+    return out
+
+
+def summary_table(summary: dict[str, Any], config: SupervisedConfig) -> str:
+    header = ["pair A:B", "seeds", "A gens"]
+    header += [f"B gens: {c}" for c in config.conditions]
+    header += [f"speed-up vs {c} [95% CI]" for c in config.conditions if c != "pathnet"]
+    rows = []
+    for pair, entry in summary.items():
+        row = [f"`{pair}`", entry["seeds"], _fmt(entry["task_a_generations"])]
+        for c in config.conditions:
+            cond = entry["conditions"][c]
+            miss = f" ({cond['not_reached']} not reached)" if cond["not_reached"] else ""
+            row.append(_fmt(cond["generations"]) + miss)
+        for c in config.conditions:
+            if c != "pathnet":
+                s = entry["speedup"][f"over_{c}"]
+                row.append(f"{s['ratio']:.2f} [{s['low']:.2f}, {s['high']:.2f}]")
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def _fmt(s: dict[str, float]) -> str:
+    return f"{s['mean']:.1f} ± {s['std']:.1f} (median {s['median']:.0f})"
+
+
+def run_supervised(
+    config: SupervisedConfig, progress: bool = True, command: str | None = None
+) -> dict[str, Any]:
+    """Every pair x seed; writes results.jsonl, summary.json, summary.md and a plot."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    torch.set_num_threads(1)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = {t for pair in config.pairs for t in parse_pair(pair)}
+    tasks = {n: load_digits_task(n, config.test_fraction, config.kind) for n in sorted(names)}
+    records: list[dict[str, Any]] = []
+    seeds = range(config.first_seed, config.first_seed + config.seeds)
+    bar = tqdm(total=len(config.pairs) * config.seeds, desc="supervised", disable=not progress)
+    for pair in config.pairs:
+        for seed in seeds:
+            record = run_seed(config, pair, seed, tasks)
+            records.append(record)
+            bar.update(1)
+            bar.set_postfix(
+                pair=pair, **{c: record["B"][c]["generations"] for c in config.conditions}
+            )
+            # Rewritten whole after every seed: an interrupted run keeps what it finished.
+            atomic_write_text(out / "results.jsonl", "".join(_jsonl(r) for r in records))
+    bar.close()
+    summary = summarize(records, config)
+    result = {
+        "command": command,
+        "config": asdict(config),
+        "seconds": time.perf_counter() - start,
+        "summary": summary,
+    }
+    atomic_write_json(out / "summary.json", result)
+    table = summary_table(summary, config)
+    atomic_write_text(out / "summary.md", table + "\n")
+    groups = {
+        pair: {
+            c: [r["B"][c]["generations"] for r in records if r["pair"] == pair]
+            for c in config.conditions
+        }
+        for pair in summary
+    }
+    plot_speedups(
+        groups,
+        out / "generations.png",
+        "tournaments to target on B",
+        f"PathNet transfer, 8x8 digits ({config.seeds} seeds per pair)",
+    )
+    result["table"] = table
+    return result
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record) + "\n"

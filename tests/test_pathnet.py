@@ -1,0 +1,288 @@
+"""PathNet core: genotypes, mutation, the tournament, the modular network, freezing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gato.pathnet.evolution import (
+    active_modules,
+    mutate,
+    random_genotype,
+    random_population,
+    tournament,
+    validate_genotype,
+)
+from gato.pathnet.network import PathNet, PathNetConfig
+from gato.pathnet.report import speedup, spread
+
+# -- genotypes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layers,active,modules", [(3, 3, 10), (4, 4, 4), (1, 1, 1), (2, 5, 7)])
+def test_genotype_stays_valid_after_any_number_of_mutations(layers, active, modules):
+    rng = np.random.default_rng(layers * 100 + modules)
+    genotype = random_genotype(layers, active, modules, rng)
+    for step in range(3000):
+        # Alternate the paper's rate with a certain mutation to visit the wrap-around often.
+        genotype = mutate(genotype, modules, rng, probability=None if step % 2 else 1.0)
+        checked = validate_genotype(genotype, layers, active, modules)
+        assert checked.shape == (layers, active)
+        assert all(len(row) <= active for row in active_modules(checked))
+        assert checked.min() >= 0 and checked.max() < modules
+
+
+def test_mutation_rate_and_shift_follow_the_paper():
+    layers, active, modules = 3, 3, 10
+    rng = np.random.default_rng(0)
+    base = np.full((layers, active), 5, dtype=np.int64)
+    trials = 20000
+    mutated = np.stack([mutate(base, modules, rng) for _ in range(trials)])
+    changed = mutated != base
+    # Each element mutates with p = 1/(N L); a drawn shift of 0 leaves it as it was (1 in 5).
+    expected = (1.0 / (layers * active)) * 4 / 5
+    assert abs(changed.mean() - expected) < 0.004
+    assert set(np.unique(mutated - base)) == {-2, -1, 0, 1, 2}
+    assert np.array_equal(base, np.full((layers, active), 5))  # the input is untouched
+
+
+def test_mutation_wraps_into_range():
+    rng = np.random.default_rng(1)
+    edge = np.array([[0, 9]])
+    seen = set()
+    for _ in range(500):
+        seen.update(mutate(edge, 10, rng, probability=1.0).ravel().tolist())
+    assert seen == {8, 9, 0, 1, 2, 7}
+
+
+@pytest.mark.parametrize(
+    "genotype,message",
+    [
+        (np.zeros((2, 3), dtype=np.int64), "shape"),
+        (np.full((3, 3), 10), r"\[0, M=10\)"),
+        (np.full((3, 3), -1), r"\[0, M=10\)"),
+        (np.zeros((3, 3), dtype=np.float32), "integer"),
+    ],
+)
+def test_bad_genotypes_are_named(genotype, message):
+    with pytest.raises(ValueError, match=message):
+        validate_genotype(genotype, 3, 3, 10)
+
+
+def test_more_active_than_modules_is_an_error():
+    with pytest.raises(ValueError, match="exceeds"):
+        validate_genotype(np.zeros((3, 4), dtype=np.int64), 3, 4, 3)
+    with pytest.raises(ValueError, match="cannot exceed"):
+        PathNetConfig(active=5, modules=4)
+    with pytest.raises(ValueError, match="at least 2"):
+        random_population(1, 3, 3, 10, np.random.default_rng(0))
+
+
+# -- the tournament -----------------------------------------------------------------------------
+
+
+def test_tournament_keeps_the_better_pathway_on_a_rigged_fitness():
+    rng = np.random.default_rng(0)
+    population = random_population(8, 3, 3, 10, rng)
+    before = [g.copy() for g in population]
+
+    def fitness(g):  # rigged: pathways through low module indices are better
+        return -float(g.sum())
+
+    result = tournament(population, fitness, 10, rng, probability=0.0)
+    assert result.winner != result.loser
+    assert result.winner_fitness >= result.loser_fitness
+    assert -before[result.winner].sum() >= -before[result.loser].sum()
+    # The winner is unchanged; the loser is now its (unmutated, p = 0) copy; nobody else moved.
+    np.testing.assert_array_equal(population[result.winner], before[result.winner])
+    np.testing.assert_array_equal(population[result.loser], before[result.winner])
+    for i in set(range(8)) - {result.winner, result.loser}:
+        np.testing.assert_array_equal(population[i], before[i])
+
+
+def test_tournaments_drive_the_population_to_the_rigged_optimum():
+    rng = np.random.default_rng(3)
+    population = random_population(16, 3, 3, 10, rng)
+    best_start = max(-float(g.sum()) for g in population)
+    for _ in range(600):
+        tournament(population, lambda g: -float(g.sum()), 10, rng)
+    best_end = max(-float(g.sum()) for g in population)
+    mean_end = np.mean([-float(g.sum()) for g in population])
+    assert best_end >= best_start
+    assert mean_end > best_start - 3  # the whole population has moved to (near) the best
+
+
+def test_tournament_ties_go_to_the_first_drawn():
+    rng = np.random.default_rng(5)
+    population = [np.full((1, 1), i, dtype=np.int64) for i in range(4)]
+    calls = []
+
+    def fitness(g):
+        calls.append(int(g[0, 0]))
+        return 1.0
+
+    result = tournament(population, fitness, 4, rng, probability=0.0)
+    assert result.winner == calls[0] and result.loser == calls[1]
+
+
+# -- the network --------------------------------------------------------------------------------
+
+
+def _net(kind: str = "linear", seed: int = 0) -> PathNet:
+    shape = (6,) if kind == "linear" else (2, 4, 4)
+    cfg = PathNetConfig(layers=2, modules=4, active=2, width=5, kind=kind, input_shape=shape)
+    return PathNet(cfg, torch.Generator().manual_seed(seed))
+
+
+def test_forward_sums_the_distinct_active_modules():
+    net = _net()
+    net.add_head("a", 3)
+    x = torch.randn(7, 6)
+    genotype = np.array([[1, 1], [0, 3]])
+    h = torch.relu(net.layers[0][1](x))  # module 1 once, not twice
+    h = torch.relu(net.layers[1][0](h)) + torch.relu(net.layers[1][3](h))
+    expected = net.heads["a"](h)
+    torch.testing.assert_close(net(x, genotype, "a"), expected)
+
+
+def test_conv_modules_and_input_checks():
+    net = _net("conv")
+    net.add_head("a", 2)
+    out = net(torch.randn(3, 2, 4, 4), np.array([[0, 1], [2, 2]]), "a")
+    assert out.shape == (3, 2)
+    with pytest.raises(ValueError, match="input must be"):
+        net(torch.randn(3, 6), np.array([[0, 1], [2, 2]]), "a")
+    with pytest.raises(ValueError, match="unknown task"):
+        net(torch.randn(3, 2, 4, 4), np.array([[0, 1], [2, 2]]), "b")
+    with pytest.raises(ValueError, match="odd"):
+        PathNetConfig(kind="conv", input_shape=(1, 8, 8), kernel_size=2)
+    with pytest.raises(ValueError, match="kind"):
+        PathNetConfig(kind="lstm")
+
+
+def _train(net, genotype, task, x, y, steps=30, lr=0.1):
+    params = net.pathway_parameters(genotype, task)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.1)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(net(x, genotype, task), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test_frozen_parameters_are_bit_identical_after_training_another_task():
+    torch.manual_seed(0)
+    net = _net()
+    net.add_head("a", 2)
+    x, y = torch.randn(32, 6), torch.randint(0, 2, (32,))
+    path_a = np.array([[0, 1], [2, 2]])
+    _train(net, path_a, "a", x, y)
+    net.freeze(path_a, "a")
+    frozen = {name: p.detach().clone() for name, p in net.frozen_state()}
+    assert set(frozen) == {
+        f"layers.{layer}.{m}.{kind}"
+        for layer, m in [(0, 0), (0, 1), (1, 2)]
+        for kind in ("weight", "bias")
+    } | {"heads.a.weight", "heads.a.bias"}
+    logits_a = net(x, path_a, "a").detach()
+    reset = net.reinitialise_unfrozen(torch.Generator().manual_seed(1))
+    assert reset == 8 - 3
+    net.add_head("b", 2)
+    # Task B's pathway reads frozen modules (0 in layer 0, 2 in layer 1) and trains others.
+    path_b = np.array([[0, 3], [2, 1]])
+    trained_before = net.layers[0][3].weight.detach().clone()
+    _train(net, path_b, "b", x, 1 - y)
+    for name, p in net.frozen_state():
+        assert torch.equal(p, frozen[name]), name
+    assert not torch.equal(net.layers[0][3].weight, trained_before)  # B did learn
+    assert torch.equal(net(x, path_a, "a"), logits_a)  # A answers exactly as before
+
+
+def test_pathway_parameters_leave_frozen_ones_out():
+    net = _net()
+    net.add_head("a", 2)
+    path = np.array([[0, 1], [2, 3]])
+    assert len(net.pathway_parameters(path, "a")) == 2 * 4 + 2
+    net.freeze(np.array([[0, 0], [3, 3]]), "a")
+    names = {id(p) for p in net.pathway_parameters(path, "a")}
+    assert len(names) == 2 * 2
+    assert id(net.layers[0][0].weight) not in names and id(net.heads["a"].weight) not in names
+
+
+def test_reinitialise_is_seeded_and_spares_frozen_modules():
+    a, b = _net(seed=0), _net(seed=0)
+    for net in (a, b):
+        net.freeze(np.array([[0, 0], [1, 1]]))
+        net.reinitialise_unfrozen(torch.Generator().manual_seed(9))
+    assert torch.equal(a.layers[1][2].weight, b.layers[1][2].weight)
+    assert torch.equal(a.layers[0][0].weight, _net(seed=0).layers[0][0].weight)
+    assert not torch.equal(a.layers[0][1].weight, _net(seed=0).layers[0][1].weight)
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+def test_spread_and_speedup():
+    s = spread([1.0, 2.0, 3.0, 4.0])
+    assert s.mean == 2.5 and s.median == 2.5 and s.n == 4
+    assert abs(s.std - np.std([1, 2, 3, 4], ddof=1)) < 1e-12
+    result = speedup([20.0, 30.0, 40.0], [10.0, 15.0, 20.0])
+    assert result["ratio"] == pytest.approx(2.0)
+    assert result["low"] == pytest.approx(2.0) and result["high"] == pytest.approx(2.0)
+    noisy = speedup([20.0, 30.0, 50.0, 10.0], [10.0, 30.0, 20.0, 10.0])
+    assert noisy["low"] <= noisy["ratio"] <= noisy["high"]
+    with pytest.raises(ValueError, match="equal-length"):
+        speedup([1.0], [1.0, 2.0])
+
+
+# -- the supervised experiment ------------------------------------------------------------------
+
+
+def test_learn_task_reaches_the_target_on_separable_data():
+    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 64, generator=g)
+    y = (x[:, :32].sum(1) > x[:, 32:].sum(1)).long()
+    task = BinaryTask("toy", x[:150], y[:150], x[150:], y[150:])
+    config = SupervisedConfig(
+        population=8,
+        steps_per_pathway=20,
+        target_accuracy=0.9,
+        learning_rate=0.1,
+        max_generations=60,
+    )
+    net = PathNet(config.network(), g)
+    run = learn_task(net, task, config, np.random.default_rng(0), g)
+    assert run.reached and run.train_accuracy >= 0.9
+    assert run.steps == run.generations * 2 * 20
+    validate_genotype(run.genotype, 3, 3, 10)
+
+
+def test_supervised_config_and_task_names_are_checked():
+    from gato.pathnet.supervised import SupervisedConfig, parse_pair
+
+    assert parse_pair("6v8:3v8") == ("6v8", "3v8")
+    for bad in ("6v8", "6v6:3v8", "6v8:x"):
+        with pytest.raises(ValueError, match="task"):
+            parse_pair(bad)
+    with pytest.raises(ValueError, match="cannot exceed"):
+        SupervisedConfig(active=11)
+    with pytest.raises(ValueError, match="conditions"):
+        SupervisedConfig(conditions=["finetune"])
+
+
+def test_supervised_command_line_smoke(tmp_path):
+    pytest.importorskip("sklearn")
+    from gato.pathnet.__main__ import main
+
+    result = main([
+        "supervised", "--pairs", "3v8:8v3", "--seeds", "2", "--population", "4",
+        "--steps_per_pathway", "5", "--max_generations", "3", "--output_dir", str(tmp_path),
+    ])  # fmt: skip
+    entry = result["summary"]["3v8:8v3"]
+    assert entry["seeds"] == 2 and entry["frozen_unchanged"]
+    assert set(entry["conditions"]) == {"pathnet", "finetune", "scratch"}
+    for name in ("results.jsonl", "summary.json", "summary.md", "generations.png"):
+        assert (tmp_path / name).exists()
