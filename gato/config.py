@@ -191,9 +191,7 @@ class GatoConfig(PreTrainedConfig):
             for name in ("pathnet_modules", "pathnet_active"):
                 value = getattr(self, name)
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    raise ValueError(
-                        f"GatoConfig.{name} must be a positive integer, got {value!r}"
-                    )
+                    raise ValueError(f"GatoConfig.{name} must be a positive integer, got {value!r}")
             if self.pathnet_active > self.pathnet_modules:
                 raise ValueError(
                     f"GatoConfig.pathnet_active={self.pathnet_active} exceeds pathnet_modules="
