@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from gato.batch import GatoBatch, mask_actions
+from gato.files import atomic_write_text
 
 CHECKPOINT_FORMAT = 1
 
@@ -188,7 +189,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def write_manifest(folder: Path, extra: dict[str, Any]) -> None:
     manifest = {"format": CHECKPOINT_FORMAT, "files": _digest(folder), **extra}
-    _atomic_write_text(folder / "MANIFEST.json", json.dumps(manifest, indent=2))
+    atomic_write_text(folder / "MANIFEST.json", json.dumps(manifest, indent=2))
 
 
 def verify_checkpoint(folder: Path) -> dict[str, Any]:
@@ -207,14 +208,6 @@ def verify_checkpoint(folder: Path) -> dict[str, Any]:
         if files[name] != digest:
             raise ValueError(f"checkpoint {folder} is corrupt: {name} does not match its checksum")
     return manifest
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
@@ -251,6 +244,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: Any = None, command: str | None = None) -> None:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
         from gato.config import GatoConfig
@@ -266,6 +260,10 @@ class Trainer:
         precision = config.mixed_precision
         if precision == "auto":
             precision = "bf16" if _has_bf16(config.cpu) else "no"
+        # accelerate keeps the precision in process-wide state that a later Accelerator may not
+        # change: clear it (not the distributed state) so that every Trainer of a process, e.g.
+        # a model then its baseline, or tests in any order, trains with its own setting.
+        AcceleratorState._reset_state(reset_partial_state=False)
         # Without a GPU, accelerate only forms a multi-process (gloo) group when told it is on
         # the CPU; otherwise torchrun's processes would each train alone.
         self.accelerator = Accelerator(
@@ -381,7 +379,7 @@ class Trainer:
             write_manifest(tmp, {"step": self.step, "config": self.config.to_dict()})
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
-            _atomic_write_text(root / "latest", name)
+            atomic_write_text(root / "latest", name)
             self._prune_checkpoints(root, keep=name)
         acc.wait_for_everyone()
         return final
@@ -430,7 +428,7 @@ class Trainer:
         elif acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             run = {"command": self.command, "identity": cfg.identity(), "config": cfg.to_dict()}
-            _atomic_write_text(self.output_dir / "run.json", json.dumps(run, indent=2))
+            atomic_write_text(self.output_dir / "run.json", json.dumps(run, indent=2))
         acc.init_trackers("tensorboard")
         metrics_path = self.output_dir / "metrics.jsonl"
         logs: list[StepLog] = []

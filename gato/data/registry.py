@@ -583,6 +583,6 @@ def write_scores(path: str | Path, task_id: str, scores: Scores) -> None:
         parse_registry(text, root=path.parent, path=path)
     else:
         parse_registry(path.read_text(), root=path.parent, path=path, overrides={file: text})
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(file)
+    from gato.files import atomic_write_text
+
+    atomic_write_text(file, text)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gato.files import atomic_write_json
 
 __all__ = [
     "control_markdown",
@@ -107,10 +108,7 @@ def control_markdown(report: dict[str, Any]) -> str:
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
     """Write a report as indented JSON (NaN and infinity become null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(report), indent=2) + "\n")
-    return path
+    return atomic_write_json(path, _finite(report))
 
 
 def _finite(value: Any) -> Any:

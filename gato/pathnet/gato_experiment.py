@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.pathnet.report import atomic_write_json, atomic_write_text, markdown_table
+from gato.files import atomic_write_json, atomic_write_text
+from gato.pathnet.report import markdown_table
 
 __all__ = ["ContinualConfig", "run_continual", "task_losses", "train_steps"]
 

@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gato.files import atomic_write_json, atomic_write_text
 from gato.pathnet.evolution import active_modules, random_genotype, validate_genotype
-from gato.pathnet.report import atomic_write_json, atomic_write_text, markdown_table, spread
+from gato.pathnet.report import markdown_table, spread
 from gato.rl.networks import ActorCritic, VectorEncoder
 
 __all__ = ["PathNetActorCritic", "RLTransferConfig", "run_rl_transfer"]

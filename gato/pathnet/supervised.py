@@ -34,11 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gato.files import atomic_write_json, atomic_write_text
 from gato.pathnet.evolution import random_population, tournament
 from gato.pathnet.network import PathNet, PathNetConfig
 from gato.pathnet.report import (
-    atomic_write_json,
-    atomic_write_text,
     markdown_table,
     plot_speedups,
     speedup,

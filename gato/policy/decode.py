@@ -8,8 +8,8 @@ once (the same fp32 values `rotary_cos_sin` computes), queries and keys are rota
 and the one-token step of a dense cache needs no mask. Outputs equal the model's forward to float
 rounding (tested against it, ragged rows and patches included).
 
-Used by `GatoPolicy` on its eager path. Blocks this does not know (a replaced feed-forward
-module, say) are called as modules, so any `GatoModel` works; only the known parts are flattened.
+Used by `GatoPolicy` on its eager path. A feed-forward part other than the dense MLP (PathNet's,
+say) is called as its module; only the known parts are flattened.
 """
 
 from __future__ import annotations
@@ -92,16 +92,15 @@ class CachedForward:
         self._table(past + length)
         if cache.dense:
             mask = _attention_mask(None, length, past, x.device)  # None for one token
-            cos = self._cos[past : past + length]  # (L, d), shared by the rows
-            sin = self._sin[past : past + length]
+            # Every row sits at the same positions: one (L, 1, 1, d) slice of the table.
+            cos = self._cos[past : past + length, None, None]
+            sin = self._sin[past : past + length, None, None]
         else:
             used = cache.mask[:, : past + length]  # (B, C)
             mask = _attention_mask(used, length, past, x.device)
             positions = (used.long().cumsum(-1) - 1)[:, -length:].clamp(min=0)  # (B, L)
-            cos, sin = self._cos[positions], self._sin[positions]  # (B, L, d)
-            cos, sin = cos[:, :, None, None], sin[:, :, None, None]  # (B, L, 1, 1, d)
-        if cache.dense:
-            cos, sin = cos[:, None, None], sin[:, None, None]  # (L, 1, 1, d)
+            cos = self._cos[positions][:, :, None, None]  # (B, L, 1, 1, d)
+            sin = self._sin[positions][:, :, None, None]
         heads, d = self.num_heads, self.head_dim
         half = d // 2
         for norm_attn, w_qkv, w_out, norm_mlp, mlp, layer in self.layers:

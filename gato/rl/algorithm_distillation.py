@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gato.files import atomic_write_json
 from gato.rl.dark_room import DarkRoom, goal_split, optimal_return
 from gato.rl.histories import (
     ACTION_SPEC,
@@ -262,7 +263,7 @@ def collect(config: ADConfig) -> dict[str, Any]:
         "expert_return": float(expert.returns.mean()),
         "seconds": time.perf_counter() - start,
     }
-    _write_json(data / "summary.json", summary)
+    atomic_write_json(data / "summary.json", summary)
     return summary
 
 
@@ -547,7 +548,7 @@ def evaluate(config: ADConfig) -> dict[str, Any]:
         }
     results["seconds"] = time.perf_counter() - start
     out = Path(config.output_dir)
-    _write_json(out / "results.json", results)
+    atomic_write_json(out / "results.json", results)
     plot_curves(results, out / "curves.png")
     return results
 
@@ -586,13 +587,6 @@ def plot_curves(results: dict[str, Any], path: str | Path) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from gato.files import atomic_write_text
 from gato.rl.networks import ActorCritic, build_network, network_target
 from gato.rl.spaces import space_from_dict, space_to_dict
 from gato.rl.vtrace import vtrace
@@ -227,15 +228,6 @@ class Learner:
 # ---------------------------------------------------------------------------------------------
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_policy(folder: Path, network: ActorCritic, info: dict[str, Any]) -> None:
     """`policy.pt` (weights) and `policy.json` (class, hyperparameters, spaces, `info`)."""
     torch.save(network.state_dict(), folder / "policy.pt")
@@ -338,7 +330,7 @@ def save_checkpoint(
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         write_manifest(tmp, {"steps": learner.steps, "updates": learner.updates})
         os.replace(tmp, final)
-    _atomic_write_bytes(root / "latest", name.encode())
+    atomic_write_text(root / "latest", name)
     checkpoints = sorted(p for p in root.glob("step-*") if p.is_dir())
     for old in checkpoints[: max(0, len(checkpoints) - max(1, keep))]:
         shutil.rmtree(old, ignore_errors=True)
