@@ -62,7 +62,7 @@ class TrainConfig:
         default=None, metadata={"help": "peak learning rate (default: scaled to the preset)"}
     )
     warmup_steps: int | None = field(
-        default=None, metadata={"help": "linear warmup steps (default: 5% of steps, at most 15k)"}
+        default=None, metadata={"help": "linear warmup steps (default: 5%% of steps, at most 15k)"}
     )
     final_lr_ratio: float = field(
         default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak (Gato: 10x)"}
