@@ -175,3 +175,83 @@ def test_workers_give_the_same_dataset(tmp_path):
     a, b = load_episodes(tmp_path / "a"), load_episodes(tmp_path / "b")
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x["continuous_observations"], y["continuous_observations"])
+
+
+def test_noisy_expert_perturbs_continuous_actions_and_leaves_the_expert_alone():
+    task = get_task("gym-pendulum")
+    clean, noisy = make_expert(task, 3), make_expert(task, 3, action_noise=0.3)
+    with task.make_env() as env:
+        obs = env.reset(seed=3)
+        diffs = []
+        for _ in range(200):
+            a, b = clean.act(obs, env), noisy.act(obs, env)
+            assert b.dtype == np.float32 and -1 <= b.min() and b.max() <= 1
+            diffs.append(float(b[0] - np.clip(a[0], -1, 1)))
+            obs = env.step(a).observation
+    diffs = np.asarray(diffs)
+    # The clean action is the noisy expert's mean: differences are the noise (clipping aside).
+    unclipped = np.abs(diffs) < 0.99
+    assert 0.2 < diffs[unclipped].std() < 0.4 and abs(diffs[unclipped].mean()) < 0.08
+
+
+def test_noisy_expert_replaces_discrete_actions_with_the_given_probability():
+    task = get_task("gym-cartpole")
+    noisy = make_expert(task, 0, action_noise=0.25)
+    with task.make_env() as env:
+        obs = env.reset(seed=0)
+        inner = noisy.expert
+        replaced = sum(noisy.act(obs, env) != inner.act(obs, env) for _ in range(4000))
+    # A replacement draws either action, so half of them differ from the expert's: p / 2.
+    assert abs(replaced / 4000 - 0.125) < 0.02
+
+
+def test_noisy_expert_rejects_bad_noise(tmp_path):
+    with pytest.raises(ValueError, match="action_noise must lie in"):
+        make_expert(get_task("gym-cartpole"), 0, action_noise=1.5)
+    with pytest.raises(ValueError, match="action_noise must lie in"):
+        make_expert(get_task("gym-pendulum"), 0, action_noise=-0.1)
+    with pytest.raises(ValueError, match="action_noise must be non-negative"):
+        CollectConfig("gym-pendulum", 2, action_noise=-1.0)
+    with pytest.raises(ValueError, match="action_noise must be a non-negative number"):
+        load_registry(_registry_with_entry(tmp_path, "action_noise = -0.5"))
+
+
+def _registry_with_entry(folder, line: str) -> str:
+    """The shipped registry plus a pendulum task with one more line."""
+    return _registry_with(
+        folder,
+        '[tasks.test-pendulum]\nsuite = "gym"\nenv = { id = "Pendulum-v1" }\n'
+        "observation = { continuous_observations = { shape = [3] } }\n"
+        'action = { kind = "continuous", shape = [1] }\nepisode_limit = 200\n'
+        f'expert = "pendulum-energy"\n{line}\n',
+    )
+
+
+def test_collection_records_the_noisy_actions_it_played(tmp_path):
+    registry = _registry_with_entry(tmp_path, "action_noise = 0.4")
+    task = load_registry(registry)["test-pendulum"]
+    assert task.action_noise == 0.4
+    out = tmp_path / "noisy"
+    result = collect(
+        CollectConfig("test-pendulum", 2, output=str(out), seed=5, progress=False,
+                      registry=registry, filter=False)
+    )  # fmt: skip
+    assert result.metadata["action_noise"] == 0.4
+    episodes = load_episodes(out)
+    for index, seed in enumerate((5, 6)):
+        with task.make_env() as env:
+            expert = make_expert(task, seed, action_noise=0.4)
+            obs, played = env.reset(seed=seed), []
+            for _ in range(len(episodes[index]["rewards"])):
+                played.append(expert.act(obs, env))
+                obs = env.step(played[-1]).observation
+        np.testing.assert_array_equal(episodes[index]["continuous_actions"], np.stack(played))
+    clean = collect(
+        CollectConfig("test-pendulum", 1, output=str(tmp_path / "clean"), seed=5,
+                      progress=False, registry=registry, action_noise=0.0)
+    )  # fmt: skip
+    assert clean.metadata["action_noise"] == 0.0
+    assert not np.array_equal(
+        load_episodes(tmp_path / "clean")[0]["continuous_actions"],
+        episodes[0]["continuous_actions"],
+    )

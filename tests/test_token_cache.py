@@ -168,6 +168,23 @@ def test_reuse_and_invalidation(tmp_path, tok):
     assert sorted(p.name for p in (root / "task").iterdir()) == [newer.path.name]
 
 
+def test_another_dataset_of_the_same_task_keeps_the_first_cache(tmp_path, tok):
+    # Two versions of a task's data (say clean and noisy collections) train side by side: the
+    # second's cache must not remove the first's.
+    root = tmp_path / "tokens"
+    first = build_cache(
+        CacheSource("task", "control", str(control_dataset(tmp_path / "a", episodes=2))), tok, root
+    )
+    second = build_cache(
+        CacheSource("task", "control", str(control_dataset(tmp_path / "b", episodes=3, seed=1))),
+        tok,
+        root,
+    )
+    assert first.path != second.path
+    assert first.path.exists() and second.path.exists()
+    assert TokenCache(first.path).num_episodes == 2 and second.num_episodes == 3
+
+
 def test_failed_build_leaves_nothing(tmp_path, tok):
     good = vl._encode_png(np.zeros((16, 16, 3), np.uint8))
     bad = {"bytes": b"garbage", "path": None}

@@ -130,6 +130,13 @@ def _collect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     parser.add_argument("--policy", default=None, help="expert name (--task only)")
     parser.add_argument("--no-filter", action="store_true", help="keep episodes below 80%%")
+    parser.add_argument(
+        "--action-noise",
+        type=float,
+        default=None,
+        help="noise on the expert's played actions: a std on [-1, 1] (continuous) or the "
+        "probability of a random action (discrete); default: the task's, from the registry",
+    )
     parser.add_argument("--overwrite", action="store_true", help="suites: redo tasks with data")
     parser.add_argument("--estimate-only", action="store_true", help="suites: estimate and stop")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -153,6 +160,7 @@ def _collect(args: argparse.Namespace) -> int:
             filter=not args.no_filter,
             progress=not args.quiet,
             registry=args.registry,
+            action_noise=args.action_noise,
         )
     )
     kept = f"{result.num_kept}/{len(result.returns)} episodes"

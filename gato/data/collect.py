@@ -56,12 +56,18 @@ class CollectConfig:
     """Show a progress bar."""
     registry: str | None = None
     """Registry file; default data/tasks.toml."""
+    action_noise: float | None = None
+    """Noise on the played actions (`NoisyExpert`): a standard deviation for continuous
+    actions, a probability of a random action for discrete ones; None: the task's
+    `action_noise` from the registry (0 unless set)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f"episodes must be positive, got {self.episodes}")
         if self.workers < 1:
             raise ValueError(f"workers must be positive, got {self.workers}")
+        if self.action_noise is not None and self.action_noise < 0:
+            raise ValueError(f"action_noise must be non-negative, got {self.action_noise}")
 
 
 @dataclass
@@ -162,13 +168,14 @@ _WORKER_CACHE: dict[tuple, tuple[Any, Any, TaskSpec]] = {}
 
 def _worker_play(args: tuple) -> EpisodeResult:
     """Process-pool job: one episode, with the environment kept between jobs."""
-    registry_path, task_id, policy_name, seed, record = args
-    key = (registry_path, task_id, policy_name)
+    registry_path, task_id, policy_name, seed, record, noise = args
+    key = (registry_path, task_id, policy_name, noise)
     if key not in _WORKER_CACHE:
         from gato.data.experts import make_expert
 
         task = load_registry(registry_path)[task_id]
-        _WORKER_CACHE[key] = (task.make_env(), make_expert(task, seed, policy_name), task)
+        expert = make_expert(task, seed, policy_name, noise)
+        _WORKER_CACHE[key] = (task.make_env(), expert, task)
     env, policy, task = _WORKER_CACHE[key]
     features = _features(task) if record else None
     return play_episode(env, policy, seed, task, record, features)
@@ -190,15 +197,17 @@ def play_episodes(
     registry_path: str | Path | None = None,
     progress: bool = True,
     description: str = "",
+    action_noise: float = 0.0,
 ) -> Iterator[EpisodeResult]:
-    """Play one episode per seed with `policy` (default the task's expert), yielding in order."""
+    """Play one episode per seed with `policy` (default the task's expert; `action_noise`: see
+    `NoisyExpert`), yielding in order."""
     from tqdm.auto import tqdm
 
     policy = policy or task.expert
     bar = tqdm(total=len(seeds), unit="ep", desc=description or task.id, disable=not progress)
     steps, start = 0, time.perf_counter()
     try:
-        for result in _results(task, seeds, policy, record, workers, registry_path):
+        for result in _results(task, seeds, policy, record, workers, registry_path, action_noise):
             steps += result.length
             bar.update(1)
             bar.set_postfix(
@@ -211,12 +220,14 @@ def play_episodes(
         bar.close()
 
 
-def _results(task, seeds, policy, record, workers, registry_path) -> Iterator[EpisodeResult]:
+def _results(
+    task, seeds, policy, record, workers, registry_path, action_noise=0.0
+) -> Iterator[EpisodeResult]:
     if workers == 1:
         from gato.data.experts import make_expert
 
         env = task.make_env()
-        expert = make_expert(task, seeds[0] if seeds else 0, policy)
+        expert = make_expert(task, seeds[0] if seeds else 0, policy, action_noise)
         features = _features(task) if record else None
         try:
             for seed in seeds:
@@ -230,7 +241,7 @@ def _results(task, seeds, policy, record, workers, registry_path) -> Iterator[Ep
     # spawn: a forked child would share the parent's simulator and GL state.
     context = multiprocessing.get_context("spawn")
     path = str(Path(registry_path).resolve()) if registry_path else None
-    jobs = [(path, task.id, policy, seed, record) for seed in seeds]
+    jobs = [(path, task.id, policy, seed, record, action_noise) for seed in seeds]
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(_worker_play, jobs)
 
@@ -262,6 +273,7 @@ def collect(config: CollectConfig) -> CollectResult:
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.tmp-collect-{uuid.uuid4().hex[:8]}")
+    noise = task.action_noise if config.action_noise is None else config.action_noise
     features = _features(task)
     seeds = [config.seed + i for i in range(config.episodes)]
     start = time.perf_counter()
@@ -276,6 +288,7 @@ def collect(config: CollectConfig) -> CollectResult:
                     task, seeds, policy, record=True, workers=config.workers,
                     registry_path=_registry_path(registry, config.registry),
                     progress=config.progress, description=f"collect {task.id}",
+                    action_noise=noise,
                 ):  # fmt: skip
                     writer.write_batch(result.batch)
                     returns.append(result.episode_return)
@@ -289,6 +302,7 @@ def collect(config: CollectConfig) -> CollectResult:
         metadata = {
             "task": task.id,
             "policy": policy,
+            "action_noise": noise,
             "seeds": [seeds[0], seeds[-1]],
             "episodes_played": len(returns),
             "episodes_kept": int(sum(kept)),

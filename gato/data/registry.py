@@ -156,6 +156,8 @@ class TaskSpec:
         episode_limit: steps after which an episode is truncated (agent steps, after frame skip).
         expert: name of the expert policy in `gato.data.experts` (None: no expert yet).
         expert_params: keyword arguments for the expert.
+        action_noise: noise on the expert's played actions when its data is collected (see
+            `gato.data.experts.NoisyExpert`); 0: none. Scores are always measured noiseless.
         scores: expert and random returns, None until measured (`python -m gato.data score`).
         dataset: where the task's episodes live: a local folder (relative paths are relative to
             the registry file's folder) or a hub id such as "jat-project/jat-dataset".
@@ -173,6 +175,7 @@ class TaskSpec:
     episode_limit: int
     expert: str | None = None
     expert_params: Mapping[str, Any] = field(default_factory=dict)
+    action_noise: float = 0.0
     scores: Scores | None = None
     dataset: str = ""
     dataset_config: str | None = None
@@ -284,7 +287,7 @@ def _parse_task(
         raise ValueError(f"{where}: ids are lowercase letters, digits, '-', '_' and '.'")
     known = {
         "suite", "env", "observation", "action", "episode_limit", "expert", "expert_params",
-        "scores", "dataset", "dataset_config", "description", "reference",
+        "action_noise", "scores", "dataset", "dataset_config", "description", "reference",
     }  # fmt: skip
     unknown = sorted(set(entry) - known)
     if unknown:
@@ -345,6 +348,9 @@ def _parse_task(
     limit = entry["episode_limit"]
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"{where}: episode_limit must be a positive integer, got {limit!r}")
+    noise = entry.get("action_noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, int | float) or noise < 0:
+        raise ValueError(f"{where}: action_noise must be a non-negative number, got {noise!r}")
     return TaskSpec(
         id=task_id,
         suite=str(entry["suite"]),
@@ -354,6 +360,7 @@ def _parse_task(
         episode_limit=limit,
         expert=entry.get("expert"),
         expert_params=dict(entry.get("expert_params", {})),
+        action_noise=float(noise),
         scores=scores,
         dataset=str(entry.get("dataset", f"cache/episodes/{task_id}")),
         dataset_config=entry.get("dataset_config"),

@@ -20,7 +20,8 @@ eighths the bytes a window reads; readers widen to int64 when a window is cut. P
 until the model normalises them on its device. A cache is written into a temporary folder and
 renamed into place, so a reader sees a whole cache or none; the fingerprint hashes the source
 dataset's fingerprint, size and columns, the tokenizer's settings and the SentencePiece model's
-bytes, so changing any of them builds a new cache (and older ones of the same split are removed).
+bytes, so changing any of them builds a new cache (and older caches of the same source, i.e. the
+same dataset location and settings, are removed; other datasets filed under the name stay).
 
 Sources are one of three kinds: `control` (episode rows in the JAT schema), `captions` (rows
 `images` + `text`, optional `question`) and `text` (rows `text`).
@@ -342,10 +343,27 @@ def build_cache(
         writer.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for stale in parent.glob(f"{source.split}-*"):
-        if stale != final and stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+    _remove_stale(parent, final, source)
     return TokenCache(final)
+
+
+def _remove_stale(parent: Path, final: Path, source: CacheSource) -> None:
+    """Remove older caches of this very source (same dataset location and settings).
+
+    Caches of other datasets filed under the same name stay: two runs may train on two versions
+    of a task's data (a re-collection under another folder, say) at once, and removing one's
+    cache while it trains would fail it.
+    """
+    wanted = asdict(source)
+    for stale in parent.glob(f"{source.split}-*"):
+        if stale == final or not stale.is_dir():
+            continue
+        try:
+            meta = json.loads((stale / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue  # not a finished cache: not ours to judge
+        if meta.get("source") == wanted:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ The controllers:
 from gato.data.experts.base import (
     EXPERTS,
     Expert,
+    NoisyExpert,
     RandomPolicy,
     dlqr,
     linearize,
@@ -45,6 +46,7 @@ from gato.data.experts import impala  # noqa: E402, F401  isort: skip  (trained 
 __all__ = [
     "EXPERTS",
     "Expert",
+    "NoisyExpert",
     "RandomPolicy",
     "dlqr",
     "linearize",

@@ -46,8 +46,13 @@ def register_expert(name: str) -> Callable[[type[Expert]], type[Expert]]:
     return decorator
 
 
-def make_expert(task: TaskSpec, seed: int | None = 0, name: str | None = None) -> Expert:
-    """The task's expert (or the one called `name`; "random" is the random policy), reset."""
+def make_expert(
+    task: TaskSpec, seed: int | None = 0, name: str | None = None, action_noise: float = 0.0
+) -> Expert:
+    """The task's expert (or the one called `name`; "random" is the random policy), reset;
+    with `action_noise` > 0, wrapped in a `NoisyExpert`."""
+    if action_noise:
+        return NoisyExpert(make_expert(task, seed, name), action_noise, seed)
     name = name or task.expert
     if name is None:
         raise ValueError(f"task {task.id!r} has no expert in the registry")
@@ -60,6 +65,48 @@ def make_expert(task: TaskSpec, seed: int | None = 0, name: str | None = None) -
         raise ValueError(f"task {task.id!r}: bad expert_params for {name!r}: {err}") from None
     expert.reset(seed)
     return expert
+
+
+class NoisyExpert(Expert):
+    """Another policy's actions with exploration noise added before they are played.
+
+    Noise injection in the demonstrator (DART, Laskey et al. 2017): the recorded episodes visit
+    the states a learner's own small errors lead to, with the expert's corrections from there. For
+    a sequence model that also sees its previous actions it matters twice: a smooth controller's
+    action is nearly the previous one (the swing-up experts repeat their last action to within
+    0.05 on 97% of steps), so a model can fit such data by copying and then never switches when
+    it acts on its own; independent noise on every recorded action makes the last action a poor
+    predictor of the next and the observation a good one.
+
+    Continuous actions: each value + N(0, noise^2), clipped to [-1, 1]. Discrete actions: a
+    uniformly random action with probability `noise` (epsilon-greedy). The recorded action is
+    the one played.
+    """
+
+    def __init__(self, expert: Expert, noise: float, seed: int | None = 0) -> None:
+        if not 0.0 < noise <= (1.0 if expert.task.action.kind == "discrete" else 2.0):
+            raise ValueError(
+                f"action_noise must lie in (0, 1] for discrete actions (a probability) and in "
+                f"(0, 2] for continuous ones (a standard deviation on [-1, 1]), got {noise}"
+            )
+        super().__init__(expert.task)
+        self.expert = expert
+        self.noise = float(noise)
+        self.name = f"{getattr(expert, 'name', type(expert).__name__)}+noise{noise:g}"
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.expert.reset(seed)
+        # A stream of its own, so the wrapped expert's draws are those of a noiseless run.
+        self.rng = np.random.default_rng(None if seed is None else [seed, 0x5EED])
+
+    def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
+        action = self.expert.act(observation, env)
+        if self.task.action.kind == "discrete":
+            return env.sample_action(self.rng) if self.rng.random() < self.noise else action
+        action = np.asarray(action, dtype=np.float32)
+        noisy = action + self.noise * self.rng.standard_normal(action.shape)
+        return np.clip(noisy, -1.0, 1.0).astype(np.float32)
 
 
 @register_expert("random")
