@@ -105,6 +105,10 @@ class GatoConfig(PreTrainedConfig):
     """Dropout on attention probabilities (training only)."""
     initializer_range: float = 0.02
     """Standard deviation of the normal initialisation of weights."""
+    value_embedding_init: str = "normal"
+    """Initial rows of the continuous-value bins in the token table (and so, tied, in the output
+    head): "normal" (independent, as every other id) or "smooth" (`ordinal_embedding`: nearby
+    bins start with similar rows, so what is learnt for one value carries to its neighbours)."""
     use_cache: bool = True
     """Whether forward returns a KV cache by default in eval mode."""
 
@@ -214,6 +218,11 @@ class GatoConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"GatoConfig.{name} must lie in [0, 1), got {value}")
+        if self.value_embedding_init not in ("normal", "smooth"):
+            raise ValueError(
+                "GatoConfig.value_embedding_init must be 'normal' or 'smooth', got "
+                f"{self.value_embedding_init!r}"
+            )
         if self.rope_theta <= 0 or self.layer_norm_eps <= 0 or self.initializer_range < 0:
             raise ValueError(
                 "GatoConfig.rope_theta and layer_norm_eps must be positive and initializer_range "

@@ -19,6 +19,8 @@ width parameters (2.1M at the 1.18B width rather than 34M for a full 16x16 flatt
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +29,51 @@ from gato.config import GatoConfig
 from gato.tokenizer import normalize_patches
 from gato.vocab import PATCH_ID
 
-__all__ = ["GatoEmbedding", "PatchEmbedding", "patch_position_indices"]
+__all__ = ["GatoEmbedding", "PatchEmbedding", "ordinal_embedding", "patch_position_indices"]
+
+
+def ordinal_embedding(
+    num_bins: int,
+    width: int,
+    std: float,
+    length_scales: tuple[float, float] = (0.01, 0.2),
+    num_features: int = 256,
+    independent: float = 0.25,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(num_bins, width) initial rows for ordered value bins: nearby bins start out alike.
+
+    Row i is a random linear map of random Fourier features of the bin's centre v_i in [-1, 1]
+    (phi_j(v) = sqrt(2 / F) cos(w_j v + b_j), w_j ~ N(0, 1 / l_j^2) with l_j log-uniform in
+    `length_scales`, b_j uniform), plus an independent normal part holding the fraction
+    `independent` of the variance so that every bin stays distinguishable. The dot product of
+    two rows is then about std^2 width ((1 - independent) k(v_i - v_j) + independent [i = j])
+    with k a mixture of Gaussian kernels of those lengths: near 1 for neighbouring bins, near 0
+    for distant ones. Every entry has variance ~std^2, as a normal initialisation.
+
+    Why: with independent rows, a value bin's embedding is learnt only from the steps where that
+    bin occurs, and a continuous control policy must then see every bin of every observation
+    value to act well there. Tied to the output head, the same structure makes the first
+    predicted action distributions smooth over neighbouring bins.
+    """
+    lo, hi = length_scales
+    if num_bins < 1 or width < 1 or num_features < 1 or not 0.0 < lo <= hi:
+        raise ValueError(
+            "ordinal_embedding: need positive num_bins, width, num_features and 0 < length "
+            f"scales ascending, got {num_bins}, {width}, {num_features}, {length_scales}"
+        )
+    if not 0.0 <= independent <= 1.0:
+        raise ValueError(f"ordinal_embedding: independent must lie in [0, 1], got {independent}")
+    f64 = dict(generator=generator, dtype=torch.float64)
+    centres = (torch.arange(num_bins, dtype=torch.float64) + 0.5) / num_bins * 2.0 - 1.0
+    scales = torch.exp(math.log(lo) + torch.rand(num_features, **f64) * math.log(hi / lo))
+    frequencies = torch.randn(num_features, **f64) / scales
+    phases = torch.rand(num_features, **f64) * 2.0 * math.pi
+    features = (2.0 / num_features) ** 0.5 * torch.cos(centres[:, None] * frequencies + phases)
+    smooth = features @ torch.randn(num_features, width, **f64)  # entries of variance ~1
+    noise = torch.randn(num_bins, width, **f64)
+    rows = (1.0 - independent) ** 0.5 * smooth + independent**0.5 * noise
+    return (std * rows).to(torch.float32)
 
 
 def patch_position_indices(intervals: torch.Tensor, training: bool) -> torch.Tensor:

@@ -58,8 +58,8 @@ from transformers.utils import ModelOutput
 
 from gato.batch import validate_batch
 from gato.config import GatoConfig
-from gato.embedding import GatoEmbedding
-from gato.vocab import PATCH_ID
+from gato.embedding import GatoEmbedding, ordinal_embedding
+from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID
 
 __all__ = [
     "GatoModel",
@@ -363,6 +363,8 @@ class GatoModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
+            if module is getattr(self, "lm_head", None):
+                self._init_value_rows(module.weight)  # tied: the token table's rows
         elif isinstance(module, nn.Conv2d):
             # Convolutions are followed by GroupNorm, but a fan-in scale keeps the residual sum
             # of the patch block balanced from the first step.
@@ -371,8 +373,30 @@ class GatoModel(PreTrainedModel):
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=std)
+            embedding = getattr(self, "embedding", None)
+            if embedding is not None and module is embedding.tokens:
+                self._init_value_rows(module.weight)
         else:
             super()._init_weights(module)
+
+    def _init_value_rows(self, weight: torch.Tensor) -> None:
+        """The continuous-value bins' rows, by `config.value_embedding_init`."""
+        if self.config.value_embedding_init != "smooth":
+            return
+        # A slice carries no `_is_hf_initialized` mark: check the whole weight (loaded weights
+        # are never re-initialised).
+        if getattr(weight, "_is_hf_initialized", False) or weight.device.type == "meta":
+            return
+        stop = CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
+        if weight.shape[0] < stop:
+            raise ValueError(
+                f"value_embedding_init='smooth' needs the continuous bins [{CONTINUOUS_OFFSET}, "
+                f"{stop}) in the vocabulary; vocab_size is {weight.shape[0]}"
+            )
+        rows = ordinal_embedding(
+            NUM_CONTINUOUS_BINS, weight.shape[1], self.config.initializer_range
+        )
+        weight[CONTINUOUS_OFFSET:stop].copy_(rows.to(weight.device, weight.dtype))
 
     # -- forward ---------------------------------------------------------------------------------
 

@@ -49,6 +49,13 @@ class TrainConfig:
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
     steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    value_embedding_init: str = field(
+        default="normal",
+        metadata={
+            "help": "initial rows of the continuous-value bins: normal, or smooth (nearby "
+            "bins alike; GatoConfig.value_embedding_init)"
+        },
+    )
     global_batch: int = field(
         default=16,
         metadata={"help": "sequences per optimizer step, over processes and accumulation"},
@@ -116,6 +123,10 @@ class TrainConfig:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.value_embedding_init not in ("normal", "smooth"):
+            raise ValueError(
+                f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
+            )
         if self.learning_rate is None:
             self.learning_rate = self.PRESET_LEARNING_RATES.get(self.preset, 3e-4)
         if self.warmup_steps is None:
@@ -285,7 +296,9 @@ class Trainer:
         self._check_output_dir()
 
         set_seed(config.seed)
-        self.model_config = GatoConfig.from_preset(config.preset)
+        self.model_config = GatoConfig.from_preset(
+            config.preset, value_embedding_init=config.value_embedding_init
+        )
         if config.context is not None:
             self.model_config.max_position_embeddings = config.context
         self.context = self.model_config.max_position_embeddings

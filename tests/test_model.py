@@ -12,10 +12,18 @@ from helpers import make_config
 
 from gato.batch import GatoBatch, TokenSequence, collate
 from gato.config import GatoConfig
-from gato.embedding import patch_position_indices
+from gato.embedding import ordinal_embedding, patch_position_indices
 from gato.model import GatoModel, linear_cross_entropy
 from gato.tokenizer import GatoTokenizer
-from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, PATCH_ID
+from gato.vocab import (
+    BOS_ID,
+    CONTINUOUS_OFFSET,
+    DISCRETE_OFFSET,
+    EOS_ID,
+    NO_LOCAL_POSITION,
+    NUM_CONTINUOUS_BINS,
+    PATCH_ID,
+)
 
 
 def small_config(**overrides) -> GatoConfig:
@@ -503,3 +511,49 @@ class TestGPU:
             loss = model(**batch).loss
         loss.backward()
         assert torch.isfinite(loss)
+
+
+def _neighbour_cosines(rows: torch.Tensor, distance: int) -> float:
+    unit = F.normalize(rows.double(), dim=1)
+    return float((unit[:-distance] * unit[distance:]).sum(1).mean())
+
+
+def test_ordinal_embedding_is_alike_for_neighbours_and_unlike_far_apart():
+    g = torch.Generator().manual_seed(0)
+    rows = ordinal_embedding(1024, 128, 0.02, generator=g)
+    assert rows.shape == (1024, 128) and rows.dtype == torch.float32
+    assert abs(float(rows.std()) - 0.02) < 0.002  # the scale of a normal initialisation
+    near, far = _neighbour_cosines(rows, 1), _neighbour_cosines(rows, 384)
+    assert near > 0.6 and abs(far) < 0.1
+    # Monotone on average: the kernel falls with distance.
+    cosines = [_neighbour_cosines(rows, d) for d in (1, 8, 32, 128)]
+    assert cosines == sorted(cosines, reverse=True)
+    # Independent rows (the normal initialisation) are unlike even for neighbours.
+    assert abs(_neighbour_cosines(torch.randn(1024, 128, generator=g), 1)) < 0.05
+    again = ordinal_embedding(1024, 128, 0.02, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(rows, again)
+    with pytest.raises(ValueError, match="independent must lie in"):
+        ordinal_embedding(8, 4, 0.02, independent=1.5)
+    with pytest.raises(ValueError, match="length scales"):
+        ordinal_embedding(8, 4, 0.02, length_scales=(0.2, 0.01))
+
+
+def test_smooth_value_init_shapes_the_tied_table_and_survives_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    model = GatoModel(make_config(value_embedding_init="smooth"))
+    table = model.embedding.tokens.weight
+    assert model.lm_head.weight.data_ptr() == table.data_ptr()
+    values = table[CONTINUOUS_OFFSET : CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS].detach()
+    assert _neighbour_cosines(values, 1) > 0.6
+    discrete = table[DISCRETE_OFFSET : DISCRETE_OFFSET + 1024].detach()
+    assert abs(_neighbour_cosines(discrete, 1)) < 0.1  # categorical ids stay independent
+    torch.manual_seed(0)
+    plain = GatoModel(make_config())
+    plain_values = plain.embedding.tokens.weight[CONTINUOUS_OFFSET : CONTINUOUS_OFFSET + 1024]
+    assert abs(_neighbour_cosines(plain_values.detach(), 1)) < 0.1
+    model.save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path)
+    assert loaded.config.value_embedding_init == "smooth"
+    assert torch.equal(loaded.embedding.tokens.weight, table)  # loaded, not re-initialised
+    with pytest.raises(ValueError, match="value_embedding_init must be 'normal' or 'smooth'"):
+        make_config(value_embedding_init="fourier")
