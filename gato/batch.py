@@ -132,6 +132,8 @@ class GatoBatch:
         loss_mask: (B, L) bool, True on tokens that are prediction targets.
         patches: (N, C, P, P) uint8, in the order of the placeholders read row by row.
         patch_positions: (N, 4) int64 [row_lo, row_hi, col_lo, col_hi) in position bins.
+        labels: (B, L) int64 target ids where they differ from the inputs (`mask_actions` hides
+            inputs and keeps their targets); None: the targets are `input_ids`.
     """
 
     input_ids: torch.Tensor
@@ -140,21 +142,28 @@ class GatoBatch:
     loss_mask: torch.Tensor
     patches: torch.Tensor
     patch_positions: torch.Tensor
+    labels: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> GatoBatch:
+    def _map(self, fn) -> GatoBatch:
         return GatoBatch(
             **{
-                f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
                 for f in fields(self)
             }
         )
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> GatoBatch:
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
     def pin_memory(self) -> GatoBatch:
-        return GatoBatch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
+        return self._map(lambda t: t.pin_memory())
 
     def as_dict(self) -> dict[str, torch.Tensor]:
-        """Keyword arguments for `GatoModel.forward`."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Keyword arguments for `GatoModel.forward` (`labels` only when set)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["labels"] is None:
+            del out["labels"]
+        return out
 
     def rows(self, rows: slice) -> GatoBatch:
         """A contiguous block of rows, with the patches whose placeholders lie in them."""
@@ -169,6 +178,7 @@ class GatoBatch:
             loss_mask=self.loss_mask[start:stop],
             patches=self.patches[first : first + count],
             patch_positions=self.patch_positions[first : first + count],
+            labels=None if self.labels is None else self.labels[start:stop],
         )
 
     @property
@@ -190,6 +200,7 @@ def validate_batch(
     loss_mask: torch.Tensor | None = None,
     patches: torch.Tensor | None = None,
     patch_positions: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> None:
     """Check a batch's shapes, dtypes and id ranges; raise `ValueError` naming the problem."""
     if input_ids.ndim != 2:
@@ -201,6 +212,7 @@ def validate_batch(
         ("attention_mask", attention_mask),
         ("local_positions", local_positions),
         ("loss_mask", loss_mask),
+        ("labels", labels),
     ):
         if value is not None and tuple(value.shape) != shape:
             raise ValueError(
@@ -212,6 +224,10 @@ def validate_batch(
             raise ValueError(
                 f"input_ids must lie in [0, {vocab_size}), found values in [{lo}, {hi}]"
             )
+    if labels is not None and labels.numel():
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= vocab_size:
+            raise ValueError(f"labels must lie in [0, {vocab_size}), found values in [{lo}, {hi}]")
     n_placeholders = int((input_ids == PATCH_ID).sum())
     n_patches = 0 if patches is None else int(patches.shape[0])
     if patches is not None and (patches.ndim != 4 or patches.shape[-1] != patches.shape[-2]):
@@ -300,8 +316,9 @@ def mask_actions(
     that sees its previous actions can predict the next one by copying them: the training loss
     falls, and in closed loop the policy repeats its own last action instead of reading the
     observation. Hiding each action token with `probability` (ids in the discrete and continuous
-    ranges that are loss targets: actions, never observations) makes copying unreliable. A hidden
-    token is no longer a target of its own (its id is gone); the tokens after it still are.
+    ranges that are loss targets: actions, never observations) makes copying unreliable. Only
+    the input is hidden: a hidden token stays a target, with its id in `labels` (it is predicted
+    from the positions before it, which do not see it), so no training signal is lost.
 
     Returns a new batch; `batch` is not modified. Shapes as `GatoBatch`.
     """
@@ -315,6 +332,6 @@ def mask_actions(
     hidden = is_action & (draw < probability)  # (B, L)
     changed = {
         "input_ids": ids.masked_fill(hidden, ACTION_MASK_ID),
-        "loss_mask": batch.loss_mask & ~hidden,
+        "labels": ids if batch.labels is None else batch.labels,
     }
     return GatoBatch(**{f.name: changed.get(f.name, getattr(batch, f.name)) for f in fields(batch)})

@@ -413,6 +413,7 @@ class GatoModel(PreTrainedModel):
         use_cache: bool | None = None,
         return_logits: bool | None = None,
         validate: bool = True,
+        labels: torch.Tensor | None = None,
     ) -> GatoModelOutput:
         """Embed, decode, and score a batch (or continue from a KV cache).
 
@@ -441,6 +442,8 @@ class GatoModel(PreTrainedModel):
                 position's logits (B, 1, V) when no loss mask is given, else none.
             validate: check the inputs (a few small reductions; on by default, turn off in hot
                 decoding loops that build inputs themselves).
+            labels: (B, L) int64 target ids, where they differ from `input_ids` (training that
+                hides some inputs, `mask_actions`, keeps their targets); None: `input_ids`.
 
         Returns:
             `GatoModelOutput` (loss, logits, past_key_values, last_hidden_state,
@@ -457,6 +460,7 @@ class GatoModel(PreTrainedModel):
                 patch_positions,
                 position_ids,
                 past_length,
+                labels,
             )
         if use_cache is None:
             # A call that scores a loss (training or evaluating) keeps no cache: in an eval loop
@@ -480,7 +484,7 @@ class GatoModel(PreTrainedModel):
         loss = num_loss_tokens = row_sums = row_counts = None
         if loss_mask is not None:
             loss, num_loss_tokens, row_sums, row_counts = self._masked_loss(
-                hidden, input_ids, loss_mask, attention_mask
+                hidden, input_ids if labels is None else labels, loss_mask, attention_mask
             )
         logits = None
         if return_logits:
@@ -542,6 +546,7 @@ class GatoModel(PreTrainedModel):
         patch_positions: torch.Tensor | None,
         position_ids: torch.Tensor | None,
         past_length: int,
+        labels: torch.Tensor | None = None,
     ) -> None:
         """Raise `ValueError` naming the problem: `validate_batch` plus model-specific checks."""
         cfg = self.config
@@ -553,6 +558,7 @@ class GatoModel(PreTrainedModel):
             loss_mask=loss_mask,
             patches=patches,
             patch_positions=patch_positions,
+            labels=labels,
         )
         b, length = input_ids.shape
         if length == 0:

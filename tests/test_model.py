@@ -84,7 +84,8 @@ def slow_reference_loss(logits: torch.Tensor, batch: GatoBatch) -> torch.Tensor:
         for t in range(1, length):
             if batch.loss_mask[b, t] and batch.attention_mask[b, t]:
                 log_probs = F.log_softmax(logits[b, t - 1].double(), dim=-1)
-                losses.append(-log_probs[batch.input_ids[b, t]])
+                targets = batch.input_ids if batch.labels is None else batch.labels
+                losses.append(-log_probs[targets[b, t]])
     return torch.stack(losses).mean()
 
 
@@ -125,6 +126,26 @@ def test_loss_matches_slow_reference():
     out = model(**batch.as_dict(), return_logits=True)
     reference = slow_reference_loss(out.logits, batch)
     torch.testing.assert_close(out.loss.double(), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_hidden_action_inputs_keep_their_targets_in_the_loss():
+    from gato.batch import mask_actions
+
+    model = small_model()
+    batch = mixed_batch()
+    masked = mask_actions(batch, 0.5, torch.Generator().manual_seed(1))
+    hidden = masked.input_ids != batch.input_ids
+    assert hidden.any()
+    out = model(**masked.as_dict(), return_logits=True)
+    # Every target counted, hidden ones with their true ids, predicted from the masked inputs.
+    assert int(out.num_loss_tokens) == int(model(**batch.as_dict()).num_loss_tokens)
+    reference = slow_reference_loss(out.logits, masked)
+    torch.testing.assert_close(out.loss.double(), reference, atol=1e-5, rtol=1e-5)
+    # Labels equal to the inputs change nothing.
+    same = model(**batch.as_dict(), labels=batch.input_ids)
+    torch.testing.assert_close(same.loss, model(**batch.as_dict()).loss)
+    with pytest.raises(ValueError, match="labels must have the shape of input_ids"):
+        model(**batch.as_dict(), labels=batch.input_ids[:, 1:])
 
 
 def test_per_sequence_losses_match_slow_reference_row_by_row():

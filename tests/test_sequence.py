@@ -144,7 +144,7 @@ def test_separators_sit_where_the_tokenizer_put_them(tok):
     assert (window.ids[window.timestep_starts + 2] == SEPARATOR_ID).all()
 
 
-def test_mask_actions_hides_only_action_targets_and_drops_their_loss():
+def test_mask_actions_hides_only_action_inputs_and_keeps_their_targets():
     import torch
 
     from gato.batch import collate, mask_actions
@@ -166,8 +166,12 @@ def test_mask_actions_hides_only_action_targets_and_drops_their_loss():
     actions &= batch.input_ids < SEPARATOR_ID
     assert hidden.any() and not (hidden & ~actions).any()  # only action targets are hidden
     assert 0.35 < hidden.sum() / actions.sum() < 0.65
-    assert torch.equal(out.loss_mask, batch.loss_mask & ~hidden)
+    assert torch.equal(out.loss_mask, batch.loss_mask)  # every target kept ...
+    assert torch.equal(out.labels, batch.input_ids)  # ... with its true id
     assert torch.equal(out.input_ids[~hidden], batch.input_ids[~hidden])
+    rows = out.rows(slice(1, 2))
+    assert torch.equal(rows.labels, batch.input_ids[1:2]) and "labels" in out.as_dict()
+    assert "labels" not in batch.as_dict()
     assert torch.equal(out.input_ids[1], batch.input_ids[1])  # text untouched
     assert mask_actions(batch, 0.0) is batch
     again = mask_actions(batch, 0.5, torch.Generator().manual_seed(0))
