@@ -286,3 +286,73 @@ def test_supervised_command_line_smoke(tmp_path):
     assert set(entry["conditions"]) == {"pathnet", "finetune", "scratch"}
     for name in ("results.jsonl", "summary.json", "summary.md", "generations.png"):
         assert (tmp_path / name).exists()
+
+
+def test_salt_and_pepper_noise_hits_the_asked_share_with_zeros_and_ones():
+    from gato.pathnet.supervised import salt_and_pepper
+
+    x = torch.full((200, 64), 0.5)
+    assert salt_and_pepper(x, 0.0, np.random.default_rng(0)) is x
+    noisy = salt_and_pepper(x, 0.2, np.random.default_rng(0))
+    hit = noisy != 0.5
+    assert abs(float(hit.float().mean()) - 0.2) < 0.01
+    assert set(noisy[hit].unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(x, torch.full((200, 64), 0.5))  # the input is left alone
+
+
+def test_noisy_task_scores_on_fixed_copies_and_subsets_keep_the_first_images():
+    pytest.importorskip("sklearn")
+    from gato.pathnet.supervised import load_digits_task
+
+    clean = load_digits_task("3v8")
+    assert torch.equal(clean.train_eval_x, clean.train_x)
+    noisy = load_digits_task("3v8", noise=0.1)
+    again = load_digits_task("3v8", noise=0.1)
+    assert torch.equal(noisy.train_x, clean.train_x)  # minibatches are corrupted when drawn
+    assert torch.equal(noisy.train_eval_x, again.train_eval_x)  # one fixed copy per task
+    assert not torch.equal(noisy.train_eval_x, clean.train_x)
+    assert not torch.equal(noisy.test_x, clean.test_x)
+    small = noisy.subset(30)
+    assert len(small.train_y) == 30 and torch.equal(small.train_x, noisy.train_x[:30])
+    assert torch.equal(small.train_eval_x, noisy.train_eval_x[:30])
+    assert torch.equal(small.test_x, noisy.test_x)  # the held-out set is kept whole
+    assert noisy.subset(0) is noisy
+
+
+def test_stopping_on_the_heldout_set_uses_the_heldout_labels():
+    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 64, generator=g)
+    y = (x[:, :32].sum(1) > x[:, 32:].sum(1)).long()
+    # Held-out labels flipped: the training set is learnt, the held-out target is never met.
+    task = BinaryTask("toy", x[:150], y[:150], x[150:], 1 - y[150:])
+    common = dict(population=8, steps_per_pathway=20, target_accuracy=0.9, learning_rate=0.1)
+    on_train = learn_task(
+        PathNet(SupervisedConfig(**common).network(), g),
+        task,
+        SupervisedConfig(**common, max_generations=60),
+        np.random.default_rng(0),
+        g,
+    )
+    assert on_train.reached
+    on_heldout = learn_task(
+        PathNet(SupervisedConfig(**common).network(), g),
+        task,
+        SupervisedConfig(**common, max_generations=15, stop_on="heldout"),
+        np.random.default_rng(0),
+        g,
+    )
+    assert not on_heldout.reached and on_heldout.generations == 15
+    assert on_heldout.stop_accuracy == on_heldout.test_accuracy < 0.5
+
+
+def test_supervised_config_checks_the_new_fields():
+    from gato.pathnet.supervised import SupervisedConfig
+
+    with pytest.raises(ValueError, match="noise"):
+        SupervisedConfig(noise=1.0)
+    with pytest.raises(ValueError, match="train_examples_b"):
+        SupervisedConfig(train_examples_b=-1)
+    with pytest.raises(ValueError, match="stop_on"):
+        SupervisedConfig(stop_on="test")

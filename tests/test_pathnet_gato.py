@@ -190,3 +190,78 @@ def test_pathnet_actor_critic_follows_the_impala_interface():
         assert net.trunk.layers[0][3].weight.requires_grad
     with pytest.raises(ValueError, match="frozen module"):
         PathNetActorCritic(obs_space, gym.spaces.Discrete(2), frozen=[[9], []])
+
+
+# -- the RL transfer experiment -----------------------------------------------------------------
+
+
+def test_steps_to_target_is_the_first_full_window_at_the_target():
+    from gato.pathnet.rl import steps_to_target
+
+    returns = [(10, 0.0), (20, 100.0), (30, 100.0), (40, 300.0), (50, 300.0)]
+    assert steps_to_target(returns, 100.0, 2) == 30
+    assert steps_to_target(returns, 200.0, 2) == 40
+    assert steps_to_target(returns, 300.0, 2) == 50
+    assert steps_to_target(returns, 301.0, 2) is None
+    assert steps_to_target(returns[:1], 0.0, 2) is None  # never a full window
+
+
+def test_cartpole_variants_share_cartpoles_spaces_and_differ_in_the_pole():
+    pytest.importorskip("gymnasium")
+    from gato.data.registry import get_task
+    from gato.pathnet.rl import REGISTRY, RLTransferConfig
+
+    config = RLTransferConfig()
+    a = get_task(config.task_a, config.registry_path)
+    b = get_task(config.task_b, config.registry_path)
+    assert config.registry_path == str(REGISTRY)
+    env_a, env_b = a.make_env(), b.make_env()
+    try:
+        assert a.observation == b.observation and a.action == b.action
+        assert env_a._env.observation_space == env_b._env.observation_space
+        assert env_a._env.action_space == env_b._env.action_space
+        pole_a = env_a._env.unwrapped.length
+        pole_b = env_b._env.unwrapped.length
+        assert (pole_a, pole_b) == (0.5, 0.25)
+    finally:
+        env_a.close()
+        env_b.close()
+
+
+def test_rl_transfer_config_checks():
+    from gato.pathnet.rl import RLTransferConfig
+
+    with pytest.raises(ValueError, match="reuse"):
+        RLTransferConfig(reuse=3)
+    with pytest.raises(ValueError, match="ways"):
+        RLTransferConfig(ways=["pathnet", "distil"])
+    with pytest.raises(ValueError, match="steps_b"):
+        RLTransferConfig(steps_b=0)
+
+
+def test_rl_transfer_runs_end_to_end_and_keeps_a_frozen(tmp_path):
+    pytest.importorskip("gymnasium")
+    from gato.pathnet.rl import RLTransferConfig, run_rl_transfer
+
+    config = RLTransferConfig(
+        steps_a=1280,
+        steps_b=640,
+        seeds=1,
+        target_return=1e9,  # never reached: every way runs its whole budget
+        output_dir=str(tmp_path),
+    )
+    report = run_rl_transfer(config, progress=False)
+    (record,) = report["records"]
+    assert set(record["B"]) == {"pathnet", "finetune", "scratch"}
+    for entry in record["B"].values():
+        assert entry["steps_to_target"] is None and entry["cost"] == 640
+        assert entry["steps"] >= 640
+    pathnet = record["B"]["pathnet"]
+    assert pathnet["frozen_unchanged"]
+    # reuse = 1: each layer of B's pathway reads exactly one of A's modules.
+    for row_a, row_b in zip(record["genotype_a"], pathnet["genotype"], strict=True):
+        assert len(set(row_a) & set(row_b)) == 1
+    assert record["B"]["finetune"]["genotype"] == record["genotype_a"]
+    assert report["summary"]["pathnet"]["not_reached"] == 1
+    for name in ("result.json", "result.md", "records.json", "steps.png"):
+        assert (tmp_path / name).exists()

@@ -100,8 +100,14 @@ def plot_speedups(
     import matplotlib.pyplot as plt
 
     names = list(groups)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    per_panel = max(3.2, 1.2 * max(len(groups[name]) for name in names))  # room for the labels
+    width = max(5.0, per_panel * columns)  # one panel still needs room for its title
+    fig, axes = plt.subplots(rows, columns, figsize=(width, 3.4 * rows + 0.2), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
         conditions = list(groups[name])
         data = [np.asarray(groups[name][c], dtype=float) for c in conditions]
         ax.boxplot(data, showmeans=True)
