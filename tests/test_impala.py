@@ -23,10 +23,12 @@ from gato.rl.actors import (
     SharedWeights,
     actor_settings,
     make_layout,
+    sample_categorical,
     stack_unrolls,
 )
 from gato.rl.impala import PRESETS, ImpalaConfig, main, parse_args, train
 from gato.rl.learner import (
+    Learner,
     NonFiniteLossError,
     export_policy,
     impala_loss,
@@ -37,6 +39,7 @@ from gato.rl.networks import (
     AtariCNNActorCritic,
     GaussianMLPActorCritic,
     MLPActorCritic,
+    Tanh,
     build_network,
     default_network,
     network_target,
@@ -232,6 +235,77 @@ def test_env_runner_unrolls_are_consistent(registry) -> None:
         logits, _ = net(torch.from_numpy(first["obs"][:7].reshape(-1, 4)))
         expected = net.distribution(logits).log_prob(torch.from_numpy(first["action"].ravel()))
     np.testing.assert_allclose(first["behaviour_log_prob"].ravel(), expected.numpy(), rtol=1e-5)
+
+
+def test_numpy_categorical_sampler_matches_the_distribution() -> None:
+    rng = np.random.default_rng(0)
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a masked action
+        probs = np.array([[0.2, 0.8], [0.5, 0.5], [0.0, 1.0], [0.1, 0.9]], np.float32)
+        logits = np.log(probs)
+    rows = np.repeat(logits, 5000, axis=0)  # 5000 draws from each row
+    actions, log_probs = sample_categorical(rows, rng)
+    assert actions.dtype == np.int64 and log_probs.dtype == np.float32
+    frequency = actions.reshape(4, 5000).mean(axis=1)
+    np.testing.assert_allclose(frequency, [0.8, 0.5, 1.0, 0.9], atol=0.03)  # > 4 sigma
+    expected = torch.distributions.Categorical(logits=torch.from_numpy(rows)).log_prob(
+        torch.from_numpy(actions)
+    )
+    np.testing.assert_allclose(log_probs, expected.numpy(), rtol=1e-5, atol=1e-6)
+    # Never an action of probability 0, at either end of the row.
+    masked = np.array([[-np.inf, 0.0, -np.inf], [0.0, -np.inf, -np.inf]], np.float32)
+    actions, log_probs = sample_categorical(np.repeat(masked, 1000, axis=0), rng)
+    assert (actions[:1000] == 1).all() and (actions[1000:] == 0).all()
+    assert np.all(log_probs == 0.0)
+
+
+def test_numpy_tanh_matches_torch() -> None:
+    x = torch.randn(64, 33) * 3
+    torch.testing.assert_close(Tanh()(x), torch.tanh(x), rtol=2e-7, atol=2e-7)
+    with torch.inference_mode():
+        torch.testing.assert_close(Tanh()(x), torch.tanh(x), rtol=2e-7, atol=2e-7)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (Tanh()(a) * x).sum().backward()
+    (torch.tanh(b) * x).sum().backward()
+    # 1 - y^2 from outputs one ulp apart (x up to ~10 scales the difference).
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+    double = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(Tanh(), (double,))
+
+
+def test_learner_fast_paths_match_torch_reference(registry) -> None:
+    """The learner's log-softmax scoring, foreach RMSProp and gradient clip against
+    Categorical, the per-tensor RMSProp and clip_grad_norm_, clipping active."""
+    task = registry["t-cartpole"]
+    obs_space, act_space = task_spaces(task)
+    torch.manual_seed(0)
+    fast_net = default_network(obs_space, act_space)
+    slow_net = default_network(obs_space, act_space)
+    slow_net.load_state_dict(fast_net.state_dict())
+    layout = make_layout(task, unroll_length=6, num_envs=4)
+    runner = EnvRunner(task, fast_net, layout, seed=0, discount=0.99)
+    unrolls = []
+    for _ in range(2):
+        unrolls.append({k: v.numpy() for k, v in layout.allocate(shared=False).items()})
+        runner.fill(unrolls[-1])
+    config = ImpalaConfig(envs_per_actor=4, batch_size=8, grad_clip=0.5, total_steps=1000)
+    fast, slow = Learner(fast_net, config), Learner(slow_net, config)
+    assert fast.categorical
+    slow.categorical = False
+    slow.optimizer = torch.optim.RMSprop(
+        slow_net.parameters(), lr=config.learning_rate, alpha=config.rmsprop_alpha,
+        eps=config.rmsprop_eps, momentum=config.rmsprop_momentum, foreach=False,
+    )  # fmt: skip
+    slow._clip_gradients = lambda max_norm: float(
+        torch.nn.utils.clip_grad_norm_(slow_net.parameters(), max_norm)
+    )
+    for _ in range(3):
+        batch = stack_unrolls(unrolls)
+        a, b = fast.update(batch), slow.update(batch)
+        assert a["learner/grad_norm"] > config.grad_clip  # the clip is at work
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    for p, q in zip(fast_net.parameters(), slow_net.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
 def test_shared_weights_round_trip(registry) -> None:

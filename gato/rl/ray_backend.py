@@ -50,6 +50,7 @@ class RayRunner:
         )
         self.network.eval()
         seed = actor_seed(settings.seed, actor, generation, settings.layout.num_envs)
+        torch.manual_seed(seed)  # distinct random streams for every actor (see _actor_main)
         self.runner = EnvRunner(
             settings.task,
             self.network,
