@@ -22,6 +22,9 @@ from transformers.configuration_utils import PreTrainedConfig
 
 from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 
+VALUE_EMBEDDING_INITS = ("normal", "smooth")
+"""The choices of `GatoConfig.value_embedding_init`."""
+
 __all__ = ["PRESETS", "GatoConfig"]
 
 
@@ -218,7 +221,7 @@ class GatoConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"GatoConfig.{name} must lie in [0, 1), got {value}")
-        if self.value_embedding_init not in ("normal", "smooth"):
+        if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 "GatoConfig.value_embedding_init must be 'normal' or 'smooth', got "
                 f"{self.value_embedding_init!r}"

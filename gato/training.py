@@ -45,10 +45,6 @@ class TrainConfig:
     """Everything a training run depends on; recorded next to every checkpoint."""
 
     preset: str = field(default="tiny", metadata={"help": "model preset: tiny, 79m, 364m, 1.18b"})
-    mixture: str = field(
-        default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
-    )
-    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
     value_embedding_init: str = field(
         default="normal",
         metadata={
@@ -56,6 +52,10 @@ class TrainConfig:
             "bins alike; GatoConfig.value_embedding_init)"
         },
     )
+    mixture: str = field(
+        default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
+    )
+    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
     global_batch: int = field(
         default=16,
         metadata={"help": "sequences per optimizer step, over processes and accumulation"},
@@ -108,7 +108,7 @@ class TrainConfig:
     PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
 
     def __post_init__(self) -> None:
-        from gato.config import PRESETS
+        from gato.config import PRESETS, VALUE_EMBEDDING_INITS
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
@@ -123,7 +123,7 @@ class TrainConfig:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
-        if self.value_embedding_init not in ("normal", "smooth"):
+        if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
             )

@@ -161,6 +161,8 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(mixed_precision="fp8")
     with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\)"):
         TrainConfig(action_dropout=1.5)
+    with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):
+        TrainConfig(value_embedding_init="fourier")
 
 
 def test_unknown_mixture(tmp_path):
