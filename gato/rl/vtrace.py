@@ -143,12 +143,13 @@ def vtrace(
         deltas = clipped_rhos * (rewards + discounts * next_values - values)
         decay = discounts * cs
         # Backward recursion over time; T is an unroll's length (tens of steps), so a Python
-        # loop over [B]-vectors costs little next to the network.
+        # loop over [B]-vectors costs little next to the network. One fused multiply-add per
+        # step, written straight into its row (a third fewer operations than add, multiply and
+        # copy: the loop is a visible share of a small learner's update).
         vs_minus_values = torch.empty_like(values)
         accumulated = torch.zeros_like(bootstrap_value)
         for t in range(values.shape[0] - 1, -1, -1):
-            accumulated = deltas[t] + decay[t] * accumulated
-            vs_minus_values[t] = accumulated
+            accumulated = torch.addcmul(deltas[t], decay[t], accumulated, out=vs_minus_values[t])
         vs = values + vs_minus_values
         next_vs = torch.cat([vs[1:], bootstrap_value.unsqueeze(0)], dim=0)  # [T, B]
         pg_advantages = clipped_rhos * (rewards + discounts * next_vs - values)
