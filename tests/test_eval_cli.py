@@ -154,3 +154,28 @@ def test_progress_scores_every_checkpoint_against_tokens(run_dir, tmp_path, caps
     assert "no checkpoints/ folder" in err
     err = bad_input([*argv, "--steps", "4"], capsys)
     assert "no checkpoint at steps [4]" in err
+
+
+def test_progress_of_a_run_without_control_tasks(run_dir, tmp_path, capsys):
+    """A run of captions alone is scored on its captions only; one with nothing to score fails."""
+    from gato.data import vision_language as vl
+
+    vl.build_dataset("captions", tmp_path / "captions", vl.BuildSizes(2, 2, 3))
+    recipe = tmp_path / "captions.toml"
+    recipe.write_text(
+        'name = "c"\n[[sources]]\ntask = "captions"\nweight = 1.0\n'
+        f'path = "{tmp_path / "captions"}"\n'
+    )
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 3, "loss": 1.0, "tokens": 30}) + "\n")
+    argv = ["progress", "--run", str(run), "--mixture", str(recipe), "--caption-limit", "2"]
+    report = main([*argv, "--no-progress", "--out", str(tmp_path / "out")])
+    (row,) = report["checkpoints"]
+    assert row["control"] == {} and set(row["captions"]) == {"validation", "heldout"}
+    assert "captions heldout" in (tmp_path / "out" / "progress.md").read_text()
+    text = tmp_path / "text.toml"
+    text.write_text('name = "t"\n[[sources]]\ntask = "text"\nweight = 1.0\n')
+    capsys.readouterr()  # the dataset build's progress bars
+    err = bad_input(["progress", "--run", str(run), "--mixture", str(text)], capsys)
+    assert "no control task, captions or VQA to score" in err

@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_control",
     "evaluate_task",
     "render_frame",
+    "mixture_control_tasks",
     "resolve_tasks",
     "run_episodes",
 ]
@@ -229,27 +230,37 @@ class TaskResult:
     then compares partial returns with full-episode references (marked * in reports)."""
 
 
+def mixture_control_tasks(mixture: str) -> list[str]:
+    """The registry task ids among a mixture recipe's sources (none for a recipe of captions,
+    VQA or text only); a control source the registry does not know is warned about and left
+    out."""
+    from gato.data.mixture import BUILTIN_SOURCES, load_recipe
+    from gato.data.registry import load_registry
+
+    registry = load_registry()
+    ids = []
+    for source in load_recipe(mixture).sources:
+        if source.task not in BUILTIN_SOURCES and (source.kind in (None, "control")):
+            if source.task in registry:
+                ids.append(source.task)
+            else:
+                warnings.warn(
+                    f"mixture {mixture!r}: source {source.task!r} is not a registry task; "
+                    "it is not evaluated",
+                    stacklevel=3,
+                )
+    return ids
+
+
 def resolve_tasks(tasks: Sequence[Any] = (), mixture: str | None = None) -> list[Any]:
     """Task ids or specs, plus the control tasks of a mixture recipe -> `TaskSpec`s (no repeats).
 
     An unknown id raises `UnknownTaskError` listing the known ones."""
-    from gato.data.registry import get_task, load_registry
+    from gato.data.registry import get_task
 
     ids: list[Any] = list(tasks)
     if mixture is not None:
-        from gato.data.mixture import BUILTIN_SOURCES, load_recipe
-
-        registry = load_registry()
-        for source in load_recipe(mixture).sources:
-            if source.task not in BUILTIN_SOURCES and (source.kind in (None, "control")):
-                if source.task in registry:
-                    ids.append(source.task)
-                else:
-                    warnings.warn(
-                        f"mixture {mixture!r}: source {source.task!r} is not a registry task; "
-                        "it is not evaluated",
-                        stacklevel=2,
-                    )
+        ids.extend(mixture_control_tasks(mixture))
     if not ids:
         raise ValueError("no control task to evaluate: give --task or a --mixture with tasks")
     specs, seen = [], set()

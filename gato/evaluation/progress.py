@@ -80,7 +80,7 @@ def evaluate_progress(
     "bleu": {"captions/split": BLEU}}]}.
     """
     from gato.data.mixture import load_recipe
-    from gato.evaluation.control import evaluate_control
+    from gato.evaluation.control import evaluate_control, mixture_control_tasks
     from gato.evaluation.language import evaluate_captions
     from gato.evaluation.loading import load_model
 
@@ -98,12 +98,20 @@ def evaluate_progress(
         mixture = manifest["config"]["mixture"]
     # Where the recipe points a source at its own dataset, score that one.
     sources = {entry.task: entry.path or entry.task for entry in load_recipe(mixture).sources}
+    # A run of captions or text alone has no control task: its rows hold only those scores.
+    with_control = bool(mixture_control_tasks(mixture))
+    if not with_control and not {"captions", "vqa"} & set(sources):
+        raise ValueError(
+            f"{run_dir}: mixture {mixture!r} has no control task, captions or VQA to score"
+        )
     rows = []
     for step, folder in found:
         loaded = load_model(folder)[:2]
-        control = evaluate_control(
-            folder, mixture=mixture, episodes=episodes, max_steps=max_steps, progress=progress
-        )
+        control = {"tasks": []}
+        if with_control:
+            control = evaluate_control(
+                folder, mixture=mixture, episodes=episodes, max_steps=max_steps, progress=progress
+            )
         row: dict[str, Any] = {
             "step": step,
             "tokens": tokens.get(step),
