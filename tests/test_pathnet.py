@@ -284,6 +284,9 @@ def test_supervised_command_line_smoke(tmp_path):
     entry = result["summary"]["3v8:8v3"]
     assert entry["seeds"] == 2 and entry["frozen_unchanged"]
     assert set(entry["conditions"]) == {"pathnet", "finetune", "scratch"}
+    share, chance = entry["b_frozen_share_per_layer"], entry["b_frozen_share_by_chance"]
+    assert len(share) == len(chance) == 3
+    assert all(0 <= v <= 1 for v in share + chance)
     for name in ("results.jsonl", "summary.json", "summary.md", "generations.png"):
         assert (tmp_path / name).exists()
 
@@ -356,3 +359,135 @@ def test_supervised_config_checks_the_new_fields():
         SupervisedConfig(train_examples_b=-1)
     with pytest.raises(ValueError, match="stop_on"):
         SupervisedConfig(stop_on="test")
+
+
+def test_task_names_may_name_digit_sets():
+    from gato.pathnet.supervised import _parse_task, parse_pair
+
+    assert _parse_task("3v8") == ((3,), (8,))
+    assert _parse_task("02468v13579") == ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
+    assert _parse_task("97v0") == ((7, 9), (0,))  # each set sorted, sides kept
+    assert parse_pair("02468v13579:3v8") == ("02468v13579", "3v8")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("3v3", "both sides"),
+        ("012v2", r"both sides"),
+        ("33v8", "repeats"),
+        ("3v", "expected"),
+        ("v8", "expected"),
+        ("3v8v9", "expected"),
+        ("3-8", "expected"),
+        ("3vx", "expected"),
+        ("3v\u00b2", "expected"),  # a superscript two is a str.isdigit() digit, not a class
+    ],
+)
+def test_bad_task_names_are_named(name, message):
+    from gato.pathnet.supervised import _parse_task, parse_pair
+
+    with pytest.raises(ValueError, match=message) as err:
+        _parse_task(name)
+    assert repr(name) in str(err.value)
+    with pytest.raises(ValueError, match=message):
+        parse_pair(f"3v8:{name}")
+
+
+def test_set_tasks_hold_every_image_of_their_digits_with_the_right_labels():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+
+    from gato.pathnet.supervised import load_digits_task
+
+    counts = np.bincount(load_digits().target, minlength=10)
+    parity = load_digits_task("02468v13579", noise=0.2)
+    n = len(parity.train_y) + len(parity.test_y)
+    assert n == counts.sum() == 1797
+    assert len(parity.test_y) == round(0.25 * n)
+    assert int(parity.train_y.sum() + parity.test_y.sum()) == counts[::2].sum()
+    small = load_digits_task("01234v56789")
+    assert int(small.train_y.sum() + small.test_y.sum()) == counts[:5].sum()
+    # Labels follow the digit: the image sets of "3v8" and "38v0" differ only by the zeros.
+    sub = load_digits_task("38v0")
+    assert len(sub.train_y) + len(sub.test_y) == counts[[0, 3, 8]].sum()
+    assert float(sub.train_y.float().mean()) > 0.5
+
+
+def test_single_digit_tasks_keep_their_images_split_and_noise():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+
+    from gato.pathnet.supervised import load_digits_task, salt_and_pepper
+
+    # What load_digits_task did before tasks could name sets, written out.
+    digits = load_digits()
+    for positive, negative in ((3, 8), (8, 3), (1, 7)):
+        keep = np.isin(digits.target, (positive, negative))
+        x = digits.data[keep].astype(np.float32) / 16.0
+        y = (digits.target[keep] == positive).astype(np.int64)
+        order = np.random.default_rng(12345).permutation(len(y))
+        x, y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+        noisy = salt_and_pepper(x, 0.2, np.random.default_rng([positive, negative, 777]))
+        n_test = int(round(0.25 * len(y)))
+        task = load_digits_task(f"{positive}v{negative}", noise=0.2)
+        assert torch.equal(task.train_x, x[n_test:]) and torch.equal(task.train_y, y[n_test:])
+        assert torch.equal(task.test_x, noisy[:n_test]) and torch.equal(task.test_y, y[:n_test])
+        assert torch.equal(task.train_eval_x, noisy[n_test:])
+
+
+def test_reusing_task_a_across_pairs_gives_the_same_records():
+    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, run_seed
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 64, generator=g)
+    tasks = {
+        name: BinaryTask(name, x[:90], y[:90], x[90:], y[90:])
+        for name, y in (
+            ("0v1", (x[:, :32].sum(1) > x[:, 32:].sum(1)).long()),
+            ("2v3", (x[:, ::2].sum(1) > x[:, 1::2].sum(1)).long()),
+            ("4v5", (x[:, :16].sum(1) > x[:, 16:32].sum(1)).long()),
+        )
+    }
+    config = SupervisedConfig(
+        pairs=["0v1:2v3", "0v1:4v5"], population=4, steps_per_pathway=5, max_generations=4
+    )
+
+    def strip(record):  # wall-clock times differ between runs
+        out = {k: v for k, v in record["A"].items() if k != "seconds"}
+        return out, {
+            c: {k: v for k, v in b.items() if k != "seconds"} for c, b in record["B"].items()
+        }
+
+    learned_a = {}
+    first = run_seed(config, "0v1:2v3", 3, tasks, learned_a)
+    assert set(learned_a) == {("0v1", 3)}
+    reused = run_seed(config, "0v1:4v5", 3, tasks, learned_a)
+    assert reused["A"]["seconds"] == first["A"]["seconds"]  # not learnt again
+    assert strip(reused) == strip(run_seed(config, "0v1:4v5", 3, tasks))
+
+
+def test_the_from_a_diagnostic_starts_at_a_pathway_and_leaves_the_other_conditions_alone():
+    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task, run_seed
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 64, generator=g)
+    y = (x[:, :32].sum(1) > x[:, 32:].sum(1)).long()
+    tasks = {n: BinaryTask(n, x[:90], y[:90], x[90:], y[90:]) for n in ("0v1", "2v3")}
+    common = dict(pairs=["0v1:2v3"], population=4, steps_per_pathway=5, max_generations=3)
+    both = run_seed(
+        SupervisedConfig(**common, conditions=["pathnet", "from_a"]), "0v1:2v3", 1, tasks
+    )
+    alone = run_seed(SupervisedConfig(**common, conditions=["pathnet"]), "0v1:2v3", 1, tasks)
+    for key in ("generations", "genotype", "train_accuracy"):
+        assert both["B"]["pathnet"][key] == alone["B"]["pathnet"][key]
+    assert both["B"]["from_a"]["frozen_unchanged"]
+    # One tournament with a target of 0.5+ on a given population: its winner is one of them.
+    config = SupervisedConfig(**{**common, "max_generations": 1})
+    start = [np.full((3, 3), 7)] * 4
+    run = learn_task(
+        PathNet(config.network(), g), tasks["2v3"], config, np.random.default_rng(0), g, start
+    )
+    assert run.genotype == start[0].tolist()
+    with pytest.raises(ValueError, match="from_a"):
+        SupervisedConfig(conditions=["pathnet", "oracle"])

@@ -1,8 +1,9 @@
 """Supervised PathNet transfer: binary digit tasks, task A then task B, three ways of learning B.
 
 The data is scikit-learn's bundled 8x8 digits (1,797 images, offline; an optional dependency).
-A task "3v8" classifies digit 3 (label 1) against digit 8 (label 0); each task's images are split
-once (a fixed split, whatever the seed) into a training and a held-out set.
+A task "3v8" classifies digit 3 (label 1) against digit 8 (label 0); a task may name digit sets,
+"02468v13579" (even, label 1, against odd) or "01234v56789". Each task's images are split once
+(a fixed split, whatever the seed) into a training and a held-out set.
 
 Learning a task (the paper's binary MNIST protocol, `learn_task`): a new head, a population of
 random pathways, binary tournaments; in a tournament each of the two pathways is trained for T
@@ -18,13 +19,16 @@ fixed noisy copy. Without it (`--noise 0 --target_accuracy 0.99`) every binary 8
 learnt from scratch in a handful of tournaments, too few for selection to act or for A's
 features to form, and transfer cannot show (docs/pathnet.md has both tables).
 
-Task B is learned three ways, with the same seed:
+Task B is learned three ways (four with the diagnostic), with the same seed:
 - pathnet: after A, the best pathway of A is frozen (its modules and A's head), every other
   module is re-initialised, and a new population evolves on B; B's pathways may read A's frozen
   modules.
 - finetune: after A, nothing is frozen or re-initialised; a new population evolves on B over
   the weights A left (the paper's fine-tuning control).
 - scratch: a freshly initialised network (the paper's independent control).
+- from_a (only when asked for; not the paper): pathnet whose B population starts as copies of
+  A's frozen pathway instead of random pathways, to tell the search for A's modules apart from
+  what those modules are worth to B.
 Speed-up = mean cost of a control / mean cost of pathnet, over seeds.
 """
 
@@ -41,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from gato.files import atomic_write_json, atomic_write_text
-from gato.pathnet.evolution import random_population, tournament
+from gato.pathnet.evolution import active_modules, random_population, tournament
 from gato.pathnet.network import PathNet, PathNetConfig
 from gato.pathnet.report import (
     markdown_table,
@@ -52,6 +56,7 @@ from gato.pathnet.report import (
 
 __all__ = [
     "CONDITIONS",
+    "EXTRA_CONDITIONS",
     "BinaryTask",
     "SupervisedConfig",
     "TaskRun",
@@ -65,6 +70,10 @@ __all__ = [
 ]
 
 CONDITIONS = ("pathnet", "finetune", "scratch")
+EXTRA_CONDITIONS = ("from_a",)
+"""Run only when named in `conditions`. from_a: pathnet whose B population starts as copies of
+A's frozen pathway (not the paper; a diagnostic that removes the search for A's modules, so
+what is left is what A's frozen features are worth to B)."""
 
 
 @dataclass
@@ -84,7 +93,8 @@ class SupervisedConfig:
             "3v8:8v3",
         ]
     )
-    """Task pairs "A:B", each task "<digit>v<digit>" (first digit = label 1): pairs that share a
+    """Task pairs "A:B", each task "<digits>v<digits>" (digits before the "v" = label 1, e.g.
+    "3v8" or "02468v13579"). The defaults use single digits: pairs that share a
     digit, in both directions, and a positive control (last: B is A with the labels swapped, so
     A's features suffice). `3v5:3v9` is left out: with the default noise 3v9 rarely reaches
     the target, so its B costs are censored at `max_generations` (docs/pathnet.md)."""
@@ -130,7 +140,7 @@ class SupervisedConfig:
     output_dir: str = "runs/pathnet/supervised"
     """Where results, tables and plots go."""
     conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
-    """Which ways of learning B to run."""
+    """Which ways of learning B to run (from CONDITIONS and EXTRA_CONDITIONS)."""
 
     def __post_init__(self) -> None:
         self.pairs = list(self.pairs)
@@ -160,10 +170,11 @@ class SupervisedConfig:
             raise ValueError(f"stop_on must be 'train' or 'heldout', got {self.stop_on!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        unknown = set(self.conditions) - set(CONDITIONS)
+        unknown = set(self.conditions) - set(CONDITIONS + EXTRA_CONDITIONS)
         if unknown or "pathnet" not in self.conditions:
             raise ValueError(
-                f"conditions must include pathnet and come from {CONDITIONS}, got {self.conditions}"
+                f"conditions must include pathnet and come from {CONDITIONS + EXTRA_CONDITIONS}, "
+                f"got {self.conditions}"
             )
         self.network()  # the network's own checks (N <= M, kind, ...)
 
@@ -229,13 +240,24 @@ def salt_and_pepper(x: torch.Tensor, probability: float, rng: np.random.Generato
     return torch.where(hit, value, x)
 
 
-def _parse_task(name: str) -> tuple[int, int]:
+def _parse_task(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """'3v8' -> ((3,), (8,)); '02468v13579' -> ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9)): the digits
+    labelled 1, then those labelled 0, each sorted."""
     parts = name.split("v")
-    if len(parts) != 2 or not all(p.isdigit() and len(p) == 1 for p in parts):
-        raise ValueError(f"unknown task {name!r}: expected '<digit>v<digit>', e.g. '3v8'")
-    positive, negative = int(parts[0]), int(parts[1])
-    if positive == negative:
-        raise ValueError(f"task {name!r} compares a digit with itself")
+    if len(parts) != 2 or not all(p.isdigit() and p.isascii() for p in parts):
+        raise ValueError(
+            f"unknown task {name!r}: expected '<digits>v<digits>', e.g. '3v8' or '02468v13579'"
+        )
+    sets = []
+    for part in parts:
+        digits = [int(c) for c in part]
+        if len(set(digits)) != len(digits):
+            raise ValueError(f"task {name!r} repeats a digit in {part!r}")
+        sets.append(tuple(sorted(digits)))
+    positive, negative = sets
+    shared = sorted(set(positive) & set(negative))
+    if shared:
+        raise ValueError(f"task {name!r} puts digit(s) {shared} on both sides")
     return positive, negative
 
 
@@ -252,8 +274,9 @@ def parse_pair(pair: str) -> tuple[str, str]:
 def load_digits_task(
     name: str, test_fraction: float = 0.25, kind: str = "linear", noise: float = 0.0
 ) -> BinaryTask:
-    """The images of the two digits of task `name`, split once (fixed permutation); with
-    `noise`, fixed salt-and-pepper copies of both sets to score on (seeded by the task)."""
+    """The images of the digits of task `name` (label 1: the digits before the "v"), split once
+    (fixed permutation); with `noise`, fixed salt-and-pepper copies of both sets to score on
+    (seeded by the task)."""
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
@@ -263,16 +286,20 @@ def load_digits_task(
         ) from err
     positive, negative = _parse_task(name)
     digits = load_digits()
-    keep = np.isin(digits.target, (positive, negative))
+    keep = np.isin(digits.target, positive + negative)
     x = digits.data[keep].astype(np.float32) / 16.0  # pixel counts 0..16 -> [0, 1]
-    y = (digits.target[keep] == positive).astype(np.int64)
+    y = np.isin(digits.target[keep], positive).astype(np.int64)
     order = np.random.default_rng(12345).permutation(len(y))
     x, y = x[order], y[order]
     n_test = int(round(test_fraction * len(y)))
     if kind == "conv":
         x = x.reshape(-1, 1, 8, 8)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    noisy = salt_and_pepper(tx, noise, np.random.default_rng([positive, negative, 777]))
+    # [*positive, *negative, 777] is [p, n, 777] for a single-digit task: the seed those tasks
+    # always had, so their noisy copies (and every earlier run) stay the same. Two tasks that
+    # share it ("02v4", "0v24") hold the same images in the same order, so the same noisy copy
+    # only relabels them.
+    noisy = salt_and_pepper(tx, noise, np.random.default_rng([*positive, *negative, 777]))
     return BinaryTask(
         name, tx[n_test:], ty[n_test:], noisy[:n_test], ty[:n_test], noise, noisy[n_test:]
     )
@@ -344,12 +371,17 @@ def learn_task(
     config: SupervisedConfig,
     rng: np.random.Generator,
     generator: torch.Generator,
+    population: list[np.ndarray] | None = None,
 ) -> TaskRun:
-    """Evolve a fresh population of pathways on `task` (a new head) until the target accuracy."""
+    """Evolve a population of pathways on `task` (a new head) until the target accuracy; the
+    population is random unless given."""
     start = time.perf_counter()
     cfg = net.config
     net.add_head(task.name, 2, generator)
-    population = random_population(config.population, cfg.layers, cfg.active, cfg.modules, rng)
+    if population is None:
+        population = random_population(config.population, cfg.layers, cfg.active, cfg.modules, rng)
+    else:
+        population = [np.array(g, dtype=np.int64) for g in population]
 
     def fitness(genotype: np.ndarray) -> float:
         return train_pathway(
@@ -403,9 +435,18 @@ def _frozen_copy(net: PathNet) -> dict[str, torch.Tensor]:
 
 
 def run_seed(
-    config: SupervisedConfig, pair: str, seed: int, tasks: dict[str, BinaryTask]
+    config: SupervisedConfig,
+    pair: str,
+    seed: int,
+    tasks: dict[str, BinaryTask],
+    learned_a: dict[tuple[str, int], tuple[PathNet, TaskRun]] | None = None,
 ) -> dict[str, Any]:
-    """Task A, then task B under each condition. Returns a JSON-able record."""
+    """Task A, then task B under each condition. Returns a JSON-able record.
+
+    `learned_a` keeps each (A, seed)'s network and run for the next pair with the same A: A's
+    run depends on nothing else and B's conditions copy the network, so reusing it gives the
+    same record as learning A again.
+    """
     name_a, name_b = parse_pair(pair)
     net_cfg = config.network()
 
@@ -415,11 +456,17 @@ def run_seed(
             torch.Generator().manual_seed(seed * 1000 + stream),
         )
 
-    rng, gen = rngs(0)
-    net_a = PathNet(net_cfg, gen)
-    run_a = learn_task(net_a, tasks[name_a], config, rng, gen)
+    if learned_a is not None and (name_a, seed) in learned_a:
+        net_a, run_a = learned_a[name_a, seed]
+    else:
+        rng, gen = rngs(0)
+        net_a = PathNet(net_cfg, gen)
+        run_a = learn_task(net_a, tasks[name_a], config, rng, gen)
+        if learned_a is not None:
+            learned_a[name_a, seed] = (net_a, run_a)
     record: dict[str, Any] = {"pair": pair, "seed": seed, "A": asdict(run_a), "B": {}}
-    for stream, condition in enumerate(CONDITIONS, start=1):
+    # Streams follow the tuple order, so an extra condition leaves the others' runs unchanged.
+    for stream, condition in enumerate(CONDITIONS + EXTRA_CONDITIONS, start=1):
         if condition not in config.conditions:
             continue
         rng, gen = rngs(stream)
@@ -427,17 +474,28 @@ def run_seed(
             net = PathNet(net_cfg, gen)
         else:
             net = copy.deepcopy(net_a)
-        if condition == "pathnet":
+        start = None
+        if condition in ("pathnet", "from_a"):
             net.freeze(np.asarray(run_a.genotype), name_a)
             net.reinitialise_unfrozen(gen)
             frozen_before = _frozen_copy(net)
-        run_b = learn_task(net, tasks[name_b].subset(config.train_examples_b), config, rng, gen)
+        if condition == "from_a":
+            start = [np.asarray(run_a.genotype).copy() for _ in range(config.population)]
+        task_b = tasks[name_b].subset(config.train_examples_b)
+        run_b = learn_task(net, task_b, config, rng, gen, population=start)
         entry = asdict(run_b)
-        if condition == "pathnet":
+        if condition in ("pathnet", "from_a"):
             after = _frozen_copy(net)
             entry["frozen_unchanged"] = all(
                 torch.equal(frozen_before[k], after[k]) for k in frozen_before
             )
+            # Whether B's winner reads A's frozen modules or routes around them (fresh ones).
+            used = active_modules(np.asarray(run_b.genotype))
+            frozen = active_modules(np.asarray(run_a.genotype))
+            entry["modules_used"] = [len(u) for u in used]
+            entry["frozen_modules_used"] = [
+                len(set(u) & set(f)) for u, f in zip(used, frozen, strict=True)
+            ]
             # A's pathway still solves A: its modules and head were frozen.
             entry["task_a_train_accuracy_after"] = accuracy(
                 net,
@@ -473,6 +531,16 @@ def summarize(records: list[dict[str, Any]], config: SupervisedConfig) -> dict[s
                 entry["speedup"][f"over_{control}"] = speedup(base, pathnet)
         entry["task_a_generations"] = asdict(spread([r["A"]["generations"] for r in rows]))
         entry["frozen_unchanged"] = all(r["B"]["pathnet"]["frozen_unchanged"] for r in rows)
+        if all("modules_used" in r["B"]["pathnet"] for r in rows):
+            used = np.array([r["B"]["pathnet"]["modules_used"] for r in rows])
+            frozen = np.array([r["B"]["pathnet"]["frozen_modules_used"] for r in rows])
+            a_used = np.array(
+                [[len(m) for m in active_modules(np.asarray(r["A"]["genotype"]))] for r in rows]
+            )
+            # Per layer, pooled over seeds: the share of B's modules that are A's frozen ones,
+            # and what a pathway drawn at random would give (A's module count / M).
+            entry["b_frozen_share_per_layer"] = (frozen.sum(0) / used.sum(0)).tolist()
+            entry["b_frozen_share_by_chance"] = (a_used.mean(0) / config.modules).tolist()
         out[pair] = entry
     return out
 
@@ -516,11 +584,12 @@ def run_supervised(
         for n in sorted(names)
     }
     records: list[dict[str, Any]] = []
+    learned_a: dict[tuple[str, int], tuple[PathNet, TaskRun]] = {}
     seeds = range(config.first_seed, config.first_seed + config.seeds)
     bar = tqdm(total=len(config.pairs) * config.seeds, desc="supervised", disable=not progress)
     for pair in config.pairs:
         for seed in seeds:
-            record = run_seed(config, pair, seed, tasks)
+            record = run_seed(config, pair, seed, tasks, learned_a)
             records.append(record)
             bar.update(1)
             bar.set_postfix(
