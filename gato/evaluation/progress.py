@@ -99,8 +99,8 @@ def evaluate_progress(
     # Where the recipe points a source at its own dataset, score that one.
     sources = {entry.task: entry.path or entry.task for entry in load_recipe(mixture).sources}
     # A run of captions or text alone has no control task: its rows hold only those scores.
-    with_control = bool(mixture_control_tasks(mixture))
-    if not with_control and not {"captions", "vqa"} & set(sources):
+    control_tasks = mixture_control_tasks(mixture)
+    if not control_tasks and not {"captions", "vqa"} & set(sources):
         raise ValueError(
             f"{run_dir}: mixture {mixture!r} has no control task, captions or VQA to score"
         )
@@ -108,9 +108,9 @@ def evaluate_progress(
     for step, folder in found:
         loaded = load_model(folder)[:2]
         control = {"tasks": []}
-        if with_control:
+        if control_tasks:
             control = evaluate_control(
-                folder, mixture=mixture, episodes=episodes, max_steps=max_steps, progress=progress
+                folder, control_tasks, episodes=episodes, max_steps=max_steps, progress=progress
             )
         row: dict[str, Any] = {
             "step": step,
