@@ -9,9 +9,14 @@ A random-init model of each preset (latency does not depend on the weights), a p
 `--prompt-fraction` of the context, then `--steps` timed steps after `--warmup`; the context
 slides as in deployment (its cost is in the mean, not in the median).
 
-Modes: `dynamic` (growing cache, the model's own forward), `static` (fixed-capacity cache, fixed
-shapes), `graphs` (static + CUDA graphs, CUDA only), `compile` (static + torch.compile + CUDA
-graphs, CUDA only).
+Modes: `dynamic` (growing cache, the flattened forward; a greedy action in one call),
+`dynamic-compile` (the same, `torch.compile`d once with symbolic sizes: the CPU's fast path),
+`static` (fixed-capacity cache, fixed shapes), `graphs` (static + CUDA graphs, CUDA only),
+`compile` (static + torch.compile, + CUDA graphs on CUDA).
+
+`--interleave` steps every mode's policy in turn inside one process (same observations, same
+moments of the machine), so that the modes' ratios hold on a shared, noisy machine; the actions
+of every mode are checked equal to the first mode's.
 
     python benchmarks/policy_latency.py                      # CPU, tiny, 1 thread
     python benchmarks/policy_latency.py --device cuda --presets 79m 364m 1.18b \\
@@ -69,10 +74,19 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(
+def policy_config(mode: str, device: torch.device, slide: str) -> PolicyConfig:
+    return PolicyConfig(
+        slide=slide,
+        static_cache=mode not in ("dynamic", "dynamic-compile"),
+        cuda_graphs=mode in ("graphs", "compile") and device.type == "cuda",
+        compile=mode in ("compile", "dynamic-compile"),
+    )
+
+
+def measure_modes(
     preset: str,
     task: TaskShape,
-    mode: str,
+    modes: list[str],
     device: torch.device,
     dtype: torch.dtype,
     steps: int,
@@ -80,43 +94,56 @@ def measure(
     prompt_fraction: float,
     num_envs: int,
     slide: str = "shift",
-) -> dict:
+) -> list[dict]:
+    """One policy per mode over one model, stepped in turn on the same observations: every
+    mode's step i runs within moments of the others' (their ratios survive a noisy machine);
+    their actions must agree (greedy decoding of the same model)."""
     torch.manual_seed(0)
     model = GatoModel(GatoConfig.from_preset(preset)).to(device=device, dtype=dtype).eval()
     tokenizer = GatoTokenizer.from_config(model.config)
     rng = np.random.default_rng(0)
     context = model.config.max_position_embeddings
     prompt = task.prompt(tokenizer, int(prompt_fraction * context), rng)
-    config = PolicyConfig(
-        slide=slide,
-        static_cache=mode != "dynamic",
-        cuda_graphs=mode in ("graphs", "compile") and device.type == "cuda",
-        compile=mode == "compile",
-    )
-    policy = GatoPolicy(model, tokenizer, task.spec, prompt, config, num_envs=num_envs)
+    policies = [
+        GatoPolicy(
+            model, tokenizer, task.spec, prompt, policy_config(m, device, slide), num_envs=num_envs
+        )
+        for m in modes
+    ]
     observations = [[task.observation(rng) for _ in range(num_envs)] for _ in range(16)]
-    times = []
+    times: list[list[float]] = [[] for _ in modes]
+    mismatches = 0
     for i in range(warmup + steps):
         batch = observations[i % len(observations)]
-        synchronize(device)
-        start = time.perf_counter()
-        policy.act_batch(batch)
-        synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    ms = np.array(times) * 1e3
-    mean = float(ms.mean())
-    return {
-        "preset": preset,
-        "task": task.name,
-        "mode": mode if slide == "shift" else f"{mode}, {slide}",
-        "envs": num_envs,
-        "prompt": len(prompt),
-        "mean_ms": mean,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "steps_per_s": num_envs * 1e3 / mean,
-    }
+        actions = []
+        for policy, spent in zip(policies, times, strict=True):
+            synchronize(device)
+            start = time.perf_counter()
+            actions.append(policy.act_batch(batch))
+            synchronize(device)
+            if i >= warmup:
+                spent.append(time.perf_counter() - start)
+        first = np.asarray(actions[0])
+        mismatches += sum(not np.array_equal(first, np.asarray(a)) for a in actions[1:])
+    rows = []
+    for mode, spent in zip(modes, times, strict=True):
+        ms = np.array(spent) * 1e3
+        mean = float(ms.mean())
+        rows.append(
+            {
+                "preset": preset,
+                "task": task.name,
+                "mode": mode if slide == "shift" else f"{mode}, {slide}",
+                "envs": num_envs,
+                "prompt": len(prompt),
+                "mean_ms": mean,
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p90_ms": float(np.percentile(ms, 90)),
+                "steps_per_s": num_envs * 1e3 / mean,
+                "mismatched_steps": mismatches,
+            }
+        )
+    return rows
 
 
 def dry_run(presets: list[str], bandwidth_tb_s: float) -> None:
@@ -168,8 +195,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--modes",
         nargs="+",
         default=None,
-        choices=["dynamic", "static", "graphs", "compile"],
-        help="default: dynamic static (CPU), dynamic graphs (CUDA)",
+        choices=["dynamic", "dynamic-compile", "static", "graphs", "compile"],
+        help="default: dynamic dynamic-compile (CPU), dynamic graphs (CUDA)",
+    )
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="step the modes in turn in one process (compare their ratios on a noisy machine)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16"])
@@ -202,7 +234,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if bad:
             parser.error(f"modes {sorted(bad)} need a CUDA device")
     presets = args.presets or (["79m", "364m", "1.18b"] if cuda else ["tiny"])
-    modes = args.modes or (["dynamic", "graphs"] if cuda else ["dynamic", "static"])
+    modes = args.modes or (["dynamic", "graphs"] if cuda else ["dynamic", "dynamic-compile"])
     dtype = getattr(torch, args.dtype or ("bfloat16" if cuda else "float32"))
     where = torch.cuda.get_device_name(device) if cuda else f"CPU, {args.threads} thread(s)"
     print(f"# {where}, {dtype}, torch {torch.__version__}, envs {args.envs}, slide {args.slide}\n")
@@ -211,11 +243,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for preset in presets:
         for name in args.tasks:
-            for mode in modes:
-                r = measure(
+            groups = [modes] if args.interleave else [[m] for m in modes]
+            for group in groups:
+                measured = measure_modes(
                     preset,
                     TASKS[name],
-                    mode,
+                    group,
                     device,
                     dtype,
                     args.steps,
@@ -224,10 +257,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     args.envs,
                     args.slide,
                 )
-                rows.append(r)
-                cells = [preset, r["task"], r["mode"], r["prompt"], f"{r['mean_ms']:.2f}"]
-                cells += [f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['steps_per_s']:,.0f}"]
-                print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+                for r in measured:
+                    rows.append(r)
+                    cells = [preset, r["task"], r["mode"], r["prompt"], f"{r['mean_ms']:.2f}"]
+                    cells += [f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}"]
+                    cells += [f"{r['steps_per_s']:,.0f}"]
+                    print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+                if measured[0]["mismatched_steps"]:
+                    print(f"(modes disagreed on {measured[0]['mismatched_steps']} actions)")
     return rows
 
 

@@ -543,3 +543,82 @@ def test_cached_forward_on_a_dense_cache_matches_the_model_forward(tokenizer):
         for cache in (ours, theirs):
             cache.advance(ids.shape[1])
     assert ours.dense
+
+
+def _greedy_reference(fast, cache, ids, head, offset, count, **extra):
+    """One `CachedForward` call per token: the observation, then each picked token but the last
+    fed back."""
+    tokens = []
+    for j in range(count):
+        step = ids if j == 0 else tokens[-1][:, None]
+        cache.open_columns(torch.ones(step.shape, dtype=torch.bool))
+        hidden = fast(cache, step, **(extra if j == 0 else {}))
+        cache.advance(step.shape[1])
+        tokens.append((hidden @ head.T).argmax(-1) + offset)
+    return torch.stack(tokens, 1)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional):
+    """`greedy_tokens` (eager, and the cache-reading form that gets compiled, run uncompiled)
+    picks the tokens and leaves the keys that one forward per token does."""
+    from gato.policy.cache import KVCache
+    from gato.policy.decode import CachedForward
+
+    model = small_model(5)
+    fast = CachedForward(model)
+    if functional:  # what compile=True wraps, without the compilation
+        fast.compiled = fast._greedy_split
+    head = model.lm_head.weight[33000:33400]
+    ours, theirs = KVCache.for_model(model, 1, 128), KVCache.for_model(model, 1, 128)
+    rng = np.random.default_rng(5)
+    for step in range(4):  # first on an empty cache (causal prefill), then on top of it
+        obs = collate([tokenizer.encode_timestep(observation(rng, image=step == 2))])
+        extra = dict(
+            local_positions=obs.local_positions,
+            patches=obs.patches,
+            patch_positions=obs.patch_positions,
+        )
+        with torch.no_grad():
+            want = _greedy_reference(fast, theirs, obs.input_ids, head, 33000, 3, **extra)
+            fed = obs.input_ids.shape[1] + 2
+            ours.open_columns(torch.ones(1, fed, dtype=torch.bool))
+            got = fast.greedy_tokens(ours, obs.input_ids, head, 33000, 3, **extra)
+            ours.advance(fed)
+        torch.testing.assert_close(got, want)
+        assert ours.length == theirs.length
+        n = ours.length
+        for mine, want_kv in zip(ours.keys + ours.values, theirs.keys + theirs.values, strict=True):
+            torch.testing.assert_close(mine[:, :, :n], want_kv[:, :, :n])
+
+
+def test_greedy_action_needs_a_dense_cache_with_room(tokenizer):
+    from gato.policy.cache import KVCache
+    from gato.policy.decode import CachedForward
+
+    model = small_model(5)
+    fast = CachedForward(model)
+    head = model.lm_head.weight[33000:33400]
+    cache = KVCache.for_model(model, 2, 16)
+    cache.open_columns(torch.tensor([[True, False], [True, True]]))
+    cache.advance(2)
+    with pytest.raises(RuntimeError, match="dense"):
+        fast.greedy_tokens(cache, torch.tensor([[33001], [33002]]), head, 33000, 2)
+    small = KVCache.for_model(model, 1, 4)
+    with pytest.raises(RuntimeError, match="columns"):
+        fast.greedy_tokens(small, torch.tensor([[33001, 33002, 33003]]), head, 33000, 3)
+
+
+@pytest.mark.slow
+def test_compiled_dynamic_path_matches_the_eager_one(model, tokenizer):
+    """`PolicyConfig(compile=True)` without a static cache: one compiled graph per greedy action
+    over every cache length (slides included), the same actions as the eager path."""
+    prompt = demo_prompt(tokenizer, 2)
+    fast = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(compile=True))
+    plain = GatoPolicy(model, tokenizer, SPEC, prompt)
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        obs = observation(rng)
+        np.testing.assert_array_equal(fast.act(obs), plain.act(obs))
+    assert len(plain.rows[0].history) < 20  # it slid
+    np.testing.assert_array_equal(fast.context().ids, plain.context().ids)

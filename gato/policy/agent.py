@@ -110,7 +110,9 @@ class PolicyConfig:
     cuda_graphs: bool = False
     """With `static_cache` on a CUDA device: capture each step shape once, then replay."""
     compile: bool = False
-    """With `static_cache`: `torch.compile` the step function (before graph capture)."""
+    """`torch.compile` the forward: with `static_cache`, the fixed-shape step (before graph
+    capture); without, the eager path's flattened forward with symbolic sizes, so one graph
+    serves every cache length (the CPU's fastest path). The first steps pay the compilation."""
     seed: int = 0
     """Seed of the sampling generator."""
 
@@ -125,8 +127,8 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.slide must be recompute or shift, got {self.slide!r}")
         if not 0 <= self.slack() < 1 or not 0 < self.compact_fraction <= 1:
             raise ValueError("PolicyConfig: slide_slack in [0, 1), compact_fraction in (0, 1]")
-        if (self.cuda_graphs or self.compile) and not self.static_cache:
-            raise ValueError("PolicyConfig: cuda_graphs and compile need static_cache=True")
+        if self.cuda_graphs and not self.static_cache:
+            raise ValueError("PolicyConfig: cuda_graphs needs static_cache=True")
 
     def slack(self) -> float:
         """`slide_slack`, or the default of the slide mode."""
@@ -308,7 +310,8 @@ class GatoPolicy:
             if self.config.static_cache
             else None
         )
-        self.forward_fn = CachedForward(model, 2 * capacity)
+        compile_eager = self.config.compile and not self.config.static_cache
+        self.forward_fn = CachedForward(model, 2 * capacity, compile=compile_eager)
         self.rows = [_Row(self.default_prompt) for _ in range(num_envs)]
         self._prompt_caches: dict[int, tuple[TokenSequence, KVCache]] = {}
         self.reset()
@@ -399,25 +402,8 @@ class GatoPolicy:
             for row, obs in zip(self.rows, encoded, strict=True)
         ]
         batch = collate(chunks, padding_side="left")
-        # Tokens stay on the device until the action is complete: each one feeds the next step
-        # without a device-to-host round trip (one synchronisation per environment step).
-        tokens = torch.empty(self.num_envs, self.num_action_tokens, dtype=torch.long)
-        tokens = tokens.to(self.device)
-        hidden = self._forward(
-            batch.input_ids,
-            batch.attention_mask.bool(),
-            batch.local_positions,
-            batch.patches,
-            batch.patch_positions,
-        )
-        for j in range(self.num_action_tokens):
-            if j > 0:
-                hidden = self._forward(tokens[:, j - 1 : j], None, None, None, None)
-            logits = hidden @ self.action_head.T  # (B, n)
-            picked = sample_tokens(logits, self.config.temperature, self.generator)
-            tokens[:, j] = picked + self.action_lo
+        ids = self._action_tokens(batch).cpu().numpy()  # (B, n)
         actions = []
-        ids = tokens.cpu().numpy()
         for row, obs, chunk, action_ids in zip(self.rows, encoded, chunks, ids, strict=True):
             row.in_cache += len(chunk) + self.num_action_tokens - 1
             action = self._action_sequence(action_ids)
@@ -563,6 +549,51 @@ class GatoPolicy:
         waste = cache.length - int(cache.real_counts().max())
         if waste > self.config.compact_fraction * self.max_length:
             cache.compact()
+
+    def _action_tokens(self, batch: Any) -> torch.Tensor:
+        """Feed the collated observations, then sample every action token -> (B, n) ids on the
+        device (tokens stay there until the action is complete: each feeds the next step
+        without a device-to-host round trip, one synchronisation per environment step)."""
+        new_mask = batch.attention_mask.bool()
+        n = self.num_action_tokens
+        cache, device = self.cache, self.device
+        if (
+            self.decoder is None
+            and self.config.temperature == 0
+            and cache.dense
+            and bool(new_mask.all())
+        ):
+            # Greedy on a dense cache: the observation and every action token in one call.
+            b, length = batch.input_ids.shape
+            cache.reserve(length + n - 1)
+            cache.open_columns(torch.ones(b, length + n - 1, dtype=torch.bool))
+            tokens = self.forward_fn.greedy_tokens(
+                cache,
+                batch.input_ids.to(device),
+                self.action_head,
+                self.action_lo,
+                n,
+                batch.local_positions.to(device),
+                batch.patches.to(device),
+                batch.patch_positions.to(device),
+            )
+            cache.advance(length + n - 1)
+            return tokens
+        tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
+        hidden = self._forward(
+            batch.input_ids,
+            new_mask,
+            batch.local_positions,
+            batch.patches,
+            batch.patch_positions,
+        )
+        for j in range(n):
+            if j > 0:
+                hidden = self._forward(tokens[:, j - 1 : j], None, None, None, None)
+            logits = hidden @ self.action_head.T  # (B, n)
+            picked = sample_tokens(logits, self.config.temperature, self.generator)
+            tokens[:, j] = picked + self.action_lo
+        return tokens
 
     def _forward(
         self,
