@@ -33,6 +33,10 @@ from gato.model import GatoBlock, GatoMLP, GatoModel, _attention_mask, rotary_co
 
 __all__ = ["CachedForward"]
 
+# SDPA's CPU flash kernel, which also returns each query's log-sum-exp (B, H, L) fp32: what
+# merging two attention passes needs. Inductor calls it as it is (no decomposition).
+_flash_cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
 
 class CachedForward:
     """`forward(input_ids, ...)` on top of a `KVCache` -> (B, D) final hidden state of the last
@@ -288,8 +292,23 @@ class CachedForward:
 
         def attend(i: int, q: torch.Tensor) -> torch.Tensor:
             index = self.layers[i][5]
+            k_old, v_old = old_keys[index], old_values[index]
             k_new, v_new = new_keys[i], new_values[i]
-            scores_old = q @ old_keys[index].transpose(-1, -2) * scale  # (B, H, Lq, P)
+            # More than one query: the prefill, whose queries are its new keys (causal).
+            causal = bool(q.shape[2] > 1)
+            if k_old.shape[2] == 0:
+                return F.scaled_dot_product_attention(q, k_new, v_new, is_causal=causal)
+            if causal and q.device.type == "cpu":
+                # The prefill on the CPU: two flash passes, one over the cached columns as they
+                # lie, one over the new keys, merged by their log-sum-exps (one softmax over
+                # both). For one query, two products and a softmax measured faster.
+                out_old, lse_old = _flash_cpu(q, k_old, v_old)
+                out_new, lse_new = _flash_cpu(q, k_new, v_new, is_causal=causal)
+                lse = torch.logaddexp(lse_old, lse_new)  # (B, H, Lq)
+                merged = out_old * (lse_old - lse).exp().unsqueeze(-1)
+                merged = merged + out_new * (lse_new - lse).exp().unsqueeze(-1)
+                return merged.to(q.dtype)
+            scores_old = q @ k_old.transpose(-1, -2) * scale  # (B, H, Lq, P)
             scores_new = q @ k_new.transpose(-1, -2) * scale  # (B, H, Lq, n)
             lq, n = q.shape[2], k_new.shape[2]
             # Query j of the last lq new tokens sees new keys up to its own (n - lq + j).
@@ -300,7 +319,7 @@ class CachedForward:
             scores_new = scores_new.masked_fill(later, float("-inf"))
             probs = torch.cat((scores_old, scores_new), dim=-1).softmax(dim=-1)
             split = scores_old.shape[-1]
-            return probs[..., :split] @ old_values[index] + probs[..., split:] @ v_new
+            return probs[..., :split] @ v_old + probs[..., split:] @ v_new
 
         def forward(x: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             fed = x.shape[1]
