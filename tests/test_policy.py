@@ -9,6 +9,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import make_config
 
 from gato.batch import TokenSequence, collate
@@ -622,3 +623,25 @@ def test_compiled_dynamic_path_matches_the_eager_one(model, tokenizer):
         np.testing.assert_array_equal(fast.act(obs), plain.act(obs))
     assert len(plain.rows[0].history) < 20  # it slid
     np.testing.assert_array_equal(fast.context().ids, plain.context().ids)
+
+
+@pytest.mark.parametrize("flash", [False, True])
+@pytest.mark.parametrize("past", [0, 7])
+def test_split_attention_equals_one_softmax_over_all_keys(flash, past):
+    """Attention over cached keys and new ones without concatenating them: against SDPA over
+    the concatenation with the mask written out (every cached key, causal among the new)."""
+    from gato.policy.decode import attend_split
+
+    g = torch.Generator().manual_seed(past)
+    b, h, n, d = 2, 3, 5, 8
+    k_old, v_old = torch.randn(2, b, h, past, d, generator=g).unbind(0)
+    k_new, v_new, q = torch.randn(3, b, h, n, d, generator=g).unbind(0)
+    keys, values = torch.cat((k_old, k_new), 2), torch.cat((v_old, v_new), 2)
+    sees = torch.cat((torch.ones(n, past, dtype=torch.bool), torch.ones(n, n).tril().bool()), 1)
+    want = F.scaled_dot_product_attention(q, keys, values, attn_mask=sees)
+    got = attend_split(q, k_old, v_old, k_new, v_new, causal=True, flash=flash)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # One query (a decoding step) sees every key.
+    one = F.scaled_dot_product_attention(q[:, :, -1:], keys, values)
+    got = attend_split(q[:, :, -1:], k_old, v_old, k_new, v_new, causal=False, flash=flash)
+    torch.testing.assert_close(got, one, atol=1e-5, rtol=1e-5)

@@ -31,11 +31,48 @@ import torch.nn.functional as F
 
 from gato.model import GatoBlock, GatoMLP, GatoModel, _attention_mask, rotary_cos_sin
 
-__all__ = ["CachedForward"]
+__all__ = ["CachedForward", "attend_split"]
 
 # SDPA's CPU flash kernel, which also returns each query's log-sum-exp (B, H, L) fp32: what
 # merging two attention passes needs. Inductor calls it as it is (no decomposition).
 _flash_cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+
+def attend_split(
+    q: torch.Tensor,
+    k_old: torch.Tensor,
+    v_old: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    causal: bool,
+    flash: bool = False,
+) -> torch.Tensor:
+    """Attention of queries q (B, H, Lq, d) over cached keys (B, H, P, d), every one visible,
+    then new keys (B, H, n, d), of which query j sees those up to n - Lq + j (`causal`: Lq = n,
+    the queries are the new tokens; otherwise Lq = 1 and it sees them all) -> (B, H, Lq, d).
+
+    The same numbers as one softmax over the concatenated keys, without concatenating them
+    (a copy of the whole cache). `flash`: two passes of SDPA's CPU flash kernel merged by their
+    log-sum-exps; otherwise scores of both parts, one softmax, two products."""
+    if k_old.shape[2] == 0:
+        return F.scaled_dot_product_attention(q, k_new, v_new, is_causal=causal)
+    if flash:
+        out_old, lse_old = _flash_cpu(q, k_old, v_old)  # lse: (B, H, Lq) fp32
+        out_new, lse_new = _flash_cpu(q, k_new, v_new, is_causal=causal)
+        lse = torch.logaddexp(lse_old, lse_new)
+        merged = out_old * (lse_old - lse).exp().unsqueeze(-1)
+        merged = merged + out_new * (lse_new - lse).exp().unsqueeze(-1)
+        return merged.to(q.dtype)
+    scale = q.shape[-1] ** -0.5
+    scores_old = q @ k_old.transpose(-1, -2) * scale  # (B, H, Lq, P)
+    scores_new = q @ k_new.transpose(-1, -2) * scale  # (B, H, Lq, n)
+    if causal:
+        n = k_new.shape[2]
+        later = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+        scores_new = scores_new.masked_fill(later, float("-inf"))
+    probs = torch.cat((scores_old, scores_new), dim=-1).softmax(dim=-1)
+    split = scores_old.shape[-1]
+    return probs[..., :split] @ v_old + probs[..., split:] @ v_new
 
 
 class CachedForward:
@@ -285,41 +322,18 @@ class CachedForward:
         causally over the step's own new keys, in one softmax over both -> (tokens (B, count),
         new keys and values per layer (B, H, L + count - 1, d))."""
         length = x.shape[1]
-        scale = self.head_dim**-0.5
         last = len(self.layers) - 1
         new_keys: list[Any] = [None] * len(self.layers)
         new_values: list[Any] = [None] * len(self.layers)
 
         def attend(i: int, q: torch.Tensor) -> torch.Tensor:
             index = self.layers[i][5]
-            k_old, v_old = old_keys[index], old_values[index]
-            k_new, v_new = new_keys[i], new_values[i]
-            # More than one query: the prefill, whose queries are its new keys (causal).
+            # More than one query: the prefill, whose queries are its new keys (causal). On the
+            # CPU its flash form measured faster; for one query, the plain form.
             causal = bool(q.shape[2] > 1)
-            if k_old.shape[2] == 0:
-                return F.scaled_dot_product_attention(q, k_new, v_new, is_causal=causal)
-            if causal and q.device.type == "cpu":
-                # The prefill on the CPU: two flash passes, one over the cached columns as they
-                # lie, one over the new keys, merged by their log-sum-exps (one softmax over
-                # both). For one query, two products and a softmax measured faster.
-                out_old, lse_old = _flash_cpu(q, k_old, v_old)
-                out_new, lse_new = _flash_cpu(q, k_new, v_new, is_causal=causal)
-                lse = torch.logaddexp(lse_old, lse_new)  # (B, H, Lq)
-                merged = out_old * (lse_old - lse).exp().unsqueeze(-1)
-                merged = merged + out_new * (lse_new - lse).exp().unsqueeze(-1)
-                return merged.to(q.dtype)
-            scores_old = q @ k_old.transpose(-1, -2) * scale  # (B, H, Lq, P)
-            scores_new = q @ k_new.transpose(-1, -2) * scale  # (B, H, Lq, n)
-            lq, n = q.shape[2], k_new.shape[2]
-            # Query j of the last lq new tokens sees new keys up to its own (n - lq + j).
-            later = (
-                torch.arange(n, device=q.device)[None]
-                > torch.arange(n - lq, n, device=q.device)[:, None]
-            )
-            scores_new = scores_new.masked_fill(later, float("-inf"))
-            probs = torch.cat((scores_old, scores_new), dim=-1).softmax(dim=-1)
-            split = scores_old.shape[-1]
-            return probs[..., :split] @ v_old + probs[..., split:] @ v_new
+            flash = causal and q.device.type == "cpu"
+            k_old, v_old = old_keys[index], old_values[index]
+            return attend_split(q, k_old, v_old, new_keys[i], new_values[i], causal, flash)
 
         def forward(x: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             fed = x.shape[1]
