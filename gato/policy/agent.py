@@ -41,10 +41,15 @@ every few steps. Two ways, `PolicyConfig.slide`:
   prefill of the kept history (about 60 ms for the tiny model on one CPU core), so this mode drops
   a quarter of the room at a time.
 
-The fast path for accelerators (`PolicyConfig.static_cache`): the same cache with a fixed capacity,
-every step a fixed-shape function of tensors (the write position, the mask and the positions are
-tensors, not Python numbers), which `torch.cuda.CUDAGraph` captures once per step shape (a prefill
-and a one-token step) and replays; optionally `torch.compile`d first. On the CPU it runs eagerly
+Speed. Greedy decoding on a dense cache (one row, or rows of equal length) runs a whole action
+in one call (`CachedForward.greedy_tokens`: the observation, then every action token fed back,
+with no return to the policy between tokens); sampling and ragged rows go token by token.
+`PolicyConfig(compile=True)` compiles that call once with symbolic sizes (one graph for every
+cache length; the CPU's fastest path, after ~30-90 s of compilation). The fast path for
+accelerators (`PolicyConfig.static_cache`): the same cache with a fixed capacity, every step a
+fixed-shape function of tensors (the write position, the mask and the positions are tensors, not
+Python numbers), which `torch.cuda.CUDAGraph` captures once per step shape (a prefill and a
+one-token step) and replays; optionally `torch.compile`d first. On the CPU it runs eagerly
 (tested equal to the dynamic path).
 """
 

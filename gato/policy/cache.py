@@ -48,24 +48,14 @@ class KVCache:
         dtype: torch.dtype,
         device: torch.device | str,
     ) -> None:
-        shape = (num_layers, batch_size, num_heads, capacity, head_dim)
-        self._set_buffers(
-            torch.zeros(shape, dtype=dtype, device=device),
-            torch.zeros(shape, dtype=dtype, device=device),
-        )
+        shape = (batch_size, num_heads, capacity, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         self.mask = torch.zeros(batch_size, capacity, dtype=torch.bool, device=device)
         self.length = 0
         self.dense = True
         """No masked column in [0, length): attention needs no mask, positions are arange."""
         self.write_index: torch.Tensor | None = None
-
-    def _set_buffers(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Every layer's buffer is a view of one (layers, B, H, capacity, d) tensor, so that a
-        slide moves all layers in one operation."""
-        self._all_keys, self._all_values = keys, values
-        # Indexed views, not `unbind`'s: those may not be written in place under autograd.
-        self.keys = [keys[i] for i in range(keys.shape[0])]
-        self.values = [values[i] for i in range(values.shape[0])]
 
     @classmethod
     def for_model(
@@ -100,9 +90,7 @@ class KVCache:
         self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """key, value: (B, H, L, d) of the new tokens -> the keys and values to attend over."""
-        # Fresh views of the stacked buffers: under autograd a write may turn the base into a
-        # non-leaf, and a view taken before that may then not be written in place.
-        keys, values = self._all_keys[layer_idx], self._all_values[layer_idx]
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
         if self.write_index is not None:
             keys.index_copy_(2, self.write_index, key)
             values.index_copy_(2, self.write_index, value)
@@ -129,12 +117,13 @@ class KVCache:
 
     def _reallocate(self, capacity: int) -> None:
         def grown(t: torch.Tensor) -> torch.Tensor:
-            shape = (*t.shape[:3], capacity, t.shape[4])
+            shape = (*t.shape[:2], capacity, t.shape[3])
             out = t.new_zeros(shape)
-            out[:, :, :, : self.length] = t[:, :, :, : self.length]
+            out[:, :, : self.length] = t[:, :, : self.length]
             return out
 
-        self._set_buffers(grown(self._all_keys), grown(self._all_values))
+        self.keys = [grown(k) for k in self.keys]
+        self.values = [grown(v) for v in self.values]
         mask = self.mask.new_zeros(self.batch_size, capacity)
         mask[:, : self.length] = self.mask[:, : self.length]
         self.mask = mask
@@ -185,9 +174,8 @@ class KVCache:
     def select_rows(self, rows: Sequence[int]) -> None:
         """Keep only these rows (environments that still run), in this order."""
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.mask.device)
-        self._set_buffers(
-            self._all_keys.index_select(1, index), self._all_values.index_select(1, index)
-        )
+        self.keys = [k.index_select(0, index) for k in self.keys]
+        self.values = [v.index_select(0, index) for v in self.values]
         self.mask = self.mask.index_select(0, index)
         self.dense = False
         self.compact()
@@ -235,10 +223,12 @@ class KVCache:
         if count <= 0:
             return
         cos, sin = _rotation(-count, self.keys[0].shape[-1], rope_theta, self.mask.device)
-        k, v = self._all_keys, self._all_values  # (layers, B, H, C, d): every layer at once
-        tail = k[:, :, :, first + count : stop].float()
-        k[:, :, :, first : stop - count] = apply_rotary(tail, cos, sin).to(k.dtype)
-        v[:, :, :, first : stop - count] = v[:, :, :, first + count : stop].clone()
+        # Layer by layer: each layer's buffer is its own tensor, so that a compiled static step
+        # writing one layer's columns does not functionalise a copy of every layer's.
+        for k, v in zip(self.keys, self.values, strict=True):
+            tail = k[:, :, first + count : stop].float()
+            k[:, :, first : stop - count] = apply_rotary(tail, cos, sin).to(k.dtype)
+            v[:, :, first : stop - count] = v[:, :, first + count : stop].clone()
         self.mask[:, stop - count : stop] = False
         self.length = stop - count
 
