@@ -570,7 +570,8 @@ def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional)
     fast = CachedForward(model)
     if functional:  # what compile=True wraps, without the compilation
         fast.compiled = fast._greedy_split
-    head = model.lm_head.weight[33000:33400]
+    weight = model.lm_head.weight
+    head = weight[33000:33400]
     ours, theirs = KVCache.for_model(model, 1, 128), KVCache.for_model(model, 1, 128)
     rng = np.random.default_rng(5)
     for step in range(4):  # first on an empty cache (causal prefill), then on top of it
@@ -584,7 +585,7 @@ def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional)
             want = _greedy_reference(fast, theirs, obs.input_ids, head, 33000, 3, **extra)
             fed = obs.input_ids.shape[1] + 2
             ours.open_columns(torch.ones(1, fed, dtype=torch.bool))
-            got = fast.greedy_tokens(ours, obs.input_ids, head, 33000, 3, **extra)
+            got = fast.greedy_tokens(ours, obs.input_ids, weight, 33000, 33400, 3, **extra)
             ours.advance(fed)
         torch.testing.assert_close(got, want)
         assert ours.length == theirs.length
@@ -599,15 +600,15 @@ def test_greedy_action_needs_a_dense_cache_with_room(tokenizer):
 
     model = small_model(5)
     fast = CachedForward(model)
-    head = model.lm_head.weight[33000:33400]
+    head = model.lm_head.weight
     cache = KVCache.for_model(model, 2, 16)
     cache.open_columns(torch.tensor([[True, False], [True, True]]))
     cache.advance(2)
     with pytest.raises(RuntimeError, match="dense"):
-        fast.greedy_tokens(cache, torch.tensor([[33001], [33002]]), head, 33000, 2)
+        fast.greedy_tokens(cache, torch.tensor([[33001], [33002]]), head, 33000, 33400, 2)
     small = KVCache.for_model(model, 1, 4)
     with pytest.raises(RuntimeError, match="columns"):
-        fast.greedy_tokens(small, torch.tensor([[33001, 33002, 33003]]), head, 33000, 3)
+        fast.greedy_tokens(small, torch.tensor([[33001, 33002, 33003]]), head, 33000, 33400, 3)
 
 
 @pytest.mark.slow

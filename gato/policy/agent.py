@@ -572,11 +572,13 @@ class GatoPolicy:
             b, length = batch.input_ids.shape
             cache.reserve(length + n - 1)
             cache.open_columns(torch.ones(b, length + n - 1, dtype=torch.bool))
+            lo, hi = self.action_spec.token_range()
             tokens = self.forward_fn.greedy_tokens(
                 cache,
                 batch.input_ids.to(device),
-                self.action_head,
-                self.action_lo,
+                self.model.lm_head.weight,
+                lo,
+                hi,
                 n,
                 batch.local_positions.to(device),
                 batch.patches.to(device),
