@@ -69,6 +69,16 @@ def test_control_writes_table_json_markdown_chart_and_video(run_dir, tmp_path, c
         assert "cannot render" in task["note"]
 
 
+@pytest.mark.slow
+def test_control_compiled_on_the_cpu_scores_what_the_eager_policy_scores(run_dir, capsys):
+    argv = ["control", "--checkpoint", str(run_dir), "--task", "gym-pendulum"]
+    argv += ["--episodes", "2", "--num-envs", "2", "--max-steps", "6", "--no-progress"]
+    eager = main(argv)["tasks"][0]
+    compiled = main([*argv, "--compile"])["tasks"][0]
+    assert compiled["returns"] == eager["returns"] and len(eager["returns"]) == 2
+    assert compiled["lengths"] == eager["lengths"] == [6, 6]
+
+
 def test_caption_an_image_and_score_a_split(run_dir, tmp_path, capsys):
     from PIL import Image
 
