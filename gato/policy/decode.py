@@ -173,8 +173,7 @@ class CachedForward:
             sin = self._sin[positions][:, :, None, None]
         if cache.keys[0].shape[2] < past + length:
             raise RuntimeError(f"KV cache of {cache.keys[0].shape[2]} columns: open more first")
-        # No mask and new tokens that see only each other: SDPA's own causal mask (a Python
-        # bool, decided here, so that a compiled graph does not branch on a symbolic size).
+        # No mask and new tokens that see only each other: SDPA's own causal mask.
         causal = mask is None and past == 0 and length > 1
         return self._blocks(x, cos, sin, mask, causal, cache.keys, cache.values, past)
 
