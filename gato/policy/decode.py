@@ -240,15 +240,31 @@ class CachedForward:
     ) -> torch.Tensor:
         length = x.shape[1]
         hidden = self._blocks(x, cos[:length], sin[:length], mask, causal, keys, values, past)
+
+        def feed(token: torch.Tensor, at: int) -> torch.Tensor:
+            c, s = cos[at : at + 1], sin[at : at + 1]
+            return self._blocks(token, c, s, None, False, keys, values, past + at)
+
+        return self._pick(hidden, head, offset, count, length, feed)
+
+    def _pick(
+        self,
+        hidden: torch.Tensor,
+        head: torch.Tensor,
+        offset: int,
+        count: int,
+        length: int,
+        feed: Any,
+    ) -> torch.Tensor:
+        """`count` greedy tokens from the hidden state (B, D) after the observation's `length`
+        tokens: argmax(hidden @ head.T) + offset, each but the last embedded and fed at step
+        column length + j (`feed(embedded (B, 1, D), column)` -> the next hidden state)."""
         picked = []
         for j in range(count):
             token = (hidden @ head.T).argmax(dim=-1) + offset  # (B,)
             picked.append(token)
             if j + 1 < count:
-                at = length + j
-                x = F.embedding(token[:, None], self.tokens)  # (B, 1, D)
-                c, s = cos[at : at + 1], sin[at : at + 1]
-                hidden = self._blocks(x, c, s, None, False, keys, values, past + at)
+                hidden = feed(F.embedding(token[:, None], self.tokens), length + j)
         return torch.stack(picked, dim=1)  # (B, count)
 
     def _project(
@@ -362,12 +378,12 @@ class CachedForward:
             return self._norm(self.norm, x[:, -1])
 
         hidden = forward(x, cos[:length], sin[:length])
-        picked = []
-        for j in range(count):
-            token = (hidden @ head.T).argmax(dim=-1) + lo  # (B,)
-            picked.append(token)
-            if j + 1 < count:
-                at = length + j
-                embedded = F.embedding(token[:, None], self.tokens)  # (B, 1, D)
-                hidden = forward(embedded, cos[at : at + 1], sin[at : at + 1])
-        return torch.stack(picked, dim=1), new_keys, new_values
+        tokens = self._pick(
+            hidden,
+            head,
+            lo,
+            count,
+            length,
+            lambda token, at: forward(token, cos[at : at + 1], sin[at : at + 1]),
+        )
+        return tokens, new_keys, new_values
