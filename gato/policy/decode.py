@@ -222,30 +222,13 @@ class CachedForward:
         sin = self._sin[past : past + fed, None, None]
         mask = _attention_mask(None, length, past, x.device)
         causal = mask is None and past == 0 and length > 1
-        return self._greedy(x, cos, sin, mask, causal, keys, values, past, head[lo:hi], lo, count)
-
-    def _greedy(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        mask: torch.Tensor | None,
-        causal: bool,
-        keys: list[torch.Tensor],
-        values: list[torch.Tensor],
-        past: int,
-        head: torch.Tensor,
-        offset: int,
-        count: int,
-    ) -> torch.Tensor:
-        length = x.shape[1]
         hidden = self._blocks(x, cos[:length], sin[:length], mask, causal, keys, values, past)
 
         def feed(token: torch.Tensor, at: int) -> torch.Tensor:
             c, s = cos[at : at + 1], sin[at : at + 1]
             return self._blocks(token, c, s, None, False, keys, values, past + at)
 
-        return self._pick(hidden, head, offset, count, length, feed)
+        return self._pick(hidden, head[lo:hi], lo, count, length, feed)
 
     def _pick(
         self,
@@ -338,7 +321,7 @@ class CachedForward:
         hi: int,
         count: int,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """`_greedy` without writing the cache (the compiled form): x (B, L, D) attends over the
+        """`greedy_tokens` without writing the cache (the compiled form): x (B, L, D) attends over the
         cached columns [0, past) of `keys`/`values` (every one visible) and causally over the
         step's own new keys, in one softmax over both -> (tokens (B, count), new keys and
         values per layer (B, H, L + count - 1, d)); the rotary angles come from the (T, d)
