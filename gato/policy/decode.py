@@ -321,10 +321,10 @@ class CachedForward:
         hi: int,
         count: int,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """`greedy_tokens` without writing the cache (the compiled form): x (B, L, D) attends over the
-        cached columns [0, past) of `keys`/`values` (every one visible) and causally over the
-        step's own new keys, in one softmax over both -> (tokens (B, count), new keys and
-        values per layer (B, H, L + count - 1, d)); the rotary angles come from the (T, d)
+        """`greedy_tokens` without writing the cache (the compiled form): x (B, L, D) attends
+        over the cached columns [0, past) of `keys`/`values` (every one visible) and causally
+        over the step's own new keys, in one softmax over both -> (tokens (B, count), new keys
+        and values per layer (B, H, L + count - 1, d)); the rotary angles come from the (T, d)
         tables at positions past, past + 1, ..."""
         length = x.shape[1]
         fed = length + count - 1
