@@ -5,7 +5,7 @@ train the tiny preset, evaluate, write the report to runs/gato/). The same comma
 one GPU, or many (README.md has the launch lines).
 """
 
-from gato.pipeline import main
+from gato.training.pipeline import main
 
 if __name__ == "__main__":
     main()

@@ -69,7 +69,7 @@ def raw_dmc(domain: str, task: str, steps: int) -> float:
 def collect_rate(task_id: str, steps: int) -> tuple[float, int]:
     """Steps/s of a full collection of about `steps` steps (whole episodes), and the steps."""
     from gato.data.collect import CollectConfig, collect
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     task = get_task(task_id)
     per_episode = {"atari-breakout": 2000, "atari-pong": 2500}.get(task_id, task.episode_limit)
@@ -87,7 +87,7 @@ def collect_rate(task_id: str, steps: int) -> tuple[float, int]:
 
 
 def raw_rate(task_id: str, steps: int) -> float:
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     task = get_task(task_id)
     if task.suite == "atari":

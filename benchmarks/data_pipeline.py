@@ -73,7 +73,7 @@ def synthetic_episodes(task, path: Path, episodes: int = 8, max_steps: int = 500
 
 def with_synthetic_control(recipe: Recipe, root: Path) -> Recipe:
     """The recipe with every control task that has no data replaced by synthetic episodes."""
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     sources = []
     for entry in recipe.sources:

@@ -43,7 +43,7 @@ import numpy as np
 def _raw_worker(args: tuple) -> int:
     """Step `num_envs` adapters with random actions for `seconds`; returns the steps."""
     registry, task_id, num_envs, seconds, seed = args
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     task = get_task(task_id, registry)
     envs = [task.make_env() for _ in range(num_envs)]

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gato.config import GatoConfig
-from gato.model import GatoModel
+from gato.modeling.config import GatoConfig
+from gato.modeling.model import GatoModel
 from gato.policy import GatoPolicy, PolicyConfig
-from gato.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,8 @@ HEADER = (
 
 def measure(args: argparse.Namespace) -> int:
     from gato.data.collect import measure_scores
-    from gato.data.envs import missing_package
-    from gato.data.registry import load_registry, write_scores
+    from gato.tasks.envs import missing_package
+    from gato.tasks.registry import load_registry, write_scores
 
     registry = load_registry(args.registry)
     if args.task:

@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from gato.tokenizer import ActionSpec, GatoTokenizer  # noqa: E402
+from gato.tokens.tokenizer import ActionSpec, GatoTokenizer  # noqa: E402
 
 
 def _time(fn, repeats: int) -> float:

@@ -4,7 +4,8 @@
 
 Both paths train the same preset with the same optimizer and precision on the same batches: the
 model-only path steps through batches made beforehand and held in memory (no data work at all);
-the pipeline path is `gato.training.Trainer`'s loop drawing each batch from the mixture's loader.
+the pipeline path is `gato.training.trainer.Trainer`'s loop drawing each batch from the mixture's
+loader.
 Goal: pipeline >= 90% of the model-only tokens/s (the data never holds the step back). Needs the
 mixture's data (`python -m gato.data.build demo`).
 """
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--mixed-precision", default="auto")
     args = parser.parse_args()
 
-    from gato.training import TrainConfig, Trainer
+    from gato.training.trainer import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as out:
         config = TrainConfig(

@@ -22,7 +22,7 @@ achieved TFLOP/s and MFU against the H100's 989 TFLOP/s dense bf16 peak:
 
 `--compare-decoders` times the decoder stacks alone (ours, transformers' GPTNeoXModel and
 LlamaModel fed `inputs_embeds` of the same shape): the measurement behind the choice of decoder
-in `gato/model.py`.
+in `gato/modeling/model.py`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gato.config import GatoConfig
-from gato.model import GatoModel, rotary_cos_sin
+from gato.modeling.config import GatoConfig
+from gato.modeling.model import GatoModel, rotary_cos_sin
 
 H100_BF16_PEAK = 989e12
 

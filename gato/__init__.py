@@ -4,10 +4,10 @@ Importing `gato` registers `GatoConfig` and `GatoModel` with the `transformers` 
 `AutoModel.from_pretrained(folder)` loads a saved model without remote code.
 """
 
-from gato.batch import GatoBatch, TokenSequence, collate
-from gato.config import GatoConfig
-from gato.model import GatoModel
-from gato.tokenizer import ActionSpec, GatoTokenizer
+from gato.modeling.config import GatoConfig
+from gato.modeling.model import GatoModel
+from gato.tokens.batch import GatoBatch, TokenSequence, collate
+from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
 
 __all__ = [
     "ActionSpec",

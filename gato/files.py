@@ -13,7 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["REPO_ROOT", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+
+# The checkout that holds data/ and tokenizers/ (the package lives in its gato/ folder).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -28,8 +28,8 @@ def write_control_dataset(path: Path, lengths: list[int], seed: int = 0) -> Path
 @pytest.fixture(scope="session")
 def small_recipe(tmp_path_factory) -> Path:
     """A recipe TOML over a generated control task, procedural captions and a tiny text corpus."""
-    from gato.data import vision_language as vl
-    from gato.data.text import build_text_dataset
+    from gato.data.corpora import vision_language as vl
+    from gato.data.corpora.text import build_text_dataset
 
     root = tmp_path_factory.mktemp("recipe")
     control = write_control_dataset(root / "control", [30, 45, 25, 60])

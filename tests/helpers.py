@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gato.config import GatoConfig
+from gato.modeling.config import GatoConfig
 
 TEST_SHAPE = dict(
     hidden_size=64,

@@ -10,15 +10,14 @@ import torch
 from helpers import make_config
 
 from gato.data.io import save_dataset
-from gato.model import GatoModel
-from gato.rl.algorithm_distillation import (
+from gato.experiments.algorithm_distillation.dark_room import DarkRoom, dark_room_reward, move
+from gato.experiments.algorithm_distillation.experiment import (
     ADConfig,
     episodes_to_reach,
     in_context_returns,
     main,
 )
-from gato.rl.dark_room import DarkRoom, dark_room_reward, move
-from gato.rl.histories import (
+from gato.experiments.algorithm_distillation.histories import (
     Histories,
     HistoryWindows,
     QLearningConfig,
@@ -30,7 +29,8 @@ from gato.rl.histories import (
     reward_code,
     window_episodes,
 )
-from gato.tokenizer import GatoTokenizer
+from gato.modeling.model import GatoModel
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import DISCRETE_OFFSET, SEPARATOR_ID
 
 GOALS = np.array([[5, 4], [0, 8], [7, 1]])

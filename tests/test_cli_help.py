@@ -13,24 +13,24 @@ import io
 import pytest
 
 COMMANDS = [
-    ("gato.pipeline", []),
+    ("gato.training.pipeline", []),
     ("gato.data.__main__", []),
     ("gato.data.__main__", ["collect"]),
     ("gato.data.__main__", ["tasks"]),
     ("gato.data.build", []),
     ("gato.data.mixture", []),
-    ("gato.data.text", []),
-    ("gato.data.text_corpus", []),
-    ("gato.data.vision_language", []),
+    ("gato.data.corpora.text", []),
+    ("gato.data.corpora.text_corpus", []),
+    ("gato.data.corpora.vision_language", []),
     ("gato.evaluation.cli", ["control"]),
     ("gato.evaluation.cli", ["caption"]),
     ("gato.evaluation.cli", ["chat"]),
     ("gato.evaluation.cli", ["progress"]),
     ("gato.rl.impala", []),
-    ("gato.rl.algorithm_distillation", ["train"]),
-    ("gato.pathnet.__main__", ["supervised"]),
-    ("gato.pathnet.__main__", ["rl"]),
-    ("gato.pathnet.__main__", ["gato"]),
+    ("gato.experiments.algorithm_distillation.experiment", ["train"]),
+    ("gato.experiments.pathnet.__main__", ["supervised"]),
+    ("gato.experiments.pathnet.__main__", ["rl"]),
+    ("gato.experiments.pathnet.__main__", ["gato"]),
 ]
 
 

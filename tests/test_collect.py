@@ -11,8 +11,8 @@ import pytest
 from gato.data import load_episodes
 from gato.data.__main__ import main
 from gato.data.collect import CollectConfig, collect, measure_scores
-from gato.data.experts import make_expert
-from gato.data.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
+from gato.tasks.experts import make_expert
+from gato.tasks.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
 
 
 @pytest.fixture(autouse=True)

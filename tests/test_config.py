@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gato.config import PRESETS, GatoConfig
+from gato.modeling.config import PRESETS, GatoConfig
 from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE
 
 
@@ -78,7 +78,7 @@ def test_config_round_trips_through_json(tmp_path):
 def test_auto_config_knows_gato(tmp_path):
     from transformers import AutoConfig
 
-    import gato.model  # noqa: F401  (registers the Auto classes)
+    import gato.modeling.model  # noqa: F401  (registers the Auto classes)
 
     GatoConfig.from_preset("tiny").save_pretrained(tmp_path)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), GatoConfig)
@@ -86,7 +86,7 @@ def test_auto_config_knows_gato(tmp_path):
 
 @pytest.mark.parametrize("name, target", [("79m", 79e6), ("364m", 364e6), ("1.18b", 1.18e9)])
 def test_preset_parameter_counts_within_ten_percent(name, target):
-    from gato.model import GatoModel
+    from gato.modeling.model import GatoModel
 
     with torch.device("meta"):
         model = GatoModel(GatoConfig.from_preset(name))
@@ -96,7 +96,7 @@ def test_preset_parameter_counts_within_ten_percent(name, target):
 
 
 def test_tiny_preset_is_a_few_million_parameters():
-    from gato.model import GatoModel
+    from gato.modeling.model import GatoModel
 
     with torch.device("meta"):
         model = GatoModel(GatoConfig.from_preset("tiny"))

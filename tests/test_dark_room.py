@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gato.rl.dark_room import (
+from gato.experiments.algorithm_distillation.dark_room import (
     DarkKeyToDoor,
     DarkRoom,
     expert_action,

@@ -7,14 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gato.data.envs import (
+from gato.tasks.envs import (
     ControlEnv,
     ObservationError,
     bounds_to_unit,
     make_env,
     unit_to_bounds,
 )
-from gato.data.registry import get_task
+from gato.tasks.registry import get_task
 
 
 def _run(env: ControlEnv, steps: int, seed: int = 0) -> list:

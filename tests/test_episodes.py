@@ -8,7 +8,7 @@ import pytest
 
 from gato.data import EpisodeSchemaError, episode_returns, load_episodes
 from gato.data.episodes import encode_png, episode_features, episode_record_batch
-from gato.tokenizer import GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 
 ATARI_FEATURES = datasets.Features(
     {

@@ -16,15 +16,16 @@ import torch
 from helpers import make_config
 
 from gato.evaluation.cli import main
-from gato.model import GatoModel
-from gato.text_model import default_text_model_path
+from gato.modeling.model import GatoModel
+from gato.tokens.text_model import default_text_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A run folder as `gato.training` writes it: model with its text model, manifest, latest."""
+    """A run folder as `gato.training.trainer` writes it: model with its text model, manifest,
+    latest."""
     torch.manual_seed(0)
     model = GatoModel(make_config())
     run = tmp_path_factory.mktemp("cli") / "run"
@@ -82,7 +83,7 @@ def test_control_compiled_on_the_cpu_scores_what_the_eager_policy_scores(run_dir
 def test_caption_an_image_and_score_a_split(run_dir, tmp_path, capsys):
     from PIL import Image
 
-    from gato.data import vision_language as vl
+    from gato.data.corpora import vision_language as vl
 
     image = tmp_path / "scene.png"
     Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(image)
@@ -168,7 +169,7 @@ def test_progress_scores_every_checkpoint_against_tokens(run_dir, tmp_path, caps
 
 def test_progress_of_a_run_without_control_tasks(run_dir, tmp_path, capsys):
     """A run of captions alone is scored on its captions only; one with nothing to score fails."""
-    from gato.data import vision_language as vl
+    from gato.data.corpora import vision_language as vl
 
     vl.build_dataset("captions", tmp_path / "captions", vl.BuildSizes(2, 2, 3))
     recipe = tmp_path / "captions.toml"

@@ -9,7 +9,6 @@ import pytest
 import torch
 from helpers import make_config
 
-from gato.data.envs import Step
 from gato.evaluation import (
     ControlEvalConfig,
     TaskResult,
@@ -27,9 +26,10 @@ from gato.evaluation import (
     write_control_report,
     write_video,
 )
-from gato.model import GatoModel
+from gato.modeling.model import GatoModel
 from gato.policy import GatoPolicy
-from gato.tokenizer import ActionSpec, GatoTokenizer
+from gato.tasks.envs import Step
+from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
 from gato.vocab import EOS_ID, TEXT_VOCAB_SIZE
 
 
@@ -191,7 +191,7 @@ def test_write_video_makes_an_animated_gif(tmp_path):
 
 
 def test_task_support_follows_the_training_tasks():
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     pendulum = get_task("gym-pendulum")
     assert check_task_supported(pendulum, ["gym-pendulum"]) == ""
@@ -280,7 +280,7 @@ def test_generation_emits_only_text_and_stops_at_eos(tokenizer):
 
 
 def test_evaluate_captions_scores_a_split(tmp_path, model, tokenizer):
-    from gato.data import vision_language as vl
+    from gato.data.corpora import vision_language as vl
 
     vl.build_dataset("captions", tmp_path / "captions", vl.BuildSizes(2, 2, 3))
     report = evaluate_captions(
@@ -298,7 +298,7 @@ def test_eval_config_rejects_bad_values():
 
 
 def test_unknown_task_names_the_known_ones(model, tokenizer):
-    from gato.data.registry import UnknownTaskError
+    from gato.tasks.registry import UnknownTaskError
 
     with pytest.raises(UnknownTaskError, match="gym-pendulum"):
         evaluate_control((model, tokenizer), ["gym-pendullum"], progress=False)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from gato.data.collect import play_episodes
-from gato.data.experts import EXPERTS, dlqr, make_expert, reflect
-from gato.data.registry import get_task, load_registry
+from gato.tasks.experts import EXPERTS, dlqr, make_expert, reflect
+from gato.tasks.registry import get_task, load_registry
 
 
 def _mean_return(task_id: str, policy: str | None, seeds) -> float:

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from gato.data.registry import UnknownTaskError, parse_registry
 from gato.rl.actors import (
     ActorError,
     EnvRunner,
@@ -45,6 +44,7 @@ from gato.rl.networks import (
     network_target,
 )
 from gato.rl.spaces import space_from_dict, space_to_dict, task_spaces
+from gato.tasks.registry import UnknownTaskError, parse_registry
 
 REGISTRY = """
 [suites.gym]
@@ -493,7 +493,7 @@ def test_custom_network_fn(registry_path: Path, tmp_path: Path) -> None:
 
 
 def test_trained_policy_as_registry_expert(registry_path: Path, tmp_path: Path) -> None:
-    from gato.data.experts import make_expert
+    from gato.tasks.experts import make_expert
 
     result = train(tiny_config(registry_path, tmp_path / "run", total_steps=320))
     policy_dir = export_policy(result.run_dir, tmp_path / "experts" / "t-cartpole")

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from gato.data import mixture as mx
-from gato.data import vision_language as vl
+from gato.data.corpora import vision_language as vl
+from gato.data.corpora.text import build_text_dataset
 from gato.data.mixture import (
     PROMPT_END,
     PROMPT_NONE,
@@ -23,9 +24,8 @@ from gato.data.mixture import (
     Recipe,
     SourceEntry,
 )
-from gato.data.text import build_text_dataset
-from gato.sequence import prompted_window, text_window_start
-from gato.tokenizer import GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
+from gato.tokens.windows import prompted_window, text_window_start
 from gato.vocab import DISCRETE_OFFSET, PADDED_VOCAB_SIZE, SEPARATOR_ID
 
 STEP = 8  # tokens per timestep of the fixture: 2 discrete + 3 continuous, separator, 2 actions
@@ -297,16 +297,16 @@ def test_bad_recipes(paths, monkeypatch):
     def unknown(task):
         raise ValueError(f"unknown task {task!r}; known tasks: ['cartpole', 'pong']")
 
-    registry = types.ModuleType("gato.data.registry")
+    registry = types.ModuleType("gato.tasks.registry")
     registry.get_task = unknown
-    monkeypatch.setitem(sys.modules, "gato.data.registry", registry)
+    monkeypatch.setitem(sys.modules, "gato.tasks.registry", registry)
     entry = SourceEntry("pnog", 1.0)
     with pytest.raises(ValueError, match=r"'pnog'.*captions.*known tasks: \['cartpole'"):
         mx.resolve_source(entry)
 
 
 def test_registry_tasks_resolve_to_their_datasets(paths, monkeypatch, tmp_path):
-    registry = pytest.importorskip("gato.data.registry")
+    registry = pytest.importorskip("gato.tasks.registry")
     tasks = tmp_path / "tasks.toml"
     tasks.write_text(
         f"""
@@ -342,7 +342,7 @@ def test_missing_datasets_name_the_command(paths, monkeypatch, tmp_path):
     monkeypatch.setattr(mx, "_control_location", lambda task: (str(tmp_path / "none"), None))
     with pytest.raises(FileNotFoundError, match=r"'pong'.*python -m gato.data collect --task pong"):
         mx.resolve_source(SourceEntry("pong", 1.0))
-    with pytest.raises(FileNotFoundError, match="python -m gato.data.vision_language"):
+    with pytest.raises(FileNotFoundError, match="python -m gato.data.corpora.vision_language"):
         mx.resolve_source(SourceEntry("vqa", 1.0, path=str(tmp_path / "novqa")))
 
 
@@ -390,7 +390,7 @@ def test_pairs_fill_the_context_when_asked(paths):
 
 
 def test_recipe_files_parse_and_name_known_tasks(monkeypatch, tmp_path):
-    registry = pytest.importorskip("gato.data.registry")
+    registry = pytest.importorskip("gato.tasks.registry")
     known = {t.id for t in registry.list_tasks()}
     demo = mx.load_recipe("demo")
     names = {s.task for s in demo.sources}

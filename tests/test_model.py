@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from helpers import make_config
 
-from gato.batch import GatoBatch, TokenSequence, collate
-from gato.config import GatoConfig
-from gato.embedding import ordinal_embedding, patch_position_indices
-from gato.model import GatoModel, linear_cross_entropy
-from gato.tokenizer import GatoTokenizer
+from gato.modeling.config import GatoConfig
+from gato.modeling.embedding import ordinal_embedding, patch_position_indices
+from gato.modeling.model import GatoModel, linear_cross_entropy
+from gato.tokens.batch import GatoBatch, TokenSequence, collate
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import (
     BOS_ID,
     CONTINUOUS_OFFSET,
@@ -129,7 +129,7 @@ def test_loss_matches_slow_reference():
 
 
 def test_hidden_action_inputs_keep_their_targets_in_the_loss():
-    from gato.batch import mask_actions
+    from gato.tokens.batch import mask_actions
 
     model = small_model()
     batch = mixed_batch()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gato.pathnet.evolution import (
+from gato.experiments.pathnet.evolution import (
     active_modules,
     mutate,
     random_genotype,
@@ -14,8 +14,8 @@ from gato.pathnet.evolution import (
     tournament,
     validate_genotype,
 )
-from gato.pathnet.network import PathNet, PathNetConfig
-from gato.pathnet.report import speedup, spread
+from gato.experiments.pathnet.network import PathNet, PathNetConfig
+from gato.experiments.pathnet.report import speedup, spread
 
 # -- genotypes ----------------------------------------------------------------------------------
 
@@ -240,7 +240,7 @@ def test_spread_and_speedup():
 
 
 def test_learn_task_reaches_the_target_on_separable_data():
-    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
+    from gato.experiments.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(200, 64, generator=g)
@@ -261,7 +261,7 @@ def test_learn_task_reaches_the_target_on_separable_data():
 
 
 def test_supervised_config_and_task_names_are_checked():
-    from gato.pathnet.supervised import SupervisedConfig, parse_pair
+    from gato.experiments.pathnet.supervised import SupervisedConfig, parse_pair
 
     assert parse_pair("6v8:3v8") == ("6v8", "3v8")
     for bad in ("6v8", "6v6:3v8", "6v8:x"):
@@ -275,7 +275,7 @@ def test_supervised_config_and_task_names_are_checked():
 
 def test_supervised_command_line_smoke(tmp_path):
     pytest.importorskip("sklearn")
-    from gato.pathnet.__main__ import main
+    from gato.experiments.pathnet.__main__ import main
 
     result = main([
         "supervised", "--pairs", "3v8:8v3", "--seeds", "2", "--population", "4",
@@ -292,7 +292,7 @@ def test_supervised_command_line_smoke(tmp_path):
 
 
 def test_salt_and_pepper_noise_hits_the_asked_share_with_zeros_and_ones():
-    from gato.pathnet.supervised import salt_and_pepper
+    from gato.experiments.pathnet.supervised import salt_and_pepper
 
     x = torch.full((200, 64), 0.5)
     assert salt_and_pepper(x, 0.0, np.random.default_rng(0)) is x
@@ -305,7 +305,7 @@ def test_salt_and_pepper_noise_hits_the_asked_share_with_zeros_and_ones():
 
 def test_noisy_task_scores_on_fixed_copies_and_subsets_keep_the_first_images():
     pytest.importorskip("sklearn")
-    from gato.pathnet.supervised import load_digits_task
+    from gato.experiments.pathnet.supervised import load_digits_task
 
     clean = load_digits_task("3v8")
     assert torch.equal(clean.train_eval_x, clean.train_x)
@@ -323,7 +323,7 @@ def test_noisy_task_scores_on_fixed_copies_and_subsets_keep_the_first_images():
 
 
 def test_stopping_on_the_heldout_set_uses_the_heldout_labels():
-    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
+    from gato.experiments.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(200, 64, generator=g)
@@ -351,7 +351,7 @@ def test_stopping_on_the_heldout_set_uses_the_heldout_labels():
 
 
 def test_supervised_config_checks_the_new_fields():
-    from gato.pathnet.supervised import SupervisedConfig
+    from gato.experiments.pathnet.supervised import SupervisedConfig
 
     with pytest.raises(ValueError, match="noise"):
         SupervisedConfig(noise=1.0)
@@ -362,7 +362,7 @@ def test_supervised_config_checks_the_new_fields():
 
 
 def test_task_names_may_name_digit_sets():
-    from gato.pathnet.supervised import _parse_task, parse_pair
+    from gato.experiments.pathnet.supervised import _parse_task, parse_pair
 
     assert _parse_task("3v8") == ((3,), (8,))
     assert _parse_task("02468v13579") == ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
@@ -385,7 +385,7 @@ def test_task_names_may_name_digit_sets():
     ],
 )
 def test_bad_task_names_are_named(name, message):
-    from gato.pathnet.supervised import _parse_task, parse_pair
+    from gato.experiments.pathnet.supervised import _parse_task, parse_pair
 
     with pytest.raises(ValueError, match=message) as err:
         _parse_task(name)
@@ -398,7 +398,7 @@ def test_set_tasks_hold_every_image_of_their_digits_with_the_right_labels():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
 
-    from gato.pathnet.supervised import load_digits_task
+    from gato.experiments.pathnet.supervised import load_digits_task
 
     counts = np.bincount(load_digits().target, minlength=10)
     parity = load_digits_task("02468v13579", noise=0.2)
@@ -418,7 +418,7 @@ def test_single_digit_tasks_keep_their_images_split_and_noise():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
 
-    from gato.pathnet.supervised import load_digits_task, salt_and_pepper
+    from gato.experiments.pathnet.supervised import load_digits_task, salt_and_pepper
 
     # What load_digits_task did before tasks could name sets, written out.
     digits = load_digits()
@@ -437,7 +437,7 @@ def test_single_digit_tasks_keep_their_images_split_and_noise():
 
 
 def test_reusing_task_a_across_pairs_gives_the_same_records():
-    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, run_seed
+    from gato.experiments.pathnet.supervised import BinaryTask, SupervisedConfig, run_seed
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(120, 64, generator=g)
@@ -468,7 +468,12 @@ def test_reusing_task_a_across_pairs_gives_the_same_records():
 
 
 def test_the_from_a_diagnostic_starts_at_a_pathway_and_leaves_the_other_conditions_alone():
-    from gato.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task, run_seed
+    from gato.experiments.pathnet.supervised import (
+        BinaryTask,
+        SupervisedConfig,
+        learn_task,
+        run_seed,
+    )
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(120, 64, generator=g)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from gato.config import GatoConfig
-from gato.model import GatoMLP, GatoModel
-from gato.pathnet.gato_ffn import (
+from gato.modeling.config import GatoConfig
+from gato.modeling.model import GatoMLP, GatoModel
+from gato.modeling.pathnet_ffn import (
     PathNetFFN,
     freeze_pathway,
     fresh_pathway,
@@ -160,7 +160,7 @@ def test_new_task_errors_are_named():
 def test_pathnet_actor_critic_follows_the_impala_interface():
     gym = pytest.importorskip("gymnasium")
     networks = pytest.importorskip("gato.rl.networks")
-    from gato.pathnet.rl import PathNetActorCritic
+    from gato.experiments.pathnet.rl import PathNetActorCritic
 
     obs_space = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
     for action_space, shape in (
@@ -196,7 +196,7 @@ def test_pathnet_actor_critic_follows_the_impala_interface():
 
 
 def test_steps_to_target_is_the_first_full_window_at_the_target():
-    from gato.pathnet.rl import steps_to_target
+    from gato.experiments.pathnet.rl import steps_to_target
 
     returns = [(10, 0.0), (20, 100.0), (30, 100.0), (40, 300.0), (50, 300.0)]
     assert steps_to_target(returns, 100.0, 2) == 30
@@ -208,8 +208,8 @@ def test_steps_to_target_is_the_first_full_window_at_the_target():
 
 def test_cartpole_variants_share_cartpoles_spaces_and_differ_in_the_pole():
     pytest.importorskip("gymnasium")
-    from gato.data.registry import get_task
-    from gato.pathnet.rl import REGISTRY, RLTransferConfig
+    from gato.experiments.pathnet.rl import REGISTRY, RLTransferConfig
+    from gato.tasks.registry import get_task
 
     config = RLTransferConfig()
     a = get_task(config.task_a, config.registry_path)
@@ -229,7 +229,7 @@ def test_cartpole_variants_share_cartpoles_spaces_and_differ_in_the_pole():
 
 
 def test_rl_transfer_config_checks():
-    from gato.pathnet.rl import RLTransferConfig
+    from gato.experiments.pathnet.rl import RLTransferConfig
 
     with pytest.raises(ValueError, match="reuse"):
         RLTransferConfig(reuse=3)
@@ -241,7 +241,7 @@ def test_rl_transfer_config_checks():
 
 def test_rl_transfer_runs_end_to_end_and_keeps_a_frozen(tmp_path):
     pytest.importorskip("gymnasium")
-    from gato.pathnet.rl import RLTransferConfig, run_rl_transfer
+    from gato.experiments.pathnet.rl import RLTransferConfig, run_rl_transfer
 
     config = RLTransferConfig(
         steps_a=1280,

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from helpers import make_config
 
-from gato.batch import TokenSequence, collate
-from gato.model import GatoModel
+from gato.modeling.model import GatoModel
 from gato.policy import (
     CheckpointError,
     GatoPolicy,
@@ -22,7 +21,8 @@ from gato.policy import (
     load_pretrained,
     resolve_model_dir,
 )
-from gato.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
 # Wider logits than the default init: greedy choices are far from ties, so float rounding
@@ -334,7 +334,7 @@ def test_bad_inputs_raise_clear_errors(model, tokenizer):
 
 
 def fake_task(tmp_path: Path, returns: list[float], length: int = 6):
-    from gato.data.registry import ActionEntry, FieldSpec, Scores, TaskSpec
+    from gato.tasks.registry import ActionEntry, FieldSpec, Scores, TaskSpec
 
     rng = np.random.default_rng(0)
     rows = {
@@ -411,7 +411,8 @@ def test_no_dataset_means_no_prompt_with_a_warning(tmp_path, tokenizer):
 
 
 def save_run(tmp_path: Path, model: GatoModel) -> Path:
-    """A run folder laid out as gato.training writes it (model, manifest, latest pointer)."""
+    """A run folder laid out as gato.training.trainer writes it (model, manifest, latest
+    pointer)."""
     import hashlib
 
     run = tmp_path / "run"
@@ -476,8 +477,8 @@ def test_bad_checkpoints_raise_errors_that_name_the_problem(tmp_path, model):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cached_forward_matches_the_model_forward(tokenizer, dtype):
-    from gato.policy.cache import KVCache
-    from gato.policy.decode import CachedForward
+    from gato.inference.cache import KVCache
+    from gato.inference.decode import CachedForward
 
     model = small_model(3).to(dtype)
     rng = np.random.default_rng(0)
@@ -520,8 +521,8 @@ def test_cached_forward_matches_the_model_forward(tokenizer, dtype):
 
 
 def test_cached_forward_on_a_dense_cache_matches_the_model_forward(tokenizer):
-    from gato.policy.cache import KVCache
-    from gato.policy.decode import CachedForward
+    from gato.inference.cache import KVCache
+    from gato.inference.decode import CachedForward
 
     model = small_model(4)
     prompt = demo_prompt(tokenizer, 4)
@@ -563,8 +564,8 @@ def _greedy_reference(fast, cache, ids, head, offset, count, **extra):
 def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional):
     """`greedy_tokens` (eager, and the cache-reading form that gets compiled, run uncompiled)
     picks the tokens and leaves the keys that one forward per token does."""
-    from gato.policy.cache import KVCache
-    from gato.policy.decode import CachedForward
+    from gato.inference.cache import KVCache
+    from gato.inference.decode import CachedForward
 
     model = small_model(5)
     fast = CachedForward(model)
@@ -595,8 +596,8 @@ def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional)
 
 
 def test_greedy_action_needs_a_dense_cache_with_room(tokenizer):
-    from gato.policy.cache import KVCache
-    from gato.policy.decode import CachedForward
+    from gato.inference.cache import KVCache
+    from gato.inference.decode import CachedForward
 
     model = small_model(5)
     fast = CachedForward(model)
@@ -631,7 +632,7 @@ def test_compiled_dynamic_path_matches_the_eager_one(model, tokenizer):
 def test_split_attention_equals_one_softmax_over_all_keys(flash, past):
     """Attention over cached keys and new ones without concatenating them: against SDPA over
     the concatenation with the mask written out (every cached key, causal among the new)."""
-    from gato.policy.decode import attend_split
+    from gato.inference.decode import attend_split
 
     g = torch.Generator().manual_seed(past)
     b, h, n, d = 2, 3, 5, 8

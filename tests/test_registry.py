@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gato.data.__main__ import main
-from gato.data.registry import (
+from gato.tasks.registry import (
     DEFAULT_REGISTRY_PATH,
     Reference,
     Scores,
@@ -19,7 +19,7 @@ from gato.data.registry import (
     parse_registry,
     write_scores,
 )
-from gato.tokenizer import ActionSpec
+from gato.tokens.tokenizer import ActionSpec
 
 MINIMAL = """
 [suites.gym]
@@ -40,7 +40,7 @@ def test_shipped_registry_covers_the_suites():
     suites = [t.suite for t in registry.values()]
     assert len(registry) >= 150
     assert suites.count("atari") == 57 and suites.count("dmc") >= 50 and "gym" in suites
-    from gato.data.experts import EXPERTS
+    from gato.tasks.experts import EXPERTS
 
     for task in registry.values():
         assert task.observation_columns, task.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gato.data.scores import (
+from gato.tasks.scores import (
     expert_score,
     filter_threshold,
     keep_mask,

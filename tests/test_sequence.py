@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gato import sequence as seq
-from gato.batch import TokenSequence
-from gato.tokenizer import GatoTokenizer
+from gato.tokens import windows as seq
+from gato.tokens.batch import TokenSequence
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import PATCH_ID, SEPARATOR_ID
 
 
@@ -147,8 +147,8 @@ def test_separators_sit_where_the_tokenizer_put_them(tok):
 def test_mask_actions_hides_only_action_inputs_and_keeps_their_targets():
     import torch
 
-    from gato.batch import collate, mask_actions
-    from gato.tokenizer import ActionSpec, GatoTokenizer
+    from gato.tokens.batch import collate, mask_actions
+    from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
     from gato.vocab import ACTION_MASK_ID, DISCRETE_OFFSET, SEPARATOR_ID
 
     tok = GatoTokenizer()

@@ -17,12 +17,12 @@ import datasets
 import numpy as np
 import pytest
 
-from gato.data import envs as envs_module
 from gato.data import load_episodes
 from gato.data.__main__ import main
 from gato.data.collect import play_episodes
-from gato.data.envs import MissingPackageError, require_suite
-from gato.data.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
+from gato.tasks import envs as envs_module
+from gato.tasks.envs import MissingPackageError, require_suite
+from gato.tasks.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from gato.data import text as text_data
+from gato.data.corpora import text as text_data
 
 PARAGRAPHS = [f"Paragraph number {i} says something about item {i * 7 % 13}." for i in range(200)]
 
@@ -45,7 +45,7 @@ def test_load_texts_from_folder_and_parquet(corpus, tmp_path):
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="gato.data.text_corpus"):
+    with pytest.raises(FileNotFoundError, match="gato.data.corpora.text_corpus"):
         text_data.build_text_dataset(tmp_path / "missing.txt", tmp_path / "out")
     datasets.Dataset.from_dict({"content": ["a"]}).save_to_disk(str(tmp_path / "nocol"))
     with pytest.raises(ValueError, match=r"missing required columns \['text'\]"):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gato.data import text_corpus
-from gato.data.text_corpus import split_corpus
-from gato.text_model import (
+from gato.data.corpora import text_corpus
+from gato.data.corpora.text_corpus import split_corpus
+from gato.tokens.text_model import (
     BUILD_COMMAND,
     TEXT_MODEL_ENV,
     default_text_model_path,

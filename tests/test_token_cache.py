@@ -8,11 +8,11 @@ import datasets
 import numpy as np
 import pytest
 
-from gato.data import vision_language as vl
-from gato.data.text import build_text_dataset
+from gato.data.corpora import vision_language as vl
+from gato.data.corpora.text import build_text_dataset
 from gato.data.token_cache import CacheSource, TokenCache, build_cache, load_source
-from gato.sequence import take_steps
-from gato.tokenizer import GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
+from gato.tokens.windows import take_steps
 
 
 def control_rows(episodes: int, images: bool, seed: int = 0) -> dict[str, list]:
@@ -94,7 +94,7 @@ def test_control_cache_equals_tokenizer(image_control, tok):
 
 def test_arbitrary_reads_equal_slices_of_the_stream(image_control):
     _, cache = image_control
-    from gato.batch import TokenSequence
+    from gato.tokens.batch import TokenSequence
 
     stream = TokenSequence.concatenate([cache.episode(i) for i in range(cache.num_episodes)])
     rng = np.random.default_rng(0)
@@ -105,7 +105,7 @@ def test_arbitrary_reads_equal_slices_of_the_stream(image_control):
 
 
 def test_gathering_episodes_equals_concatenating_them(image_control, tmp_path, tok):
-    from gato.batch import TokenSequence
+    from gato.tokens.batch import TokenSequence
 
     vl.build_dataset("captions", tmp_path / "c", vl.BuildSizes(10, 1, 1))
     captions = build_cache(CacheSource("c", "captions", str(tmp_path / "c")), tok, tmp_path / "t")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from gato.batch import TokenSequence, collate
-from gato.tokenizer import (
+from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.tokenizer import (
     BOS_ID,
     CONTINUOUS_OFFSET,
     DISCRETE_OFFSET,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gato.training import TrainConfig, learning_rate_factor, main, verify_checkpoint
+from gato.training.trainer import TrainConfig, learning_rate_factor, main, verify_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_schedule_warms_up_then_decays_tenfold():
 def test_tiny_run_writes_a_checkpoint_that_loads(reference_run):
     from transformers import AutoModel
 
-    from gato.model import GatoModel
+    from gato.modeling.model import GatoModel
 
     losses = _losses(reference_run)
     assert sorted(losses) == list(range(1, 7))
@@ -202,7 +202,7 @@ def test_corrupt_checkpoint_is_refused(small_recipe, reference_run, tmp_path):
 
 
 def test_config_file_gives_the_same_configs_as_the_command_line(tmp_path):
-    from gato.pipeline import parse
+    from gato.training.pipeline import parse
 
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"steps": 7, "global_batch": 8, "eval_episodes": 3}))

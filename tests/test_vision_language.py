@@ -9,8 +9,8 @@ import datasets
 import numpy as np
 import pytest
 
-from gato.data import vision_language as vl
-from gato.data.vision_language import (
+from gato.data.corpora import vision_language as vl
+from gato.data.corpora.vision_language import (
     COLOURS,
     HELD_OUT_PAIRS,
     SHAPES,

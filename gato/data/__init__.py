@@ -5,7 +5,7 @@ inside the functions that need them.
 """
 
 from gato.data.episodes import EpisodeSchemaError, episode_returns, load_episodes
-from gato.data.registry import TaskSpec, get_task, list_tasks, load_registry
+from gato.tasks.registry import TaskSpec, get_task, list_tasks, load_registry
 
 __all__ = [
     "EpisodeSchemaError",

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gato.data.registry import UnknownTaskError, load_registry, write_scores
+from gato.tasks.registry import UnknownTaskError, load_registry, write_scores
 
 
 class _UsageError(Exception):
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in COMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
     args = parser.parse_args(argv)
-    from gato.data.envs import MissingPackageError
+    from gato.tasks.envs import MissingPackageError
 
     try:
         return COMMANDS[args.command].run(args)

@@ -50,20 +50,20 @@ def build_source(entry: SourceEntry | str, plan: BuildPlan = BuildPlan()) -> flo
     name = entry.task
     start = time.perf_counter()
     if name in ("captions", "vqa"):
-        from gato.data import vision_language as vl
+        from gato.data.corpora import vision_language as vl
 
         sizes = vl.BuildSizes(plan.scene_rows, 1000, 1000)
         path = entry.path or (vl.CAPTIONS_PATH if name == "captions" else vl.VQA_PATH)
         vl.build_dataset(name, path, sizes)
     elif name == "text":
-        from gato.data import text, text_corpus
+        from gato.data.corpora import text, text_corpus
 
         if not Path(text_corpus.DEFAULT_CORPUS_PATH).exists():
             text_corpus.build_corpus(text_corpus.DEFAULT_CORPUS_PATH)
         text.build_text_dataset(out=entry.path or text.TEXT_DATASET_PATH)
     else:
         from gato.data.collect import CollectConfig, collect
-        from gato.data.registry import get_task
+        from gato.tasks.registry import get_task
 
         atari = get_task(name).suite == "atari"
         collect(

@@ -7,7 +7,7 @@ row to a temporary file beside the destination, then writes the dataset through
 therefore leaves the previous dataset, or nothing, where a complete one is expected; the
 temporary folder is removed on failure (and by `gato.data.io.recover_dataset` after a kill).
 
-Episodes below 80% of the registry's expert score are dropped, as in Gato (`gato.data.scores`).
+Episodes below 80% of the registry's expert score are dropped, as in Gato (`gato.tasks.scores`).
 
 `measure_scores` plays the expert and the random policy without recording and returns the
 task's `Scores` (expert: best windowed mean; random: mean).
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from gato.data import scores as score_math
-from gato.data.registry import Registry, Scores, TaskSpec, load_registry
+from gato.tasks import scores as score_math
+from gato.tasks.registry import Registry, Scores, TaskSpec, load_registry
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _worker_play(args: tuple) -> EpisodeResult:
     registry_path, task_id, policy_name, seed, record, noise = args
     key = (registry_path, task_id, policy_name, noise)
     if key not in _WORKER_CACHE:
-        from gato.data.experts import make_expert
+        from gato.tasks.experts import make_expert
 
         task = load_registry(registry_path)[task_id]
         expert = make_expert(task, seed, policy_name, noise)
@@ -224,7 +224,7 @@ def _results(
     task, seeds, policy, record, workers, registry_path, action_noise=0.0
 ) -> Iterator[EpisodeResult]:
     if workers == 1:
-        from gato.data.experts import make_expert
+        from gato.tasks.experts import make_expert
 
         env = task.make_env()
         expert = make_expert(task, seeds[0] if seeds else 0, policy, action_noise)
@@ -467,10 +467,10 @@ class SuitePlan:
 def plan_suites(config: SuiteCollectConfig) -> SuitePlan:
     """Which tasks a suite collection collects; unknown suites and missing packages raise.
 
-    Raises `ValueError` naming the known suites, and `gato.data.envs.MissingPackageError`
+    Raises `ValueError` naming the known suites, and `gato.tasks.envs.MissingPackageError`
     naming the package when a suite with tasks to collect cannot run here.
     """
-    from gato.data.envs import require_suite
+    from gato.tasks.envs import require_suite
 
     registry = load_registry(config.registry)
     suites = config.suites or registry.suites
@@ -510,7 +510,7 @@ class TaskEstimate:
 
 def estimate_task(task: TaskSpec, seed: int = 0) -> TaskEstimate:
     """Play and record one expert episode (seed `seed`) and measure its time and size."""
-    from gato.data.experts import make_expert
+    from gato.tasks.experts import make_expert
 
     start = time.perf_counter()
     env = task.make_env()

@@ -317,7 +317,7 @@ def load_episodes(
     from gato.data.io import load_rows
 
     if isinstance(task, str):
-        from gato.data.registry import get_task
+        from gato.tasks.registry import get_task
 
         task = get_task(task)
     dataset = load_rows(source, split, name=name)

@@ -29,7 +29,7 @@ pure function of (seed, step): its generator is seeded with both, so batches com
 in any number of DataLoader workers, and resuming needs only the step (`MixtureLoader.state_dict`).
 Sources are drawn with replacement by weight for every row; there are no epochs.
 
-How a row is made (see `gato.sequence` for the cuts):
+How a row is made (see `gato.tokens.windows` for the cuts):
 - control: a random window of whole timesteps of a random episode, filling the context; with
   probability `prompt_probability` (0.25, Gato) it is preceded by a prompt from another episode
   of the task (half from that episode's end, half from a uniform place), the prompt taking at
@@ -41,7 +41,7 @@ How a row is made (see `gato.sequence` for the cuts):
 - text: a window of exactly the context length at a uniformly random offset of the split's token
   stream (BOS paragraph EOS ...) read circularly, so long paragraphs are spread over windows,
   never cut off, and every token is equally likely to be seen.
-Rows shorter than the context are padded; padding never carries loss (`gato.batch.collate`).
+Rows shorter than the context are padded; padding never carries loss (`gato.tokens.batch.collate`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.batch import GatoBatch, TokenSequence, collate
 from gato.data.token_cache import (
     DEFAULT_CACHE_ROOT,
     SOURCE_KINDS,
@@ -70,16 +69,17 @@ from gato.data.token_cache import (
     build_cache,
     load_source,
 )
-from gato.sequence import (
+from gato.files import REPO_ROOT
+from gato.tokens.batch import GatoBatch, TokenSequence, collate
+from gato.tokens.tokenizer import GatoTokenizer
+from gato.tokens.windows import (
     count_fitting,
     prompt_window,
     random_window,
     text_window_start,
     truncate_pair,
 )
-from gato.tokenizer import GatoTokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MIXTURES_DIR = REPO_ROOT / "data" / "mixtures"
 COLLECT_COMMAND = "python -m gato.data collect --task {task} --episodes 100"
 
@@ -89,7 +89,7 @@ PROMPT_NONE, PROMPT_END, PROMPT_UNIFORM = 0, 1, 2
 
 def _builtin_sources() -> dict[str, tuple[str, Path, str]]:
     """Built-in source name -> (kind, default dataset location, command that builds it)."""
-    from gato.data import text, vision_language
+    from gato.data.corpora import text, vision_language
 
     return {
         "captions": ("captions", vision_language.CAPTIONS_PATH, vision_language.BUILD_COMMAND),
@@ -199,7 +199,7 @@ def _select_control(table: Any, name: str) -> list[dict[str, Any]]:
     weight = table.get("weight")
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         raise ValueError(f"{name}: [control] weight must be a number > 0, got {weight!r}")
-    from gato.data.registry import load_registry
+    from gato.tasks.registry import load_registry
 
     registry = load_registry()
     suites = table.get("suites", registry.suites)
@@ -231,11 +231,11 @@ def load_recipe(path: str | Path) -> Recipe:
 def _control_location(task: str) -> tuple[str, str | None]:
     """(dataset location, hub configuration) of a registry task; errors list the known names."""
     try:
-        from gato.data.registry import get_task
+        from gato.tasks.registry import get_task
     except ImportError:
         raise ValueError(
             f"unknown source {task!r}: not a built-in source {BUILTIN_SOURCES}, and the task "
-            "registry (gato.data.registry) is not available"
+            "registry (gato.tasks.registry) is not available"
         ) from None
     try:
         spec = get_task(task)

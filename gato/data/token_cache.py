@@ -41,11 +41,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gato.batch import TokenSequence
-from gato.tokenizer import GatoTokenizer
+from gato.files import REPO_ROOT
+from gato.tokens.batch import TokenSequence
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, PATCH_ID
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_ROOT = REPO_ROOT / "data" / "cache" / "tokens"
 CACHE_VERSION = 1
 """Bump when the layout or the meaning of a cache changes: old caches are then rebuilt."""
@@ -90,11 +90,11 @@ class CacheSource:
 def load_source(source: CacheSource):
     """The source's split as a `datasets.Dataset`, with its columns checked for the kind."""
     if source.kind == "captions":
-        from gato.data.vision_language import load_captions
+        from gato.data.corpora.vision_language import load_captions
 
         dataset = load_captions(source.path, source.split, source.hub_name)
     elif source.kind == "text":
-        from gato.data.text import load_texts
+        from gato.data.corpora.text import load_texts
 
         dataset = load_texts(source.path, source.split, source.hub_name)
     else:
@@ -122,7 +122,7 @@ def _control_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
 
 
 def _caption_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
-    from gato.data.vision_language import iter_captions
+    from gato.data.corpora.vision_language import iter_captions
 
     where = f"{source.name} ({source.path}, split {source.split})"
     for example in iter_captions(dataset, where, image_size=source.image_size):
@@ -131,7 +131,7 @@ def _caption_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
 
 def _text_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
     """BOS text EOS per row, as `GatoTokenizer.encode_text_sequence`, encoded in batches."""
-    from gato.data.text import iter_texts
+    from gato.data.corpora.text import iter_texts
 
     no_patches = tokenizer._no_patches()
     for texts in iter_texts(dataset, f"{source.name} ({source.path}, split {source.split})"):
@@ -188,7 +188,7 @@ def tokenizer_settings(tokenizer: GatoTokenizer, uses_text: bool = True) -> dict
         "text_observation_loss": tokenizer.text_observation_loss,
     }
     if uses_text:
-        from gato.text_model import default_text_model_path
+        from gato.tokens.text_model import default_text_model_path
 
         model = Path(tokenizer.text_model_path or default_text_model_path())
         settings["text_model"] = _file_digest(model) if model.exists() else str(model)
@@ -453,7 +453,8 @@ class TokenCache:
         return np.diff(self.episode_tokens)
 
     def bounds(self, episode: int) -> np.ndarray:
-        """(T + 1,) step bounds of an episode, relative to its first token (see gato.sequence)."""
+        """(T + 1,) step bounds of an episode, relative to its first token (see
+        gato.tokens.windows)."""
         lo, hi = self.episode_steps[episode], self.episode_steps[episode + 1]
         base = self.episode_tokens[episode]
         starts = np.asarray(self.maps["step_starts"][lo:hi], dtype=np.int64) - base

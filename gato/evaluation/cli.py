@@ -268,7 +268,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse and run; bad input exits with status 2 and one `error: ...` line."""
-    from gato.data.registry import UnknownTaskError
+    from gato.tasks.registry import UnknownTaskError
 
     args = _parser().parse_args(argv)
     try:

@@ -9,7 +9,7 @@ Every episode is played to its end, so the count is exact and short episodes are
 whatever the number of environments, so results do not depend on the batching.
 
 Scores follow Gato: the expert-normalised score of a task is (mean return - random) /
-(expert - random) with the registry's expert and random scores (`gato.data.scores`); a task counts
+(expert - random) with the registry's expert and random scores (`gato.tasks.scores`); a task counts
 "above 50%" and "above 100%" of expert on that scale.
 """
 
@@ -108,7 +108,7 @@ def run_episodes(
     Args:
         policy: a policy with `num_envs == min(len(envs), episodes)` rows (its rows are reset).
         envs: objects with `reset(seed) -> observation` and `step(action) -> (observation,
-            reward, terminated, truncated)` (`gato.data.envs.ControlEnv`, or a fake).
+            reward, terminated, truncated)` (`gato.tasks.envs.ControlEnv`, or a fake).
         episodes: how many episodes to play.
         seed: episode k is reset with `seed + k`.
         max_steps: truncate episodes after this many steps.
@@ -235,7 +235,7 @@ def mixture_control_tasks(mixture: str) -> list[str]:
     VQA or text only); a control source the registry does not know is warned about and left
     out."""
     from gato.data.mixture import BUILTIN_SOURCES, load_recipe
-    from gato.data.registry import load_registry
+    from gato.tasks.registry import load_registry
 
     registry = load_registry()
     ids = []
@@ -256,7 +256,7 @@ def resolve_tasks(tasks: Sequence[Any] = (), mixture: str | None = None) -> list
     """Task ids or specs, plus the control tasks of a mixture recipe -> `TaskSpec`s (no repeats).
 
     An unknown id raises `UnknownTaskError` listing the known ones."""
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     ids: list[Any] = list(tasks)
     if mixture is not None:
@@ -282,7 +282,7 @@ def check_task_supported(task: Any, trained: list[str] | None) -> str:
         return "training tasks unknown (no checkpoint manifest)"
     if task.id in trained:
         return ""
-    from gato.data.registry import get_task
+    from gato.tasks.registry import get_task
 
     spaces = {}
     for name in trained:
@@ -318,7 +318,7 @@ def _make_envs(task: Any, count: int, video: bool) -> list[Any]:
 
 def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConfig) -> TaskResult:
     """Roll out `config.episodes` episodes of one task and score them."""
-    from gato.data.scores import normalized_score
+    from gato.tasks.scores import normalized_score
 
     budget = prompt_budget(model.config.max_position_embeddings, config.policy)
     with warnings.catch_warnings():

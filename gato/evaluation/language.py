@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.batch import TokenSequence, collate
 from gato.evaluation.loading import ModelLike, load_model
-from gato.tokenizer import GatoTokenizer
+from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, TEXT_VOCAB_SIZE
 
 __all__ = [
@@ -128,7 +128,7 @@ def generate_text(
 
 def load_image(path: str | Path) -> np.ndarray:
     """An image file -> (H, W, 3) uint8; a file that does not decode is a `ValueError`."""
-    from gato.data.vision_language import decode_image
+    from gato.data.corpora.vision_language import decode_image
 
     path = Path(path)
     if not path.is_file():
@@ -144,7 +144,7 @@ def caption_image(
     image_size: int | None = None,
 ) -> str:
     """Caption one image (a file or pixels), or answer a question about it."""
-    from gato.data.vision_language import resize_image
+    from gato.data.corpora.vision_language import resize_image
 
     loaded, tokenizer, _ = load_model(model)
     if not isinstance(image, np.ndarray):
@@ -189,7 +189,12 @@ def evaluate_captions(
     """
     import sacrebleu
 
-    from gato.data.vision_language import CAPTIONS_PATH, VQA_PATH, iter_captions, load_captions
+    from gato.data.corpora.vision_language import (
+        CAPTIONS_PATH,
+        VQA_PATH,
+        iter_captions,
+        load_captions,
+    )
 
     loaded, tokenizer, folder = load_model(model)
     path = {"captions": CAPTIONS_PATH, "vqa": VQA_PATH}.get(str(source), source)

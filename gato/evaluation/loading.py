@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gato.model import GatoModel
+from gato.modeling.model import GatoModel
 from gato.policy import load_pretrained, resolve_model_dir
-from gato.tokenizer import GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 
 ModelLike = str | Path | tuple[GatoModel, GatoTokenizer]
 """A model, checkpoint or run folder, or an already loaded (model, tokenizer) pair."""

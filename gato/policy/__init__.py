@@ -7,6 +7,7 @@
 - `checkpoint`: `load_pretrained` from a model, checkpoint or run folder; `CheckpointError`.
 """
 
+from gato.inference.cache import KVCache, StaticDecoder
 from gato.policy.agent import (
     GatoPolicy,
     PolicyConfig,
@@ -14,8 +15,7 @@ from gato.policy.agent import (
     prompt_budget,
     sample_tokens,
 )
-from gato.policy.cache import KVCache, StaticDecoder
-from gato.policy.checkpoint import CheckpointError, load_pretrained, resolve_model_dir
+from gato.policy.loading import CheckpointError, load_pretrained, resolve_model_dir
 
 __all__ = [
     "CheckpointError",

@@ -67,12 +67,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gato.batch import TokenSequence, collate
-from gato.model import GatoModel
-from gato.policy.cache import KVCache, StaticDecoder
-from gato.policy.checkpoint import load_pretrained
-from gato.policy.decode import CachedForward
-from gato.tokenizer import ActionSpec, GatoTokenizer
+from gato.inference.cache import KVCache, StaticDecoder
+from gato.inference.decode import CachedForward
+from gato.modeling.model import GatoModel
+from gato.policy.loading import load_pretrained
+from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
 __all__ = [
@@ -171,7 +171,7 @@ def demonstration_prompt(
     """The best-return episode of the task's dataset, cut to its first (or last) whole timesteps
     within `budget` tokens; None (with a warning) when the task has no dataset on disk."""
     from gato.data.episodes import episode_returns, load_episodes
-    from gato.sequence import end_window, fit_stop, sequence_bounds, take_steps
+    from gato.tokens.windows import end_window, fit_stop, sequence_bounds, take_steps
 
     if budget <= 0:
         return None
@@ -343,7 +343,7 @@ class GatoPolicy:
         model, tokenizer = load_pretrained(path, device=device, dtype=dtype)
         config = config or PolicyConfig()
         if task is not None and isinstance(task, str):
-            from gato.data.registry import get_task
+            from gato.tasks.registry import get_task
 
             task = get_task(task)
         if action_spec is None:

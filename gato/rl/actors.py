@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.data.registry import TaskSpec
 from gato.rl.networks import ActorCritic, build_network, network_target
 from gato.rl.spaces import observation_column
+from gato.tasks.registry import TaskSpec
 
 Unroll = dict[str, np.ndarray]
 """One actor's unroll: field -> array, time-major (see `UnrollLayout.fields`)."""

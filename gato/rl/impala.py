@@ -7,7 +7,7 @@ writing to `runs/impala/<task>/`: `run.json` (command and config), `metrics.json
 update), `episodes.jsonl` (one line per finished episode), TensorBoard logs under `tb/`,
 checkpoints under `checkpoints/` (`--resume` continues from the latest), `learning_curve.png`
 and `summary.json` at the end. `--export_dir data/experts/impala/<task>` copies the final policy
-where the `impala` expert (`gato.data.experts.impala`) loads it.
+where the `impala` expert (`gato.tasks.experts.impala`) loads it.
 
 From Python, `train(config, network_fn)` runs the same loop; `network_fn(observation_space,
 action_space) -> ActorCritic` replaces the default network (see `gato.rl.networks`).
@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.data.registry import REPO_ROOT, UnknownTaskError, get_task
 from gato.rl.actors import actor_settings, make_layout, stack_unrolls
 from gato.rl.learner import (
     Learner,
@@ -43,6 +42,7 @@ from gato.rl.learner import (
 )
 from gato.rl.networks import ActorCritic, default_network
 from gato.rl.spaces import observation_column, task_spaces
+from gato.tasks.registry import REPO_ROOT, UnknownTaskError, get_task
 
 
 @dataclass

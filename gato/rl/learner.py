@@ -13,7 +13,8 @@ learning rate falling linearly to 0 over the run.
 Checkpoints: `<run>/checkpoints/step-<steps>/` holds `policy.pt` + `policy.json` (the network's
 weights, class, hyperparameters and spaces: enough to act without the training code),
 `learner.pt` (optimizer, counters, random state) and `config.json`, with a checksummed
-MANIFEST.json (`gato.training.write_manifest`). Each is written to a temporary folder, renamed
+MANIFEST.json (`gato.training.trainer.write_manifest`). Each is written to a temporary folder,
+renamed
 into place, and `checkpoints/latest` is replaced atomically after: a crash at any moment leaves
 the previous good checkpoint.
 """
@@ -42,21 +43,22 @@ POLICY_FORMAT = 1
 # in transformers, which actor processes (they import this module's importers) should not pay.
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The folder `<run_dir>/checkpoints/latest` points at, or None."""
-    from gato.training import latest_checkpoint as latest
+    from gato.training.trainer import latest_checkpoint as latest
 
     return latest(Path(run_dir))
 
 
 def verify_checkpoint(folder: Path) -> dict[str, Any]:
-    """Every file of a folder against its MANIFEST.json (`gato.training.verify_checkpoint`)."""
-    from gato.training import verify_checkpoint as verify
+    """Every file of a folder against its MANIFEST.json
+    (`gato.training.trainer.verify_checkpoint`)."""
+    from gato.training.trainer import verify_checkpoint as verify
 
     return verify(Path(folder))
 
 
 def write_manifest(folder: Path, extra: dict[str, Any]) -> None:
-    """MANIFEST.json with every file's sha256 (`gato.training.write_manifest`)."""
-    from gato.training import write_manifest as write
+    """MANIFEST.json with every file's sha256 (`gato.training.trainer.write_manifest`)."""
+    from gato.training.trainer import write_manifest as write
 
     write(Path(folder), extra)
 

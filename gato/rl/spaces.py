@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from gato.data.registry import TaskSpec
+from gato.tasks.registry import TaskSpec
 
 
 def observation_column(task: TaskSpec) -> str:

@@ -1,0 +1,1 @@
+"""Experiments built on the toolkit: PathNet transfer and Algorithm Distillation."""

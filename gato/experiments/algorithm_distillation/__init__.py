@@ -1,0 +1,7 @@
+"""Algorithm Distillation (Laskin et al. 2022): in-context RL on Dark Room learning histories.
+
+- `dark_room`: Dark Room and Dark Key-to-Door, their task splits and the shortest-path expert.
+- `histories`: the source algorithm, learning histories as datasets, across-episode windows.
+- `experiment`: `ADConfig`, collect / train / evaluate, the figure; `python -m
+  gato.experiments.algorithm_distillation`.
+"""

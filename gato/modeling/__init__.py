@@ -1,0 +1,1 @@
+"""The decoder-only transformer: config and presets, embeddings, blocks, masks, loss, model."""

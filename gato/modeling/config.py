@@ -1,0 +1,241 @@
+"""`GatoConfig`: the model's shape, as a `transformers` config, and the named presets.
+
+Presets follow the Gato paper's appendix (layers, heads, width, feed-forward size, key/value
+size); see `GatoConfig.from_preset`. Parameter counts (the 34,112 x width token table shared with
+the output head, a two-matrix GELU MLP, the patch block and the position tables included):
+
+| preset | layers | heads | width | FF    | head dim | parameters | vs name |
+| ------ | ------ | ----- | ----- | ----- | -------- | ---------- | ------- |
+| tiny   | 4      | 4     | 128   | 512   | 32       | 5.34M      |         |
+| 79m    | 8      | 24    | 768   | 3072  | 32       | 84.3M      | +6.7%   |
+| 364m   | 12     | 12    | 1536  | 6144  | 128      | 395.0M     | +8.5%   |
+| 1.18b  | 24     | 16    | 2048  | 8192  | 128      | 1.282B     | +8.6%   |
+
+A SwiGLU MLP at the stated FF size, or an untied head, would push the paper sizes past 10%.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from transformers.configuration_utils import PreTrainedConfig
+
+from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
+
+VALUE_EMBEDDING_INITS = ("normal", "smooth")
+"""The choices of `GatoConfig.value_embedding_init`."""
+
+__all__ = ["PRESETS", "GatoConfig"]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Width 128: the token table alone is 34,112 x width (4.4M at 128, 8.7M at 256), so a wider
+    # tiny model is mostly embedding (and its head the main cost of a step); 4 x 128 keeps the
+    # model at ~5M parameters and a CPU training step at context 1024, batch 4, near 1-2 s, which
+    # suits tests and CPU demos.
+    "tiny": dict(
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        hidden_size=128,
+        intermediate_size=512,
+        head_dim=32,
+        resnet_channels=32,
+        resnet_groups=8,
+    ),
+    "79m": dict(
+        num_hidden_layers=8,
+        num_attention_heads=24,
+        hidden_size=768,
+        intermediate_size=3072,
+        head_dim=32,
+    ),
+    "364m": dict(
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        hidden_size=1536,
+        intermediate_size=6144,
+        head_dim=128,
+    ),
+    "1.18b": dict(
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        hidden_size=2048,
+        intermediate_size=8192,
+        head_dim=128,
+    ),
+}
+"""Named model shapes: `GatoConfig.from_preset(name, **overrides)`."""
+
+
+class GatoConfig(PreTrainedConfig):
+    """Shape and hyper-parameters of `gato.modeling.model.GatoModel` (defaults: the 79M model)."""
+
+    model_type: ClassVar[str] = "gato"
+
+    # -- vocabulary ------------------------------------------------------------------------------
+    vocab_size: int = PADDED_VOCAB_SIZE
+    """Rows of the token embedding (and columns of the output head): the padded id table of
+    `gato.vocab`. Must cover every meaningful id (`gato.vocab.VOCAB_SIZE`)."""
+    pad_token_id: int | None = PAD_ID
+    """Padding id (inside the vocabulary, as transformers 5 requires)."""
+    bos_token_id: int | None = BOS_ID
+    """Beginning of a text sequence."""
+    eos_token_id: int | None = EOS_ID
+    """End of a text / an episode."""
+    tie_word_embeddings: bool = True
+    """Share the token embedding with the output head. The preset sizes assume it."""
+
+    # -- transformer -----------------------------------------------------------------------------
+    hidden_size: int = 768
+    """Model width (the residual stream)."""
+    num_hidden_layers: int = 8
+    """Decoder blocks."""
+    num_attention_heads: int = 24
+    """Attention heads per block."""
+    head_dim: int = 32
+    """Gato's "key/value size": width of one head. Heads x head_dim need not equal the width."""
+    intermediate_size: int = 3072
+    """Hidden size of the two-matrix GELU MLP ("FF hidden" in the paper)."""
+    max_position_embeddings: int = 1024
+    """Context length: the most tokens one forward call may take (a cache may hold more)."""
+    rope_theta: float = 10000.0
+    """Base of the rotary position frequencies (global order of tokens)."""
+    layer_norm_eps: float = 1e-5
+    """Epsilon of the pre-norm LayerNorms."""
+    dropout: float = 0.0
+    """Dropout on embeddings and on each block's residual branches (training only)."""
+    attention_dropout: float = 0.0
+    """Dropout on attention probabilities (training only)."""
+    initializer_range: float = 0.02
+    """Standard deviation of the normal initialisation of weights."""
+    value_embedding_init: str = "normal"
+    """Initial rows of the continuous-value bins in the token table (and so, tied, in the output
+    head): "normal" (independent, as every other id) or "smooth" (`ordinal_embedding`: nearby
+    bins start with similar rows, so what is learnt for one value carries to its neighbours)."""
+    use_cache: bool = True
+    """Whether forward returns a KV cache by default in eval mode."""
+
+    # -- feed-forward blocks ---------------------------------------------------------------------
+    ffn: str = "dense"
+    """Every block's feed-forward part: "dense" (the two-matrix GELU MLP) or "pathnet" (M small
+    GELU MLP modules of which the active pathway sums N; `gato.modeling.pathnet_ffn`)."""
+    pathnet_modules: int = 8
+    """PathNet FFN: modules per block (M)."""
+    pathnet_active: int = 4
+    """PathNet FFN: modules a pathway uses per block (N, at most M)."""
+    pathnet_module_size: int | None = None
+    """PathNet FFN: hidden units per module; None: intermediate_size / pathnet_active, so one
+    pathway has the dense MLP's shape."""
+
+    # -- observations ----------------------------------------------------------------------------
+    max_local_positions: int = 512
+    """Size of the local (within-observation) position table; local positions must be below it."""
+    patch_size: int = 16
+    """Side of the square image patches."""
+    image_channels: int = 4
+    """Channels of every patch (RGB is zero-padded to 4 by the tokenizer)."""
+    num_position_bins: int = 128
+    """Quantisation of a patch's normalised row and column interval."""
+    resnet_channels: int = 64
+    """Channels of the patch embedding's ResNet v2 block."""
+    resnet_groups: int = 32
+    """GroupNorm groups in the patch block (32 in a reimplementation of Gato)."""
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        self.check()
+
+    def check(self) -> None:
+        """Raise `ValueError` naming the first inconsistent field (run at construction)."""
+        positive = (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "head_dim",
+            "intermediate_size",
+            "max_position_embeddings",
+            "max_local_positions",
+            "patch_size",
+            "image_channels",
+            "num_position_bins",
+            "resnet_channels",
+            "resnet_groups",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GatoConfig.{name} must be a positive integer, got {value!r}")
+        if self.vocab_size < VOCAB_SIZE:
+            raise ValueError(
+                f"GatoConfig.vocab_size={self.vocab_size} is smaller than the {VOCAB_SIZE} ids "
+                "of gato.vocab"
+            )
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(
+                    f"GatoConfig.{name}={value} must lie inside the vocabulary "
+                    f"[0, {self.vocab_size})"
+                )
+        if self.head_dim % 2:
+            raise ValueError(
+                f"GatoConfig.head_dim={self.head_dim} must be even (rotary embeddings rotate pairs)"
+            )
+        if self.patch_size % 4:
+            raise ValueError(
+                f"GatoConfig.patch_size={self.patch_size} must be a multiple of 4 (the patch "
+                "block halves the patch twice)"
+            )
+        if self.resnet_channels % self.resnet_groups:
+            raise ValueError(
+                f"GatoConfig.resnet_channels={self.resnet_channels} must be divisible by "
+                f"resnet_groups={self.resnet_groups}"
+            )
+        if self.ffn not in ("dense", "pathnet"):
+            raise ValueError(f"GatoConfig.ffn must be 'dense' or 'pathnet', got {self.ffn!r}")
+        if self.ffn == "pathnet":
+            for name in ("pathnet_modules", "pathnet_active"):
+                value = getattr(self, name)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ValueError(f"GatoConfig.{name} must be a positive integer, got {value!r}")
+            if self.pathnet_active > self.pathnet_modules:
+                raise ValueError(
+                    f"GatoConfig.pathnet_active={self.pathnet_active} exceeds pathnet_modules="
+                    f"{self.pathnet_modules}: a pathway uses at most N of the M modules"
+                )
+            size = self.pathnet_module_size
+            if size is None and self.intermediate_size % self.pathnet_active:
+                raise ValueError(
+                    f"GatoConfig.intermediate_size={self.intermediate_size} is not divisible by "
+                    f"pathnet_active={self.pathnet_active}; set pathnet_module_size"
+                )
+            if size is not None and (
+                not isinstance(size, int) or isinstance(size, bool) or size < 1
+            ):
+                raise ValueError(
+                    f"GatoConfig.pathnet_module_size must be a positive integer or None, "
+                    f"got {size!r}"
+                )
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"GatoConfig.{name} must lie in [0, 1), got {value}")
+        if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
+            raise ValueError(
+                "GatoConfig.value_embedding_init must be 'normal' or 'smooth', got "
+                f"{self.value_embedding_init!r}"
+            )
+        if self.rope_theta <= 0 or self.layer_norm_eps <= 0 or self.initializer_range < 0:
+            raise ValueError(
+                "GatoConfig.rope_theta and layer_norm_eps must be positive and initializer_range "
+                f"non-negative, got {self.rope_theta}, {self.layer_norm_eps}, "
+                f"{self.initializer_range}"
+            )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> GatoConfig:
+        """A named shape (`tiny`, `79m`, `364m`, `1.18b`), with any field overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})

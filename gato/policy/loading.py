@@ -1,0 +1,145 @@
+"""Loading a checkpoint for deployment: model, checkpoint and run folders, with clear errors.
+
+`load_pretrained` accepts a `save_pretrained` folder, a training checkpoint (`step-N/`, whose
+`model/` it verifies against the checkpoint's manifest) or a run folder (`checkpoints/latest`);
+errors (`CheckpointError`) name what is missing or corrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from gato.modeling.model import GatoModel
+from gato.tokens.tokenizer import GatoTokenizer
+
+__all__ = ["CheckpointError", "load_pretrained", "resolve_model_dir"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a checkpoint
+# ---------------------------------------------------------------------------------------------
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete or corrupt; the message names the problem."""
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """The `save_pretrained` folder behind `path`.
+
+    `path` may be the model folder itself (holds `config.json`), a training checkpoint
+    (`<run>/checkpoints/step-N`, holds `model/`), a run's `checkpoints/` folder or the run folder
+    (`checkpoints/latest` names the newest checkpoint).
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise CheckpointError(f"checkpoint {root} does not exist")
+    if not root.is_dir():
+        raise CheckpointError(f"checkpoint {root} is a file; expected a model or run folder")
+    if (root / "config.json").exists():
+        return root
+    if (root / "model").is_dir():
+        return _model_folder(root / "model")
+    for checkpoints in (root / "checkpoints", root):
+        pointer = checkpoints / "latest"
+        if pointer.is_file():
+            name = pointer.read_text().strip()
+            target = checkpoints / name
+            if not target.is_dir():
+                raise CheckpointError(
+                    f"{pointer} names checkpoint {name!r}, which does not exist in {checkpoints}"
+                )
+            return _model_folder(target / "model")
+    raise CheckpointError(
+        f"{root} is not a model folder (no config.json), a training checkpoint (no model/) or a "
+        "run folder (no checkpoints/latest)"
+    )
+
+
+def _model_folder(folder: Path) -> Path:
+    if not (folder / "config.json").exists():
+        raise CheckpointError(f"{folder} has no config.json: the checkpoint is incomplete")
+    return folder
+
+
+def _verify_model_files(model_dir: Path) -> None:
+    """Check the model's files against the training checkpoint's manifest, when there is one."""
+    manifest_path = model_dir.parent / "MANIFEST.json"
+    if model_dir.name != "model" or not manifest_path.exists():
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{manifest_path} is corrupt ({err})") from None
+    for name, digest in files.items():
+        if not name.startswith("model/"):
+            continue
+        file = model_dir.parent / name
+        if not file.exists():
+            raise CheckpointError(f"checkpoint {model_dir.parent} is incomplete: {name} is missing")
+        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+            raise CheckpointError(
+                f"checkpoint {model_dir.parent} is corrupt: {name} does not match its checksum"
+            )
+
+
+def load_pretrained(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[GatoModel, GatoTokenizer]:
+    """The model (eval mode) and its tokenizer from a model, checkpoint or run folder.
+
+    The text model is the folder's `*.model` SentencePiece file when it has one, else the
+    project's default. Raises `CheckpointError` naming the problem: a missing folder, a missing or
+    unreadable config, weights that do not load or do not cover the model.
+    """
+    from gato.modeling.config import GatoConfig
+
+    model_dir = resolve_model_dir(path)
+    _verify_model_files(model_dir)
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{model_dir}/config.json is corrupt ({err})") from None
+    if config.get("model_type") != GatoConfig.model_type:
+        raise CheckpointError(
+            f"{model_dir} holds a {config.get('model_type')!r} model, not a gato model"
+        )
+    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+        raise CheckpointError(f"{model_dir} has no weights (*.safetensors)")
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar per load would clutter the evaluation's output
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, info = GatoModel.from_pretrained(
+                model_dir, output_loading_info=True, dtype=dtype or torch.float32
+            )
+    except Exception as err:  # transformers and safetensors raise many types; name the folder
+        raise CheckpointError(f"{model_dir}: the weights cannot be loaded ({err})") from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    missing = [k for k in info.get("missing_keys", []) if k != "lm_head.weight"]
+    if missing:
+        raise CheckpointError(
+            f"{model_dir}: the weights lack {len(missing)} tensors of the model "
+            f"(e.g. {sorted(missing)[:3]}): not a checkpoint of this architecture"
+        )
+    model.eval()
+    if device is not None:
+        model.to(device)
+    text_models = sorted(model_dir.glob("*.model"))
+    tokenizer = GatoTokenizer.from_config(
+        model.config, text_model_path=text_models[0] if text_models else None
+    )
+    return model, tokenizer

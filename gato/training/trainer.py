@@ -1,0 +1,616 @@
+"""Pretraining on a mixture with `accelerate`: one loop for one CPU, one GPU, many GPUs and nodes.
+
+Data parallelism without a distributed sampler: every process draws the same global batch from
+the same seeded mixture and keeps its own rows. Sampling from the token cache costs little next to
+a training step, and it makes the run's data independent of the number of processes: one process
+and two processes see the same global batches, and a resumed run sees the batches it would have.
+
+The loss of a global batch is Gato's mean over its target tokens. Each micro-batch contributes its
+summed token losses divided by the global batch's target count (known to every process without
+communication), times the number of processes because data-parallel gradients are averaged; so
+the gradient is the same whatever the split across processes and accumulation steps.
+
+Checkpoints live in `<output_dir>/checkpoints/step-XXXXXXXX/`: `model/` is a `save_pretrained`
+folder (safetensors, config, text model, model card) and `state/` is `accelerate`'s training state
+(optimizer, scheduler, RNG of every process) plus the sampler's position. Each is written to a
+temporary folder and renamed into place, then `latest` is replaced atomically: a crash at any
+moment leaves the previous good checkpoint, and `--resume` never reads a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gato.files import atomic_write_text
+from gato.tokens.batch import GatoBatch, mask_actions
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; recorded next to every checkpoint."""
+
+    preset: str = field(default="tiny", metadata={"help": "model preset: tiny, 79m, 364m, 1.18b"})
+    value_embedding_init: str = field(
+        default="normal",
+        metadata={
+            "help": "initial rows of the continuous-value bins: normal, or smooth (nearby "
+            "bins alike; GatoConfig.value_embedding_init)"
+        },
+    )
+    mixture: str = field(
+        default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
+    )
+    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    global_batch: int = field(
+        default=16,
+        metadata={"help": "sequences per optimizer step, over processes and accumulation"},
+    )
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    context: int | None = field(
+        default=256,
+        metadata={"help": "tokens per sequence (None: the preset's context, 1024 as Gato)"},
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "peak learning rate (default: scaled to the preset)"}
+    )
+    warmup_steps: int | None = field(
+        default=None, metadata={"help": "linear warmup steps (default: 5%% of steps, at most 15k)"}
+    )
+    final_lr_ratio: float = field(
+        default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak (Gato: 10x)"}
+    )
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2 (Gato: 0.95)"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
+    action_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "probability of hiding each action token of the context in training, so the "
+            "policy reads observations rather than copying its last action (mask_actions)"
+        },
+    )
+    mixed_precision: str = field(
+        default="auto",
+        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
+    )
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in backward to save memory"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed for weights, data order and sampling"})
+    output_dir: str = field(default="runs/gato", metadata={"help": "run folder"})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "token cache folder (default data/cache/tokens)"}
+    )
+    log_every: int = field(default=10, metadata={"help": "steps between log lines"})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "checkpoints kept on disk"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in output_dir"})
+    cpu: bool = field(default=False, metadata={"help": "train on the CPU even with a GPU"})
+
+    PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
+
+    def __post_init__(self) -> None:
+        from gato.modeling.config import PRESETS, VALUE_EMBEDDING_INITS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
+        for name in ("steps", "global_batch", "grad_accum", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(
+                f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
+            )
+        if not 0 <= self.action_dropout < 1:
+            raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if not 0 < self.final_lr_ratio <= 1:
+            raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
+            raise ValueError(
+                f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
+            )
+        if self.learning_rate is None:
+            self.learning_rate = self.PRESET_LEARNING_RATES.get(self.preset, 3e-4)
+        if self.warmup_steps is None:
+            self.warmup_steps = min(15_000, max(1, self.steps // 40))
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that make two runs the same run (not how long or how it is logged)."""
+        keep = ("preset", "mixture", "global_batch", "context", "learning_rate", "seed")
+        return {k: getattr(self, k) for k in keep}
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule and optimizer (pure pieces)
+# ---------------------------------------------------------------------------------------------
+
+
+def _has_bf16(cpu_only: bool) -> bool:
+    """bf16 autocast pays on a GPU and on CPUs with bf16 instructions (1.4x on this project's
+    CPU machines, benchmarks/RESULTS.md); elsewhere it would be emulated, slower than fp32."""
+    if torch.cuda.is_available() and not cpu_only:
+        return True
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
+def is_main_launch() -> bool:
+    """True in the process that should do once-per-run work before the process group forms."""
+    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+def learning_rate_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    """Linear warmup from 0 to 1 over `warmup` steps, then cosine decay to `final_ratio`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices (and conv kernels); leave biases, norms and position tables undecayed."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_table = "position" in name
+        (decay if param.ndim >= 2 and not is_table else no_decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != "MANIFEST.json":
+            out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def write_manifest(folder: Path, extra: dict[str, Any]) -> None:
+    manifest = {"format": CHECKPOINT_FORMAT, "files": _digest(folder), **extra}
+    atomic_write_text(folder / "MANIFEST.json", json.dumps(manifest, indent=2))
+
+
+def verify_checkpoint(folder: Path) -> dict[str, Any]:
+    """Check every file against the manifest; raise `ValueError` naming what is wrong."""
+    manifest_path = folder / "MANIFEST.json"
+    if not manifest_path.exists():
+        raise ValueError(f"checkpoint {folder} has no MANIFEST.json: it is incomplete or corrupt")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"checkpoint {folder}: MANIFEST.json is corrupt ({err})") from None
+    files = _digest(folder)
+    for name, digest in manifest["files"].items():
+        if name not in files:
+            raise ValueError(f"checkpoint {folder} is corrupt: {name} is missing")
+        if files[name] != digest:
+            raise ValueError(f"checkpoint {folder} is corrupt: {name} does not match its checksum")
+    return manifest
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    pointer = output_dir / "checkpoints" / "latest"
+    if not pointer.exists():
+        return None
+    return output_dir / "checkpoints" / pointer.read_text().strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepLog:
+    """One optimizer step, as written to `metrics.jsonl`."""
+
+    step: int
+    loss: float
+    learning_rate: float
+    tokens: int
+    seconds: float
+    family_loss: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Holds the accelerator, model, optimizer, schedule and data for one run.
+
+    `data` yields `MixtureBatch`es of the global batch size (a `gato.data.mixture.MixtureLoader`,
+    or anything with `__next__`, `state_dict()` and `load_state_dict(state)`); by default the
+    loader of the mixture named in the config.
+    """
+
+    def __init__(self, config: TrainConfig, data: Any = None, command: str | None = None) -> None:
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        from gato.modeling.config import GatoConfig
+        from gato.modeling.model import GatoModel
+
+        self.config = config
+        self.command = command or " ".join(sys.argv)
+        if data is None:
+            from gato.data.mixture import load_recipe
+
+            load_recipe(config.mixture)  # an unknown recipe fails before anything starts
+        self.output_dir = Path(config.output_dir)
+        precision = config.mixed_precision
+        if precision == "auto":
+            precision = "bf16" if _has_bf16(config.cpu) else "no"
+        # accelerate keeps the precision in process-wide state that a later Accelerator may not
+        # change: clear it (not the distributed state) so that every Trainer of a process, e.g.
+        # a model then its baseline, or tests in any order, trains with its own setting.
+        AcceleratorState._reset_state(reset_partial_state=False)
+        # Without a GPU, accelerate only forms a multi-process (gloo) group when told it is on
+        # the CPU; otherwise torchrun's processes would each train alone.
+        self.accelerator = Accelerator(
+            cpu=config.cpu or not torch.cuda.is_available(),
+            mixed_precision=precision,
+            log_with="tensorboard",
+            project_dir=str(self.output_dir),
+            # A micro-batch without images (or without observations) leaves the patch block
+            # (or the local position table) out of its graph: DDP must not wait for them.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        world = self.accelerator.num_processes
+        if config.global_batch % (world * config.grad_accum):
+            raise ValueError(
+                f"global_batch={config.global_batch} does not divide into {world} processes x "
+                f"{config.grad_accum} accumulation steps"
+            )
+        self.micro_batch = config.global_batch // (world * config.grad_accum)
+        self._check_output_dir()
+
+        set_seed(config.seed)
+        self.model_config = GatoConfig.from_preset(
+            config.preset, value_embedding_init=config.value_embedding_init
+        )
+        if config.context is not None:
+            self.model_config.max_position_embeddings = config.context
+        self.context = self.model_config.max_position_embeddings
+        model = GatoModel(self.model_config)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(model, config.weight_decay),
+            lr=config.learning_rate,
+            betas=(config.beta1, config.beta2),
+            eps=config.eps,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: learning_rate_factor(
+                step, config.warmup_steps, config.steps, config.final_lr_ratio
+            ),
+        )
+        if config.compile:
+            model = torch.compile(model)
+        # The scheduler stays unprepared: accelerate would step it once per process.
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.data = data if data is not None else self._default_data()
+        self.step = 0
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _default_data(self) -> Any:
+        from gato.data.mixture import Mixture, MixtureConfig
+        from gato.tokens.tokenizer import GatoTokenizer
+
+        extra = {"cache_root": self.config.cache_dir} if self.config.cache_dir else {}
+        config = MixtureConfig(
+            context_length=self.context,
+            batch_size=self.config.global_batch,
+            seed=self.config.seed,
+            **extra,
+        )
+        # The main process builds missing token caches; the others then map its files.
+        with self.accelerator.main_process_first():
+            mixture = Mixture(
+                self.config.mixture,
+                config,
+                tokenizer=GatoTokenizer.from_config(self.model_config),
+                progress=self.accelerator.is_main_process,
+            )
+        return mixture.loader()
+
+    def _check_output_dir(self) -> None:
+        """Refuse to write over another run; `--resume` needs a run to continue."""
+        run_file = self.output_dir / "run.json"
+        if run_file.exists():
+            previous = json.loads(run_file.read_text())
+            if not self.config.resume:
+                raise ValueError(
+                    f"{self.output_dir} already holds a run (started with: "
+                    f"{previous.get('command', '?')}); pass --resume to continue it or choose "
+                    "another --output_dir"
+                )
+            if previous.get("identity") != self.config.identity():
+                raise ValueError(
+                    f"{self.output_dir} holds a different run: {previous.get('identity')} vs "
+                    f"{self.config.identity()}; resume needs the same preset, mixture, batch, "
+                    "context, learning rate and seed"
+                )
+        elif self.config.resume:
+            raise ValueError(f"--resume: {self.output_dir} holds no run to continue")
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Write model + training state to a temporary folder, rename it, move `latest`."""
+        acc = self.accelerator
+        root = self.output_dir / "checkpoints"
+        name = f"step-{self.step:08d}"
+        final = root / name
+        tmp = root / f".{name}.tmp"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp / "state"), safe_serialization=True)
+        acc.wait_for_everyone()  # every process has written its part before the rename
+        if acc.is_main_process:
+            (tmp / "state" / "data.json").write_text(json.dumps(self.data.state_dict()))
+            model = acc.unwrap_model(self.model)
+            model = getattr(model, "_orig_mod", model)
+            model.save_pretrained(tmp / "model", safe_serialization=True)
+            self._write_model_assets(tmp / "model")
+            write_manifest(tmp, {"step": self.step, "config": self.config.to_dict()})
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            atomic_write_text(root / "latest", name)
+            self._prune_checkpoints(root, keep=name)
+        acc.wait_for_everyone()
+        return final
+
+    def _write_model_assets(self, folder: Path) -> None:
+        from gato.tokens.text_model import DEFAULT_TEXT_MODEL_PATH
+
+        shutil.copy2(DEFAULT_TEXT_MODEL_PATH, folder / Path(DEFAULT_TEXT_MODEL_PATH).name)
+        (folder / "README.md").write_text(model_card(self.config, self.command, self.step))
+
+    def _prune_checkpoints(self, root: Path, keep: str) -> None:
+        steps = sorted(p for p in root.glob("step-*") if p.is_dir())
+        for old in steps[: max(0, len(steps) - self.config.keep_checkpoints)]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def load_checkpoint(self, folder: Path) -> None:
+        manifest = verify_checkpoint(folder)
+        self.accelerator.load_state(str(folder / "state"))
+        self.data.load_state_dict(json.loads((folder / "state" / "data.json").read_text()))
+        self.step = int(manifest["step"])
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _local_rows(self, batch: GatoBatch, families: list[str]) -> list[tuple[GatoBatch, list]]:
+        """This process's micro-batches of the global batch."""
+        acc = self.accelerator
+        out = []
+        for micro in range(self.config.grad_accum):
+            first = (micro * acc.num_processes + acc.process_index) * self.micro_batch
+            rows = slice(first, first + self.micro_batch)
+            out.append((batch.rows(rows), families[rows]))
+        return out
+
+    def train(self) -> list[StepLog]:
+        """Run (or continue) to `config.steps`; returns this call's step logs."""
+        from tqdm.auto import tqdm
+
+        acc = self.accelerator
+        cfg = self.config
+        if cfg.resume:
+            checkpoint = latest_checkpoint(self.output_dir)
+            if checkpoint is None:
+                raise ValueError(f"--resume: {self.output_dir} has no checkpoint yet")
+            self.load_checkpoint(checkpoint)
+        elif acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            run = {"command": self.command, "identity": cfg.identity(), "config": cfg.to_dict()}
+            atomic_write_text(self.output_dir / "run.json", json.dumps(run, indent=2))
+        acc.init_trackers("tensorboard")
+        metrics_path = self.output_dir / "metrics.jsonl"
+        logs: list[StepLog] = []
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, disable=not acc.is_main_process, desc="train"
+        )
+        self.model.train()
+        while self.step < cfg.steps:
+            start = time.perf_counter()
+            mixed = next(self.data)
+            families = [task_family(mixed.source_names[int(i)]) for i in mixed.source_index]
+            log = self._train_step(mixed.batch, families)
+            log.seconds = time.perf_counter() - start
+            self.step += 1
+            log.step = self.step
+            logs.append(log)
+            if acc.is_main_process:
+                with open(metrics_path, "a") as handle:
+                    handle.write(json.dumps(dataclasses.asdict(log)) + "\n")
+                bar.update(1)
+                bar.set_postfix(loss=f"{log.loss:.3f}", tok_s=f"{log.tokens / log.seconds:,.0f}")
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                values = {
+                    "train/loss": log.loss,
+                    "train/learning_rate": log.learning_rate,
+                    "train/tokens_per_second": log.tokens / log.seconds,
+                }
+                values.update({f"loss/{k}": v for k, v in log.family_loss.items()})
+                acc.log(values, step=self.step)
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save_checkpoint()
+        bar.close()
+        if hasattr(self.data, "close"):
+            self.data.close()
+        acc.end_training()
+        return logs
+
+    def _train_step(self, batch: GatoBatch, families: list[str]) -> StepLog:
+        acc = self.accelerator
+        if self.config.action_dropout > 0:
+            # Seeded by the step alone: every process hides the same tokens of the global batch,
+            # and a resumed run hides what the uninterrupted one would have.
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+            batch = mask_actions(batch, self.config.action_dropout, generator)
+        # Gato's loss: the mean over the global batch's targets, whatever the split.
+        global_targets = int(batch.loss_mask[:, 1:].sum().clamp(min=1))
+        scale = acc.num_processes / global_targets
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        family_sums: dict[str, list[float]] = {}
+        micro_batches = self._local_rows(batch, families)
+        for index, (micro, rows) in enumerate(micro_batches):
+            micro = micro.to(acc.device)
+            last = index == len(micro_batches) - 1
+            # Gradients are averaged across processes only on the last micro-batch.
+            sync = contextlib.nullcontext() if last else acc.no_sync(self.model)
+            with sync:
+                out = self.model(**micro.as_dict())
+                total = out.loss * out.num_loss_tokens  # this micro-batch's summed token loss
+                acc.backward(total * scale)
+            loss_sum += total.detach().double().cpu()
+            sums = out.sequence_loss_sums.detach().double().cpu().tolist()
+            counts = out.sequence_loss_counts.cpu().tolist()
+            for name, s, n in zip(rows, sums, counts, strict=True):
+                entry = family_sums.setdefault(name, [0.0, 0.0])
+                entry[0] += s
+                entry[1] += n
+        if self.config.grad_clip > 0:
+            acc.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        learning_rate = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        # Every process knows the global batch's families: reduce one vector of sums and counts.
+        names = sorted(set(families))
+        totals = torch.tensor(
+            [loss_sum.item()] + [family_sums.get(n, [0.0, 0.0])[i] for n in names for i in (0, 1)],
+            dtype=torch.float64,
+            device=acc.device,
+        )
+        totals = acc.reduce(totals, reduction="sum").cpu().tolist()
+        family = {n: totals[1 + 2 * i] / max(totals[2 + 2 * i], 1.0) for i, n in enumerate(names)}
+        return StepLog(
+            step=self.step,
+            loss=totals[0] / global_targets,
+            learning_rate=learning_rate,
+            tokens=int(batch.attention_mask.sum()),
+            seconds=0.0,
+            family_loss=family,
+        )
+
+
+def task_family(source: str) -> str:
+    """'atari-pong' -> 'atari', 'dmc-cartpole-swingup' -> 'dmc', 'captions' -> 'captions'."""
+    return source.split("-", 1)[0]
+
+
+def model_card(config: TrainConfig, command: str, step: int, scores: dict | None = None) -> str:
+    """The README.md written into every saved model folder."""
+    lines = [
+        "---",
+        "library_name: gato",
+        "tags: [gato, generalist-agent, multimodal]",
+        "---",
+        f"# gato `{config.preset}` — step {step}",
+        "",
+        "A Gato-style generalist agent: one decoder-only transformer over text, image patches, "
+        "discrete and continuous tokens, trained with this toolkit.",
+        "",
+        "## Run",
+        "```",
+        command,
+        "```",
+        "",
+        "## Configuration",
+        "```json",
+        json.dumps(config.to_dict(), indent=2),
+        "```",
+        "",
+        "## Data mixture",
+        f"`{config.mixture}`",
+        "",
+    ]
+    mixture = Path(config.mixture)
+    if mixture.exists():
+        lines += ["```toml", mixture.read_text().strip(), "```", ""]
+    lines += ["## Scores", ""]
+    if scores:
+        lines += ["```json", json.dumps(scores, indent=2), "```"]
+    else:
+        lines += ["Not evaluated yet (`python eval.py control --checkpoint <this folder> ...`)."]
+    return "\n".join(lines) + "\n"
+
+
+def parse_dataclasses(types: tuple[type, ...], argv: list[str] | None = None) -> tuple:
+    """Command line, or `--config FILE.json|yaml` alone, -> one instance of each dataclass."""
+    from transformers import HfArgumentParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(types)
+    if len(argv) >= 2 and argv[0] == "--config":
+        path, rest = argv[1], argv[2:]
+        if rest:
+            raise ValueError("--config FILE takes no other arguments")
+        if path.endswith((".yaml", ".yml")):
+            return tuple(parser.parse_yaml_file(path))
+        return tuple(parser.parse_json_file(path))
+    return tuple(parser.parse_args_into_dataclasses(args=argv))
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Command line (and optionally `--config FILE.json|yaml`) -> `TrainConfig`."""
+    (config,) = parse_dataclasses((TrainConfig,), argv)
+    return config
+
+
+def main(argv: list[str] | None = None) -> list[StepLog]:
+    config = parse_config(argv)
+    trainer = Trainer(config)
+    return trainer.train()
+
+
+__all__ = [
+    "StepLog",
+    "TrainConfig",
+    "Trainer",
+    "learning_rate_factor",
+    "main",
+    "model_card",
+    "parameter_groups",
+    "parse_config",
+    "verify_checkpoint",
+]
