@@ -6,8 +6,8 @@ vectorised step rate of the same task, on the same cores, measured in the same r
 Contenders (each measured `--repeats` times, interleaved, so load changes hit all alike; the
 table shows the median):
 
-- raw, 1 process: one process steps `--envs` environment adapters (`TaskSpec.make_env`, what the
-  actors step) round robin with random actions: a synchronous vectorised environment.
+- raw, 1 process: one process steps `--envs` environment adapters (`gato.tasks.envs.make_env`, what
+  the actors step) round robin with random actions: a synchronous vectorised environment.
 - raw, 2 processes: two such processes at once, one per core: the most the 2 cores can step.
 - impala: `gato.rl.impala.train` with 2 actor processes of `--envs` environments each and the
   learner in this process (3 processes on the 2 cores), counted from the end of the first
@@ -43,10 +43,11 @@ import numpy as np
 def _raw_worker(args: tuple) -> int:
     """Step `num_envs` adapters with random actions for `seconds`; returns the steps."""
     registry, task_id, num_envs, seconds, seed = args
+    from gato.tasks.envs import make_env
     from gato.tasks.registry import get_task
 
     task = get_task(task_id, registry)
-    envs = [task.make_env() for _ in range(num_envs)]
+    envs = [make_env(task) for _ in range(num_envs)]
     for i, env in enumerate(envs):
         env.reset(seed=seed + i)
     rng = np.random.default_rng(seed)

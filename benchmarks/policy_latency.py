@@ -35,7 +35,8 @@ import torch
 from gato.modeling.config import GatoConfig
 from gato.modeling.model import GatoModel
 from gato.policy import GatoPolicy, PolicyConfig
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+from gato.schema import ActionSpec
+from gato.tokens.tokenizer import GatoTokenizer
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer  # noqa: E402
+from gato.schema import ActionSpec  # noqa: E402
+from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 
 
 def _time(fn, repeats: int) -> float:

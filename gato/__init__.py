@@ -6,8 +6,9 @@ Importing `gato` registers `GatoConfig` and `GatoModel` with the `transformers` 
 
 from gato.modeling.config import GatoConfig
 from gato.modeling.model import GatoModel
+from gato.schema import ActionSpec
 from gato.tokens.batch import GatoBatch, TokenSequence, collate
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 
 __all__ = [
     "ActionSpec",

@@ -11,6 +11,7 @@ import pytest
 from gato.data import load_episodes
 from gato.data.__main__ import main
 from gato.data.collect import CollectConfig, collect, measure_scores
+from gato.tasks.envs import make_env
 from gato.tasks.experts import make_expert
 from gato.tasks.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
 
@@ -25,7 +26,7 @@ def _quiet():
 def _replay(task, seed, policy=None):
     """The episode played again, step by step, straight through the adapter."""
     observations, actions, rewards = [], [], []
-    with task.make_env() as env:
+    with make_env(task) as env:
         expert = make_expert(task, seed, policy)
         obs = env.reset(seed=seed)
         while True:
@@ -180,7 +181,7 @@ def test_workers_give_the_same_dataset(tmp_path):
 def test_noisy_expert_perturbs_continuous_actions_and_leaves_the_expert_alone():
     task = get_task("gym-pendulum")
     clean, noisy = make_expert(task, 3), make_expert(task, 3, action_noise=0.3)
-    with task.make_env() as env:
+    with make_env(task) as env:
         obs = env.reset(seed=3)
         diffs = []
         for _ in range(200):
@@ -197,7 +198,7 @@ def test_noisy_expert_perturbs_continuous_actions_and_leaves_the_expert_alone():
 def test_noisy_expert_replaces_discrete_actions_with_the_given_probability():
     task = get_task("gym-cartpole")
     noisy = make_expert(task, 0, action_noise=0.25)
-    with task.make_env() as env:
+    with make_env(task) as env:
         obs = env.reset(seed=0)
         inner = noisy.expert
         replaced = sum(noisy.act(obs, env) != inner.act(obs, env) for _ in range(4000))
@@ -239,7 +240,7 @@ def test_collection_records_the_noisy_actions_it_played(tmp_path):
     assert result.metadata["action_noise"] == 0.4
     episodes = load_episodes(out)
     for index, seed in enumerate((5, 6)):
-        with task.make_env() as env:
+        with make_env(task) as env:
             expert = make_expert(task, seed, action_noise=0.4)
             obs, played = env.reset(seed=seed), []
             for _ in range(len(episodes[index]["rewards"])):

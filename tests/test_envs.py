@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from gato.files import REPO_ROOT
 from gato.tasks.envs import (
     ControlEnv,
     ObservationError,
@@ -30,7 +34,7 @@ def _run(env: ControlEnv, steps: int, seed: int = 0) -> list:
 
 def test_atari_adapter_stacks_84x84_grayscale_frames():
     task = get_task("atari-pong")
-    with task.make_env() as env:
+    with make_env(task) as env:
         first, *steps = _run(env, 8)
         assert first["image_observations"].shape == (84, 84, 4)
         assert first["image_observations"].dtype == np.uint8
@@ -54,12 +58,12 @@ def test_atari_registry_action_count_is_checked():
     task = get_task("atari-breakout")
     bad = dataclasses.replace(task, action=dataclasses.replace(task.action, num_values=18))
     with pytest.raises(ValueError, match="4 actions .minimal set."):
-        bad.make_env()
+        make_env(bad)
 
 
 def test_dmc_adapter_flattens_observations_in_key_order():
     task = get_task("dmc-cartpole-swingup")
-    with task.make_env() as env:
+    with make_env(task) as env:
         obs = env.reset(seed=3)
         state = obs["continuous_observations"]
         assert state.dtype == np.float32 and state.shape == (5,)
@@ -76,7 +80,7 @@ def test_dmc_adapter_flattens_observations_in_key_order():
 
 def test_dmc_time_limit_truncates_at_1000_steps():
     task = dataclasses.replace(get_task("dmc-point_mass-easy"), episode_limit=10_000)
-    with task.make_env() as env:
+    with make_env(task) as env:
         steps = _run(env, 2000)
         assert len(steps) - 1 == 1000
         assert steps[-1].truncated and not steps[-1].terminated
@@ -95,7 +99,7 @@ def test_dmc_pixels_are_optional():
 
 
 def test_gym_adapters_classic_control():
-    with get_task("gym-pendulum").make_env() as env:
+    with make_env(get_task("gym-pendulum")) as env:
         obs = env.reset(seed=0)
         assert obs["continuous_observations"].shape == (3,)
         # Canonical 1.0 is the full 2 N m torque.
@@ -104,7 +108,7 @@ def test_gym_adapters_classic_control():
         np.testing.assert_allclose(env.to_env_action(np.array([3.0])), [2.0])  # clipped
         steps = _run(env, 300)
         assert len(steps) - 1 == 200 and steps[-1].truncated  # the registry's episode limit
-    with get_task("gym-cartpole").make_env() as env:
+    with make_env(get_task("gym-cartpole")) as env:
         steps = _run(env, 50)
         assert steps[0]["continuous_observations"].dtype == np.float32
         assert steps[-1].terminated  # random pushes drop the pole quickly
@@ -112,7 +116,7 @@ def test_gym_adapters_classic_control():
 
 def test_gym_mujoco_adapter():
     pytest.importorskip("imageio")  # gymnasium's MuJoCo environments import it
-    with get_task("gym-inverted-pendulum").make_env() as env:
+    with make_env(get_task("gym-inverted-pendulum")) as env:
         steps = _run(env, 3)
         assert steps[0]["continuous_observations"].shape == (4,)
         assert env.unwrapped.model.nq == 2
@@ -120,18 +124,18 @@ def test_gym_mujoco_adapter():
 
 def test_episode_limit_from_the_registry():
     task = dataclasses.replace(get_task("gym-cartpole"), episode_limit=5)
-    with task.make_env() as env:
+    with make_env(task) as env:
         env.reset(seed=0)
         results = [env.step(1 if k % 2 else 0) for k in range(5)]
         assert [r.truncated for r in results] == [False] * 4 + [True]
 
 
 def test_bad_actions_are_rejected():
-    with get_task("gym-cartpole").make_env() as env:
+    with make_env(get_task("gym-cartpole")) as env:
         env.reset(seed=0)
         with pytest.raises(ValueError, match="outside"):
             env.step(2)
-    with get_task("gym-pendulum").make_env() as env:
+    with make_env(get_task("gym-pendulum")) as env:
         env.reset(seed=0)
         with pytest.raises(ValueError, match="shape"):
             env.step(np.zeros(3))
@@ -206,4 +210,34 @@ def test_missing_observation_field():
 def test_unknown_suite():
     task = dataclasses.replace(get_task("gym-cartpole"), suite="nes")
     with pytest.raises(ValueError, match="no adapter for suite 'nes'"):
-        task.make_env()
+        make_env(task)
+
+
+def test_importing_envs_and_experts_imports_no_simulator_and_no_rl():
+    # A fresh interpreter: this one has loaded every suite by now.
+    code = (
+        "import sys\n"
+        "import gato.tasks.envs, gato.tasks.experts\n"
+        "before = set(sys.modules)\n"
+        "from gato.tasks.registry import get_task\n"
+        "gato.tasks.envs.make_env(get_task('gym-cartpole')).close()\n"
+        "gato.tasks.experts.make_expert(get_task('gym-cartpole'))\n"
+        "print(' '.join(sorted(before)))\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+    path = os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    before, after = (line.split() for line in result.stdout.splitlines()[-2:])
+    heavy = ("ale_py", "dm_control", "minigrid", "metaworld", "gymnasium", "mujoco", "gato.rl")
+    assert [m for m in before if m.startswith(heavy)] == []
+    # A gym task imports its suite's adapter and expert module, and no other suite's.
+    assert "gato.tasks.envs.gym" in after and "gato.tasks.experts.classic" in after
+    others = ("ale_py", "dm_control", "minigrid", "metaworld", "gato.rl", "gato.tasks.envs.atari")
+    assert [m for m in after if m.startswith(others)] == []

@@ -28,8 +28,9 @@ from gato.evaluation import (
 )
 from gato.modeling.model import GatoModel
 from gato.policy import GatoPolicy
+from gato.schema import ActionSpec
 from gato.tasks.envs import Step
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import EOS_ID, TEXT_VOCAB_SIZE
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gato.data.collect import play_episodes
+from gato.tasks.envs import make_env
 from gato.tasks.experts import EXPERTS, dlqr, make_expert, reflect
 from gato.tasks.registry import get_task, load_registry
 
@@ -117,10 +118,30 @@ def test_make_expert_errors():
 
 def test_random_policy_is_seeded():
     task = get_task("gym-pendulum")
-    with task.make_env() as env:
+    with make_env(task) as env:
         first, second = make_expert(task, 5, "random"), make_expert(task, 5, "random")
         a = [first.act({}, env) for _ in range(5)]
         b = [second.act({}, env) for _ in range(5)]
         np.testing.assert_array_equal(a, b)
         assert len({float(x[0]) for x in a}) == 5
         assert all(-1.0 <= float(x[0]) <= 1.0 for x in a)
+
+
+def test_every_expert_name_registers_when_looked_up():
+    from gato.tasks.experts import EXPERT_MODULES, UnknownExpertError
+
+    for name, module in EXPERT_MODULES.items():
+        factory = EXPERTS[name]  # imports the module, whose @register_expert(name) registers it
+        assert factory.name == name and factory.__module__ == module, name
+    assert EXPERTS["impala"].__module__ == "gato.rl.expert"
+    assert set(EXPERT_MODULES) <= set(EXPERTS) and "nope" not in EXPERTS
+    with pytest.raises(UnknownExpertError, match="unknown expert 'nope'; experts: \\["):
+        EXPERTS["nope"]
+
+
+def test_an_expert_module_that_does_not_register_its_name_is_named(monkeypatch):
+    from gato.tasks import experts
+
+    monkeypatch.setitem(experts.EXPERT_MODULES, "ghost", "gato.tasks.experts.classic")
+    with pytest.raises(KeyError, match="gato.tasks.experts.classic defines no @register_expert"):
+        EXPERTS["ghost"]

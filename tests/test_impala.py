@@ -44,6 +44,7 @@ from gato.rl.networks import (
     network_target,
 )
 from gato.rl.spaces import space_from_dict, space_to_dict, task_spaces
+from gato.tasks.envs import make_env
 from gato.tasks.registry import UnknownTaskError, parse_registry
 
 REGISTRY = """
@@ -161,7 +162,7 @@ def test_task_spaces(registry) -> None:
     assert act.shape == (1,) and float(act.low[0]) == -1.0
     with pytest.raises(ValueError, match="discrete observations need the environment"):
         task_spaces(registry["t-taxi"])
-    env = registry["t-taxi"].make_env()
+    env = make_env(registry["t-taxi"])
     obs, _ = task_spaces(registry["t-taxi"], env)
     env.close()
     assert list(obs.nvec) == [500]
@@ -517,7 +518,7 @@ def test_trained_policy_as_registry_expert(registry_path: Path, tmp_path: Path) 
     registry = parse_registry(text, root=tmp_path, path=path)
     task = registry["t-cartpole"]
     expert = make_expert(task, seed=3)
-    env = task.make_env()
+    env = make_env(task)
     obs = env.reset(seed=3)
     for _ in range(5):
         action = expert.act(obs, env)

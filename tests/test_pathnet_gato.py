@@ -209,13 +209,14 @@ def test_steps_to_target_is_the_first_full_window_at_the_target():
 def test_cartpole_variants_share_cartpoles_spaces_and_differ_in_the_pole():
     pytest.importorskip("gymnasium")
     from gato.experiments.pathnet.rl import REGISTRY, RLTransferConfig
+    from gato.tasks.envs import make_env
     from gato.tasks.registry import get_task
 
     config = RLTransferConfig()
     a = get_task(config.task_a, config.registry_path)
     b = get_task(config.task_b, config.registry_path)
     assert config.registry_path == str(REGISTRY)
-    env_a, env_b = a.make_env(), b.make_env()
+    env_a, env_b = make_env(a), make_env(b)
     try:
         assert a.observation == b.observation and a.action == b.action
         assert env_a._env.observation_space == env_b._env.observation_space

@@ -21,8 +21,9 @@ from gato.policy import (
     load_pretrained,
     resolve_model_dir,
 )
+from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
 # Wider logits than the default init: greedy choices are far from ties, so float rounding
@@ -334,7 +335,7 @@ def test_bad_inputs_raise_clear_errors(model, tokenizer):
 
 
 def fake_task(tmp_path: Path, returns: list[float], length: int = 6):
-    from gato.tasks.registry import ActionEntry, FieldSpec, Scores, TaskSpec
+    from gato.tasks.registry import FieldSpec, Scores, TaskSpec
 
     rng = np.random.default_rng(0)
     rows = {
@@ -351,7 +352,7 @@ def fake_task(tmp_path: Path, returns: list[float], length: int = 6):
         suite="gym",
         env={},
         observation={"continuous_observations": FieldSpec((4,), "float32")},
-        action=ActionEntry("continuous", (2,)),
+        action=ActionSpec("continuous", (2,)),
         episode_limit=100,
         scores=Scores(expert=10.0, random=0.0),
         dataset=str(path),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gato.data.__main__ import main
+from gato.schema import ActionSpec
 from gato.tasks.registry import (
     DEFAULT_REGISTRY_PATH,
     Reference,
@@ -19,7 +20,6 @@ from gato.tasks.registry import (
     parse_registry,
     write_scores,
 )
-from gato.tokens.tokenizer import ActionSpec
 
 MINIMAL = """
 [suites.gym]
@@ -60,11 +60,11 @@ def test_suite_defaults_and_specs():
     assert pong.observation["image_observations"].shape == (84, 84, 4)
     assert pong.observation["image_observations"].dtype == "uint8"
     assert pong.env["frame_skip"] == 4 and pong.env["full_action_space"] is False
-    assert pong.action_spec() == ActionSpec("discrete", (), num_values=6)
+    assert pong.action == ActionSpec("discrete", (), num_values=6)
     assert pong.columns == ("image_observations", "discrete_actions", "rewards")
 
     cartpole = get_task("dmc-cartpole-swingup")
-    assert cartpole.action_spec() == ActionSpec("continuous", (1,))
+    assert cartpole.action == ActionSpec("continuous", (1,))
     assert cartpole.observation["continuous_observations"].shape == (5,)
     assert (
         cartpole.dataset_path

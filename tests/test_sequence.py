@@ -147,8 +147,9 @@ def test_separators_sit_where_the_tokenizer_put_them(tok):
 def test_mask_actions_hides_only_action_inputs_and_keeps_their_targets():
     import torch
 
+    from gato.schema import ActionSpec
     from gato.tokens.batch import collate, mask_actions
-    from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+    from gato.tokens.tokenizer import GatoTokenizer
     from gato.vocab import ACTION_MASK_ID, DISCRETE_OFFSET, SEPARATOR_ID
 
     tok = GatoTokenizer()

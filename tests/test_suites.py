@@ -21,7 +21,7 @@ from gato.data import load_episodes
 from gato.data.__main__ import main
 from gato.data.collect import play_episodes
 from gato.tasks import envs as envs_module
-from gato.tasks.envs import MissingPackageError, require_suite
+from gato.tasks.envs import MissingPackageError, make_env, require_suite
 from gato.tasks.registry import DEFAULT_REGISTRY_PATH, get_task, load_registry
 
 
@@ -125,7 +125,7 @@ def test_missing_package_is_named_not_a_traceback(without_package, capsys, task_
     with pytest.raises(
         MissingPackageError, match=rf"needs the package '{module}'.*gato\[{extra}\]"
     ):
-        task.make_env()
+        make_env(task)
     with pytest.raises(MissingPackageError, match=module):
         require_suite(task.suite)
     assert main(["collect", "--suite", task.suite, "--episodes", "1", "--quiet"]) == 2
@@ -143,7 +143,7 @@ def test_metaworld_refuses_a_mujoco_it_cannot_run_on(monkeypatch):
 
     monkeypatch.setattr(mujoco, "__version__", "3.17.0")
     with pytest.raises(MissingPackageError, match=r"mujoco < 3.17.*mujoco==3.16.0"):
-        get_task("metaworld-reach").make_env()
+        make_env(get_task("metaworld-reach"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_metaworld_refuses_a_mujoco_it_cannot_run_on(monkeypatch):
 @needs_babyai
 def test_babyai_observations_follow_the_jat_layout():
     task = get_task("babyai-go-to-red-ball")
-    with task.make_env() as env:
+    with make_env(task) as env:
         obs = env.reset(seed=3)
         raw = env.unwrapped.gen_obs()
         assert obs["text_observations"] == raw["mission"] and "red ball" in raw["mission"]
@@ -184,7 +184,7 @@ def test_babyai_bot_solves_a_level_random_does_not():
 @needs_metaworld
 def test_metaworld_adapter_seeds_placements():
     task = get_task("metaworld-reach")
-    with task.make_env() as env:
+    with make_env(task) as env:
         first = env.reset(seed=1)["continuous_observations"]
         assert first.dtype == np.float32 and first.shape == (39,)
         assert not np.array_equal(env.reset(seed=2)["continuous_observations"][-3:], first[-3:])
@@ -238,7 +238,7 @@ def test_every_metaworld_expert_beats_random(task_id):
 @pytest.mark.slow
 def test_every_dmc_task_matches_its_registered_spec():
     for task in load_registry().by_suite("dmc"):
-        with task.make_env() as env:
+        with make_env(task) as env:
             env.reset(seed=0)  # ObservationError when the registered shape is wrong
             env.step(np.zeros(task.action.shape, dtype=np.float32))  # so is a wrong action
 

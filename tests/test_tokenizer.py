@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import (
     BOS_ID,
@@ -17,7 +18,6 @@ from gato.tokens.tokenizer import (
     PATCH_ID,
     SEPARATOR_ID,
     TEXT_VOCAB_SIZE,
-    ActionSpec,
     GatoTokenizer,
     bins_to_continuous,
     continuous_to_bins,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from gato.tasks import scores as score_math
+from gato.tasks.envs import make_env
 from gato.tasks.registry import Registry, Scores, TaskSpec, load_registry
 
 
@@ -175,7 +176,7 @@ def _worker_play(args: tuple) -> EpisodeResult:
 
         task = load_registry(registry_path)[task_id]
         expert = make_expert(task, seed, policy_name, noise)
-        _WORKER_CACHE[key] = (task.make_env(), expert, task)
+        _WORKER_CACHE[key] = (make_env(task), expert, task)
     env, policy, task = _WORKER_CACHE[key]
     features = _features(task) if record else None
     return play_episode(env, policy, seed, task, record, features)
@@ -226,7 +227,7 @@ def _results(
     if workers == 1:
         from gato.tasks.experts import make_expert
 
-        env = task.make_env()
+        env = make_env(task)
         expert = make_expert(task, seeds[0] if seeds else 0, policy, action_noise)
         features = _features(task) if record else None
         try:
@@ -513,7 +514,7 @@ def estimate_task(task: TaskSpec, seed: int = 0) -> TaskEstimate:
     from gato.tasks.experts import make_expert
 
     start = time.perf_counter()
-    env = task.make_env()
+    env = make_env(task)
     try:
         expert = make_expert(task, seed)
         result = play_episode(env, expert, seed, task, True, _features(task))

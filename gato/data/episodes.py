@@ -32,14 +32,8 @@ from typing import Any
 
 import numpy as np
 
-OBSERVATION_COLUMNS = (
-    "text_observations",
-    "image_observations",
-    "discrete_observations",
-    "continuous_observations",
-)
-ACTION_COLUMNS = ("discrete_actions", "continuous_actions")
-EPISODE_COLUMNS = (*OBSERVATION_COLUMNS, *ACTION_COLUMNS, "rewards")
+from gato.schema import ACTION_COLUMNS, EPISODE_COLUMNS, OBSERVATION_COLUMNS, REWARD_COLUMN
+
 _VECTOR_COLUMNS = ("discrete_observations", "continuous_observations", "continuous_actions")
 
 
@@ -58,7 +52,7 @@ def column_feature(column: str):
         "continuous_observations": datasets.List(datasets.Value("float32")),
         "discrete_actions": datasets.Value("int64"),
         "continuous_actions": datasets.List(datasets.Value("float32")),
-        "rewards": datasets.Value("float32"),
+        REWARD_COLUMN: datasets.Value("float32"),
     }
     if column not in value:
         raise ValueError(f"unknown episode column {column!r}; columns: {EPISODE_COLUMNS}")
@@ -215,7 +209,7 @@ def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -
     present = [c for c in EPISODE_COLUMNS if c in dataset.column_names]
     observations = [c for c in OBSERVATION_COLUMNS if c in present]
     actions = [c for c in ACTION_COLUMNS if c in present]
-    required = list(task.columns) if task is not None else ["rewards"]
+    required = list(task.columns) if task is not None else [REWARD_COLUMN]
     missing = [c for c in required if c not in present]
     if missing or not observations or len(actions) != 1:
         problems = []
@@ -240,7 +234,7 @@ def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -
             row = _first_row(np.asarray(array.is_null()))
             raise EpisodeSchemaError(f"{source}: episode {row}: column {column!r} is missing")
         step_counts[column] = np.asarray(pc.list_value_length(array), dtype=np.int64)
-    reference = step_counts["rewards"]
+    reference = step_counts[REWARD_COLUMN]
     if (reference == 0).any():
         raise EpisodeSchemaError(f"{source}: episode {_first_row(reference == 0)} has no steps")
     for column, counts in step_counts.items():
@@ -280,7 +274,7 @@ def episode_returns(dataset: Any) -> np.ndarray:
     """(N,) float64 return of each episode, summed on the Arrow table (nothing is decoded)."""
     import pyarrow.compute as pc
 
-    rewards = dataset.data.column("rewards")
+    rewards = dataset.data.column(REWARD_COLUMN)
     counts = np.asarray(pc.list_value_length(rewards), dtype=np.int64)
     flat = np.asarray(pc.list_flatten(rewards), dtype=np.float64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -27,6 +27,7 @@ import numpy as np
 
 from gato.evaluation.loading import ModelLike, load_model, trained_tasks
 from gato.policy import GatoPolicy, PolicyConfig, demonstration_prompt, prompt_budget
+from gato.tasks.envs import make_env
 
 __all__ = [
     "ControlEvalConfig",
@@ -310,9 +311,9 @@ def _make_envs(task: Any, count: int, video: bool) -> list[Any]:
     for i in range(count):
         if i == 0 and video and task.suite == "gym":
             kwargs = {**task.env.get("kwargs", {}), "render_mode": "rgb_array"}
-            envs.append(task.make_env(kwargs=kwargs))
+            envs.append(make_env(task, kwargs=kwargs))
         else:
-            envs.append(task.make_env())
+            envs.append(make_env(task))
     return envs
 
 
@@ -325,7 +326,7 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
         warnings.simplefilter("ignore")  # a missing dataset becomes the task's note below
         prompt = demonstration_prompt(task, tokenizer, budget, config.policy.prompt_from)
     num_envs = min(config.num_envs, config.episodes)
-    policy = GatoPolicy(model, tokenizer, task.action_spec(), prompt, config.policy, num_envs)
+    policy = GatoPolicy(model, tokenizer, task.action, prompt, config.policy, num_envs)
     video = config.video_dir is not None
     envs = _make_envs(task, num_envs, video)
     bar = _progress(config.progress, config.episodes, task.id)

@@ -71,8 +71,9 @@ from gato.inference.cache import KVCache, StaticDecoder
 from gato.inference.decode import CachedForward
 from gato.modeling.model import GatoModel
 from gato.policy.loading import load_pretrained
+from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
 __all__ = [
@@ -269,7 +270,7 @@ class GatoPolicy:
     Args:
         model: a `GatoModel` (put in eval mode).
         tokenizer: the tokenizer the model was trained with.
-        action_spec: the task's actions (`TaskSpec.action_spec()`).
+        action_spec: the task's actions (`TaskSpec.action`).
         prompt: the default prompt of every episode (a tokenized demonstration), or None.
         config: sampling, sliding and speed options.
         num_envs: rows of the batch.
@@ -349,7 +350,7 @@ class GatoPolicy:
         if action_spec is None:
             if task is None:
                 raise ValueError("GatoPolicy.from_pretrained needs a task or an action_spec")
-            action_spec = task.action_spec()
+            action_spec = task.action
         if isinstance(prompt, str):
             if prompt != "demonstration":
                 raise ValueError(

@@ -34,6 +34,7 @@ import torch
 
 from gato.rl.networks import ActorCritic, build_network, network_target
 from gato.rl.spaces import observation_column
+from gato.tasks.envs import make_env
 from gato.tasks.registry import TaskSpec
 
 Unroll = dict[str, np.ndarray]
@@ -196,7 +197,7 @@ class EnvRunner:
             and type(network).distribution is ActorCritic.distribution
         )
         self.rng = np.random.default_rng([seed, 0x1A7A])  # independent of the envs' seeds
-        self.envs = [task.make_env() for _ in range(layout.num_envs)]
+        self.envs = [make_env(task) for _ in range(layout.num_envs)]
         self.obs = np.stack(
             [env.reset(seed=seed + i)[self.column] for i, env in enumerate(self.envs)]
         )  # (N, *obs)

@@ -7,7 +7,7 @@ writing to `runs/impala/<task>/`: `run.json` (command and config), `metrics.json
 update), `episodes.jsonl` (one line per finished episode), TensorBoard logs under `tb/`,
 checkpoints under `checkpoints/` (`--resume` continues from the latest), `learning_curve.png`
 and `summary.json` at the end. `--export_dir data/experts/impala/<task>` copies the final policy
-where the `impala` expert (`gato.tasks.experts.impala`) loads it.
+where the `impala` expert (`gato.rl.expert`) loads it.
 
 From Python, `train(config, network_fn)` runs the same loop; `network_fn(observation_space,
 action_space) -> ActorCritic` replaces the default network (see `gato.rl.networks`).
@@ -42,6 +42,7 @@ from gato.rl.learner import (
 )
 from gato.rl.networks import ActorCritic, default_network
 from gato.rl.spaces import observation_column, task_spaces
+from gato.tasks.envs import make_env
 from gato.tasks.registry import REPO_ROOT, UnknownTaskError, get_task
 
 
@@ -292,7 +293,7 @@ def train(
     """
     task = get_task(config.task, config.registry)
     observation_column(task)  # fails early on tasks IMPALA cannot learn
-    probe = task.make_env()
+    probe = make_env(task)
     try:
         observation_space, action_space = task_spaces(task, probe)
     finally:

@@ -29,22 +29,14 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from gato.files import REPO_ROOT
+from gato.files import REPO_ROOT, atomic_write_text
+from gato.schema import ACTION_KINDS, OBSERVATION_COLUMNS, REWARD_COLUMN, ActionSpec
 
 DEFAULT_REGISTRY_PATH = REPO_ROOT / "data" / "tasks.toml"
 """The registry file shipped with the toolkit."""
 
-OBSERVATION_COLUMNS = (
-    "text_observations",
-    "image_observations",
-    "discrete_observations",
-    "continuous_observations",
-)
-"""Observation columns of the JAT schema, in the order their tokens appear within a timestep."""
-ACTION_COLUMNS = {"discrete": "discrete_actions", "continuous": "continuous_actions"}
-"""Action kind -> its JAT column."""
 _DTYPES = {
     "text_observations": ("str",),
     "image_observations": ("uint8",),
@@ -92,27 +84,6 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
-class ActionEntry:
-    """A task's action, as the tokenizer sees it (see `gato.tokens.tokenizer.ActionSpec`).
-
-    Attributes:
-        kind: "discrete" (an index in [0, num_values)) or "continuous" (floats in [-1, 1]; the
-            environment adapter rescales them to the environment's bounds).
-        shape: shape of one action; () for a single discrete index.
-        num_values: discrete only: how many actions there are.
-    """
-
-    kind: Literal["discrete", "continuous"]
-    shape: tuple[int, ...] = ()
-    num_values: int = 1024
-
-    @property
-    def column(self) -> str:
-        """The JAT column holding this action."""
-        return ACTION_COLUMNS[self.kind]
-
-
-@dataclass(frozen=True)
 class Scores:
     """Reference returns of a task, as Gato defines them (see `gato.tasks.scores`).
 
@@ -148,12 +119,15 @@ class Reference:
 class TaskSpec:
     """One control task: environment, specs, expert, scores and data location.
 
+    Pure data: `gato.tasks.envs.make_env(task)` builds its environment and
+    `gato.tasks.experts.make_expert(task)` its expert.
+
     Attributes:
         id: unique id, `<suite>-<name>` by convention (`atari-pong`, `dmc-cartpole-swingup`).
         suite: which environment adapter runs it ("atari", "dmc", "gym"; see `gato.tasks.envs`).
         env: keyword arguments for the suite's adapter (game, domain and task, gymnasium id, ...).
         observation: JAT observation column -> its per-step spec; a task uses only some columns.
-        action: the action spec.
+        action: the action spec: what the tokenizer encodes and the policy decodes.
         episode_limit: steps after which an episode is truncated (agent steps, after frame skip).
         expert: name of the expert policy in `gato.tasks.experts` (None: no expert yet).
         expert_params: keyword arguments for the expert.
@@ -172,7 +146,7 @@ class TaskSpec:
     suite: str
     env: Mapping[str, Any]
     observation: Mapping[str, FieldSpec]
-    action: ActionEntry
+    action: ActionSpec
     episode_limit: int
     expert: str | None = None
     expert_params: Mapping[str, Any] = field(default_factory=dict)
@@ -187,14 +161,6 @@ class TaskSpec:
     """Folder that relative dataset and checkpoint paths are resolved against (the root registry
     file's folder)."""
 
-    def action_spec(self):
-        """The tokenizer's `ActionSpec` of this task's actions."""
-        from gato.tokens.tokenizer import ActionSpec
-
-        if self.action.kind == "discrete":
-            return ActionSpec("discrete", self.action.shape, num_values=self.action.num_values)
-        return ActionSpec("continuous", self.action.shape)
-
     @property
     def observation_columns(self) -> tuple[str, ...]:
         """The JAT observation columns this task fills, in token order."""
@@ -203,7 +169,7 @@ class TaskSpec:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every column of this task's episodes: observations, the action, rewards."""
-        return (*self.observation_columns, self.action.column, "rewards")
+        return (*self.observation_columns, self.action.column, REWARD_COLUMN)
 
     @property
     def dataset_path(self) -> Path | str:
@@ -240,18 +206,6 @@ class TaskSpec:
         return isinstance(path, Path) and (
             (path / "state.json").exists() or (path / "dataset_dict.json").exists()
         )
-
-    def make_env(self, **overrides: Any):
-        """A fresh environment adapter for this task (`gato.tasks.envs.make_env`)."""
-        from gato.tasks.envs import make_env
-
-        return make_env(self, **overrides)
-
-    def make_expert(self, seed: int = 0):
-        """This task's expert policy (`gato.tasks.experts.make_expert`)."""
-        from gato.tasks.experts import make_expert
-
-        return make_expert(self, seed=seed)
 
 
 def _looks_like_hub_id(text: str) -> bool:
@@ -316,18 +270,18 @@ def _parse_task(
 
     action = dict(entry["action"])
     kind = action.get("kind")
-    if kind not in ACTION_COLUMNS:
+    if kind not in ACTION_KINDS:
         raise ValueError(f"{where}: action.kind must be 'discrete' or 'continuous', got {kind!r}")
     shape = _shape(action.get("shape", []), f"{where}/action")
     if kind == "discrete":
         num_values = action.get("num_values")
         if not isinstance(num_values, int) or not 1 <= num_values <= 1024:
             raise ValueError(f"{where}: a discrete action needs num_values in [1, 1024]")
-        action_entry = ActionEntry("discrete", shape, num_values)
+        action_entry = ActionSpec("discrete", shape, num_values)
     else:
         if not shape:
             raise ValueError(f"{where}: a continuous action needs a shape, e.g. [1]")
-        action_entry = ActionEntry("continuous", shape)
+        action_entry = ActionSpec("continuous", shape)
 
     scores = None
     if entry.get("scores"):
@@ -591,6 +545,4 @@ def write_scores(path: str | Path, task_id: str, scores: Scores) -> None:
         parse_registry(text, root=path.parent, path=path)
     else:
         parse_registry(path.read_text(), root=path.parent, path=path, overrides={file: text})
-    from gato.files import atomic_write_text
-
     atomic_write_text(file, text)

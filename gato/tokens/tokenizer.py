@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +36,8 @@ from gato.codecs import (
     normalize_patches,
     patch_position_bins,
 )
-from gato.tokens.batch import GatoBatch, TokenSequence, collate
+from gato.schema import ACTION_COLUMNS, MODALITIES, OBSERVATION_COLUMNS, ActionSpec
+from gato.tokens.batch import TokenSequence
 from gato.vocab import (
     BOS_ID,
     CONTINUOUS_OFFSET,
@@ -68,7 +69,6 @@ __all__ = [
     "SPECIAL_TOKENS",
     "TEXT_VOCAB_SIZE",
     "VOCAB_SIZE",
-    "ActionSpec",
     "GatoTokenizer",
     "Patches",
     "bins_to_continuous",
@@ -79,18 +79,6 @@ __all__ = [
     "normalize_patches",
     "patch_position_bins",
 ]
-
-MODALITIES = ("text", "image", "discrete", "continuous")
-"""Observation types, in the order their tokens appear within a timestep."""
-
-_JAT_OBSERVATION_COLUMNS = {
-    "text_observations": "text",
-    "image_observations": "image",
-    "discrete_observations": "discrete",
-    "continuous_observations": "continuous",
-}
-_JAT_ACTION_COLUMNS = {"discrete_actions": "discrete", "continuous_actions": "continuous"}
-
 
 # ---------------------------------------------------------------------------------------------
 # Validation helpers: every error names the field and the problem.
@@ -133,52 +121,6 @@ def _flatten_keys(value: Any, name: str) -> list[tuple[str, Any]]:
             out.extend(_flatten_keys(value[key], f"{name}/{key}"))
         return out
     return [(name, value)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Actions
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """What an environment's action looks like in tokens, and how tokens decode back into it.
-
-    Attributes:
-        kind: "discrete" (integer indices) or "continuous" (floats in [-1, 1]).
-        shape: shape of one action; () for a single discrete index.
-        num_values: discrete only: valid values are [0, num_values), at most 1024.
-        mu_law: continuous only: mu-law encode before binning. Off by default: continuous actions
-            are already in [-1, 1] ("mu-law encoded if not already there", Gato).
-    """
-
-    kind: Literal["discrete", "continuous"]
-    shape: tuple[int, ...] = ()
-    num_values: int = NUM_DISCRETE_VALUES
-    mu_law: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("discrete", "continuous"):
-            raise ValueError(
-                f"ActionSpec.kind must be 'discrete' or 'continuous', got {self.kind!r}"
-            )
-        if not 1 <= self.num_values <= NUM_DISCRETE_VALUES:
-            raise ValueError(
-                f"ActionSpec.num_values must be in [1, {NUM_DISCRETE_VALUES}], "
-                f"got {self.num_values}"
-            )
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens per action."""
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def token_range(self) -> tuple[int, int]:
-        """[lo, hi) of the ids an action token may take: the policy masks logits to it."""
-        if self.kind == "discrete":
-            return DISCRETE_OFFSET, DISCRETE_OFFSET + self.num_values
-        return CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +418,7 @@ class GatoTokenizer:
                 f"(or the JAT column names), got {actions!r:.80}"
             )
         ((key, values),) = actions.items()
-        kind = _JAT_ACTION_COLUMNS.get(key, key)
+        kind = ACTION_COLUMNS.get(key, key)
         if kind not in ("discrete", "continuous"):
             raise ValueError(f"unknown action type {key!r}; expected 'discrete' or 'continuous'")
         if spec is not None and spec.kind != kind:
@@ -527,11 +469,11 @@ class GatoTokenizer:
 
     def encode_jat_episode(self, row: Mapping[str, Any]) -> TokenSequence:
         """An episode row in the JAT column schema (rewards are not tokens in Gato)."""
-        observations = {k: row[k] for k in _JAT_OBSERVATION_COLUMNS if row.get(k) is not None}
-        actions = {k: row[k] for k in _JAT_ACTION_COLUMNS if row.get(k) is not None}
+        observations = {k: row[k] for k in OBSERVATION_COLUMNS if row.get(k) is not None}
+        actions = {k: row[k] for k in ACTION_COLUMNS if row.get(k) is not None}
         if not observations:
             raise ValueError(
-                f"episode has none of the observation columns {sorted(_JAT_OBSERVATION_COLUMNS)}; "
+                f"episode has none of the observation columns {sorted(OBSERVATION_COLUMNS)}; "
                 f"columns: {sorted(row)}"
             )
         if len(actions) > 1:
@@ -592,10 +534,6 @@ class GatoTokenizer:
         values = self.decode_continuous(ids, "action ids", mu_law=spec.mu_law)
         return values.astype(np.float32).reshape(spec.shape)
 
-    def batch(self, sequences: Sequence[TokenSequence], **kwargs: Any) -> GatoBatch:
-        """Pad sequences into a `GatoBatch` (see `gato.tokens.batch.collate`)."""
-        return collate(sequences, **kwargs)
-
 
 # ---------------------------------------------------------------------------------------------
 # Episode helpers
@@ -630,11 +568,11 @@ def _group_observations(observations: Mapping[str, Any]) -> dict[str, list[tuple
     _check_observation_mapping(observations)
     grouped: dict[str, list[tuple[str, Any]]] = {}
     for key, value in observations.items():
-        kind = _JAT_OBSERVATION_COLUMNS.get(key, key)
+        kind = OBSERVATION_COLUMNS.get(key, key)
         if kind not in MODALITIES:
             raise ValueError(
                 f"unknown observation type {key!r}; expected one of {MODALITIES} "
-                f"or {tuple(_JAT_OBSERVATION_COLUMNS)}"
+                f"or {tuple(OBSERVATION_COLUMNS)}"
             )
         if kind in grouped:
             raise ValueError(f"observation type {kind!r} given twice (as {key!r})")

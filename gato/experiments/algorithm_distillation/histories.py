@@ -40,8 +40,9 @@ from gato.experiments.algorithm_distillation.dark_room import (
     expert_action,
     move,
 )
+from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
-from gato.tokens.tokenizer import ActionSpec, GatoTokenizer
+from gato.tokens.tokenizer import GatoTokenizer
 
 __all__ = [
     "ACTION_SPEC",

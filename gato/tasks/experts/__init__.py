@@ -2,8 +2,9 @@
 
 An expert maps the adapter's canonical observation (plus, for privileged experts, the simulator
 behind it: Atari RAM, the MuJoCo model) to a canonical action. The registry names each task's
-expert; `make_expert(task)` builds it. Later issues add trained experts (IMPALA) as more entries of
-`EXPERTS`.
+expert; `make_expert(task)` builds it. `EXPERT_MODULES` says which module defines each expert,
+and a module is imported only when one of its experts is asked for, so finding an expert does
+not import every suite's expert code (nor `gato.rl`, for the trained `impala` expert).
 
 The controllers:
 
@@ -27,27 +28,113 @@ The controllers:
   episode's random actuator directions, read from the model.
 """
 
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+
 from gato.tasks.experts.base import (
-    EXPERTS,
+    REGISTERED,
     Expert,
     NoisyExpert,
     RandomPolicy,
     dlqr,
     linearize,
-    make_expert,
     reflect,
     register_expert,
 )
+from gato.tasks.registry import TaskSpec
 
-# Importing the controller modules registers their experts.
-from gato.tasks.experts import atari, babyai, classic, metaworld, mujoco  # noqa: E402, F401  isort: skip
-from gato.tasks.experts import impala  # noqa: E402, F401  isort: skip  (trained by gato.rl.impala)
+EXPERT_MODULES: dict[str, str] = {
+    "random": "gato.tasks.experts.base",
+    "pong-ram": "gato.tasks.experts.atari",
+    "breakout-ram": "gato.tasks.experts.atari",
+    "pendulum-energy": "gato.tasks.experts.classic",
+    "cartpole-pd": "gato.tasks.experts.classic",
+    "mountain-car-pump": "gato.tasks.experts.classic",
+    "acrobot-rollout": "gato.tasks.experts.classic",
+    "cartpole-swingup": "gato.tasks.experts.mujoco",
+    "pendulum-swingup": "gato.tasks.experts.mujoco",
+    "mujoco-lqr": "gato.tasks.experts.mujoco",
+    "point-mass-pd": "gato.tasks.experts.mujoco",
+    "reacher-pd": "gato.tasks.experts.mujoco",
+    "reacher-ik": "gato.tasks.experts.mujoco",
+    "babyai-bot": "gato.tasks.experts.babyai",
+    "metaworld-policy": "gato.tasks.experts.metaworld",
+    # A policy trained by IMPALA: playing it needs the network code of `gato.rl`, a layer above
+    # this one. Naming the module (a plugin, imported on lookup) instead of importing it keeps
+    # `gato.tasks` free of `gato.rl` while the registry can still say `expert = "impala"`.
+    "impala": "gato.rl.expert",
+}
+"""Expert name (the registry's `expert`) -> the module whose `@register_expert(name)` defines it.
+A new expert adds its name here."""
+
+
+class UnknownExpertError(KeyError):
+    """An expert name that no module defines; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class _Experts(Mapping[str, Callable[..., Expert]]):
+    """Expert name -> factory `(task, **expert_params) -> Expert`: the names of
+    `EXPERT_MODULES` and any registered elsewhere. Looking a name up imports its module."""
+
+    def __getitem__(self, name: str) -> Callable[..., Expert]:
+        if name not in REGISTERED:
+            if name not in EXPERT_MODULES:
+                raise UnknownExpertError(f"unknown expert {name!r}; experts: {sorted(self)}")
+            module = EXPERT_MODULES[name]
+            importlib.import_module(module)
+            if name not in REGISTERED:
+                raise UnknownExpertError(
+                    f"expert {name!r}: its module {module} defines no @register_expert({name!r})"
+                )
+        return REGISTERED[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in EXPERT_MODULES or name in REGISTERED  # no import needed to answer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*EXPERT_MODULES, *REGISTERED]))
+
+    def __len__(self) -> int:
+        return len(set(EXPERT_MODULES) | set(REGISTERED))
+
+
+EXPERTS: Mapping[str, Callable[..., Expert]] = _Experts()
+"""Every expert by name; a lookup imports the module that defines it."""
+
+
+def make_expert(
+    task: TaskSpec, seed: int | None = 0, name: str | None = None, action_noise: float = 0.0
+) -> Expert:
+    """The task's expert (or the one called `name`; "random" is the random policy), reset;
+    with `action_noise` > 0, wrapped in a `NoisyExpert`."""
+    if action_noise:
+        return NoisyExpert(make_expert(task, seed, name), action_noise, seed)
+    name = name or task.expert
+    if name is None:
+        raise ValueError(f"task {task.id!r} has no expert in the registry")
+    try:
+        factory = EXPERTS[name]
+    except UnknownExpertError as err:
+        raise ValueError(f"task {task.id!r}: {err}") from None
+    params = task.expert_params if name == task.expert else {}
+    try:
+        expert = factory(task, **params)
+    except TypeError as err:
+        raise ValueError(f"task {task.id!r}: bad expert_params for {name!r}: {err}") from None
+    expert.reset(seed)
+    return expert
+
 
 __all__ = [
     "EXPERTS",
+    "EXPERT_MODULES",
     "Expert",
     "NoisyExpert",
     "RandomPolicy",
+    "UnknownExpertError",
     "dlqr",
     "linearize",
     "make_expert",

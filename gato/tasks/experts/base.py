@@ -1,4 +1,4 @@
-"""The expert interface, the registry of experts, and helpers shared by the controllers."""
+"""The expert interface, registration of experts by name, and helpers shared by the controllers."""
 
 from __future__ import annotations
 
@@ -31,40 +31,22 @@ class Expert:
         raise NotImplementedError
 
 
-EXPERTS: dict[str, Callable[..., Expert]] = {}
-"""Expert name (the registry's `expert`) -> factory `(task, **expert_params) -> Expert`."""
+REGISTERED: dict[str, Callable[..., Expert]] = {}
+"""Expert name -> factory `(task, **expert_params) -> Expert`, for the expert modules imported so
+far (`gato.tasks.experts.EXPERTS` imports a module when its expert is asked for)."""
 
 
 def register_expert(name: str) -> Callable[[type[Expert]], type[Expert]]:
+    """Class decorator: the expert the registry's `expert = "<name>"` builds."""
+
     def decorator(cls: type[Expert]) -> type[Expert]:
-        if name in EXPERTS:
+        if name in REGISTERED:
             raise ValueError(f"expert {name!r} registered twice")
-        EXPERTS[name] = cls
+        REGISTERED[name] = cls
         cls.name = name
         return cls
 
     return decorator
-
-
-def make_expert(
-    task: TaskSpec, seed: int | None = 0, name: str | None = None, action_noise: float = 0.0
-) -> Expert:
-    """The task's expert (or the one called `name`; "random" is the random policy), reset;
-    with `action_noise` > 0, wrapped in a `NoisyExpert`."""
-    if action_noise:
-        return NoisyExpert(make_expert(task, seed, name), action_noise, seed)
-    name = name or task.expert
-    if name is None:
-        raise ValueError(f"task {task.id!r} has no expert in the registry")
-    if name not in EXPERTS:
-        raise ValueError(f"task {task.id!r}: unknown expert {name!r}; experts: {sorted(EXPERTS)}")
-    params = task.expert_params if name == task.expert else {}
-    try:
-        expert = EXPERTS[name](task, **params)
-    except TypeError as err:
-        raise ValueError(f"task {task.id!r}: bad expert_params for {name!r}: {err}") from None
-    expert.reset(seed)
-    return expert
 
 
 class NoisyExpert(Expert):

@@ -8,8 +8,11 @@ Registry entry::
 
 `checkpoint` is a policy folder (`policy.pt`, `policy.json`, `MANIFEST.json`; what
 `--export_dir` writes) or a training run folder (its latest checkpoint), relative to the
-registry file's folder unless absolute. torch is imported when an expert is built, not when the
-experts package is.
+registry file's folder unless absolute.
+
+This module lives with the IMPALA code it needs (`gato.rl` is a layer above `gato.tasks`); the
+task layer finds it by name (`gato.tasks.experts.EXPERT_MODULES`) and imports it only when a task
+whose expert is "impala" is played.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from gato.rl.learner import load_policy
+from gato.rl.spaces import observation_column
 from gato.tasks.envs import ControlEnv
 from gato.tasks.experts.base import Expert, register_expert
 from gato.tasks.registry import TaskSpec
@@ -37,9 +43,6 @@ class ImpalaExpert(Expert):
 
     def __init__(self, task: TaskSpec, checkpoint: str, greedy: bool = True) -> None:
         super().__init__(task)
-        from gato.rl.learner import load_policy
-        from gato.rl.spaces import observation_column
-
         if not isinstance(checkpoint, str) or not checkpoint:
             raise ValueError(f"task {task.id!r}: impala expert needs checkpoint = a folder path")
         path = Path(checkpoint)
@@ -74,8 +77,6 @@ class ImpalaExpert(Expert):
             )
 
     def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
-        import torch
-
         obs = torch.as_tensor(np.asarray(observation[self.column])[None])
         with torch.no_grad():
             params, _ = self.network(obs)
