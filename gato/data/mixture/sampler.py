@@ -187,7 +187,7 @@ class Mixture:
 
 
 def open_mixture(
-    recipe: str | Path | Recipe,
+    recipe: str | Path | Recipe | ResolvedRecipe,
     context_length: int,
     batch_size: int,
     seed: int = 0,
