@@ -11,6 +11,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from window_references import prompted_window
 
 from gato.data import mixture as mx
 from gato.data.corpora import vision_language as vl
@@ -25,7 +26,7 @@ from gato.data.mixture import (
     SourceEntry,
 )
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.tokens.windows import prompted_window, text_window_start
+from gato.tokens.windows import text_window_start
 from gato.vocab import DISCRETE_OFFSET, PADDED_VOCAB_SIZE, SEPARATOR_ID
 
 STEP = 8  # tokens per timestep of the fixture: 2 discrete + 3 continuous, separator, 2 actions
@@ -339,7 +340,7 @@ dataset = "{tmp_path / "nothing-here"}"
 
 
 def test_missing_datasets_name_the_command(paths, monkeypatch, tmp_path):
-    monkeypatch.setattr(mx, "_control_location", lambda task: (str(tmp_path / "none"), None))
+    monkeypatch.setattr(mx.recipe, "_control_location", lambda task: (str(tmp_path / "none"), None))
     with pytest.raises(FileNotFoundError, match=r"'pong'.*python -m gato.data collect --task pong"):
         mx.resolve_source(SourceEntry("pong", 1.0))
     with pytest.raises(FileNotFoundError, match="python -m gato.data.corpora.vision_language"):

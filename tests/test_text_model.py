@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from gato.data.corpora import text_corpus
+from gato.data.corpora import text_cleaning, text_corpus, text_readers
 from gato.data.corpora.text_corpus import split_corpus
+from gato.data.corpora.text_model_build import train_text_model
 from gato.tokens.text_model import (
     BUILD_COMMAND,
     TEXT_MODEL_ENV,
     default_text_model_path,
     load_text_model,
-    train_text_model,
 )
 from gato.vocab import TEXT_VOCAB_SIZE
 
@@ -177,7 +177,7 @@ def test_cleaners_keep_prose_and_drop_markup() -> None:
         "Example::\n\n   >>> code()\n\n.. note::\n\n   A note body is prose too.\n\n"
         ".. index:: hidden\n\n   never shown\n"
     )
-    assert list(text_corpus.clean_paragraphs(text_corpus.rst_paragraphs(rst))) == [
+    assert list(text_cleaning.clean_paragraphs(text_readers.rst_paragraphs(rst))) == [
         "See join and len for details here.",
         "A note body is prose too.",
     ]
@@ -186,7 +186,7 @@ def test_cleaners_keep_prose_and_drop_markup() -> None:
         "</div><p>A first paragraph with <code>inline</code> code.</p><pre>x = 1</pre>"
         "<p>Second one &amp; more words.</p></body></html>"
     )
-    paragraphs = text_corpus.clean_paragraphs(text_corpus.html_paragraphs(html))
+    paragraphs = text_cleaning.clean_paragraphs(text_readers.html_paragraphs(html))
     assert list(paragraphs) == [
         "A first paragraph with inline code.",
         "Second one & more words.",
@@ -196,11 +196,11 @@ def test_cleaners_keep_prose_and_drop_markup() -> None:
         "   [L. cf. {Lamella}.]\n   1. A thin plate or scale; caf['e] noir.\n"
         "      [1913 Webster] Laminable\n"
     )
-    assert text_corpus.gcide_entry_text(entry) == (
+    assert text_readers.gcide_entry_text(entry) == (
         "Lamina, n.; pl. L. Laminae 1. A thin plate or scale; café noir."
     )
     long = "A sentence of some words. " * 200
-    chunks = text_corpus.chunk_paragraph(long.strip(), max_chars=500)
+    chunks = text_cleaning.chunk_paragraph(long.strip(), max_chars=500)
     assert all(len(c) <= 500 for c in chunks) and " ".join(chunks) == long.strip()
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from gato.data.corpora import vision_language as vl
 from gato.data.corpora.text import build_text_dataset
-from gato.data.token_cache import CacheSource, TokenCache, build_cache, load_source
+from gato.data.sources import ControlSource, make_source
+from gato.data.token_cache import TokenCache, build_cache
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.tokens.windows import take_steps
 
@@ -68,7 +69,7 @@ def tok() -> GatoTokenizer:
 def image_control(tmp_path_factory, tok):
     root = tmp_path_factory.mktemp("cache")
     path = control_dataset(root / "atari", episodes=5, images=True)
-    source = CacheSource("atari", "control", str(path))
+    source = make_source("control", "atari", str(path))
     return source, build_cache(source, tok, root / "tokens")
 
 
@@ -81,7 +82,7 @@ def assert_same(a, b):
 
 def test_control_cache_equals_tokenizer(image_control, tok):
     source, cache = image_control
-    rows = load_source(source).with_format("numpy")
+    rows = source.load().with_format("numpy")
     assert cache.num_episodes == 5
     for i in range(cache.num_episodes):
         expected = tok.encode_jat_episode(rows[i])
@@ -108,7 +109,7 @@ def test_gathering_episodes_equals_concatenating_them(image_control, tmp_path, t
     from gato.tokens.batch import TokenSequence
 
     vl.build_dataset("captions", tmp_path / "c", vl.BuildSizes(10, 1, 1))
-    captions = build_cache(CacheSource("c", "captions", str(tmp_path / "c")), tok, tmp_path / "t")
+    captions = build_cache(make_source("captions", "c", str(tmp_path / "c")), tok, tmp_path / "t")
     for cache in (image_control[1], captions):
         for indices in ([0], [3, 1, 3], [4, 0, 2, 1]):
             expected = TokenSequence.concatenate([cache.episode(i) for i in indices])
@@ -117,8 +118,8 @@ def test_gathering_episodes_equals_concatenating_them(image_control, tmp_path, t
 
 def test_continuous_control_and_stats(tmp_path, tok):
     path = control_dataset(tmp_path / "pendulum", episodes=4)
-    cache = build_cache(CacheSource("pendulum", "control", str(path)), tok, tmp_path / "t")
-    rows = load_source(CacheSource("p", "control", str(path))).with_format("numpy")
+    cache = build_cache(make_source("control", "pendulum", str(path)), tok, tmp_path / "t")
+    rows = make_source("control", "p", str(path)).load().with_format("numpy")
     assert cache.max_step_tokens == 2 + 3 + 1 + 2
     for i in range(4):
         assert_same(cache.episode(i), tok.encode_jat_episode(rows[i]))
@@ -127,7 +128,7 @@ def test_continuous_control_and_stats(tmp_path, tok):
 
 def test_captions_and_text_equal_tokenizer(tmp_path, tok):
     vl.build_dataset("vqa", tmp_path / "vqa", vl.BuildSizes(8, 2, 2))
-    cache = build_cache(CacheSource("vqa", "captions", str(tmp_path / "vqa")), tok, tmp_path / "t")
+    cache = build_cache(make_source("captions", "vqa", str(tmp_path / "vqa")), tok, tmp_path / "t")
     for i, row in enumerate(vl.generate_rows("vqa", "train", 8)):
         assert_same(
             cache.episode(i), tok.encode_caption(row["images"], row["text"], row["question"])
@@ -136,9 +137,9 @@ def test_captions_and_text_equal_tokenizer(tmp_path, tok):
     lines = ["Short.", "A somewhat longer line of text, with punctuation!", "", "Ünïcode ✓"]
     corpus.write_text("\n".join(lines) + "\nfinal line\n")
     build_text_dataset(corpus, tmp_path / "text", validation_fraction=0.2)
-    source = CacheSource("text", "text", str(tmp_path / "text"))
+    source = make_source("text", "text", str(tmp_path / "text"))
     cache = build_cache(source, tok, tmp_path / "t")
-    texts = list(load_source(source)["text"])
+    texts = list(source.load()["text"])
     assert cache.num_episodes == len(texts)
     for i, text in enumerate(texts):
         assert_same(cache.episode(i), tok.encode_text_sequence(text))
@@ -146,7 +147,7 @@ def test_captions_and_text_equal_tokenizer(tmp_path, tok):
 
 def test_caption_image_size_option(tmp_path, tok):
     vl.build_dataset("captions", tmp_path / "c", vl.BuildSizes(3, 1, 1))
-    source = CacheSource("c", "captions", str(tmp_path / "c"), image_size=32)
+    source = make_source("captions", "c", str(tmp_path / "c"), image_size=32)
     cache = build_cache(source, tok, tmp_path / "t")
     assert cache.episode(0).patches.shape[0] == 4
 
@@ -154,7 +155,7 @@ def test_caption_image_size_option(tmp_path, tok):
 def test_reuse_and_invalidation(tmp_path, tok):
     root = tmp_path / "tokens"
     path = control_dataset(tmp_path / "ds", episodes=3)
-    source = CacheSource("task", "control", str(path))
+    source = make_source("control", "task", str(path))
     first = build_cache(source, tok, root)
     again = build_cache(source, tok, root)
     assert again.path == first.path
@@ -173,10 +174,10 @@ def test_another_dataset_of_the_same_task_keeps_the_first_cache(tmp_path, tok):
     # second's cache must not remove the first's.
     root = tmp_path / "tokens"
     first = build_cache(
-        CacheSource("task", "control", str(control_dataset(tmp_path / "a", episodes=2))), tok, root
+        make_source("control", "task", str(control_dataset(tmp_path / "a", episodes=2))), tok, root
     )
     second = build_cache(
-        CacheSource("task", "control", str(control_dataset(tmp_path / "b", episodes=3, seed=1))),
+        make_source("control", "task", str(control_dataset(tmp_path / "b", episodes=3, seed=1))),
         tok,
         root,
     )
@@ -193,7 +194,7 @@ def test_failed_build_leaves_nothing(tmp_path, tok):
     ds.save_to_disk(str(tmp_path / "broken"))
     root = tmp_path / "tokens"
     with pytest.raises(ValueError, match="row 1: the image cannot be decoded"):
-        build_cache(CacheSource("broken", "captions", str(tmp_path / "broken")), tok, root)
+        build_cache(make_source("captions", "broken", str(tmp_path / "broken")), tok, root)
     assert list((root / "broken").iterdir()) == []
 
 
@@ -201,14 +202,29 @@ def test_bad_sources(tmp_path, tok):
     ds = datasets.Dataset.from_dict({"continuous_observations": [[[0.0]]], "rewards": [[0.0]]})
     ds.save_to_disk(str(tmp_path / "noact"))
     with pytest.raises(ValueError, match="exactly one action column"):
-        load_source(CacheSource("noact", "control", str(tmp_path / "noact")))
+        make_source("control", "noact", str(tmp_path / "noact")).load()
     features = datasets.Features({"text": datasets.Value("string")})
     empty = datasets.Dataset.from_dict({"text": []}, features=features)
     empty.to_parquet(str(tmp_path / "empty.parquet"))  # (datasets cannot reload 0-row folders)
     with pytest.raises(ValueError, match="has no rows|corresponds to no data"):
-        load_source(CacheSource("empty", "text", str(tmp_path / "empty.parquet")))
+        make_source("text", "empty", str(tmp_path / "empty.parquet")).load()
     with pytest.raises(ValueError, match="kind must be one of"):
-        CacheSource("x", "audio", "somewhere")  # type: ignore[arg-type]
+        make_source("audio", "x", "somewhere")
+
+
+def test_source_records_keep_the_format_of_older_caches():
+    # meta.json and the cache fingerprint hold this dict: a new key or name would orphan every
+    # cache already built.
+    assert ControlSource("t", "/p", hub_name="h").record() == {
+        "name": "t",
+        "kind": "control",
+        "path": "/p",
+        "split": "train",
+        "hub_name": "h",
+        "image_size": None,
+    }
+    assert make_source("captions", "c", "/q", image_size=32).record()["image_size"] == 32
+    assert make_source("text", "t", "/r").record()["kind"] == "text"
 
 
 def test_pickle_reopens_maps(image_control):
@@ -237,6 +253,6 @@ def test_broken_frame_in_an_episode_names_the_episode(tmp_path, tok):
         "rewards": [[0.0, 0.0], [0.0, 1.0]],
     }
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "frames"))
-    source = CacheSource("frames", "control", str(tmp_path / "frames"))
+    source = make_source("control", "frames", str(tmp_path / "frames"))
     with pytest.raises(ValueError, match=r"frames .* episode 1: cannot be read or decoded"):
         build_cache(source, tok, tmp_path / "tokens")

@@ -23,8 +23,8 @@ dataset's fingerprint, size and columns, the tokenizer's settings and the Senten
 bytes, so changing any of them builds a new cache (and older caches of the same source, i.e. the
 same dataset location and settings, are removed; other datasets filed under the name stay).
 
-Sources are one of three kinds: `control` (episode rows in the JAT schema), `captions` (rows
-`images` + `text`, optional `question`) and `text` (rows `text`).
+What a row becomes is the source's business (`gato.data.sources`: control episodes, image-text
+pairs, text); a cache only stores the token sequences.
 """
 
 from __future__ import annotations
@@ -35,127 +35,44 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import numpy as np
 
 from gato.files import REPO_ROOT
 from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, PATCH_ID
+from gato.vocab import PATCH_ID
 
 DEFAULT_CACHE_ROOT = REPO_ROOT / "data" / "cache" / "tokens"
 CACHE_VERSION = 1
 """Bump when the layout or the meaning of a cache changes: old caches are then rebuilt."""
 
-SourceKind = Literal["control", "captions", "text"]
-SOURCE_KINDS = ("control", "captions", "text")
-
 _TOKEN_FILES = {"ids": np.uint16, "local_positions": np.int16, "loss_mask": np.bool_}
 _STEP_FILES = {"step_starts": np.int64, "step_patch_starts": np.int64}
 
 
-@dataclass(frozen=True)
-class CacheSource:
-    """A dataset to tokenize and where its cache goes."""
+class CacheInput(Protocol):
+    """What a cache is built from: a source (`gato.data.sources.Source`)."""
 
     name: str
     """Folder name under the cache root: a task id or a source name."""
-    kind: SourceKind
-    """How rows become tokens: control episodes, image-text pairs, or text."""
-    path: str
-    """Dataset location: a `save_dataset` folder, Parquet file(s), or a hub id."""
-    split: str = "train"
+    split: str
     """Split to tokenize."""
-    hub_name: str | None = None
-    """Hub configuration (a JAT subset), if any."""
-    image_size: int | None = None
-    """Captions only: resize every image to this square side first (None: keep, rounded to
-    multiples of the patch size by the tokenizer)."""
 
-    def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"{self.name}: kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
-        if self.image_size is not None and self.image_size < 1:
-            raise ValueError(f"{self.name}: image_size must be positive, got {self.image_size}")
+    def record(self) -> dict[str, Any]:
+        """The source's settings: they name the cache, and a newer cache replaces one of the
+        same record."""
 
+    def load(self) -> Any:
+        """The rows, a `datasets.Dataset`."""
 
-# ---------------------------------------------------------------------------------------------
-# Reading sources
-# ---------------------------------------------------------------------------------------------
+    def tokenize(self, dataset: Any, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:
+        """One `TokenSequence` per row."""
 
-
-def load_source(source: CacheSource):
-    """The source's split as a `datasets.Dataset`, with its columns checked for the kind."""
-    if source.kind == "captions":
-        from gato.data.corpora.vision_language import load_captions
-
-        dataset = load_captions(source.path, source.split, source.hub_name)
-    elif source.kind == "text":
-        from gato.data.corpora.text import load_texts
-
-        dataset = load_texts(source.path, source.split, source.hub_name)
-    else:
-        from gato.data.episodes import load_episodes
-
-        # Checks the JAT schema (columns, types, step counts) before anything is decoded.
-        dataset = load_episodes(source.path, source.split, name=source.hub_name)
-    if len(dataset) == 0:
-        raise ValueError(f"{source.name} ({source.path}, split {source.split}) has no rows")
-    return dataset
-
-
-def _control_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
-    rows = dataset.with_format("numpy")  # (load_episodes formats so already; a no-op then)
-    for index in range(len(rows)):
-        where = f"{source.name} ({source.path}, split {source.split}) episode {index}"
-        try:
-            row = rows[index]
-        except Exception as err:  # a broken image fails inside datasets' decoder
-            raise ValueError(f"{where}: cannot be read or decoded ({err})") from None
-        try:
-            yield tokenizer.encode_jat_episode(row)
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
-
-
-def _caption_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
-    from gato.data.corpora.vision_language import iter_captions
-
-    where = f"{source.name} ({source.path}, split {source.split})"
-    for example in iter_captions(dataset, where, image_size=source.image_size):
-        yield tokenizer.encode_caption(example.image, example.text, example.question)
-
-
-def _text_sequences(dataset, source: CacheSource, tokenizer: GatoTokenizer):
-    """BOS text EOS per row, as `GatoTokenizer.encode_text_sequence`, encoded in batches."""
-    from gato.data.corpora.text import iter_texts
-
-    no_patches = tokenizer._no_patches()
-    for texts in iter_texts(dataset, f"{source.name} ({source.path}, split {source.split})"):
-        for ids in tokenizer.text_model.encode(texts):
-            array = np.empty(len(ids) + 2, dtype=np.int64)
-            array[0], array[-1] = BOS_ID, EOS_ID
-            array[1:-1] = ids
-            loss = np.ones(len(array), dtype=bool)
-            loss[0] = False
-            yield TokenSequence(
-                ids=array,
-                local_positions=np.full(len(array), NO_LOCAL_POSITION, dtype=np.int64),
-                loss_mask=loss,
-                patches=no_patches,
-                timestep_starts=np.zeros(1, np.int64),
-            )
-
-
-def tokenize_source(
-    dataset, source: CacheSource, tokenizer: GatoTokenizer
-) -> Iterator[TokenSequence]:
-    """One `TokenSequence` per row (an episode, an image-text pair, a text)."""
-    build = {"control": _control_sequences, "captions": _caption_sequences, "text": _text_sequences}
-    return build[source.kind](dataset, source, tokenizer)
+    def uses_text(self, columns: list[str]) -> bool:
+        """Whether the tokens depend on the SentencePiece model."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,19 +112,15 @@ def tokenizer_settings(tokenizer: GatoTokenizer, uses_text: bool = True) -> dict
     return settings
 
 
-def _uses_text(source: CacheSource, columns: list[str]) -> bool:
-    return source.kind != "control" or "text_observations" in columns
-
-
-def fingerprint(source: CacheSource, dataset, tokenizer: GatoTokenizer) -> str:
+def fingerprint(source: CacheInput, dataset, tokenizer: GatoTokenizer) -> str:
     """16 hex digits naming the cache of (source, dataset content, tokenizer settings)."""
     record = {
         "version": CACHE_VERSION,
-        "source": {k: v for k, v in asdict(source).items() if k != "name"},
+        "source": {k: v for k, v in source.record().items() if k != "name"},
         "dataset": getattr(dataset, "_fingerprint", None),
         "rows": len(dataset),
         "columns": sorted(dataset.column_names),
-        "tokenizer": tokenizer_settings(tokenizer, _uses_text(source, dataset.column_names)),
+        "tokenizer": tokenizer_settings(tokenizer, source.uses_text(dataset.column_names)),
     }
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -297,7 +210,7 @@ class _Writer:
 
 
 def build_cache(
-    source: CacheSource,
+    source: CacheInput,
     tokenizer: GatoTokenizer,
     root: str | Path = DEFAULT_CACHE_ROOT,
     dataset=None,
@@ -308,7 +221,7 @@ def build_cache(
     Returns the existing cache when its fingerprint matches; otherwise builds it, then removes
     caches of the same split with other fingerprints.
     """
-    dataset = load_source(source) if dataset is None else dataset
+    dataset = source.load() if dataset is None else dataset
     key = fingerprint(source, dataset, tokenizer)
     parent = Path(root) / source.name
     final = parent / f"{source.split}-{key}"
@@ -319,7 +232,7 @@ def build_cache(
     tmp.mkdir()
     writer = _Writer(tmp)
     try:
-        sequences = tokenize_source(dataset, source, tokenizer)
+        sequences = source.tokenize(dataset, tokenizer)
         if progress:
             from tqdm import tqdm
 
@@ -329,8 +242,8 @@ def build_cache(
         meta = {
             "version": CACHE_VERSION,
             "fingerprint": key,
-            "source": asdict(source),
-            "tokenizer": tokenizer_settings(tokenizer, _uses_text(source, dataset.column_names)),
+            "source": source.record(),
+            "tokenizer": tokenizer_settings(tokenizer, source.uses_text(dataset.column_names)),
         }
         writer.close(meta, tokenizer)
         try:
@@ -347,14 +260,14 @@ def build_cache(
     return TokenCache(final)
 
 
-def _remove_stale(parent: Path, final: Path, source: CacheSource) -> None:
+def _remove_stale(parent: Path, final: Path, source: CacheInput) -> None:
     """Remove older caches of this very source (same dataset location and settings).
 
     Caches of other datasets filed under the same name stay: two runs may train on two versions
     of a task's data (a re-collection under another folder, say) at once, and removing one's
     cache while it trains would fail it.
     """
-    wanted = asdict(source)
+    wanted = source.record()
     for stale in parent.glob(f"{source.split}-*"):
         if stale == final or not stale.is_dir():
             continue
@@ -397,6 +310,7 @@ class TokenCache:
         self.episode_steps = np.load(self.path / "episode_steps.npy")
         self._maps: dict[str, np.ndarray] | None = None
         self._episode_patches: np.ndarray | None = None
+        self._min_episode_tokens: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickling a memmap would copy its data into the worker: reopen there instead.
@@ -451,6 +365,13 @@ class TokenCache:
     def episode_lengths(self) -> np.ndarray:
         """(E,) tokens per episode."""
         return np.diff(self.episode_tokens)
+
+    @property
+    def min_episode_tokens(self) -> int:
+        """Tokens of the shortest episode (derived once, on first use)."""
+        if self._min_episode_tokens is None:
+            self._min_episode_tokens = int(self.episode_lengths().min())
+        return self._min_episode_tokens
 
     def bounds(self, episode: int) -> np.ndarray:
         """(T + 1,) step bounds of an episode, relative to its first token (see

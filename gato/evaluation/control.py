@@ -231,29 +231,30 @@ class TaskResult:
     then compares partial returns with full-episode references (marked * in reports)."""
 
 
-def mixture_control_tasks(mixture: str) -> list[str]:
+def mixture_control_tasks(mixture: Any) -> list[str]:
     """The registry task ids among a mixture recipe's sources (none for a recipe of captions,
     VQA or text only); a control source the registry does not know is warned about and left
-    out."""
-    from gato.data.mixture import BUILTIN_SOURCES, load_recipe
+    out. `mixture`: a recipe name or path, or the run's `ResolvedRecipe`."""
+    from gato.data.mixture import BUILTIN_SOURCES, resolve_recipe
     from gato.tasks.registry import load_registry
 
     registry = load_registry()
+    recipe = resolve_recipe(mixture)
     ids = []
-    for source in load_recipe(mixture).sources:
-        if source.task not in BUILTIN_SOURCES and (source.kind in (None, "control")):
-            if source.task in registry:
-                ids.append(source.task)
+    for source in recipe.sources:
+        if source.name not in BUILTIN_SOURCES and source.kind == "control":
+            if source.name in registry:
+                ids.append(source.name)
             else:
                 warnings.warn(
-                    f"mixture {mixture!r}: source {source.task!r} is not a registry task; "
+                    f"mixture {recipe.name!r}: source {source.name!r} is not a registry task; "
                     "it is not evaluated",
                     stacklevel=3,
                 )
     return ids
 
 
-def resolve_tasks(tasks: Sequence[Any] = (), mixture: str | None = None) -> list[Any]:
+def resolve_tasks(tasks: Sequence[Any] = (), mixture: Any = None) -> list[Any]:
     """Task ids or specs, plus the control tasks of a mixture recipe -> `TaskSpec`s (no repeats).
 
     An unknown id raises `UnknownTaskError` listing the known ones."""
@@ -398,7 +399,7 @@ def evaluate_control(
     model: ModelLike,
     tasks: Sequence[Any] = (),
     *,
-    mixture: str | None = None,
+    mixture: Any = None,
     config: ControlEvalConfig | None = None,
     device: Any = None,
     dtype: Any = None,
@@ -409,7 +410,8 @@ def evaluate_control(
     Args:
         model: a model, checkpoint or run folder, or a `(GatoModel, GatoTokenizer)` pair.
         tasks: task ids or `TaskSpec`s.
-        mixture: also every control task of this recipe (a name in data/mixtures/ or a path).
+        mixture: also every control task of this recipe (a name in data/mixtures/, a path, or a
+            `ResolvedRecipe`).
         config: the evaluation options; keyword `overrides` replace its fields (episodes=5, ...).
         device, dtype: where and in what precision to load a model given as a folder.
 

@@ -34,9 +34,9 @@ def trained_tasks(model_dir: Path) -> list[str] | None:
         return None
     try:
         mixture = json.loads(manifest.read_text())["config"]["mixture"]
-        from gato.data.mixture import BUILTIN_SOURCES, load_recipe
+        from gato.data.mixture import BUILTIN_SOURCES, resolve_recipe
 
-        recipe = load_recipe(mixture)
+        recipe = resolve_recipe(mixture)
     except (KeyError, TypeError, ValueError, OSError):
         return None
-    return [s.task for s in recipe.sources if s.task not in BUILTIN_SOURCES]
+    return [s.name for s in recipe.sources if s.name not in BUILTIN_SOURCES]

@@ -79,7 +79,7 @@ def evaluate_progress(
     score}, "returns": {task: mean return}, "captions": {split: exact}, "vqa": {split: exact},
     "bleu": {"captions/split": BLEU}}]}.
     """
-    from gato.data.mixture import load_recipe
+    from gato.data.mixture import resolve_recipe
     from gato.evaluation.control import evaluate_control, mixture_control_tasks
     from gato.evaluation.language import evaluate_captions
     from gato.evaluation.loading import load_model
@@ -97,9 +97,10 @@ def evaluate_progress(
         manifest = json.loads((found[-1][1].parent / "MANIFEST.json").read_text())
         mixture = manifest["config"]["mixture"]
     # Where the recipe points a source at its own dataset, score that one.
-    sources = {entry.task: entry.path or entry.task for entry in load_recipe(mixture).sources}
+    recipe = resolve_recipe(mixture)
+    sources = {entry.task: entry.path or entry.task for entry in recipe.recipe.sources}
     # A run of captions or text alone has no control task: its rows hold only those scores.
-    control_tasks = mixture_control_tasks(mixture)
+    control_tasks = mixture_control_tasks(recipe)
     if not control_tasks and not {"captions", "vqa"} & set(sources):
         raise ValueError(
             f"{run_dir}: mixture {mixture!r} has no control task, captions or VQA to score"

@@ -1,12 +1,13 @@
-"""Timesteps -> training sequences: windows at timestep boundaries, prompts, packing, text windows.
+"""Timesteps -> training sequences: windows at timestep boundaries, prompts, text windows.
 
 Everything here works on *step bounds*: for an episode of T timesteps and L tokens, the (T + 1,)
 int64 array [s_0 = 0, s_1, ..., s_{T-1}, L] of each timestep's first token and the end. A window
 is a half-open range of whole timesteps [first, stop), tokens [bounds[first], bounds[stop]). The
 functions return indices, so the same code cuts a `TokenSequence` in memory (here) and a
-memory-mapped token cache (`gato.data.token_cache`), and the two paths are tested equal.
+memory-mapped token cache (`gato.data.token_cache`), and the two paths are tested equal (the
+in-memory reference of a whole prompted window is `tests/window_references.py`).
 
-Gato's sequences, which `gato.data.mixture` assembles from these pieces:
+Gato's sequences, which the sources of `gato.data.sources` assemble from these pieces:
 - control: a random window of whole timesteps from one episode, as long as fits the budget; a
   timestep is never cut (a window that starts mid-observation would teach the model nonsense).
 - prompted control (25% of control sequences in Gato): a prompt of whole timesteps from another
@@ -101,8 +102,8 @@ def text_window_start(stream_length: int, budget: int, rng: np.random.Generator)
 
 
 # ---------------------------------------------------------------------------------------------
-# The same cuts on in-memory `TokenSequence`s (episodes tokenized on the fly, prompts at
-# deployment, and the reference the token cache is tested against).
+# The same cuts on in-memory `TokenSequence`s (prompts at deployment, and the reference the token
+# cache is tested against).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -115,49 +116,6 @@ def take_steps(sequence: TokenSequence, first: int, stop: int) -> TokenSequence:
     """Timesteps [first, stop) of a tokenized episode."""
     bounds = sequence_bounds(sequence)
     return sequence.slice(int(bounds[first]), int(bounds[stop]))
-
-
-def sample_window(sequence: TokenSequence, budget: int, rng: np.random.Generator) -> TokenSequence:
-    """A random window of whole timesteps of at most `budget` tokens."""
-    first, stop = random_window(sequence_bounds(sequence), budget, rng)
-    return take_steps(sequence, first, stop)
-
-
-def sample_prompt(
-    sequence: TokenSequence, budget: int, kind: PromptKind, rng: np.random.Generator
-) -> TokenSequence:
-    """A prompt of whole timesteps of at most `budget` tokens from the end or anywhere."""
-    first, stop = prompt_window(sequence_bounds(sequence), budget, kind, rng)
-    return take_steps(sequence, first, stop)
-
-
-def prompted_window(
-    prompt_episode: TokenSequence,
-    episode: TokenSequence,
-    context: int,
-    prompt_budget: int,
-    kind: PromptKind,
-    rng: np.random.Generator,
-) -> TokenSequence:
-    """Prompt (at most `prompt_budget` tokens) followed by a window filling the rest of `context`.
-
-    The prompt is drawn first, so the window gets whatever the prompt left (at least
-    `context - prompt_budget`).
-    """
-    prompt = sample_prompt(prompt_episode, prompt_budget, kind, rng)
-    window = sample_window(episode, context - len(prompt), rng)
-    return TokenSequence.concatenate([prompt, window])
-
-
-def pack(parts: Sequence[TokenSequence], budget: int) -> TokenSequence:
-    """As many leading parts as fit the budget, back to back (at least one part must fit)."""
-    n = count_fitting([len(p) for p in parts], budget)
-    if n == 0:
-        raise ValueError(
-            f"the first part has {len(parts[0]) if parts else 0} tokens, more than the budget "
-            f"{budget}"
-        )
-    return TokenSequence.concatenate(list(parts[:n]))
 
 
 def truncate_pair(pair: TokenSequence, budget: int) -> TokenSequence:

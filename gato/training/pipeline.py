@@ -47,10 +47,12 @@ class PipelineConfig:
 
 
 def evaluate_run(
-    model_dir: Path, mixture: str, pipeline: PipelineConfig, out_dir: Path
+    model_dir: Path, mixture: str, pipeline: PipelineConfig, out_dir: Path, recipe: Any = None
 ) -> dict[str, Any]:
-    """Control, captioning, VQA and a chat sample for one model folder; writes the report."""
-    from gato.data.mixture import load_recipe
+    """Control, captioning, VQA and a chat sample for one model folder; writes the report.
+
+    `recipe` is the run's `ResolvedRecipe` of `mixture` (resolved here when None)."""
+    from gato.data.mixture import resolve_recipe
     from gato.evaluation import evaluate_captions, evaluate_control
     from gato.evaluation.language import chat
     from gato.evaluation.loading import load_model
@@ -58,14 +60,15 @@ def evaluate_run(
 
     loaded = load_model(model_dir)[:2]
     # Where the recipe points a source at its own dataset, evaluate on that one.
-    sources = {entry.task: entry.path or entry.task for entry in load_recipe(mixture).sources}
+    recipe = resolve_recipe(recipe if recipe is not None else mixture)
+    sources = {entry.task: entry.path or entry.task for entry in recipe.recipe.sources}
     report: dict[str, Any] = {"model": str(model_dir), "mixture": mixture}
     timings = {}
 
     start = time.perf_counter()
     control = evaluate_control(
         model_dir,  # the folder, not the loaded pair: its manifest names the training tasks
-        mixture=mixture,
+        mixture=recipe,
         episodes=pipeline.eval_episodes,
         max_steps=pipeline.eval_max_steps,
         video_dir=str(out_dir / "videos"),
@@ -136,16 +139,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     train, pipeline = parse(argv)
     timings: dict[str, float] = {}
+    from gato.data.mixture import resolve_recipe
+
+    recipe = resolve_recipe(train.mixture)  # once: building, training and evaluation share it
     if pipeline.build_data:
         from gato.data.build import BuildPlan, build_missing
         from gato.training.trainer import is_main_launch
 
         if is_main_launch():
             start = time.perf_counter()
-            build_missing(train.mixture, BuildPlan(episodes=pipeline.build_episodes))
+            build_missing(recipe, BuildPlan(episodes=pipeline.build_episodes))
             timings["build_data"] = time.perf_counter() - start
     start = time.perf_counter()
-    trainer = Trainer(train)
+    trainer = Trainer(train, recipe=recipe)
     logs = trainer.train()
     timings["train"] = time.perf_counter() - start
     result: dict[str, Any] = {"steps": trainer.step, "final_loss": logs[-1].loss if logs else None}
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out_dir = Path(train.output_dir)
         checkpoint = latest_checkpoint(out_dir)
         start = time.perf_counter()
-        report = evaluate_run(checkpoint, train.mixture, pipeline, out_dir)
+        report = evaluate_run(checkpoint, train.mixture, pipeline, out_dir, recipe=recipe)
         timings["evaluate"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - started
         report["timings"] = timings

@@ -253,7 +253,9 @@ class Trainer:
     loader of the mixture named in the config.
     """
 
-    def __init__(self, config: TrainConfig, data: Any = None, command: str | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, data: Any = None, command: str | None = None, recipe: Any = None
+    ) -> None:
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -263,10 +265,12 @@ class Trainer:
 
         self.config = config
         self.command = command or " ".join(sys.argv)
+        self.recipe = recipe  # the run's `ResolvedRecipe`, when the caller resolved it already
         if data is None:
-            from gato.data.mixture import load_recipe
+            from gato.data.mixture import resolve_recipe
 
-            load_recipe(config.mixture)  # an unknown recipe fails before anything starts
+            # An unknown recipe or task fails before anything starts.
+            self.recipe = resolve_recipe(recipe if recipe is not None else config.mixture)
         self.output_dir = Path(config.output_dir)
         precision = config.mixed_precision
         if precision == "auto":
@@ -341,7 +345,7 @@ class Trainer:
         # The main process builds missing token caches; the others then map its files.
         with self.accelerator.main_process_first():
             mixture = Mixture(
-                self.config.mixture,
+                self.recipe,
                 config,
                 tokenizer=GatoTokenizer.from_config(self.model_config),
                 progress=self.accelerator.is_main_process,
