@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from gato.checkpoints import latest_checkpoint
 from gato.rl.actors import actor_settings, make_layout, stack_unrolls
 from gato.rl.learner import (
     Learner,
     NonFiniteLossError,
+    checkpoint_name,
     export_policy,
-    latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
@@ -405,7 +406,7 @@ def train(
                     next_checkpoint += config.checkpoint_every
                 if solved:
                     break
-        if checkpoint is None or checkpoint.name != f"step-{learner.steps:012d}":
+        if checkpoint is None or checkpoint.name != checkpoint_name(learner.steps):
             checkpoint = checkpoint_now()
     except NonFiniteLossError as err:
         last = latest_checkpoint(run_dir)
