@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from gato.checkpoints import latest_checkpoint
-from gato.rl.actors import actor_settings, make_layout, stack_unrolls
+from gato.rl.actors import actor_settings
 from gato.rl.learner import (
     Learner,
     NonFiniteLossError,
@@ -42,6 +42,7 @@ from gato.rl.learner import (
     save_checkpoint,
 )
 from gato.rl.networks import ActorCritic, default_network
+from gato.rl.runner import make_layout, stack_unrolls
 from gato.rl.spaces import observation_column, task_spaces
 from gato.tasks.registry import REPO_ROOT, UnknownTaskError, get_task
 
