@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--mixed-precision", default="auto")
     args = parser.parse_args()
 
-    from gato.training.trainer import TrainConfig, Trainer
+    from gato.training.config import TrainConfig
+    from gato.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as out:
         config = TrainConfig(

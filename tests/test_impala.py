@@ -15,16 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from gato.rl.actors import (
-    ActorError,
-    EnvRunner,
-    LocalActors,
-    SharedWeights,
-    actor_settings,
-    make_layout,
-    sample_categorical,
-    stack_unrolls,
-)
+from gato.rl.actors import ActorError, LocalActors, SharedWeights, actor_settings
 from gato.rl.impala import PRESETS, ImpalaConfig, main, parse_args, train
 from gato.rl.learner import (
     Learner,
@@ -43,6 +34,7 @@ from gato.rl.networks import (
     default_network,
     network_target,
 )
+from gato.rl.runner import EnvRunner, make_layout, sample_categorical, stack_unrolls
 from gato.rl.spaces import space_from_dict, space_to_dict, task_spaces
 from gato.tasks.envs import make_env
 from gato.tasks.registry import UnknownTaskError, parse_registry

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gato.training.trainer import TrainConfig, learning_rate_factor, main, verify_checkpoint
+from gato.checkpoints import verify_checkpoint
+from gato.training.config import TrainConfig
+from gato.training.schedule import learning_rate_factor
+from gato.training.trainer import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from gato.checkpoints import has_manifest, read_manifest
 from gato.modeling.model import GatoModel
 from gato.policy import load_pretrained, resolve_model_dir
 from gato.tokens.tokenizer import GatoTokenizer
@@ -29,11 +29,10 @@ def load_model(
 def trained_tasks(model_dir: Path) -> list[str] | None:
     """Control tasks of the mixture the checkpoint was trained on, from the training checkpoint's
     manifest (`step-N/MANIFEST.json`); None when the folder does not record it."""
-    manifest = Path(model_dir).parent / "MANIFEST.json"
-    if not manifest.exists():
+    if not has_manifest(Path(model_dir).parent):
         return None
     try:
-        mixture = json.loads(manifest.read_text())["config"]["mixture"]
+        mixture = read_manifest(Path(model_dir).parent)["config"]["mixture"]
         from gato.data.mixture import BUILTIN_SOURCES, resolve_recipe
 
         recipe = resolve_recipe(mixture)

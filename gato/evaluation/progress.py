@@ -14,27 +14,25 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["checkpoint_steps", "evaluate_progress", "plot_progress", "tokens_by_step"]
+from gato import checkpoints
 
-_STEP = re.compile(r"^step-(\d+)$")
+__all__ = ["checkpoint_steps", "evaluate_progress", "plot_progress", "tokens_by_step"]
 
 
 def checkpoint_steps(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, model folder) of every complete checkpoint of a run, oldest first."""
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / checkpoints.CHECKPOINTS
     if not root.is_dir():
         raise FileNotFoundError(f"{run_dir}: no checkpoints/ folder (is it a training run?)")
-    found = []
-    for path in root.iterdir():
-        match = _STEP.match(path.name)
-        # A checkpoint is complete once its manifest exists (written last, atomically).
-        if match and (path / "MANIFEST.json").exists() and (path / "model").is_dir():
-            found.append((int(match.group(1)), path / "model"))
+    found = [
+        (step, path / "model")
+        for step, path in checkpoints.checkpoint_steps(root, complete=True)
+        if (path / "model").is_dir()
+    ]
     if not found:
         raise FileNotFoundError(f"{run_dir}: no complete checkpoint under {root}")
     return sorted(found)
@@ -94,8 +92,7 @@ def evaluate_progress(
         found = [(s, p) for s, p in found if s in wanted]
     tokens = tokens_by_step(run_dir)
     if mixture is None:
-        manifest = json.loads((found[-1][1].parent / "MANIFEST.json").read_text())
-        mixture = manifest["config"]["mixture"]
+        mixture = checkpoints.read_manifest(found[-1][1].parent)["config"]["mixture"]
     # Where the recipe points a source at its own dataset, score that one.
     recipe = resolve_recipe(mixture)
     sources = {entry.task: entry.path or entry.task for entry in recipe.recipe.sources}

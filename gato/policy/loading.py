@@ -7,13 +7,19 @@ errors (`CheckpointError`) name what is missing or corrupt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
 
 import torch
 
+from gato.checkpoints import (
+    CHECKPOINTS,
+    CheckpointError,
+    has_manifest,
+    read_latest,
+    verify_checkpoint,
+)
 from gato.modeling.model import GatoModel
 from gato.tokens.tokenizer import GatoTokenizer
 
@@ -23,10 +29,6 @@ __all__ = ["CheckpointError", "load_pretrained", "resolve_model_dir"]
 # ---------------------------------------------------------------------------------------------
 # Loading a checkpoint
 # ---------------------------------------------------------------------------------------------
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete or corrupt; the message names the problem."""
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -45,15 +47,9 @@ def resolve_model_dir(path: str | Path) -> Path:
         return root
     if (root / "model").is_dir():
         return _model_folder(root / "model")
-    for checkpoints in (root / "checkpoints", root):
-        pointer = checkpoints / "latest"
-        if pointer.is_file():
-            name = pointer.read_text().strip()
-            target = checkpoints / name
-            if not target.is_dir():
-                raise CheckpointError(
-                    f"{pointer} names checkpoint {name!r}, which does not exist in {checkpoints}"
-                )
+    for checkpoints in (root / CHECKPOINTS, root):
+        target = read_latest(checkpoints)
+        if target is not None:
             return _model_folder(target / "model")
     raise CheckpointError(
         f"{root} is not a model folder (no config.json), a training checkpoint (no model/) or a "
@@ -68,25 +64,10 @@ def _model_folder(folder: Path) -> Path:
 
 
 def _verify_model_files(model_dir: Path) -> None:
-    """Check the model's files against the training checkpoint's manifest, when there is one."""
-    manifest_path = model_dir.parent / "MANIFEST.json"
-    if model_dir.name != "model" or not manifest_path.exists():
-        return
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{manifest_path} is corrupt ({err})") from None
-    for name, digest in files.items():
-        if not name.startswith("model/"):
-            continue
-        file = model_dir.parent / name
-        if not file.exists():
-            raise CheckpointError(f"checkpoint {model_dir.parent} is incomplete: {name} is missing")
-        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
-            raise CheckpointError(
-                f"checkpoint {model_dir.parent} is corrupt: {name} does not match its checksum"
-            )
+    """Check the model's files against the training checkpoint's manifest, when there is one
+    (the optimizer state beside them is not read, so not checked)."""
+    if model_dir.name == "model" and has_manifest(model_dir.parent):
+        verify_checkpoint(model_dir.parent, under="model/")
 
 
 def load_pretrained(

@@ -6,7 +6,8 @@ Modules:
     networks        actor-critic networks (MLP, Atari CNN, Gaussian MLP) and the base class a
                     custom network derives from.
     spaces          a task's observation and action spaces as gymnasium spaces.
-    actors          environment runners, shared-memory unroll buffers, actor processes.
+    runner          the unroll layout and the environment runner that fills an unroll.
+    actors          shared-memory unroll buffers and weights, actor processes.
     learner         the IMPALA loss, the learner's update, checkpoints and policy export.
     impala          the configuration, `train(config, network_fn)` and the command line.
     ray_backend     the same actors as Ray actors, for many machines (optional extra [ray]).

@@ -31,16 +31,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.rl.actors import actor_settings, make_layout, stack_unrolls
+from gato.checkpoints import latest_checkpoint
+from gato.rl.actors import actor_settings
 from gato.rl.learner import (
     Learner,
     NonFiniteLossError,
+    checkpoint_name,
     export_policy,
-    latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
 from gato.rl.networks import ActorCritic, default_network
+from gato.rl.runner import make_layout, stack_unrolls
 from gato.rl.spaces import observation_column, task_spaces
 from gato.tasks.envs import make_env
 from gato.tasks.registry import REPO_ROOT, UnknownTaskError, get_task
@@ -406,7 +408,7 @@ def train(
                     next_checkpoint += config.checkpoint_every
                 if solved:
                     break
-        if checkpoint is None or checkpoint.name != f"step-{learner.steps:012d}":
+        if checkpoint is None or checkpoint.name != checkpoint_name(learner.steps):
             checkpoint = checkpoint_now()
     except NonFiniteLossError as err:
         last = latest_checkpoint(run_dir)

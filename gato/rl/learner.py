@@ -13,10 +13,9 @@ learning rate falling linearly to 0 over the run.
 Checkpoints: `<run>/checkpoints/step-<steps>/` holds `policy.pt` + `policy.json` (the network's
 weights, class, hyperparameters and spaces: enough to act without the training code),
 `learner.pt` (optimizer, counters, random state) and `config.json`, with a checksummed
-MANIFEST.json (`gato.training.trainer.write_manifest`). Each is written to a temporary folder,
-renamed
-into place, and `checkpoints/latest` is replaced atomically after: a crash at any moment leaves
-the previous good checkpoint.
+MANIFEST.json (the run folder's format is `gato.checkpoints`). Each is written to a temporary
+folder, renamed into place, and `checkpoints/latest` is replaced atomically after: a crash at any
+moment leaves the previous good checkpoint.
 """
 
 from __future__ import annotations
@@ -31,36 +30,21 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from gato.files import atomic_write_text
+from gato.checkpoints import (
+    CHECKPOINTS,
+    latest_checkpoint,
+    prune,
+    publish,
+    step_name,
+    verify_checkpoint,
+    write_latest,
+    write_manifest,
+)
 from gato.rl.networks import ActorCritic, build_network, network_target
 from gato.rl.spaces import space_from_dict, space_to_dict
 from gato.rl.vtrace import vtrace
 
 POLICY_FORMAT = 1
-
-
-# The checksummed-folder helpers live with the main training loop; importing that module pulls
-# in transformers, which actor processes (they import this module's importers) should not pay.
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The folder `<run_dir>/checkpoints/latest` points at, or None."""
-    from gato.training.trainer import latest_checkpoint as latest
-
-    return latest(Path(run_dir))
-
-
-def verify_checkpoint(folder: Path) -> dict[str, Any]:
-    """Every file of a folder against its MANIFEST.json
-    (`gato.training.trainer.verify_checkpoint`)."""
-    from gato.training.trainer import verify_checkpoint as verify
-
-    return verify(Path(folder))
-
-
-def write_manifest(folder: Path, extra: dict[str, Any]) -> None:
-    """MANIFEST.json with every file's sha256 (`gato.training.trainer.write_manifest`)."""
-    from gato.training.trainer import write_manifest as write
-
-    write(Path(folder), extra)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -336,6 +320,11 @@ def export_policy(source: str | Path, destination: str | Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
+def checkpoint_name(steps: int) -> str:
+    """`step-000000012800`: 12 digits, as environment frames run to billions."""
+    return step_name(steps, digits=12)
+
+
 def save_checkpoint(
     run_dir: Path,
     learner: Learner,
@@ -348,9 +337,9 @@ def save_checkpoint(
 
     `info` goes into policy.json (task, column, returns); `extra` into learner.pt (log offsets).
     """
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{learner.steps:012d}"
+    name = checkpoint_name(learner.steps)
     final = root / name
     if not final.exists():
         tmp = root / f".{name}.tmp-{os.getpid()}"
@@ -360,11 +349,9 @@ def save_checkpoint(
         torch.save({**learner.state_dict(), "extra": extra}, tmp / "learner.pt")
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         write_manifest(tmp, {"steps": learner.steps, "updates": learner.updates})
-        os.replace(tmp, final)
-    atomic_write_text(root / "latest", name)
-    checkpoints = sorted(p for p in root.glob("step-*") if p.is_dir())
-    for old in checkpoints[: max(0, len(checkpoints) - max(1, keep))]:
-        shutil.rmtree(old, ignore_errors=True)
+        publish(tmp, final)
+    write_latest(root, name)
+    prune(root, keep=max(1, keep), current=name)
     return final
 
 
@@ -382,9 +369,9 @@ __all__ = [
     "ImpalaLoss",
     "Learner",
     "NonFiniteLossError",
+    "checkpoint_name",
     "export_policy",
     "impala_loss",
-    "latest_checkpoint",
     "load_checkpoint",
     "load_policy",
     "resolve_policy_folder",

@@ -24,15 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.rl.actors import (
-    ActorError,
-    ActorSettings,
-    EnvRunner,
-    PoolStats,
-    Unroll,
-    actor_seed,
-)
+from gato.rl.actors import ActorError, ActorSettings, PoolStats, actor_seed
 from gato.rl.networks import ActorCritic, build_network
+from gato.rl.runner import EnvRunner, Unroll
 
 
 class RayRunner:
@@ -78,9 +72,6 @@ class RayRunner:
         out["stamp"][:] = (self.actor, self.generation, self.seq)
         self.seq += 1
         return out
-
-    def ping(self) -> bool:
-        return True
 
 
 @dataclass

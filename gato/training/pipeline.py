@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gato.training.trainer import TrainConfig, Trainer, latest_checkpoint, parse_dataclasses
+from gato.checkpoints import latest_checkpoint
+from gato.training.config import TrainConfig
+from gato.training.trainer import Trainer, parse_dataclasses
 
 CHAT_PROMPT = "The meaning of"
 

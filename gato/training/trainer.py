@@ -14,16 +14,15 @@ Checkpoints live in `<output_dir>/checkpoints/step-XXXXXXXX/`: `model/` is a `sa
 folder (safetensors, config, text model, model card) and `state/` is `accelerate`'s training state
 (optimizer, scheduler, RNG of every process) plus the sampler's position. Each is written to a
 temporary folder and renamed into place, then `latest` is replaced atomically: a crash at any
-moment leaves the previous good checkpoint, and `--resume` never reads a partial one.
+moment leaves the previous good checkpoint, and `--resume` never reads a partial one. The folder
+format (manifest, `latest`, step names) is `gato.checkpoints`'.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -34,118 +33,21 @@ from typing import Any
 
 import torch
 
+from gato.checkpoints import (
+    CHECKPOINTS,
+    latest_checkpoint,
+    prune,
+    publish,
+    step_name,
+    verify_checkpoint,
+    write_latest,
+    write_manifest,
+)
 from gato.files import atomic_write_text
 from gato.tokens.batch import GatoBatch, mask_actions
-
-CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; recorded next to every checkpoint."""
-
-    preset: str = field(default="tiny", metadata={"help": "model preset: tiny, 79m, 364m, 1.18b"})
-    value_embedding_init: str = field(
-        default="normal",
-        metadata={
-            "help": "initial rows of the continuous-value bins: normal, or smooth (nearby "
-            "bins alike; GatoConfig.value_embedding_init)"
-        },
-    )
-    mixture: str = field(
-        default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
-    )
-    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
-    global_batch: int = field(
-        default=16,
-        metadata={"help": "sequences per optimizer step, over processes and accumulation"},
-    )
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    context: int | None = field(
-        default=256,
-        metadata={"help": "tokens per sequence (None: the preset's context, 1024 as Gato)"},
-    )
-    learning_rate: float | None = field(
-        default=None, metadata={"help": "peak learning rate (default: scaled to the preset)"}
-    )
-    warmup_steps: int | None = field(
-        default=None, metadata={"help": "linear warmup steps (default: 5%% of steps, at most 15k)"}
-    )
-    final_lr_ratio: float = field(
-        default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak (Gato: 10x)"}
-    )
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
-    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2 (Gato: 0.95)"})
-    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
-    grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
-    action_dropout: float = field(
-        default=0.0,
-        metadata={
-            "help": "probability of hiding each action token of the context in training, so the "
-            "policy reads observations rather than copying its last action (mask_actions)"
-        },
-    )
-    mixed_precision: str = field(
-        default="auto",
-        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
-    )
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "recompute activations in backward to save memory"}
-    )
-    seed: int = field(default=0, metadata={"help": "seed for weights, data order and sampling"})
-    output_dir: str = field(default="runs/gato", metadata={"help": "run folder"})
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "token cache folder (default data/cache/tokens)"}
-    )
-    log_every: int = field(default=10, metadata={"help": "steps between log lines"})
-    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
-    keep_checkpoints: int = field(default=2, metadata={"help": "checkpoints kept on disk"})
-    resume: bool = field(default=False, metadata={"help": "continue the run in output_dir"})
-    cpu: bool = field(default=False, metadata={"help": "train on the CPU even with a GPU"})
-
-    PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
-
-    def __post_init__(self) -> None:
-        from gato.modeling.config import PRESETS, VALUE_EMBEDDING_INITS
-
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
-        for name in ("steps", "global_batch", "grad_accum", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            raise ValueError(
-                f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
-            )
-        if not 0 <= self.action_dropout < 1:
-            raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
-        if not 0 < self.final_lr_ratio <= 1:
-            raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
-        if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
-            raise ValueError(
-                f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
-            )
-        if self.learning_rate is None:
-            self.learning_rate = self.PRESET_LEARNING_RATES.get(self.preset, 3e-4)
-        if self.warmup_steps is None:
-            self.warmup_steps = min(15_000, max(1, self.steps // 40))
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that make two runs the same run (not how long or how it is logged)."""
-        keep = ("preset", "mixture", "global_batch", "context", "learning_rate", "seed")
-        return {k: getattr(self, k) for k in keep}
-
-
-# ---------------------------------------------------------------------------------------------
-# Schedule and optimizer (pure pieces)
-# ---------------------------------------------------------------------------------------------
+from gato.training.config import TrainConfig
+from gato.training.model_card import model_card, task_family
+from gato.training.schedule import learning_rate_factor, parameter_groups
 
 
 def _has_bf16(cpu_only: bool) -> bool:
@@ -161,71 +63,6 @@ def _has_bf16(cpu_only: bool) -> bool:
 def is_main_launch() -> bool:
     """True in the process that should do once-per-run work before the process group forms."""
     return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
-
-
-def learning_rate_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
-    """Linear warmup from 0 to 1 over `warmup` steps, then cosine decay to `final_ratio`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices (and conv kernels); leave biases, norms and position tables undecayed."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        is_table = "position" in name
-        (decay if param.ndim >= 2 and not is_table else no_decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != "MANIFEST.json":
-            out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def write_manifest(folder: Path, extra: dict[str, Any]) -> None:
-    manifest = {"format": CHECKPOINT_FORMAT, "files": _digest(folder), **extra}
-    atomic_write_text(folder / "MANIFEST.json", json.dumps(manifest, indent=2))
-
-
-def verify_checkpoint(folder: Path) -> dict[str, Any]:
-    """Check every file against the manifest; raise `ValueError` naming what is wrong."""
-    manifest_path = folder / "MANIFEST.json"
-    if not manifest_path.exists():
-        raise ValueError(f"checkpoint {folder} has no MANIFEST.json: it is incomplete or corrupt")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"checkpoint {folder}: MANIFEST.json is corrupt ({err})") from None
-    files = _digest(folder)
-    for name, digest in manifest["files"].items():
-        if name not in files:
-            raise ValueError(f"checkpoint {folder} is corrupt: {name} is missing")
-        if files[name] != digest:
-            raise ValueError(f"checkpoint {folder} is corrupt: {name} does not match its checksum")
-    return manifest
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    pointer = output_dir / "checkpoints" / "latest"
-    if not pointer.exists():
-        return None
-    return output_dir / "checkpoints" / pointer.read_text().strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,9 +214,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write model + training state to a temporary folder, rename it, move `latest`."""
         acc = self.accelerator
-        root = self.output_dir / "checkpoints"
-        name = f"step-{self.step:08d}"
-        final = root / name
+        root = self.output_dir / CHECKPOINTS
+        name = step_name(self.step)
         tmp = root / f".{name}.tmp"
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -394,24 +230,17 @@ class Trainer:
             model.save_pretrained(tmp / "model", safe_serialization=True)
             self._write_model_assets(tmp / "model")
             write_manifest(tmp, {"step": self.step, "config": self.config.to_dict()})
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            atomic_write_text(root / "latest", name)
-            self._prune_checkpoints(root, keep=name)
+            publish(tmp, root / name)
+            write_latest(root, name)
+            prune(root, keep=self.config.keep_checkpoints, current=name)
         acc.wait_for_everyone()
-        return final
+        return root / name
 
     def _write_model_assets(self, folder: Path) -> None:
         from gato.tokens.text_model import DEFAULT_TEXT_MODEL_PATH
 
         shutil.copy2(DEFAULT_TEXT_MODEL_PATH, folder / Path(DEFAULT_TEXT_MODEL_PATH).name)
         (folder / "README.md").write_text(model_card(self.config, self.command, self.step))
-
-    def _prune_checkpoints(self, root: Path, keep: str) -> None:
-        steps = sorted(p for p in root.glob("step-*") if p.is_dir())
-        for old in steps[: max(0, len(steps) - self.config.keep_checkpoints)]:
-            if old.name != keep:
-                shutil.rmtree(old, ignore_errors=True)
 
     def load_checkpoint(self, folder: Path) -> None:
         manifest = verify_checkpoint(folder)
@@ -535,48 +364,6 @@ class Trainer:
             seconds=0.0,
             family_loss=family,
         )
-
-
-def task_family(source: str) -> str:
-    """'atari-pong' -> 'atari', 'dmc-cartpole-swingup' -> 'dmc', 'captions' -> 'captions'."""
-    return source.split("-", 1)[0]
-
-
-def model_card(config: TrainConfig, command: str, step: int, scores: dict | None = None) -> str:
-    """The README.md written into every saved model folder."""
-    lines = [
-        "---",
-        "library_name: gato",
-        "tags: [gato, generalist-agent, multimodal]",
-        "---",
-        f"# gato `{config.preset}` — step {step}",
-        "",
-        "A Gato-style generalist agent: one decoder-only transformer over text, image patches, "
-        "discrete and continuous tokens, trained with this toolkit.",
-        "",
-        "## Run",
-        "```",
-        command,
-        "```",
-        "",
-        "## Configuration",
-        "```json",
-        json.dumps(config.to_dict(), indent=2),
-        "```",
-        "",
-        "## Data mixture",
-        f"`{config.mixture}`",
-        "",
-    ]
-    mixture = Path(config.mixture)
-    if mixture.exists():
-        lines += ["```toml", mixture.read_text().strip(), "```", ""]
-    lines += ["## Scores", ""]
-    if scores:
-        lines += ["```json", json.dumps(scores, indent=2), "```"]
-    else:
-        lines += ["Not evaluated yet (`python eval.py control --checkpoint <this folder> ...`)."]
-    return "\n".join(lines) + "\n"
 
 
 def parse_dataclasses(types: tuple[type, ...], argv: list[str] | None = None) -> tuple:

@@ -286,7 +286,8 @@ def train(
     final training loss of each model, by folder name.
     """
     from gato.tokens.tokenizer import GatoTokenizer
-    from gato.training.trainer import TrainConfig, Trainer
+    from gato.training.config import TrainConfig
+    from gato.training.trainer import Trainer
 
     torch.set_num_threads(config.threads)
     data = _data_dir(config)
@@ -333,8 +334,8 @@ def train(
 
 def load_model(folder: str | Path):
     """The `GatoModel` of a run folder's latest checkpoint (manifest verified), in eval mode."""
+    from gato.checkpoints import latest_checkpoint, verify_checkpoint
     from gato.modeling.model import GatoModel
-    from gato.training.trainer import latest_checkpoint, verify_checkpoint
 
     checkpoint = latest_checkpoint(Path(folder))
     if checkpoint is None:

@@ -1,0 +1,113 @@
+"""`TrainConfig`: everything a run of the main job depends on, recorded next to every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; recorded next to every checkpoint."""
+
+    preset: str = field(default="tiny", metadata={"help": "model preset: tiny, 79m, 364m, 1.18b"})
+    value_embedding_init: str = field(
+        default="normal",
+        metadata={
+            "help": "initial rows of the continuous-value bins: normal, or smooth (nearby "
+            "bins alike; GatoConfig.value_embedding_init)"
+        },
+    )
+    mixture: str = field(
+        default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
+    )
+    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    global_batch: int = field(
+        default=16,
+        metadata={"help": "sequences per optimizer step, over processes and accumulation"},
+    )
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    context: int | None = field(
+        default=256,
+        metadata={"help": "tokens per sequence (None: the preset's context, 1024 as Gato)"},
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "peak learning rate (default: scaled to the preset)"}
+    )
+    warmup_steps: int | None = field(
+        default=None,
+        metadata={"help": "linear warmup steps (default: steps // 40, at least 1, at most 15k)"},
+    )
+    final_lr_ratio: float = field(
+        default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak (Gato: 10x)"}
+    )
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2 (Gato: 0.95)"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
+    action_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "probability of hiding each action token of the context in training, so the "
+            "policy reads observations rather than copying its last action (mask_actions)"
+        },
+    )
+    mixed_precision: str = field(
+        default="auto",
+        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
+    )
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in backward to save memory"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed for weights, data order and sampling"})
+    output_dir: str = field(default="runs/gato", metadata={"help": "run folder"})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "token cache folder (default data/cache/tokens)"}
+    )
+    log_every: int = field(default=10, metadata={"help": "steps between log lines"})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "checkpoints kept on disk"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in output_dir"})
+    cpu: bool = field(default=False, metadata={"help": "train on the CPU even with a GPU"})
+
+    PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
+
+    def __post_init__(self) -> None:
+        from gato.modeling.config import PRESETS, VALUE_EMBEDDING_INITS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
+        for name in ("steps", "global_batch", "grad_accum", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(
+                f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
+            )
+        if not 0 <= self.action_dropout < 1:
+            raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if not 0 < self.final_lr_ratio <= 1:
+            raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
+            raise ValueError(
+                f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
+            )
+        if self.learning_rate is None:
+            self.learning_rate = self.PRESET_LEARNING_RATES.get(self.preset, 3e-4)
+        if self.warmup_steps is None:
+            self.warmup_steps = min(15_000, max(1, self.steps // 40))
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that make two runs the same run (not how long or how it is logged)."""
+        keep = ("preset", "mixture", "global_batch", "context", "learning_rate", "seed")
+        return {k: getattr(self, k) for k in keep}
