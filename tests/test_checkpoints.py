@@ -253,19 +253,20 @@ def test_a_token_cache_written_by_old_code_is_read_and_reused(tmp_path):
         from make_old_fixtures import old_token_cache_rows
     finally:
         sys.path.remove(str(FIXTURES))
-    from gato.data.token_cache import CacheSource, TokenCache, build_cache, tokenize_source
+    from gato.data.sources import make_source
+    from gato.data.token_cache import TokenCache, build_cache
     from gato.tokens.tokenizer import GatoTokenizer
 
     root = tmp_path / "cache"
     shutil.copytree(FIXTURES / "old_token_cache", root)
     (old,) = (root / "old-control").iterdir()
     dataset = datasets.Dataset.from_dict(old_token_cache_rows())
-    source = CacheSource(name="old-control", kind="control", path="old-control")
+    source = make_source("control", "old-control", "old-control")
     tokenizer = GatoTokenizer()
     cache = build_cache(source, tokenizer, root=root, dataset=dataset)
     assert cache.path == old, "the old cache's fingerprint no longer matches: it would be rebuilt"
     assert json.loads((old / "meta.json").read_text())["num_episodes"] == 2
-    fresh = list(tokenize_source(dataset, source, tokenizer))
+    fresh = list(source.tokenize(dataset, tokenizer))
     for index, expected in enumerate(fresh):
         got = TokenCache(old).episode(index)
         np.testing.assert_array_equal(got.ids, expected.ids)
