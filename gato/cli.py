@@ -159,7 +159,9 @@ def _kind(annotation: Any) -> _Kind:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
-        inner = _kind(rest[0] if len(rest) == 1 else typing.Union[tuple(rest)])
+        if len(rest) != 1:
+            raise TypeError(f"gato.cli: no command-line form for a field of type {annotation!r}")
+        inner = _kind(rest[0])
         return dataclasses.replace(inner, convert=_optional(inner.convert))
     if origin is typing.Literal:
         return _Kind(_literal(args), choices=args)
@@ -249,6 +251,8 @@ def _add_options(
     for name, (f, text, kind) in _options(sections).items():
         default = _default(f)
         shown = f"(default: {_shown(default)})"
+        if kind.is_bool:
+            shown = f"(default: {_shown(default)}; --no_{name}: false)"
         help_text = f"{text} {shown}" if text else shown
         kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
         if kind.choices is not None:
@@ -275,7 +279,7 @@ def _add_options(
                 dest=name,
                 action="store_false",
                 default=argparse.SUPPRESS,
-                help=f"the same as --{name} false",
+                help=argparse.SUPPRESS,
             )
     if config_file:
         parser.add_argument(
@@ -288,7 +292,9 @@ def _add_options(
         lines = ["presets (--preset NAME sets these values; flags on the command line win):"]
         for preset, values in presets.items():
             shown = ", ".join(f"{k}={_shown(v)}" for k, v in values.items()) or "the defaults"
-            lines.append(f"  {preset}: {shown}")
+            lines += textwrap.wrap(
+                f"{preset}: {shown}", width=96, initial_indent="  ", subsequent_indent="    "
+            )
         parser.epilog = "\n".join(lines)
 
 
@@ -332,7 +338,9 @@ def _build(
         name = values.get("preset", _default(options["preset"][0]))
         if name is not None:
             if name not in presets:
-                parser.error(f"argument --preset: unknown preset {name!r}; presets: {list(presets)}")
+                parser.error(
+                    f"argument --preset: unknown preset {name!r}; presets: {list(presets)}"
+                )
             values = {**presets[name], "preset": name, **values}
     for name, (_f, _text, kind) in options.items():
         if kind.as_tuple and isinstance(values.get(name), list):
@@ -390,7 +398,9 @@ def parse_command(
 ) -> tuple[str, tuple]:
     """`<command> [options]` -> (command name, one instance of each of its sections)."""
     parser = _Parser(prog=prog, description=description)
-    sub = parser.add_subparsers(dest="_command", required=True, metavar="{" + ",".join(commands) + "}")
+    sub = parser.add_subparsers(
+        dest="_command", required=True, metavar="{" + ",".join(commands) + "}"
+    )
     subparsers = {}
     for name, command in commands.items():
         subparsers[name] = sub.add_parser(

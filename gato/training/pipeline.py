@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gato.training.trainer import TrainConfig, Trainer, latest_checkpoint, parse_dataclasses
+from gato.training.trainer import TrainConfig, Trainer, latest_checkpoint
 
 CHAT_PROMPT = "The meaning of"
 
@@ -128,7 +128,16 @@ def print_summary(report: dict[str, Any]) -> None:
 
 
 def parse(argv: list[str] | None = None) -> tuple[TrainConfig, PipelineConfig]:
-    train, pipeline = parse_dataclasses((TrainConfig, PipelineConfig), argv)
+    """Command line (or `--config FILE.json|yaml`) -> the training and the pipeline configs."""
+    from gato.cli import parse as parse_sections
+
+    train, pipeline = parse_sections(
+        (TrainConfig, PipelineConfig),
+        argv,
+        prog="train.py",
+        description=__doc__.split("\n\n")[0],
+        config_file=True,
+    )
     return train, pipeline
 
 

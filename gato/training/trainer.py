@@ -575,26 +575,11 @@ def model_card(config: TrainConfig, command: str, step: int, scores: dict | None
     return "\n".join(lines) + "\n"
 
 
-def parse_dataclasses(types: tuple[type, ...], argv: list[str] | None = None) -> tuple:
-    """Command line, or `--config FILE.json|yaml` alone, -> one instance of each dataclass."""
-    from transformers import HfArgumentParser
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(types)
-    if len(argv) >= 2 and argv[0] == "--config":
-        path, rest = argv[1], argv[2:]
-        if rest:
-            raise ValueError("--config FILE takes no other arguments")
-        if path.endswith((".yaml", ".yml")):
-            return tuple(parser.parse_yaml_file(path))
-        return tuple(parser.parse_json_file(path))
-    return tuple(parser.parse_args_into_dataclasses(args=argv))
-
-
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Command line (and optionally `--config FILE.json|yaml`) -> `TrainConfig`."""
-    (config,) = parse_dataclasses((TrainConfig,), argv)
-    return config
+    from gato.cli import parse
+
+    return parse(TrainConfig, argv, description=TrainConfig.__doc__, config_file=True)
 
 
 def main(argv: list[str] | None = None) -> list[StepLog]:
