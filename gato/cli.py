@@ -248,6 +248,7 @@ def _add_options(
     presets: Mapping[str, Mapping[str, Any]] | None,
     config_file: bool,
 ) -> None:
+    positionals = []
     for name, (f, text, kind) in _options(sections).items():
         default = _default(f)
         shown = f"(default: {_shown(default)})"
@@ -261,6 +262,7 @@ def _add_options(
             if default is not _MISSING:
                 kwargs["nargs"] = "?"
             parser.add_argument(name, type=kind.convert, **kwargs)
+            positionals.append(name if default is _MISSING else f"[{name}]")
             continue
         if kind.is_bool:
             kwargs.update(nargs="?", const=True, metavar="true|false")
@@ -281,6 +283,8 @@ def _add_options(
                 default=argparse.SUPPRESS,
                 help=argparse.SUPPRESS,
             )
+    # The options are listed below with their help: the usage line only says where they go.
+    parser.usage = " ".join(["%(prog)s", *positionals, "[--field value ...]"])
     if config_file:
         parser.add_argument(
             "--config",
