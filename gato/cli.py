@@ -235,8 +235,6 @@ def _options(sections: list[Section]) -> dict[str, tuple[dataclasses.Field, str,
 
 
 def _shown(value: Any) -> str:
-    if value is _MISSING:
-        return "required"
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value) or "(empty)"
     return str(value)
@@ -251,9 +249,9 @@ def _add_options(
     positionals = []
     for name, (f, text, kind) in _options(sections).items():
         default = _default(f)
-        shown = f"(default: {_shown(default)})"
-        if kind.is_bool:
-            shown = f"(default: {_shown(default)}; --no_{name}: false)"
+        shown = "(required)" if default is _MISSING else f"(default: {_shown(default)})"
+        if kind.is_bool and default is True:
+            shown = f"(default: True; --no_{name}: false)"
         help_text = f"{text} {shown}" if text else shown
         kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
         if kind.choices is not None:
