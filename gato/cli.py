@@ -181,10 +181,15 @@ def _kind(annotation: Any) -> _Kind:
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Help strings are shown as written: no `%` formatting (a `%` in a docstring is text)."""
+    """Help strings are shown as written: no `%` formatting (a `%` in a docstring is text), no
+    line break at a hyphen."""
 
     def _expand_help(self, action: argparse.Action) -> str:
         return self._get_help_string(action) or ""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Task ids and paths hold hyphens: a line never breaks inside one.
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -272,7 +277,8 @@ def _add_options(
             kwargs["type"] = str
         else:
             kwargs["type"] = kind.convert
-        parser.add_argument(f"--{name}", dest=name, required=default is _MISSING, **kwargs)
+        # A missing required option is reported by `_build`, after any unknown flag.
+        parser.add_argument(f"--{name}", dest=name, **kwargs)
         if kind.is_bool:
             parser.add_argument(
                 f"--no_{name}",
@@ -336,6 +342,13 @@ def _build(
             parser.error(f"--config {path}: unknown fields {unknown}")
         values.update(from_file)
     values.update(given)
+    missing = [
+        f"--{name}"
+        for name, (f, _text, _kind) in options.items()
+        if _default(f) is _MISSING and name not in values and not f.metadata.get("positional")
+    ]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
     if presets is not None and "preset" in options:
         name = values.get("preset", _default(options["preset"][0]))
         if name is not None:
