@@ -10,13 +10,10 @@ import torch
 from helpers import make_config
 
 from gato.data.io import save_dataset
+from gato.experiments.algorithm_distillation.__main__ import main
+from gato.experiments.algorithm_distillation.config import ADConfig
 from gato.experiments.algorithm_distillation.dark_room import DarkRoom, dark_room_reward, move
-from gato.experiments.algorithm_distillation.experiment import (
-    ADConfig,
-    episodes_to_reach,
-    in_context_returns,
-    main,
-)
+from gato.experiments.algorithm_distillation.evaluate import episodes_to_reach
 from gato.experiments.algorithm_distillation.histories import (
     Histories,
     HistoryWindows,
@@ -29,6 +26,7 @@ from gato.experiments.algorithm_distillation.histories import (
     reward_code,
     window_episodes,
 )
+from gato.experiments.algorithm_distillation.in_context import in_context_returns
 from gato.modeling.model import GatoModel
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import DISCRETE_OFFSET, SEPARATOR_ID

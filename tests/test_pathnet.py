@@ -240,7 +240,8 @@ def test_spread_and_speedup():
 
 
 def test_learn_task_reaches_the_target_on_separable_data():
-    from gato.experiments.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
+    from gato.experiments.pathnet.digits import BinaryTask
+    from gato.experiments.pathnet.supervised import SupervisedConfig, learn_task
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(200, 64, generator=g)
@@ -261,7 +262,8 @@ def test_learn_task_reaches_the_target_on_separable_data():
 
 
 def test_supervised_config_and_task_names_are_checked():
-    from gato.experiments.pathnet.supervised import SupervisedConfig, parse_pair
+    from gato.experiments.pathnet.digits import parse_pair
+    from gato.experiments.pathnet.supervised import SupervisedConfig
 
     assert parse_pair("6v8:3v8") == ("6v8", "3v8")
     for bad in ("6v8", "6v6:3v8", "6v8:x"):
@@ -292,7 +294,7 @@ def test_supervised_command_line_smoke(tmp_path):
 
 
 def test_salt_and_pepper_noise_hits_the_asked_share_with_zeros_and_ones():
-    from gato.experiments.pathnet.supervised import salt_and_pepper
+    from gato.experiments.pathnet.digits import salt_and_pepper
 
     x = torch.full((200, 64), 0.5)
     assert salt_and_pepper(x, 0.0, np.random.default_rng(0)) is x
@@ -305,7 +307,7 @@ def test_salt_and_pepper_noise_hits_the_asked_share_with_zeros_and_ones():
 
 def test_noisy_task_scores_on_fixed_copies_and_subsets_keep_the_first_images():
     pytest.importorskip("sklearn")
-    from gato.experiments.pathnet.supervised import load_digits_task
+    from gato.experiments.pathnet.digits import load_digits_task
 
     clean = load_digits_task("3v8")
     assert torch.equal(clean.train_eval_x, clean.train_x)
@@ -323,7 +325,8 @@ def test_noisy_task_scores_on_fixed_copies_and_subsets_keep_the_first_images():
 
 
 def test_stopping_on_the_heldout_set_uses_the_heldout_labels():
-    from gato.experiments.pathnet.supervised import BinaryTask, SupervisedConfig, learn_task
+    from gato.experiments.pathnet.digits import BinaryTask
+    from gato.experiments.pathnet.supervised import SupervisedConfig, learn_task
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(200, 64, generator=g)
@@ -362,7 +365,7 @@ def test_supervised_config_checks_the_new_fields():
 
 
 def test_task_names_may_name_digit_sets():
-    from gato.experiments.pathnet.supervised import _parse_task, parse_pair
+    from gato.experiments.pathnet.digits import _parse_task, parse_pair
 
     assert _parse_task("3v8") == ((3,), (8,))
     assert _parse_task("02468v13579") == ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
@@ -385,7 +388,7 @@ def test_task_names_may_name_digit_sets():
     ],
 )
 def test_bad_task_names_are_named(name, message):
-    from gato.experiments.pathnet.supervised import _parse_task, parse_pair
+    from gato.experiments.pathnet.digits import _parse_task, parse_pair
 
     with pytest.raises(ValueError, match=message) as err:
         _parse_task(name)
@@ -398,7 +401,7 @@ def test_set_tasks_hold_every_image_of_their_digits_with_the_right_labels():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
 
-    from gato.experiments.pathnet.supervised import load_digits_task
+    from gato.experiments.pathnet.digits import load_digits_task
 
     counts = np.bincount(load_digits().target, minlength=10)
     parity = load_digits_task("02468v13579", noise=0.2)
@@ -418,7 +421,7 @@ def test_single_digit_tasks_keep_their_images_split_and_noise():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
 
-    from gato.experiments.pathnet.supervised import load_digits_task, salt_and_pepper
+    from gato.experiments.pathnet.digits import load_digits_task, salt_and_pepper
 
     # What load_digits_task did before tasks could name sets, written out.
     digits = load_digits()
@@ -437,7 +440,8 @@ def test_single_digit_tasks_keep_their_images_split_and_noise():
 
 
 def test_reusing_task_a_across_pairs_gives_the_same_records():
-    from gato.experiments.pathnet.supervised import BinaryTask, SupervisedConfig, run_seed
+    from gato.experiments.pathnet.digits import BinaryTask
+    from gato.experiments.pathnet.supervised import SupervisedConfig, run_seed
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(120, 64, generator=g)
@@ -468,12 +472,8 @@ def test_reusing_task_a_across_pairs_gives_the_same_records():
 
 
 def test_the_from_a_diagnostic_starts_at_a_pathway_and_leaves_the_other_conditions_alone():
-    from gato.experiments.pathnet.supervised import (
-        BinaryTask,
-        SupervisedConfig,
-        learn_task,
-        run_seed,
-    )
+    from gato.experiments.pathnet.digits import BinaryTask
+    from gato.experiments.pathnet.supervised import SupervisedConfig, learn_task, run_seed
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(120, 64, generator=g)

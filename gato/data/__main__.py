@@ -6,18 +6,18 @@ Commands:
              --suite / --all: every task with an offline expert, resumable task by task
     score    measure a task's expert and random scores (and write them into the registry)
 
-A command is an entry of `COMMANDS`: a help line, a function adding its arguments to an
-`argparse` parser, and a function running it with the parsed arguments (returning an exit code).
+A command is an entry of `COMMANDS`: a help line and the dataclass of its options (read by
+`gato.cli`), and an entry of `RUNS`: a function running it with the parsed options (returning an
+exit code).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
 
+from gato.cli import Command, parse_command
 from gato.tasks.registry import UnknownTaskError, load_registry, write_scores
 
 
@@ -25,23 +25,19 @@ class _UsageError(Exception):
     """A command-line mistake: printed as one line, exit status 2."""
 
 
-class Command(NamedTuple):
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-def _add_registry(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", default=None, help="task registry file (data/tasks.toml)")
-
-
 # -- tasks ------------------------------------------------------------------------------------
 
 
-def _tasks_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_registry(parser)
-    parser.add_argument("--suite", nargs="+", default=None, help="only these suites' tasks")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+@dataclass
+class Tasks:
+    """List tasks, scores and data."""
+
+    registry: str | None = None
+    """Task registry file (default data/tasks.toml)."""
+    suite: list[str] | None = None
+    """Only these suites' tasks."""
+    json: bool = False
+    """Print JSON instead of a table."""
 
 
 def _fmt(value: float | None) -> str:
@@ -74,7 +70,7 @@ def _suites_or_fail(registry, suites: list[str] | None) -> list[str]:
     return suites
 
 
-def _tasks(args: argparse.Namespace) -> int:
+def _tasks(args: Tasks) -> int:
     registry = load_registry(args.registry)
     suites = _suites_or_fail(registry, args.suite)
     rows = [_task_row(t) for t in registry.values() if t.suite in suites]
@@ -118,31 +114,46 @@ def _tasks(args: argparse.Namespace) -> int:
 # -- collect ----------------------------------------------------------------------------------
 
 
-def _collect_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_registry(parser)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", help="one task id (see `tasks`)")
-    which.add_argument("--suite", nargs="+", help="every task of these suites with an expert")
-    which.add_argument("--all", action="store_true", help="every task with an offline expert")
-    parser.add_argument("--episodes", type=int, default=100, help="episodes per task (100)")
-    parser.add_argument("--output", default=None, help="dataset folder (--task only)")
-    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
-    parser.add_argument("--policy", default=None, help="expert name (--task only)")
-    parser.add_argument("--no-filter", action="store_true", help="keep episodes below 80%%")
-    parser.add_argument(
-        "--action-noise",
-        type=float,
-        default=None,
-        help="noise on the expert's played actions: a std on [-1, 1] (continuous) or the "
-        "probability of a random action (discrete); default: the task's, from the registry",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="suites: redo tasks with data")
-    parser.add_argument("--estimate-only", action="store_true", help="suites: estimate and stop")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+@dataclass
+class Collect:
+    """Record expert episodes of a task (--task), of suites (--suite) or of all (--all)."""
+
+    registry: str | None = None
+    """Task registry file (default data/tasks.toml)."""
+    task: str | None = None
+    """One task id (see `tasks`)."""
+    suite: list[str] | None = None
+    """Every task of these suites with an offline expert."""
+    all: bool = False
+    """Every task with an offline expert."""
+    episodes: int = 100
+    """Episodes per task."""
+    output: str | None = None
+    """Dataset folder (--task only)."""
+    seed: int = 0
+    """Episode i uses seed + i."""
+    workers: int = 1
+    """Parallel processes."""
+    policy: str | None = None
+    """Expert name (--task only)."""
+    filter: bool = True
+    """Drop episodes below 80% of the expert score (Gato)."""
+    action_noise: float | None = None
+    """Noise on the expert's played actions: a std on [-1, 1] (continuous) or the probability
+    of a random action (discrete); default: the task's, from the registry."""
+    overwrite: bool = False
+    """Suites: redo tasks with data."""
+    estimate_only: bool = False
+    """Suites: estimate and stop."""
+    quiet: bool = False
+    """No progress bar."""
+
+    def __post_init__(self) -> None:
+        if sum((self.task is not None, self.suite is not None, self.all)) != 1:
+            raise ValueError("collect needs exactly one of --task, --suite, --all")
 
 
-def _collect(args: argparse.Namespace) -> int:
+def _collect(args: Collect) -> int:
     from gato.data.collect import CollectConfig, collect
 
     if args.task is None:
@@ -157,7 +168,7 @@ def _collect(args: argparse.Namespace) -> int:
             seed=args.seed,
             policy=args.policy,
             workers=args.workers,
-            filter=not args.no_filter,
+            filter=args.filter,
             progress=not args.quiet,
             registry=args.registry,
             action_noise=args.action_noise,
@@ -190,7 +201,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _collect_suites(args: argparse.Namespace) -> int:
+def _collect_suites(args: Collect) -> int:
     from tqdm.auto import tqdm
 
     from gato.data.collect import SuiteCollectConfig, collect_suites, estimate_task, plan_suites
@@ -202,7 +213,7 @@ def _collect_suites(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seed=args.seed,
         workers=args.workers,
-        filter=not args.no_filter,
+        filter=args.filter,
         overwrite=args.overwrite,
         progress=not args.quiet,
         registry=args.registry,
@@ -247,18 +258,29 @@ def _collect_suites(args: argparse.Namespace) -> int:
 # -- score ------------------------------------------------------------------------------------
 
 
-def _score_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_registry(parser)
-    parser.add_argument("--task", required=True, nargs="+", help="task ids, or 'all'")
-    parser.add_argument("--expert-episodes", type=int, default=100)
-    parser.add_argument("--random-episodes", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=1_000_000, help="first episode seed")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
-    parser.add_argument("--write", action="store_true", help="store the scores in the registry")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+@dataclass
+class Score:
+    """Measure expert and random scores."""
+
+    task: list[str]
+    """Task ids, or 'all'."""
+    registry: str | None = None
+    """Task registry file (default data/tasks.toml)."""
+    expert_episodes: int = 100
+    """Expert episodes measured per task."""
+    random_episodes: int = 100
+    """Random-policy episodes measured per task."""
+    seed: int = 1_000_000
+    """First episode seed."""
+    workers: int = 1
+    """Parallel processes."""
+    write: bool = False
+    """Store the scores in the registry."""
+    quiet: bool = False
+    """No progress bar."""
 
 
-def _score(args: argparse.Namespace) -> int:
+def _score(args: Score) -> int:
     from gato.data.collect import measure_scores
 
     registry = load_registry(args.registry)
@@ -281,23 +303,22 @@ def _score(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "tasks": Command("list tasks, scores and data", _tasks_arguments, _tasks),
-    "collect": Command("record expert episodes of a task", _collect_arguments, _collect),
-    "score": Command("measure expert and random scores", _score_arguments, _score),
+    "tasks": Command("list tasks, scores and data", (Tasks,)),
+    "collect": Command("record expert episodes of a task", (Collect,), description=Collect.__doc__),
+    "score": Command("measure expert and random scores", (Score,)),
 }
-"""Subcommand name -> `Command`; add an entry to add a command."""
+"""Subcommand name -> `Command`; add an entry here and in `RUNS` to add a command."""
+RUNS = {"tasks": _tasks, "collect": _collect, "score": _score}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gato.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
-    args = parser.parse_args(argv)
+    command, (args,) = parse_command(
+        COMMANDS, argv, prog="python -m gato.data", description=__doc__.split("\n")[0]
+    )
     from gato.tasks.envs import MissingPackageError
 
     try:
-        return COMMANDS[args.command].run(args)
+        return RUNS[command](args)
     except (UnknownTaskError, MissingPackageError, _UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -9,10 +9,11 @@ so an interrupted build is simply run again.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from gato.cli import parse
 from gato.data.mixture.recipe import Recipe, ResolvedRecipe, SourceEntry, resolve_recipe
 from gato.data.sources import BuildPlan, Source
 
@@ -49,13 +50,22 @@ def build_missing(
     return built
 
 
+@dataclass(frozen=True)
+class Target:
+    """Which recipe to build."""
+
+    recipe: str = field(default="demo", metadata={"positional": True})
+    """Recipe name or path."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the missing data of a mixture recipe.")
-    parser.add_argument("recipe", nargs="?", default="demo", help="recipe name or path")
-    parser.add_argument("--episodes", type=int, default=BuildPlan.episodes)
-    parser.add_argument("--workers", type=int, default=BuildPlan.workers)
-    args = parser.parse_args(argv)
-    build_missing(args.recipe, BuildPlan(episodes=args.episodes, workers=args.workers))
+    target, plan = parse(
+        (Target, BuildPlan),
+        argv,
+        prog="python -m gato.data.build",
+        description="Build the missing data of a mixture recipe.",
+    )
+    build_missing(target.recipe, plan)
 
 
 if __name__ == "__main__":

@@ -15,162 +15,178 @@ line `error: ...` naming the problem and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from gato.cli import Command, Section, parse_command
+from gato.evaluation.control import ControlEvalConfig
 from gato.policy import CheckpointError, PolicyConfig
 
 EXIT_BAD_INPUT = 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="eval.py", description=__doc__.split("\n\n")[0], formatter_class=_Formatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+@dataclass
+class Model:
+    """Which model to load, where and in what precision."""
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--checkpoint", required=True, help="model, checkpoint or run folder")
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
-        p.add_argument(
-            "--dtype",
-            choices=("float32", "bfloat16"),
-            default=None,
-            help="weights' precision (default: bfloat16 on CUDA, float32 on the CPU)",
-        )
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-    control = sub.add_parser("control", help="roll out control tasks", formatter_class=_Formatter)
-    common(control)
-    control.add_argument("--task", action="append", default=[], help="task id (repeatable)")
-    control.add_argument("--mixture", help="also every control task of this mixture recipe")
-    control.add_argument("--episodes", type=int, default=50, help="episodes per task (Gato: 50)")
-    control.add_argument("--num-envs", type=int, default=8, help="environments in lockstep")
-    control.add_argument("--seed", type=int, default=0, help="episode k is seeded seed + k")
-    control.add_argument("--max-steps", type=int, default=None, help="cut episodes after N steps")
-    control.add_argument(
-        "--temperature", type=float, default=0.0, help="0: greedy; 1: sample as Gato"
-    )
-    control.add_argument("--prompt-tokens", type=int, default=None, help="prompt budget")
-    control.add_argument("--prompt-from", choices=("start", "end"), default="start")
-    control.add_argument("--slide", choices=("shift", "recompute"), default="shift")
-    control.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the policy's step: on the CPU each greedy action becomes one "
-        "compiled call (~1.3x faster, after 30-90 s of compilation); on CUDA the fixed-shape "
-        "step, captured as CUDA graphs (on there by default)",
-    )
-    control.add_argument("--json", type=Path, help="write the report here (+ .md and .png)")
-    control.add_argument("--video", type=Path, help="write a GIF of one episode per task here")
-    control.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="evaluate tasks whose action space the checkpoint was not trained for",
-    )
-
-    caption = sub.add_parser(
-        "caption", help="caption images, score a split", formatter_class=_Formatter
-    )
-    common(caption)
-    caption.add_argument("--image", type=Path, help="caption this image file")
-    caption.add_argument("--question", help="with --image: answer this question instead")
-    caption.add_argument("--split", default="heldout", help="split to score (without --image)")
-    caption.add_argument(
-        "--source", default="captions", help="captions, vqa, or a dataset folder / hub id"
-    )
-    caption.add_argument("--limit", type=int, default=200, help="examples to score (0: all)")
-    caption.add_argument("--image-size", type=int, default=None, help="resize images to N x N")
-    caption.add_argument("--max-new-tokens", type=int, default=48)
-    caption.add_argument("--json", type=Path, help="write the scores here")
-
-    chat = sub.add_parser("chat", help="continue a text prompt", formatter_class=_Formatter)
-    common(chat)
-    chat.add_argument("--prompt", help="answer this once (default: an interactive prompt)")
-    chat.add_argument("--max-new-tokens", type=int, default=64)
-    chat.add_argument("--temperature", type=float, default=0.0)
-
-    progress = sub.add_parser(
-        "progress",
-        help="score every kept checkpoint of a run against training tokens",
-        formatter_class=_Formatter,
-    )
-    progress.add_argument("--run", required=True, type=Path, help="training run folder")
-    progress.add_argument("--mixture", help="control tasks of this recipe (default: the run's)")
-    progress.add_argument("--episodes", type=int, default=4, help="episodes per task")
-    progress.add_argument("--max-steps", type=int, default=None, help="cut episodes after N steps")
-    progress.add_argument("--caption-limit", type=int, default=100, help="scenes per split")
-    progress.add_argument(
-        "--splits", nargs="+", default=["validation", "heldout"], help="caption/VQA splits"
-    )
-    progress.add_argument("--steps", type=int, nargs="+", help="only these checkpoints")
-    progress.add_argument("--no-progress", action="store_true", help="no progress bars")
-    progress.add_argument(
-        "--out", type=Path, default=None, help="progress.{json,md,png} here (default: the run)"
-    )
-    return parser
+    checkpoint: str
+    """Model, checkpoint or run folder."""
+    device: str | None = None
+    """cpu, cuda, cuda:1 (default: cuda if any)."""
+    dtype: Literal["float32", "bfloat16"] | None = None
+    """Weights' precision (default: bfloat16 on CUDA, float32 on the CPU)."""
+    progress: bool = True
+    """Show progress bars."""
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+@dataclass
+class Control:
+    """Which control tasks, and where the report goes."""
+
+    task: list[str] = field(default_factory=list)
+    """Task id (repeatable, or several after one --task)."""
+    mixture: str | None = None
+    """Also every control task of this mixture recipe."""
+    json: Path | None = None
+    """Write the report here (+ .md and .png)."""
+    video: Path | None = None
+    """Write a GIF of one episode per task here."""
+    allow_untrained: bool = False
+    """Evaluate tasks whose action space the checkpoint was not trained for."""
 
 
-def _device_and_dtype(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+@dataclass
+class Caption:
+    """Caption one image, or score a split of a captioning or VQA source."""
+
+    image: Path | None = None
+    """Caption this image file."""
+    question: str | None = None
+    """With --image: answer this question instead."""
+    split: str = "heldout"
+    """Split to score (without --image)."""
+    source: str = "captions"
+    """captions, vqa, or a dataset folder / hub id."""
+    limit: int = 200
+    """Examples to score (0: all)."""
+    image_size: int | None = None
+    """Resize images to N x N."""
+    max_new_tokens: int = 48
+    """Most tokens of one caption or answer."""
+    json: Path | None = None
+    """Write the scores here."""
+
+
+@dataclass
+class Chat:
+    """Continue a text prompt."""
+
+    prompt: str | None = None
+    """Answer this once (default: an interactive prompt)."""
+    max_new_tokens: int = 64
+    """Most tokens of one answer."""
+    temperature: float = 0.0
+    """Softmax temperature; 0: greedy."""
+
+
+@dataclass
+class Progress:
+    """Score every kept checkpoint of a run against its training tokens."""
+
+    run: Path
+    """Training run folder."""
+    mixture: str | None = None
+    """Control tasks of this recipe (default: the run's)."""
+    episodes: int = 4
+    """Episodes per task."""
+    max_steps: int | None = None
+    """Cut episodes after this many steps."""
+    caption_limit: int = 100
+    """Scenes per caption or VQA split."""
+    splits: list[str] = field(default_factory=lambda: ["validation", "heldout"])
+    """Caption and VQA splits."""
+    steps: list[int] | None = None
+    """Only these checkpoints (default: all kept)."""
+    progress: bool = True
+    """Show progress bars."""
+    out: Path | None = None
+    """Write progress.{json,md,png} here (default: the run folder)."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.caption_limit < 1:
+            raise ValueError("--episodes and --caption_limit must be at least 1")
+
+
+COMMANDS = {
+    "control": Command(
+        "roll out control tasks",
+        (
+            Model,
+            Control,
+            Section(ControlEvalConfig, frozenset({"policy", "video_dir", "strict_tasks"})),
+            # The device decides these two: the static cache and CUDA graphs on a GPU.
+            Section(PolicyConfig, frozenset({"static_cache", "cuda_graphs"})),
+        ),
+    ),
+    "caption": Command("caption images, score a split", (Model, Caption)),
+    "chat": Command("continue a text prompt", (Model, Chat)),
+    "progress": Command(
+        "score every kept checkpoint of a run against training tokens", (Progress,)
+    ),
+}
+"""Subcommand -> its options; `RUNS` holds what each one does."""
+
+
+def _device_and_dtype(model: Model) -> tuple[torch.device, torch.dtype]:
+    device = torch.device(model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
-    name = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
+        raise ValueError(f"--device {model.device}: CUDA is not available on this machine")
+    name = model.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     return device, getattr(torch, name)
 
 
-def run_control(args: argparse.Namespace) -> dict[str, Any]:
-    from gato.evaluation.control import ControlEvalConfig, evaluate_control
+def run_control(
+    model: Model, control: Control, config: ControlEvalConfig, policy: PolicyConfig
+) -> dict[str, Any]:
+    from gato.evaluation.control import evaluate_control
     from gato.evaluation.report import control_table, write_control_report
 
-    device, dtype = _device_and_dtype(args)
+    device, dtype = _device_and_dtype(model)
     on_gpu = device.type == "cuda"
-    policy = PolicyConfig(
-        temperature=args.temperature,
-        prompt_tokens=args.prompt_tokens,
-        prompt_from=args.prompt_from,
-        slide=args.slide,
-        seed=args.seed,
-        static_cache=on_gpu,
-        cuda_graphs=on_gpu,
-        compile=args.compile,
-    )
-    config = ControlEvalConfig(
-        episodes=args.episodes,
-        num_envs=args.num_envs,
-        seed=args.seed,
-        max_steps=args.max_steps,
-        policy=policy,
-        video_dir=None if args.video is None else str(args.video),
-        progress=not args.no_progress,
-        strict_tasks=not args.allow_untrained,
+    config = replace(
+        config,
+        policy=replace(policy, static_cache=on_gpu, cuda_graphs=on_gpu),
+        video_dir=None if control.video is None else str(control.video),
+        progress=model.progress,
+        strict_tasks=not control.allow_untrained,
     )
     report = evaluate_control(
-        args.checkpoint, args.task, mixture=args.mixture, config=config, device=device, dtype=dtype
+        model.checkpoint,
+        control.task,
+        mixture=control.mixture,
+        config=config,
+        device=device,
+        dtype=dtype,
     )
     print(control_table(report))
-    if args.json is not None:
-        written = write_control_report(report, args.json)
+    if control.json is not None:
+        written = write_control_report(report, control.json)
         print("wrote " + ", ".join(str(p) for p in written.values() if p is not None))
     return report
 
 
-def run_caption(args: argparse.Namespace) -> dict[str, Any]:
+def run_caption(model: Model, args: Caption) -> dict[str, Any]:
     from gato.evaluation.language import caption_image, evaluate_captions
     from gato.evaluation.loading import load_model
     from gato.evaluation.report import write_json
 
-    device, dtype = _device_and_dtype(args)
-    loaded = load_model(args.checkpoint, device=device, dtype=dtype)[:2]
+    device, dtype = _device_and_dtype(model)
+    loaded = load_model(model.checkpoint, device=device, dtype=dtype)[:2]
     if args.image is not None:
         text = caption_image(
             loaded, args.image, args.question, args.max_new_tokens, args.image_size
@@ -186,9 +202,9 @@ def run_caption(args: argparse.Namespace) -> dict[str, Any]:
         limit=args.limit or None,
         max_new_tokens=args.max_new_tokens,
         image_size=args.image_size,
-        progress=not args.no_progress,
+        progress=model.progress,
     )
-    report["checkpoint"] = str(args.checkpoint)
+    report["checkpoint"] = str(model.checkpoint)
     print(
         f"{report['source']}/{report['split']}: {report['count']} examples, "
         f"exact match {100 * report['exact_match']:.1f}%, BLEU {report['bleu']:.1f}"
@@ -205,12 +221,12 @@ def _clip(text: str, length: int = 100) -> str:
     return text if len(text) <= length else text[: length - 3] + "..."
 
 
-def run_chat(args: argparse.Namespace) -> dict[str, Any]:
+def run_chat(model: Model, args: Chat) -> dict[str, Any]:
     from gato.evaluation.language import chat
     from gato.evaluation.loading import load_model
 
-    device, dtype = _device_and_dtype(args)
-    loaded = load_model(args.checkpoint, device=device, dtype=dtype)[:2]
+    device, dtype = _device_and_dtype(model)
+    loaded = load_model(model.checkpoint, device=device, dtype=dtype)[:2]
     if args.prompt is not None:
         answer = chat(loaded, args.prompt, args.max_new_tokens, args.temperature)
         print(answer)
@@ -232,12 +248,10 @@ def run_chat(args: argparse.Namespace) -> dict[str, Any]:
     return {"kind": "chat", "turns": turns}
 
 
-def run_progress(args: argparse.Namespace) -> dict[str, Any]:
+def run_progress(args: Progress) -> dict[str, Any]:
     from gato.evaluation.progress import evaluate_progress, plot_progress, progress_markdown
     from gato.evaluation.report import write_json
 
-    if args.episodes < 1 or args.caption_limit < 1:
-        raise ValueError("--episodes and --caption-limit must be at least 1")
     report = evaluate_progress(
         args.run,
         mixture=args.mixture,
@@ -246,7 +260,7 @@ def run_progress(args: argparse.Namespace) -> dict[str, Any]:
         caption_limit=args.caption_limit,
         splits=args.splits,
         steps=args.steps,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     table = progress_markdown(report)
     print(table)
@@ -258,7 +272,7 @@ def run_progress(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-COMMANDS = {
+RUNS = {
     "control": run_control,
     "caption": run_caption,
     "chat": run_chat,
@@ -270,9 +284,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse and run; bad input exits with status 2 and one `error: ...` line."""
     from gato.tasks.registry import UnknownTaskError
 
-    args = _parser().parse_args(argv)
+    command, configs = parse_command(
+        COMMANDS, argv, prog="eval.py", description=__doc__.split("\n\n")[0]
+    )
     try:
-        return COMMANDS[args.command](args)
+        return RUNS[command](*configs)
     except (CheckpointError, UnknownTaskError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None

@@ -20,8 +20,6 @@ import json
 import math
 import sys
 import time
-import types
-import typing
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -438,52 +436,12 @@ def train(
 # ---------------------------------------------------------------------------------------------
 
 
-def _field_parser(annotation: Any) -> tuple[Callable[[str], Any], bool]:
-    """(converter, is_list) for a config field's type annotation."""
-    hints = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
-    base = next((h for h in hints if h is not type(None)), annotation)
-    if typing.get_origin(base) is list:
-        return int, True
-    if base is bool:
-        return lambda text: {"true": True, "1": True, "false": False, "0": False}[
-            text.lower()
-        ], False
-    if base is str:
-        return str, False
-    optional = type(None) in hints
-
-    def convert(text: str) -> Any:
-        if optional and text.lower() == "none":
-            return None
-        return base(text)
-
-    return convert, False
-
-
 def parse_args(argv: list[str] | None = None) -> ImpalaConfig:
     """`--preset NAME` (optional) then `--field value` for any `ImpalaConfig` field."""
-    import argparse
+    from gato.cli import parse
 
-    hints = typing.get_type_hints(ImpalaConfig)
-    parser = argparse.ArgumentParser(
-        prog="python -m gato.rl.impala",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for f in dataclasses.fields(ImpalaConfig):
-        convert, is_list = _field_parser(hints[f.name])
-        kwargs: dict[str, Any] = {"type": convert, "help": f.metadata.get("help", ""),
-                                  "default": argparse.SUPPRESS}  # fmt: skip
-        if is_list:
-            kwargs["nargs"] = "+"
-        if hints[f.name] is bool:
-            kwargs.update(nargs="?", const=True)
-        parser.add_argument(f"--{f.name}", **kwargs)
-    given = vars(parser.parse_args(argv))
-    preset = given.pop("preset", None)
-    if preset is not None:
-        return ImpalaConfig.from_preset(preset, **given)
-    return ImpalaConfig(**given)
+    return parse(ImpalaConfig, argv, prog="python -m gato.rl.impala", description=__doc__,
+                 presets=PRESETS)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

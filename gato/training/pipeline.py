@@ -17,7 +17,7 @@ from typing import Any
 
 from gato.checkpoints import latest_checkpoint
 from gato.training.config import TrainConfig
-from gato.training.trainer import Trainer, parse_dataclasses
+from gato.training.trainer import Trainer
 
 CHAT_PROMPT = "The meaning of"
 
@@ -133,7 +133,16 @@ def print_summary(report: dict[str, Any]) -> None:
 
 
 def parse(argv: list[str] | None = None) -> tuple[TrainConfig, PipelineConfig]:
-    train, pipeline = parse_dataclasses((TrainConfig, PipelineConfig), argv)
+    """Command line (or `--config FILE.json|yaml`) -> the training and the pipeline configs."""
+    from gato.cli import parse as parse_sections
+
+    train, pipeline = parse_sections(
+        (TrainConfig, PipelineConfig),
+        argv,
+        prog="train.py",
+        description=__doc__.split("\n\n")[0],
+        config_file=True,
+    )
     return train, pipeline
 
 

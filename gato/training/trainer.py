@@ -43,6 +43,7 @@ from gato.checkpoints import (
     write_latest,
     write_manifest,
 )
+from gato.cli import parse
 from gato.files import atomic_write_text
 from gato.tokens.batch import GatoBatch, mask_actions
 from gato.training.config import TrainConfig
@@ -366,26 +367,9 @@ class Trainer:
         )
 
 
-def parse_dataclasses(types: tuple[type, ...], argv: list[str] | None = None) -> tuple:
-    """Command line, or `--config FILE.json|yaml` alone, -> one instance of each dataclass."""
-    from transformers import HfArgumentParser
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(types)
-    if len(argv) >= 2 and argv[0] == "--config":
-        path, rest = argv[1], argv[2:]
-        if rest:
-            raise ValueError("--config FILE takes no other arguments")
-        if path.endswith((".yaml", ".yml")):
-            return tuple(parser.parse_yaml_file(path))
-        return tuple(parser.parse_json_file(path))
-    return tuple(parser.parse_args_into_dataclasses(args=argv))
-
-
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Command line (and optionally `--config FILE.json|yaml`) -> `TrainConfig`."""
-    (config,) = parse_dataclasses((TrainConfig,), argv)
-    return config
+    return parse(TrainConfig, argv, description=TrainConfig.__doc__, config_file=True)
 
 
 def main(argv: list[str] | None = None) -> list[StepLog]:
@@ -394,14 +378,4 @@ def main(argv: list[str] | None = None) -> list[StepLog]:
     return trainer.train()
 
 
-__all__ = [
-    "StepLog",
-    "TrainConfig",
-    "Trainer",
-    "learning_rate_factor",
-    "main",
-    "model_card",
-    "parameter_groups",
-    "parse_config",
-    "verify_checkpoint",
-]
+__all__ = ["StepLog", "Trainer", "is_main_launch", "main", "parse_config"]

@@ -17,9 +17,9 @@ data/cache/text/dataset``
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -93,13 +93,29 @@ def iter_texts(
         yield texts
 
 
+@dataclass
+class TextOptions:
+    """Which corpus becomes which text dataset."""
+
+    corpus: Path = DEFAULT_CORPUS_PATH
+    """Corpus file."""
+    out: Path = TEXT_DATASET_PATH
+    """Output folder."""
+    validation_fraction: float = 0.01
+    """Share of the distinct paragraphs held out for validation."""
+    seed: int = 0
+    """Seed of the split."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS_PATH, help="corpus file")
-    parser.add_argument("--out", type=Path, default=TEXT_DATASET_PATH, help="output folder")
-    parser.add_argument("--validation-fraction", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    from gato.cli import parse
+
+    args = parse(
+        TextOptions,
+        argv,
+        prog="python -m gato.data.corpora.text",
+        description=__doc__.split("\n\n")[0],
+    )
     start = time.perf_counter()
     dataset = build_text_dataset(args.corpus, args.out, args.validation_fraction, args.seed)
     counts = ", ".join(f"{k} {len(v):,d}" for k, v in dataset.items())

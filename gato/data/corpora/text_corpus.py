@@ -24,7 +24,6 @@ CLI: ``python -m gato.data.corpora.text_corpus --out data/cache/text/corpus.txt`
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -275,13 +274,27 @@ def split_corpus(
     return CorpusSplit(train, validation)
 
 
+@dataclass
+class CorpusOptions:
+    """Where the corpus goes, and whether missing sources may be installed."""
+
+    out: Path = DEFAULT_CORPUS_PATH
+    """Corpus file."""
+    install: bool = True
+    """Install missing sources with apt-get (--no_install: fail instead)."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_CORPUS_PATH, help="corpus file")
-    parser.add_argument("--no-install", action="store_true", help="fail instead of running apt-get")
-    args = parser.parse_args(argv)
+    from gato.cli import parse
+
+    args = parse(
+        CorpusOptions,
+        argv,
+        prog="python -m gato.data.corpora.text_corpus",
+        description=__doc__.split("\n\n")[0],
+    )
     start = time.perf_counter()
-    stats = build_corpus(args.out, install=not args.no_install)
+    stats = build_corpus(args.out, install=args.install)
     for name, (count, size) in stats.per_source.items():
         print(f"{name:18s} {count:9,d} paragraphs {size / 1e6:7.2f} MB")
     print(

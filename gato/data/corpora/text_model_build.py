@@ -12,18 +12,19 @@ CLI (from the repository root; builds the corpus first when it is missing)::
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import string
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sentencepiece as spm
 
+from gato.cli import parse
 from gato.data.corpora import text_corpus
 from gato.files import REPO_ROOT
 from gato.tokens.text_model import DENORMALIZATION_RULES, NORMALIZATION_RULES, TEXT_MODEL_NAME
@@ -179,24 +180,37 @@ def train_text_model(
     return out_path
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the project's SentencePiece text model.")
-    parser.add_argument("--corpus", type=Path, default=text_corpus.DEFAULT_CORPUS_PATH)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=REPO_ROOT / "tokenizers" / TEXT_MODEL_NAME,
-        help="output prefix; the model is written to <out>.model",
-    )
-    parser.add_argument("--vocab-size", type=int, default=TEXT_VOCAB_SIZE)
-    parser.add_argument("--model-type", choices=("bpe", "unigram"), default="bpe")
-    parser.add_argument("--input-sentence-size", type=int, default=1_000_000)
-    parser.add_argument("--character-coverage", type=float, default=0.9999)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", action="store_true", help="show SentencePiece's log")
-    args = parser.parse_args(argv)
+@dataclass
+class TextModelOptions:
+    """What the SentencePiece trainer reads, writes and how."""
 
+    corpus: Path = text_corpus.DEFAULT_CORPUS_PATH
+    """Corpus file (built first when missing)."""
+    out: Path = REPO_ROOT / "tokenizers" / TEXT_MODEL_NAME
+    """Output prefix; the model is written to <out>.model."""
+    vocab_size: int = TEXT_VOCAB_SIZE
+    """Text pieces."""
+    model_type: Literal["bpe", "unigram"] = "bpe"
+    """SentencePiece model type."""
+    input_sentence_size: int = 1_000_000
+    """Paragraphs sampled from the corpus for training."""
+    character_coverage: float = 0.9999
+    """Share of the corpus' characters the pieces must cover."""
+    threads: int | None = None
+    """Trainer threads (default: SentencePiece's)."""
+    seed: int = 0
+    """Seed of the sampling."""
+    verbose: bool = False
+    """Show SentencePiece's log."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse(
+        TextModelOptions,
+        argv,
+        prog="python -m gato.data.corpora.text_model_build",
+        description="Train the project's SentencePiece text model.",
+    )
     if not args.corpus.is_file():
         print(f"{args.corpus} is missing; building the corpus first")
         stats = text_corpus.build_corpus(args.corpus)

@@ -37,13 +37,12 @@ CLI: ``python -m gato.data.corpora.vision_language --out data/cache/vision_langu
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 import numpy as np
@@ -168,8 +167,11 @@ class BuildSizes:
     """Rows per split of each built dataset."""
 
     train: int = 20000
+    """Training rows."""
     validation: int = 1000
+    """Validation rows (the training colour-shape pairs)."""
     heldout: int = 1000
+    """Held-out rows (each scene holds a colour-shape pair reserved from training)."""
 
     def items(self) -> list[tuple[str, int]]:
         return [("train", self.train), ("validation", self.validation), ("heldout", self.heldout)]
@@ -508,19 +510,29 @@ def iter_captions(
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class BuildOptions:
+    """What to build and where; the row counts are `BuildSizes`'."""
+
+    out: Path = DEFAULT_OUTPUT
+    """Output folder (one dataset folder per task inside)."""
+    seed: int = 0
+    """Seed of the scenes."""
+    image_size: int = SceneConfig.image_size
+    """Side of the square images, in pixels."""
+    tasks: list[Literal["captions", "vqa"]] = field(default_factory=lambda: ["captions", "vqa"])
+    """Datasets to build."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUTPUT, help="output folder")
-    parser.add_argument("--train", type=int, default=BuildSizes.train, help="train rows")
-    parser.add_argument("--validation", type=int, default=BuildSizes.validation)
-    parser.add_argument("--heldout", type=int, default=BuildSizes.heldout)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=SceneConfig.image_size)
-    parser.add_argument(
-        "--tasks", nargs="+", default=["captions", "vqa"], choices=["captions", "vqa"]
+    from gato.cli import parse
+
+    args, sizes = parse(
+        (BuildOptions, BuildSizes),
+        argv,
+        prog="python -m gato.data.corpora.vision_language",
+        description=__doc__.split("\n\n")[0],
     )
-    args = parser.parse_args(argv)
-    sizes = BuildSizes(args.train, args.validation, args.heldout)
     config = SceneConfig(image_size=args.image_size)
     for task in args.tasks:
         start = time.perf_counter()

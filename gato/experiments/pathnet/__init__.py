@@ -3,6 +3,7 @@ task so that later tasks reuse them without changing them.
 
 - `network`: the L x M modular network, task heads, freezing and re-initialisation.
 - `evolution`: genotypes, mutation, the binary tournament (pure numpy).
+- `digits`: the binary 8x8 digit tasks.
 - `supervised`: task A -> task B transfer on binary digit tasks, against scratch and fine-tuning.
 - `gato_ffn`: PathNet modules as the feed-forward blocks of `GatoModel` (no forgetting).
 - `rl`: PathNet pathways as an actor-critic policy network for the IMPALA learner.

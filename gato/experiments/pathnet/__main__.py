@@ -16,35 +16,30 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-EXPERIMENTS = ("supervised", "rl", "gato")
+from gato.cli import Command, parse_command
+
+PROG = "python -m gato.experiments.pathnet"
 
 
-def _config_type(name: str) -> type:
-    if name == "supervised":
-        from gato.experiments.pathnet.supervised import SupervisedConfig
-
-        return SupervisedConfig
-    if name == "gato":
-        from gato.experiments.pathnet.gato_experiment import ContinualConfig
-
-        return ContinualConfig
+def _commands() -> dict[str, Command]:
+    from gato.experiments.pathnet.gato_experiment import ContinualConfig
     from gato.experiments.pathnet.rl import RLTransferConfig
+    from gato.experiments.pathnet.supervised import SupervisedConfig
 
-    return RLTransferConfig
+    return {
+        name: Command(text, (config,), config_file=True)
+        for name, text, config in (
+            ("supervised", "task A -> task B on binary 8x8 digits", SupervisedConfig),
+            ("rl", "actor-critic transfer between two control tasks", RLTransferConfig),
+            ("gato", "a GatoModel learns a new task on a fresh pathway", ContinualConfig),
+        )
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from gato.training.trainer import parse_dataclasses
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in EXPERIMENTS:
-        got = repr(argv[0]) if argv else "nothing"
-        raise SystemExit(
-            f"usage: python -m gato.experiments.pathnet {{{','.join(EXPERIMENTS)}}} ... (got {got})"
-        )
-    name, rest = argv[0], argv[1:]
-    (config,) = parse_dataclasses((_config_type(name),), rest)
-    command = "python -m gato.experiments.pathnet " + " ".join(argv)
+    name, (config,) = parse_command(_commands(), argv, prog=PROG, description=__doc__)
+    command = " ".join([PROG, *argv])
     if name == "supervised":
         from gato.experiments.pathnet.supervised import run_supervised
 
