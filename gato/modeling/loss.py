@@ -99,5 +99,3 @@ def linear_cross_entropy(
         hidden, weight, labels, chunk_rows or LOSS_CHUNK_ROWS
     )
     return (total, per_target) if return_per_target else total
-
-

@@ -58,7 +58,8 @@ from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import GatoEmbedding, ordinal_embedding
 from gato.modeling.layers import GatoBlock
 from gato.modeling.loss import linear_cross_entropy
-from gato.modeling.masks import causal_padding_mask, position_ids as default_position_ids
+from gato.modeling.masks import causal_padding_mask
+from gato.modeling.masks import position_ids as default_position_ids
 from gato.modeling.rotary import rotary_cos_sin
 from gato.tokens.batch import validate_batch
 from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID

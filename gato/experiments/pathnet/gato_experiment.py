@@ -165,12 +165,12 @@ def run_continual(
     config: ContinualConfig, progress: bool = True, command: str | None = None
 ) -> dict[str, Any]:
     """The whole experiment; writes result.json and result.md under `config.output_dir`."""
-    from gato.modeling.config import GatoConfig
     from gato.experiments.pathnet.transfer import (
         freeze_pathway,
         fresh_pathway,
         new_task_parameters,
     )
+    from gato.modeling.config import GatoConfig
     from gato.modeling.ffn import get_pathway, set_pathway
     from gato.modeling.model import GatoModel
 
