@@ -42,7 +42,15 @@ def old_package(path: str) -> dict:
     }
 
 
-def compare(old: dict, preset: str, task_name: str, modes: list[str], steps: int, warmup: int):
+def compare(
+    old: dict,
+    preset: str,
+    task_name: str,
+    modes: list[str],
+    steps: int,
+    warmup: int,
+    new_first: bool = False,
+):
     task = TASKS[task_name]
     device = torch.device("cpu")
     torch.manual_seed(0)
@@ -65,6 +73,8 @@ def compare(old: dict, preset: str, task_name: str, modes: list[str], steps: int
         for mode in modes:
             config = policy_config(mode, device, "shift")
             policies[which, mode] = policy_cls(model, tokenizer, action_spec, prompt, config)
+    if new_first:  # the turn order, to see whether going first or second counts
+        policies = {key: policies[key] for key in sorted(policies, key=lambda k: k[0] != "new")}
     rng = np.random.default_rng(1)
     observations = [task.observation(rng) for _ in range(16)]
     times = {key: [] for key in policies}
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1, help="independent rounds, each a row")
+    parser.add_argument("--new-first", action="store_true", help="step the new copy first")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     old = old_package(args.old)
@@ -106,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     for preset in args.presets:
         for task in args.tasks:
             for r in range(args.repeats):
-                rows, mismatches = compare(old, preset, task, args.modes, args.steps, args.warmup)
+                rows, mismatches = compare(
+                    old, preset, task, args.modes, args.steps, args.warmup, args.new_first
+                )
                 for p, t, mode, o, n, ratio in rows:
                     print(f"| {p} | {t} | {mode} | {r} | {o:,.0f} | {n:,.0f} | {ratio:.3f} |")
                 if mismatches:
