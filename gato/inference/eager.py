@@ -26,9 +26,11 @@ say) is called as its module.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from gato.modeling.layers import GatoBlock, attend_split, bind_layer_norm
 from gato.modeling.masks import causal_padding_mask, position_ids
@@ -55,6 +57,12 @@ class CachedForward:
         self.layers = [block.bind(training=False) for block in model.layers]
         self.norm = bind_layer_norm(model.norm)
         self.embedding = model.embedding
+        # A fed-back action token has no local position and no patch: its embedding is its row
+        # of the table (what `model.embedding` computes in eval mode). Bound here because the
+        # module call inside the compiled greedy loop cost ~5% of a dm-control-like step
+        # (benchmarks/policy_latency_compare.py). An embedding that adds more to a plain id
+        # must be called here instead.
+        self.embed_ids = functools.partial(F.embedding, weight=model.embedding.tokens.weight)
         weight = model.embedding.tokens.weight
         self.rotary = RotaryTable(cfg.head_dim, cfg.rope_theta, weight.dtype, weight.device)
         self.rotary.grow(table_size or 2 * cfg.max_position_embeddings)
@@ -163,7 +171,7 @@ class CachedForward:
             token = (hidden @ head.T).argmax(dim=-1) + offset  # (B,)
             picked.append(token)
             if j + 1 < count:
-                hidden = feed(self.embedding(token[:, None]), length + j)
+                hidden = feed(self.embed_ids(token[:, None]), length + j)
         return torch.stack(picked, dim=1)  # (B, count)
 
     def _blocks(
