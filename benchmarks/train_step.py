@@ -37,7 +37,8 @@ from dataclasses import dataclass
 import torch
 
 from gato.modeling.config import GatoConfig
-from gato.modeling.model import GatoModel, rotary_cos_sin
+from gato.modeling.model import GatoModel
+from gato.modeling.rotary import rotary_cos_sin
 
 H100_BF16_PEAK = 989e12
 

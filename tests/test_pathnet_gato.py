@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from gato.modeling.config import GatoConfig
-from gato.modeling.model import GatoMLP, GatoModel
-from gato.modeling.pathnet_ffn import (
-    PathNetFFN,
+from gato.experiments.pathnet.transfer import (
     freeze_pathway,
     fresh_pathway,
     from_dense,
-    get_pathway,
     new_task_parameters,
-    set_pathway,
 )
+from gato.modeling.config import GatoConfig
+from gato.modeling.ffn import GatoMLP, PathNetFFN, get_pathway, set_pathway
+from gato.modeling.model import GatoModel
 
 SMALL = dict(
     num_hidden_layers=2,

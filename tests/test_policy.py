@@ -374,7 +374,7 @@ def test_demonstration_prompt_takes_the_best_episode_s_first_steps(tmp_path, tok
 def test_episode_steps_decode_only_the_steps_asked_for(tmp_path):
     """Frame stacks stored as PNG come back exactly, for the first or last steps only."""
     from gato.data.episodes import encode_png, episode_features
-    from gato.policy.agent import episode_steps
+    from gato.policy.prompts import episode_steps
 
     rng = np.random.default_rng(0)
     lengths = [5, 7]
@@ -479,7 +479,7 @@ def test_bad_checkpoints_raise_errors_that_name_the_problem(tmp_path, model):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cached_forward_matches_the_model_forward(tokenizer, dtype):
     from gato.inference.cache import KVCache
-    from gato.inference.decode import CachedForward
+    from gato.inference.eager import CachedForward
 
     model = small_model(3).to(dtype)
     rng = np.random.default_rng(0)
@@ -523,7 +523,7 @@ def test_cached_forward_matches_the_model_forward(tokenizer, dtype):
 
 def test_cached_forward_on_a_dense_cache_matches_the_model_forward(tokenizer):
     from gato.inference.cache import KVCache
-    from gato.inference.decode import CachedForward
+    from gato.inference.eager import CachedForward
 
     model = small_model(4)
     prompt = demo_prompt(tokenizer, 4)
@@ -566,7 +566,7 @@ def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional)
     """`greedy_tokens` (eager, and the cache-reading form that gets compiled, run uncompiled)
     picks the tokens and leaves the keys that one forward per token does."""
     from gato.inference.cache import KVCache
-    from gato.inference.decode import CachedForward
+    from gato.inference.eager import CachedForward
 
     model = small_model(5)
     fast = CachedForward(model)
@@ -598,7 +598,7 @@ def test_greedy_action_in_one_call_matches_token_by_token(tokenizer, functional)
 
 def test_greedy_action_needs_a_dense_cache_with_room(tokenizer):
     from gato.inference.cache import KVCache
-    from gato.inference.decode import CachedForward
+    from gato.inference.eager import CachedForward
 
     model = small_model(5)
     fast = CachedForward(model)
@@ -633,7 +633,7 @@ def test_compiled_dynamic_path_matches_the_eager_one(model, tokenizer):
 def test_split_attention_equals_one_softmax_over_all_keys(flash, past):
     """Attention over cached keys and new ones without concatenating them: against SDPA over
     the concatenation with the mask written out (every cached key, causal among the new)."""
-    from gato.inference.decode import attend_split
+    from gato.modeling.layers import attend_split
 
     g = torch.Generator().manual_seed(past)
     b, h, n, d = 2, 3, 5, 8

@@ -1,1 +1,2 @@
-"""Decoding with a KV cache: the cache, the fast eager step and the static (CUDA-graph) step."""
+"""Decoding with a KV cache: the cache (`cache`), the fast eager step (`eager`), the static
+CUDA-graph step (`static`), and picking tokens from logits (`sampling`)."""

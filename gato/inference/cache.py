@@ -1,11 +1,12 @@
-"""The policy's KV cache: ragged rows in preallocated buffers, and the fixed-shape decoding step.
+"""The policy's KV cache: ragged rows in preallocated buffers.
 
 `KVCache` holds B rows of keys and values in (B, H, capacity, d) buffers per layer; a (B, capacity)
 mask marks each row's real tokens, so rows can be rebuilt, slid and retired independently while
 all of them decode in one batch. `GatoModel` uses it through the two methods it calls on any
 cache (`get_seq_length`, `update`).
 
-`StaticDecoder` runs one step with every shape fixed (the CUDA graph path).
+The decoding steps over it: `gato.inference.eager` (growing, Python-sized columns) and
+`gato.inference.static` (fixed capacity, tensor-valued columns: the CUDA graph path).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 import torch
 
-from gato.modeling.model import GatoModel, apply_rotary, rotary_cos_sin
-from gato.vocab import NO_LOCAL_POSITION, PATCH_ID
+from gato.modeling.model import GatoModel
+from gato.modeling.rotary import apply_rotary, rotary_cos_sin
 
-__all__ = ["KVCache", "StaticDecoder"]
+__all__ = ["KVCache"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -33,9 +34,7 @@ class KVCache:
     Columns [0, length) are in use; `mask` (B, capacity) bool marks each row's real tokens (rows
     are left-padded and may hold masked holes). Implements the two methods `GatoModel` calls on a
     cache, `get_seq_length` and `update`: `update` writes the new keys at [length, length + L)
-    and returns the used columns (dynamic mode) or, when `write_index` is set, writes at those
-    columns and returns the whole buffers (static mode, fixed shapes). The caller moves `length`
-    on (`advance`) after the forward.
+    and returns the used columns. The caller moves `length` on (`advance`) after the forward.
     """
 
     def __init__(
@@ -55,7 +54,6 @@ class KVCache:
         self.length = 0
         self.dense = True
         """No masked column in [0, length): attention needs no mask, positions are arange."""
-        self.write_index: torch.Tensor | None = None
 
     @classmethod
     def for_model(
@@ -91,10 +89,6 @@ class KVCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """key, value: (B, H, L, d) of the new tokens -> the keys and values to attend over."""
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        if self.write_index is not None:
-            keys.index_copy_(2, self.write_index, key)
-            values.index_copy_(2, self.write_index, value)
-            return keys, values
         stop = self.length + key.shape[2]
         keys[:, :, self.length : stop] = key
         values[:, :, self.length : stop] = value
@@ -250,155 +244,14 @@ class KVCache:
             cos, sin = _rotation(-count, self.keys[0].shape[-1], rope_theta, self.mask.device)
             for k in self.keys:
                 part = k[row, :, later].float()  # (H, n, d)
-                k[row, :, later] = apply_rotary(part, cos[0], sin[0]).to(k.dtype)
+                k[row, :, later] = apply_rotary(part, cos, sin).to(k.dtype)
 
 
 @functools.lru_cache(maxsize=64)
 def _rotation(
     delta: int, head_dim: int, theta: float, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin (1, 1, 1, d) of a RoPE rotation by `delta` positions (a slide drops the same
-    number of tokens again and again: computed once)."""
-    return rotary_cos_sin(torch.full((1, 1), float(delta), device=device), head_dim, theta)
-
-
-# ---------------------------------------------------------------------------------------------
-# The fixed-shape step (static cache, CUDA graphs)
-# ---------------------------------------------------------------------------------------------
-
-
-class StaticDecoder:
-    """One decoding step as a fixed-shape function over a `KVCache` of fixed capacity.
-
-    The write columns, the attention mask (B, 1, L, capacity) and the positions are computed from
-    tensors inside the step (the cache's mask and a 0-d start column), so the step can be
-    captured as a CUDA graph once per (L, number of patches) and replayed: the inputs are copied
-    into the graph's buffers, nothing else changes. It calls the model's own blocks, embedding
-    tables and final norm; patches go in with `index_copy_` at precomputed placeholder positions
-    (no data-dependent shapes). Returns the final hidden state of each row's last position (B, D).
-    """
-
-    def __init__(
-        self,
-        model: GatoModel,
-        cache: KVCache,
-        cuda_graphs: bool = False,
-        compile: bool = False,
-    ) -> None:
-        self.model = model
-        self.cache = cache
-        device = cache.mask.device
-        self.cuda_graphs = cuda_graphs and torch.device(device).type == "cuda"
-        self.step_fn = self._step
-        if compile:
-            # On the CPU inductor's C++ wrapper drops most of the per-kernel Python overhead
-            # (a one-token step: 0.31 ms against 0.37 ms for the tiny model); on CUDA the
-            # captured graph does that.
-            options = {"cpp_wrapper": True} if torch.device(device).type == "cpu" else None
-            self.step_fn = torch.compile(self._step, dynamic=False, options=options)
-        self.columns = torch.arange(cache.capacity, device=device)
-        self.start = torch.zeros((), dtype=torch.long, device=device)
-        self._graphs: dict[tuple[int, int], tuple[Any, dict[str, torch.Tensor], torch.Tensor]] = {}
-        cfg = model.config
-        self._no_patches = (
-            torch.zeros(
-                0,
-                cfg.image_channels,
-                cfg.patch_size,
-                cfg.patch_size,
-                dtype=torch.uint8,
-                device=device,
-            ),
-            torch.zeros(0, 4, dtype=torch.long, device=device),
-            torch.zeros(0, dtype=torch.long, device=device),
-        )
-
-    def _step(
-        self,
-        input_ids: torch.Tensor,
-        local_positions: torch.Tensor,
-        patches: torch.Tensor,
-        patch_positions: torch.Tensor,
-        patch_index: torch.Tensor,
-        start: torch.Tensor,
-    ) -> torch.Tensor:
-        model, cache = self.model, self.cache
-        emb = model.embedding
-        b, length = input_ids.shape
-        x = emb.tokens(input_ids)  # (B, L, D)
-        if patches.shape[0]:
-            rows = (patch_positions[:, 0] + patch_positions[:, 1]) // 2
-            cols = (patch_positions[:, 2] + patch_positions[:, 3]) // 2
-            p = emb.patches(patches) + emb.patch_rows(rows) + emb.patch_cols(cols)  # (N, D)
-            x = x.reshape(b * length, -1).index_copy(0, patch_index, p.to(x.dtype))
-            x = x.view(b, length, -1)
-        has_local = (local_positions >= 0).unsqueeze(-1).to(x.dtype)
-        x = x + emb.local_positions(local_positions.clamp(min=0)) * has_local
-        new_cols = start + self.columns[:length]  # (L,)
-        mask = cache.mask  # (B, capacity), the new columns already opened
-        positions = (mask.long().cumsum(-1) - 1).index_select(1, new_cols).clamp(min=0)  # (B, L)
-        causal = self.columns[None, :] <= new_cols[:, None]  # (L, capacity)
-        own = self.columns[None, :] == new_cols[:, None]
-        attend = (mask[:, None, :] & causal[None]) | own[None]  # (B, L, capacity)
-        cos, sin = rotary_cos_sin(positions, model.config.head_dim, model.config.rope_theta)
-        cache.write_index = new_cols
-        try:
-            for block in model.layers:
-                x = block(x, cos, sin, attention_mask=attend[:, None], past_key_values=cache)
-        finally:
-            cache.write_index = None
-        return model.norm(x[:, -1])  # (B, D)
-
-    def __call__(
-        self,
-        input_ids: torch.Tensor,
-        local_positions: torch.Tensor | None,
-        patches: torch.Tensor | None,
-        patch_positions: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Run one step at the cache's current length (its new columns already opened)."""
-        device = self.start.device
-        b, length = input_ids.shape
-        if local_positions is None:
-            local_positions = torch.full_like(input_ids, NO_LOCAL_POSITION)
-        if patches is None or patches.shape[0] == 0:
-            patches, patch_positions, patch_index = self._no_patches
-        else:  # a prefill: its ids come from the host, so finding the placeholders is free
-            patch_index = torch.nonzero(input_ids.cpu().reshape(-1) == PATCH_ID).squeeze(1)
-        self.start.fill_(self.cache.length)
-        inputs = {
-            "input_ids": input_ids.to(device),
-            "local_positions": local_positions.to(device),
-            "patches": patches.to(device),
-            "patch_positions": patch_positions.to(device),
-            "patch_index": patch_index.to(device),
-        }
-        if not self.cuda_graphs:
-            return self.step_fn(**inputs, start=self.start)
-        key = (length, int(patches.shape[0]))
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(inputs)
-        graph, buffers, output = self._graphs[key]
-        for name, value in inputs.items():
-            buffers[name].copy_(value)
-        graph.replay()
-        return output
-
-    def reset_graphs(self) -> None:
-        """Forget captured graphs (the cache's buffers were replaced)."""
-        self._graphs.clear()
-
-    def _capture(self, inputs: dict[str, torch.Tensor]) -> tuple[Any, dict, torch.Tensor]:
-        """Warm up on a side stream, then capture. The warm-up writes the same cache columns the
-        replay will (same inputs, same start), so it leaves no trace."""
-        buffers = {name: value.clone() for name, value in inputs.items()}
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                self.step_fn(**buffers, start=self.start)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            output = self.step_fn(**buffers, start=self.start)
-        return graph, buffers, output
+    """cos, sin (d,) of a RoPE rotation by `delta` positions (a slide drops the same number of
+    tokens again and again: computed once)."""
+    cos, sin = rotary_cos_sin(torch.full((1, 1), float(delta), device=device), head_dim, theta)
+    return cos.reshape(head_dim), sin.reshape(head_dim)

@@ -47,242 +47,24 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import GatoEmbedding, ordinal_embedding
+from gato.modeling.layers import GatoBlock
+from gato.modeling.loss import linear_cross_entropy
+from gato.modeling.masks import causal_padding_mask
+from gato.modeling.masks import position_ids as default_position_ids
+from gato.modeling.rotary import rotary_cos_sin
 from gato.tokens.batch import validate_batch
 from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID
 
-__all__ = [
-    "GatoModel",
-    "GatoModelOutput",
-    "apply_rotary",
-    "linear_cross_entropy",
-    "rotary_cos_sin",
-]
-
-
-# ---------------------------------------------------------------------------------------------
-# Rotary position embeddings
-# ---------------------------------------------------------------------------------------------
-
-
-def rotary_cos_sin(
-    position_ids: torch.Tensor, head_dim: int, theta: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotation angles of each position, (B, L) -> cos, sin of shape (B, 1, L, head_dim) fp32.
-
-    Frequencies theta^(-2i/d) for i < d/2, each used for a pair of dimensions (the
-    "rotate half" layout: dimension j pairs with j + d/2).
-    """
-    exponent = torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32)
-    inv_freq = theta ** (-exponent / head_dim)  # (d/2,)
-    angles = position_ids.to(torch.float32).unsqueeze(-1) * inv_freq  # (B, L, d/2)
-    angles = torch.cat((angles, angles), dim=-1).unsqueeze(1)  # (B, 1, L, d)
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, H, L, d) queries or keys by their positions' angles (cos/sin (B, 1, L, d))."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
-
-
-# ---------------------------------------------------------------------------------------------
-# The loss
-# ---------------------------------------------------------------------------------------------
-
-LOSS_CHUNK_ROWS = 1024
-"""Targets per chunk of the fused head + cross-entropy: a (1024, 34112) fp32 block is 140 MB."""
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """sum_i CE(hidden_i @ weight.T, labels_i), chunk by chunk, gradients computed on the way.
-
-    Each chunk's logits live only inside the loop: the gradient of a sum of cross-entropies
-    with respect to the logits is softmax - onehot, known in the forward pass, so the forward
-    turns it straight into the gradients of `hidden` and `weight` and keeps those instead of the
-    (N, V) logits (plus their softmax and its gradient) that autograd would keep. Same FLOPs as
-    the plain head + `F.cross_entropy`; memory O(N D + V D) rather than O(N V).
-    """
-
-    @staticmethod
-    def forward(ctx, hidden, weight, labels, chunk_rows):
-        device_type = hidden.device.type
-        autocast = torch.is_autocast_enabled(device_type)
-        dtype = torch.get_autocast_dtype(device_type) if autocast else weight.dtype
-        want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_hidden = torch.empty_like(hidden) if want_hidden else None
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_weight else None
-        per_target = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
-        w = weight.to(dtype)
-        with torch.autocast(device_type, enabled=False):
-            for start in range(0, hidden.shape[0], chunk_rows):
-                h = hidden[start : start + chunk_rows].to(dtype)  # (n, D)
-                y = labels[start : start + chunk_rows]  # (n,)
-                logits = (h @ w.T).float()  # (n, V)
-                picked = logits.gather(1, y[:, None])  # (n, 1)
-                # One in-place pass for both the log-sum-exp and the softmax (its gradient).
-                top = logits.amax(dim=-1, keepdim=True)  # (n, 1)
-                grad = logits.sub_(top).exp_()  # unnormalised softmax, (n, V)
-                norm = grad.sum(dim=-1, keepdim=True)  # (n, 1)
-                per_target[start : start + chunk_rows] = (norm.log() + top - picked).squeeze(1)
-                if not (want_hidden or want_weight):
-                    continue
-                grad.div_(norm)
-                grad[torch.arange(y.shape[0], device=y.device), y] -= 1.0
-                grad = grad.to(dtype)
-                if want_hidden:
-                    grad_hidden[start : start + chunk_rows] = grad @ w
-                if want_weight and dtype == torch.float32:
-                    grad_weight.addmm_(grad.T, h)  # no (V, D) temporary
-                elif want_weight:
-                    grad_weight += (grad.T @ h).float()  # fp32 sum of low-precision chunks
-        ctx.save_for_backward(grad_hidden, grad_weight)
-        ctx.weight_dtype = weight.dtype
-        # The per-target losses are for logging (per task, per sequence): only the sum has a
-        # gradient, since the gradients above are those of the sum.
-        ctx.mark_non_differentiable(per_target)
-        return per_target.sum(), per_target
-
-    @staticmethod
-    def backward(ctx, grad_total, _grad_per_target):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        if grad_hidden is not None:
-            grad_hidden = grad_hidden * grad_total.to(grad_hidden.dtype)
-        if grad_weight is not None:
-            grad_weight = (grad_weight * grad_total).to(ctx.weight_dtype)
-        return grad_hidden, grad_weight, None, None
-
-
-def linear_cross_entropy(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    labels: torch.Tensor,
-    chunk_rows: int = 0,
-    return_per_target: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy of the logits `hidden @ weight.T` against `labels`, never holding
-    more than one chunk of logits.
-
-    Args:
-        hidden: (N, D) hidden states that predict the targets.
-        weight: (V, D) output head.
-        labels: (N,) int64 targets.
-        chunk_rows: targets per chunk (default `LOSS_CHUNK_ROWS`).
-
-    Returns:
-        () fp32 sum over the N targets (divide by N for the mean). Under autocast the matmuls run
-        in the autocast dtype and the softmax in fp32, as with the plain head. With
-        `return_per_target`, also the (N,) fp32 loss of each target, without a gradient.
-    """
-    total, per_target = _LinearCrossEntropy.apply(
-        hidden, weight, labels, chunk_rows or LOSS_CHUNK_ROWS
-    )
-    return (total, per_target) if return_per_target else total
-
-
-# ---------------------------------------------------------------------------------------------
-# Blocks
-# ---------------------------------------------------------------------------------------------
-
-
-class GatoAttention(nn.Module):
-    """Multi-head self-attention with RoPE, PyTorch SDPA and an optional KV cache."""
-
-    def __init__(self, config: GatoConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.layer_idx = layer_idx
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.head_dim
-        inner = self.num_heads * self.head_dim
-        self.qkv = nn.Linear(config.hidden_size, 3 * inner, bias=False)
-        self.out = nn.Linear(inner, config.hidden_size, bias=False)
-        self.out.residual_projection = True
-        self.attention_dropout = config.attention_dropout
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        past_key_values: Cache | None,
-    ) -> torch.Tensor:
-        """x: (B, L, D); attention_mask: (B, 1, L, L_past + L) bool (True = attend) or None for
-        plain causal attention (no cache) / full attention (a one-token step without padding)."""
-        b, length, _ = x.shape
-        qkv = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, d)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if past_key_values is not None:
-            k, v = past_key_values.update(k, v, self.layer_idx)  # (B, H, L_past + L, d)
-        is_causal = attention_mask is None and k.shape[2] == length and length > 1
-        out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=attention_mask,
-            dropout_p=self.attention_dropout if self.training else 0.0,
-            is_causal=is_causal,
-        )
-        out = out.transpose(1, 2).reshape(b, length, self.num_heads * self.head_dim)
-        return self.out(out)
-
-
-class GatoMLP(nn.Module):
-    """Two-matrix GELU MLP, as the paper's FF sizes assume."""
-
-    def __init__(self, config: GatoConfig) -> None:
-        super().__init__()
-        self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
-        self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
-        self.fc_out.residual_projection = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_out(F.gelu(self.fc_in(x)))
-
-
-def _pathnet_ffn(config: GatoConfig) -> nn.Module:
-    """PathNet modules in place of the dense MLP (`config.ffn == "pathnet"`); they live with
-    PathNet, imported only when asked for."""
-    from gato.modeling.pathnet_ffn import PathNetFFN
-
-    return PathNetFFN(config)
-
-
-class GatoBlock(GradientCheckpointingLayer):
-    """Pre-norm decoder block: x + attn(LN(x)), then x + mlp(LN(x))."""
-
-    def __init__(self, config: GatoConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.norm_attn = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attn = GatoAttention(config, layer_idx)
-        self.norm_mlp = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = GatoMLP(config) if config.ffn == "dense" else _pathnet_ffn(config)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
-    ) -> torch.Tensor:
-        """(B, L, D) -> (B, L, D). Positional tensors first: the checkpointing wrapper needs it."""
-        h = self.attn(self.norm_attn(hidden_states), cos, sin, attention_mask, past_key_values)
-        hidden_states = hidden_states + self.dropout(h)
-        return hidden_states + self.dropout(self.mlp(self.norm_mlp(hidden_states)))
+__all__ = ["GatoModel", "GatoModelOutput"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,9 +254,12 @@ class GatoModel(PreTrainedModel):
             past_key_values = DynamicCache()
 
         x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
-        mask = _attention_mask(attention_mask, input_ids.shape[1], past_length, input_ids.device)
+        b, length = input_ids.shape
+        mask = causal_padding_mask(attention_mask, length, past_length, input_ids.device)
         if position_ids is None:
-            position_ids = _position_ids(attention_mask, input_ids, past_length)
+            position_ids = default_position_ids(
+                attention_mask, length, past_length, b, input_ids.device
+            )
         cos, sin = rotary_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
         cache = past_key_values if use_cache else None
         for block in self.layers:
@@ -608,47 +393,6 @@ class GatoModel(PreTrainedModel):
                     f"patch_positions must lie in [0, {cfg.num_position_bins}] "
                     f"(num_position_bins), found values in [{lo}, {hi}]"
                 )
-
-
-def _attention_mask(
-    attention_mask: torch.Tensor | None, length: int, past_length: int, device: torch.device
-) -> torch.Tensor | None:
-    """The (B | 1, 1, L, L_past + L) bool mask for SDPA (True = attend), or None when SDPA's own
-    `is_causal` (no cache) or full attention (one new token, no padding) is exact.
-
-    Without a cache, a mask whose ones all come before its zeros (right padding, or none) needs
-    no mask: causal attention never lets a real token see the padding after it. Otherwise a real
-    mask: causal, minus padded keys, plus each query's own key so that padded queries keep a
-    finite softmax (an all-masked row gives NaN, which the next layer's matmul would spread).
-    """
-    if past_length == 0 and (
-        attention_mask is None or bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
-    ):
-        return None
-    if attention_mask is None and length == 1:
-        return None
-    total = past_length + length
-    query_pos = torch.arange(past_length, total, device=device)
-    key_pos = torch.arange(total, device=device)
-    keep = key_pos[None, :] <= query_pos[:, None]  # (L, L_total) causal
-    if attention_mask is not None:
-        own = key_pos[None, :] == query_pos[:, None]
-        keep = (keep & attention_mask[:, None, -total:].bool()) | own  # (B, L, L_total)
-    else:
-        keep = keep.unsqueeze(0)  # (1, L, L_total)
-    return keep.unsqueeze(1)
-
-
-def _position_ids(
-    attention_mask: torch.Tensor | None, input_ids: torch.Tensor, past_length: int
-) -> torch.Tensor:
-    """(B, L) global positions: each token's count of real tokens before it."""
-    b, length = input_ids.shape
-    if attention_mask is None:
-        positions = torch.arange(past_length, past_length + length, device=input_ids.device)
-        return positions.expand(b, length)
-    positions = attention_mask.long().cumsum(-1) - 1
-    return positions[:, -length:].clamp(min=0)
 
 
 AutoConfig.register(GatoConfig.model_type, GatoConfig, exist_ok=True)

@@ -1,21 +1,19 @@
-"""The model as an agent (`GatoPolicy`), its KV cache, and loading checkpoints for deployment.
+"""The model as an agent (`GatoPolicy`), its prompts, and loading checkpoints for deployment.
 
-- `agent`: `GatoPolicy` (prompting, batched lockstep decoding, the sliding context),
-  `PolicyConfig`, sampling, demonstration prompts.
-- `cache`: `KVCache` (ragged rows in preallocated buffers) and `StaticDecoder` (fixed-shape steps
-  for CUDA graphs).
-- `checkpoint`: `load_pretrained` from a model, checkpoint or run folder; `CheckpointError`.
+- `agent`: `GatoPolicy` (batched lockstep decoding, the sliding context), `PolicyConfig`.
+- `prompts`: `demonstration_prompt` (a task's best dataset episode), `prompt_budget`.
+- `loading`: `load_pretrained` from a model, checkpoint or run folder; `CheckpointError`.
+
+The decoding machinery lives in `gato.inference` (`KVCache`, `StaticDecoder`, `sample_tokens`);
+it is re-exported here, where a policy's users look for it.
 """
 
-from gato.inference.cache import KVCache, StaticDecoder
-from gato.policy.agent import (
-    GatoPolicy,
-    PolicyConfig,
-    demonstration_prompt,
-    prompt_budget,
-    sample_tokens,
-)
+from gato.inference.cache import KVCache
+from gato.inference.sampling import sample_tokens
+from gato.inference.static import StaticDecoder
+from gato.policy.agent import GatoPolicy, PolicyConfig
 from gato.policy.loading import CheckpointError, load_pretrained, resolve_model_dir
+from gato.policy.prompts import demonstration_prompt, prompt_budget
 
 __all__ = [
     "CheckpointError",

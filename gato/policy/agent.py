@@ -55,8 +55,6 @@ one-token step) and replays; optionally `torch.compile`d first. On the CPU it ru
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,24 +63,20 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from gato.inference.cache import KVCache, StaticDecoder
-from gato.inference.decode import CachedForward
+from gato.inference.cache import KVCache
+from gato.inference.eager import CachedForward
+from gato.inference.sampling import sample_tokens
+from gato.inference.static import StaticDecoder
 from gato.modeling.model import GatoModel
 from gato.policy.loading import load_pretrained
+from gato.policy.prompts import demonstration_prompt, prompt_budget
 from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
-__all__ = [
-    "GatoPolicy",
-    "PolicyConfig",
-    "demonstration_prompt",
-    "prompt_budget",
-    "sample_tokens",
-]
+__all__ = ["GatoPolicy", "PolicyConfig"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,94 +135,6 @@ class PolicyConfig:
         if self.slide_slack is not None:
             return self.slide_slack
         return 0.25 if self.slide == "recompute" else 0.05
-
-
-# ---------------------------------------------------------------------------------------------
-# Sampling
-# ---------------------------------------------------------------------------------------------
-
-
-def sample_tokens(
-    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """(B, V') logits -> (B,) int64 indices: argmax at temperature 0, else a softmax draw."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    probs = F.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Prompts
-# ---------------------------------------------------------------------------------------------
-
-
-def demonstration_prompt(
-    task: Any,
-    tokenizer: GatoTokenizer,
-    budget: int,
-    which: Literal["start", "end"] = "start",
-) -> TokenSequence | None:
-    """The best-return episode of the task's dataset, cut to its first (or last) whole timesteps
-    within `budget` tokens; None (with a warning) when the task has no dataset on disk."""
-    from gato.data.episodes import episode_returns, load_episodes
-    from gato.tokens.windows import end_window, fit_stop, sequence_bounds, take_steps
-
-    if budget <= 0:
-        return None
-    if not task.has_data():
-        warnings.warn(
-            f"task {task.id!r} has no episodes at {task.dataset_path}: the policy runs without a "
-            "demonstration prompt (collect them with `python -m gato.data collect`)",
-            stacklevel=2,
-        )
-        return None
-    dataset = load_episodes(task.dataset_path, task=task)
-    best = int(np.argmax(episode_returns(dataset)))
-    # A step is at least 2 tokens (an observation token, the separator): no prompt needs more
-    # steps than this, and a 27,000-step Atari episode is never decoded whole.
-    row = episode_steps(dataset, best, budget // 2 + 1, from_end=which == "end")
-    episode = tokenizer.encode_jat_episode(row)
-    bounds = sequence_bounds(episode)
-    if which == "start":
-        first, stop = 0, fit_stop(bounds, 0, budget)
-    else:
-        first, stop = end_window(bounds, budget)
-    if stop <= first:
-        return None
-    return take_steps(episode, first, stop)
-
-
-def episode_steps(dataset: Any, index: int, count: int, from_end: bool = False) -> dict[str, Any]:
-    """The first (or last) `count` steps of episode `index` of a JAT-schema dataset, decoding
-    only those steps' images: {column: (k, ...) array, or a list of k strings for text}."""
-    import datasets as hf
-    from PIL import Image
-
-    if "image_observations" in dataset.column_names:
-        undecoded = hf.List(hf.Image(decode=False))
-        dataset = dataset.cast_column("image_observations", undecoded)
-    row = dataset.with_format(None)[index]
-    steps = len(row["rewards"])
-    window = slice(max(0, steps - count), steps) if from_end else slice(0, min(count, steps))
-    out: dict[str, Any] = {}
-    for column, values in row.items():
-        if values is None:
-            continue
-        values = values[window]
-        if column == "image_observations":
-            frames = []
-            for value in values:
-                with Image.open(
-                    io.BytesIO(value["bytes"]) if value["bytes"] else value["path"]
-                ) as im:
-                    frames.append(np.asarray(im))
-            out[column] = np.stack(frames)
-        elif column == "text_observations":
-            out[column] = list(values)
-        else:
-            out[column] = np.asarray(values)
-    return out
 
 
 def _empty_sequence(tokenizer: GatoTokenizer) -> TokenSequence:
@@ -630,8 +536,3 @@ class GatoPolicy:
         )
         cache.advance(length)
         return hidden
-
-
-def prompt_budget(context: int, config: PolicyConfig) -> int:
-    """Tokens the prompt may take: `config.prompt_tokens`, default half the context."""
-    return config.prompt_tokens if config.prompt_tokens is not None else context // 2

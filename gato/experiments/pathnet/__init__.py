@@ -5,7 +5,7 @@ task so that later tasks reuse them without changing them.
 - `evolution`: genotypes, mutation, the binary tournament (pure numpy).
 - `digits`: the binary 8x8 digit tasks.
 - `supervised`: task A -> task B transfer on binary digit tasks, against scratch and fine-tuning.
-- `gato_ffn`: PathNet modules as the feed-forward blocks of `GatoModel` (no forgetting).
+- `transfer`: no forgetting on a PathNet-FFN `GatoModel` (the modules: `gato.modeling.ffn`).
 - `rl`: PathNet pathways as an actor-critic policy network for the IMPALA learner.
 - `python -m gato.experiments.pathnet {supervised,rl,gato} ...`: the experiments (see
 docs/pathnet.md).

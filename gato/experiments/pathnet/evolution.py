@@ -14,7 +14,8 @@ Binary tournament: two distinct pathways of the population are trained for T ste
 fitness callback does the training and returns the fitness); the loser's genotype is overwritten
 by a mutated copy of the winner's. Ties go to the first of the two drawn.
 
-This module imports nothing from the project.
+`validate_genotype` and `active_modules` live with the PathNet layer (`gato.modeling.ffn`, which
+the model uses) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from gato.modeling.ffn import active_modules, validate_genotype
 
 __all__ = [
     "MAX_SHIFT",
@@ -37,34 +40,6 @@ __all__ = [
 
 MAX_SHIFT = 2
 """Mutations shift an index by an integer in [-MAX_SHIFT, MAX_SHIFT] (the paper: 2)."""
-
-
-def validate_genotype(genotype: np.ndarray, layers: int, active: int, modules: int) -> np.ndarray:
-    """Return `genotype` as an int64 (L, N) array, or raise `ValueError` naming what is wrong.
-
-    Args:
-        genotype: (L, N) integer module indices (any array-like).
-        layers: L. active: N (at most M). modules: M.
-    """
-    if active > modules:
-        raise ValueError(f"N={active} active modules per layer exceeds the M={modules} modules")
-    array = np.asarray(genotype)
-    if array.shape != (layers, active):
-        raise ValueError(
-            f"genotype must have shape (L={layers}, N={active}), got {tuple(array.shape)}"
-        )
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"genotype must hold integer module indices, got dtype {array.dtype}")
-    if array.size and (array.min() < 0 or array.max() >= modules):
-        raise ValueError(
-            f"genotype indices must lie in [0, M={modules}), found [{array.min()}, {array.max()}]"
-        )
-    return array.astype(np.int64, copy=False)
-
-
-def active_modules(genotype: np.ndarray) -> list[list[int]]:
-    """(L, N) genotype -> for each layer, the sorted distinct module indices it uses."""
-    return [sorted({int(m) for m in row}) for row in np.asarray(genotype)]
 
 
 def random_genotype(layers: int, active: int, modules: int, rng: np.random.Generator) -> np.ndarray:

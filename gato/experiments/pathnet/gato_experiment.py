@@ -6,7 +6,7 @@
    the training never uses, and the expert-normalised return of a few greedy rollouts.
 3. From that same state, the new task is learned two ways for the same number of steps:
    - pathnet: P0 is frozen, every shared weight too; only a fresh pathway P1's new modules train
-     (`gato.modeling.pathnet_ffn.new_task_parameters`);
+     (`gato.experiments.pathnet.transfer.new_task_parameters`);
    - finetune: every parameter trains, on P0 (plain fine-tuning).
 4. Both are scored again: the old tasks (pathnet through P0) and the new task (pathnet
    through P1). Pathnet must leave every old weight, loss and return bit-identical.
@@ -165,15 +165,14 @@ def run_continual(
     config: ContinualConfig, progress: bool = True, command: str | None = None
 ) -> dict[str, Any]:
     """The whole experiment; writes result.json and result.md under `config.output_dir`."""
-    from gato.modeling.config import GatoConfig
-    from gato.modeling.model import GatoModel
-    from gato.modeling.pathnet_ffn import (
+    from gato.experiments.pathnet.transfer import (
         freeze_pathway,
         fresh_pathway,
-        get_pathway,
         new_task_parameters,
-        set_pathway,
     )
+    from gato.modeling.config import GatoConfig
+    from gato.modeling.ffn import get_pathway, set_pathway
+    from gato.modeling.model import GatoModel
 
     start = time.perf_counter()
     torch.set_num_threads(1)

@@ -3,9 +3,11 @@
 A decoding step of a small model on a CPU is bound by per-operation overhead, not arithmetic: a
 one-token forward of the tiny preset does ~4 MFLOP but spent ~0.5 ms in `nn.Module` calls, output
 objects and input checks. This runs the same operations, in the same order, on the same weights,
-with none of that: weights are read once into tuples, the rotary angles come from a table built
-once (the same fp32 values `rotary_cos_sin` computes), queries and keys are rotated in one call,
-and the one-token step of a dense cache needs no mask. In a prefill the last layer computes the
+with none of that: each block's pieces are bound once (`GatoBlock.bind`: its tensors read once,
+no module calls), the rotary angles come from a table built once (`RotaryTable`: the same fp32
+values `rotary_cos_sin` computes), and the one-token step of a dense cache needs no mask. This
+module only arranges the pieces (which layer, which columns of the cache, which angles); their
+math is `gato.modeling`'s. In a prefill the last layer computes the
 last position only (the only output anyone reads; its keys and values are written first).
 Outputs equal the model's forward to float rounding (tested against it, ragged rows and patches
 included).
@@ -19,60 +21,23 @@ columns as they are, attends over them and over the step's own new keys in one s
 returns the new keys and values for the caller to write.
 
 Used by `GatoPolicy` on its eager path. A feed-forward part other than the dense MLP (PathNet's,
-say) is called as its module; only the known parts are flattened.
+say) is called as its module.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from gato.modeling.model import GatoBlock, GatoMLP, GatoModel, _attention_mask, rotary_cos_sin
+from gato.modeling.layers import GatoBlock, attend_split, bind_layer_norm
+from gato.modeling.masks import causal_padding_mask, position_ids
+from gato.modeling.model import GatoModel
+from gato.modeling.rotary import RotaryTable
 
-__all__ = ["CachedForward", "attend_split"]
-
-# SDPA's CPU flash kernel, which also returns each query's log-sum-exp (B, H, L) fp32: what
-# merging two attention passes needs. Inductor calls it as it is (no decomposition).
-_flash_cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-
-
-def attend_split(
-    q: torch.Tensor,
-    k_old: torch.Tensor,
-    v_old: torch.Tensor,
-    k_new: torch.Tensor,
-    v_new: torch.Tensor,
-    causal: bool,
-    flash: bool = False,
-) -> torch.Tensor:
-    """Attention of queries q (B, H, Lq, d) over cached keys (B, H, P, d), every one visible,
-    then new keys (B, H, n, d), of which query j sees those up to n - Lq + j (`causal`: Lq = n,
-    the queries are the new tokens; otherwise Lq = 1 and it sees them all) -> (B, H, Lq, d).
-
-    The same numbers as one softmax over the concatenated keys, without concatenating them
-    (a copy of the whole cache). `flash`: two passes of SDPA's CPU flash kernel merged by their
-    log-sum-exps; otherwise scores of both parts, one softmax, two products."""
-    if k_old.shape[2] == 0:
-        return F.scaled_dot_product_attention(q, k_new, v_new, is_causal=causal)
-    if flash:
-        out_old, lse_old = _flash_cpu(q, k_old, v_old)  # lse: (B, H, Lq) fp32
-        out_new, lse_new = _flash_cpu(q, k_new, v_new, is_causal=causal)
-        lse = torch.logaddexp(lse_old, lse_new)
-        merged = out_old * (lse_old - lse).exp().unsqueeze(-1)
-        merged = merged + out_new * (lse_new - lse).exp().unsqueeze(-1)
-        return merged.to(q.dtype)
-    scale = q.shape[-1] ** -0.5
-    scores_old = q @ k_old.transpose(-1, -2) * scale  # (B, H, Lq, P)
-    scores_new = q @ k_new.transpose(-1, -2) * scale  # (B, H, Lq, n)
-    if causal:
-        n = k_new.shape[2]
-        later = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
-        scores_new = scores_new.masked_fill(later, float("-inf"))
-    probs = torch.cat((scores_old, scores_new), dim=-1).softmax(dim=-1)
-    split = scores_old.shape[-1]
-    return probs[..., :split] @ v_old + probs[..., split:] @ v_new
+__all__ = ["CachedForward"]
 
 
 class CachedForward:
@@ -86,65 +51,28 @@ class CachedForward:
     ) -> None:
         cfg = model.config
         self.model = model
-        self.num_heads = cfg.num_attention_heads
-        self.head_dim = cfg.head_dim
-        self.theta = cfg.rope_theta
-        self.tokens = model.embedding.tokens.weight
-        self.layers: list[tuple[Any, ...]] = []
         for block in model.layers:
             if type(block) is not GatoBlock:
                 raise TypeError(f"CachedForward: unknown block type {type(block).__name__}")
-            mlp = (
-                (block.mlp.fc_in.weight, block.mlp.fc_out.weight)
-                if type(block.mlp) is GatoMLP
-                else block.mlp
-            )
-            self.layers.append(
-                (
-                    block.norm_attn,
-                    block.attn.qkv.weight,
-                    block.attn.out.weight,
-                    block.norm_mlp,
-                    mlp,
-                    block.attn.layer_idx,
-                )
-            )
-        self.norm = model.norm
-        self._cos = self._sin = torch.empty(0)
-        self._table(table_size or 2 * cfg.max_position_embeddings)
+        self.layers = [block.bind(training=False) for block in model.layers]
+        self.norm = bind_layer_norm(model.norm)
+        self.embedding = model.embedding
+        # A fed-back action token has no local position and no patch: its embedding is its row
+        # of the table (what `model.embedding` computes in eval mode). Bound here because the
+        # module call inside the compiled greedy loop cost ~5% of a dm-control-like step
+        # (benchmarks/policy_latency_compare.py). An embedding that adds more to a plain id
+        # must be called here instead.
+        self.embed_ids = functools.partial(F.embedding, weight=model.embedding.tokens.weight)
+        weight = model.embedding.tokens.weight
+        self.rotary = RotaryTable(cfg.head_dim, cfg.rope_theta, weight.dtype, weight.device)
+        self.rotary.grow(table_size or 2 * cfg.max_position_embeddings)
         self.compiled = None
         if compile:
             # Sizes symbolic (dynamic=True): the cache length changes every call and one graph
             # serves every length. On the CPU the C++ wrapper drops the per-kernel overhead.
-            cpu = self.tokens.device.type == "cpu"
+            cpu = weight.device.type == "cpu"
             options = {"cpp_wrapper": True} if cpu else None
             self.compiled = torch.compile(self._greedy_split, dynamic=True, options=options)
-
-    def _table(self, size: int) -> None:
-        """cos, sin (size, d) of positions [0, size): the model's own angle computation."""
-        if self._cos.shape[0] >= size:
-            return
-        positions = torch.arange(size, device=self.tokens.device)[None]  # (1, P)
-        cos, sin = rotary_cos_sin(positions, self.head_dim, self.theta)  # (1, 1, P, d)
-        # Cast as `apply_rotary` casts them: to the activations' dtype.
-        # Own tensors (not views of the (1, 1, P, d) ones): cheaper guards where compiled.
-        self._cos = cos[0, 0].to(self.tokens.dtype).clone()
-        self._sin = sin[0, 0].to(self.tokens.dtype).clone()
-
-    @staticmethod
-    def _norm(module: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, module.normalized_shape, module.weight, module.bias, module.eps)
-
-    def _embed(
-        self,
-        input_ids: torch.Tensor,
-        local_positions: torch.Tensor | None,
-        patches: torch.Tensor | None,
-        patch_positions: torch.Tensor | None,
-    ) -> torch.Tensor:
-        if local_positions is None and (patches is None or patches.shape[0] == 0):
-            return F.embedding(input_ids, self.tokens)  # (B, L, D)
-        return self.model.embedding(input_ids, local_positions, patches, patch_positions)
 
     def __call__(
         self,
@@ -158,19 +86,16 @@ class CachedForward:
         with `open_columns`; the caller advances it afterwards) -> (B, D)."""
         b, length = input_ids.shape
         past = cache.length
-        x = self._embed(input_ids, local_positions, patches, patch_positions)
-        self._table(past + length)
+        x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
+        self.rotary.grow(past + length)
         if cache.dense:
-            mask = _attention_mask(None, length, past, x.device)  # None for one token
+            mask = causal_padding_mask(None, length, past, x.device)  # None for one token
             # Every row sits at the same positions: one (L, 1, 1, d) slice of the table.
-            cos = self._cos[past : past + length, None, None]
-            sin = self._sin[past : past + length, None, None]
+            cos, sin = self.rotary.span(past, length)
         else:
             used = cache.mask[:, : past + length]  # (B, C)
-            mask = _attention_mask(used, length, past, x.device)
-            positions = (used.long().cumsum(-1) - 1)[:, -length:].clamp(min=0)  # (B, L)
-            cos = self._cos[positions][:, :, None, None]  # (B, L, 1, 1, d)
-            sin = self._sin[positions][:, :, None, None]
+            mask = causal_padding_mask(used, length, past, x.device)
+            cos, sin = self.rotary.at(position_ids(used, length))  # (B, L, 1, 1, d)
         if cache.keys[0].shape[2] < past + length:
             raise RuntimeError(f"KV cache of {cache.keys[0].shape[2]} columns: open more first")
         # No mask and new tokens that see only each other: SDPA's own causal mask.
@@ -204,23 +129,22 @@ class CachedForward:
         past, fed = cache.length, length + count - 1
         if cache.keys[0].shape[2] < past + fed:
             raise RuntimeError(f"KV cache of {cache.keys[0].shape[2]} columns: open more first")
-        x = self._embed(input_ids, local_positions, patches, patch_positions)
-        self._table(past + fed)
+        x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
+        self.rotary.grow(past + fed)
         keys, values = cache.keys, cache.values
         if self.compiled is not None:
             # Whole tensors and a length, no views: the compiled call's guards check a view's
             # base in Python on every call (~0.1 ms more per call, measured).
             tokens, new_keys, new_values = self.compiled(
-                x, self._cos, self._sin, keys, values, past, head, lo, hi, count
+                x, self.rotary.cos, self.rotary.sin, keys, values, past, head, lo, hi, count
             )
             for buffer, new_k in zip(keys, new_keys, strict=True):
                 buffer[:, :, past : past + fed] = new_k
             for buffer, new_v in zip(values, new_values, strict=True):
                 buffer[:, :, past : past + fed] = new_v
             return tokens
-        cos = self._cos[past : past + fed, None, None]  # (L + count - 1, 1, 1, d)
-        sin = self._sin[past : past + fed, None, None]
-        mask = _attention_mask(None, length, past, x.device)
+        cos, sin = self.rotary.span(past, fed)  # (L + count - 1, 1, 1, d)
+        mask = causal_padding_mask(None, length, past, x.device)
         causal = mask is None and past == 0 and length > 1
         hidden = self._blocks(x, cos[:length], sin[:length], mask, causal, keys, values, past)
 
@@ -247,33 +171,8 @@ class CachedForward:
             token = (hidden @ head.T).argmax(dim=-1) + offset  # (B,)
             picked.append(token)
             if j + 1 < count:
-                hidden = feed(F.embedding(token[:, None], self.tokens), length + j)
+                hidden = feed(self.embed_ids(token[:, None]), length + j)
         return torch.stack(picked, dim=1)  # (B, count)
-
-    def _project(
-        self, layer: tuple[Any, ...], x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, L, D) -> rotated queries, rotated keys, values, each (B, H, L, d)."""
-        norm_attn, w_qkv = layer[0], layer[1]
-        b, length, _ = x.shape
-        heads, d = self.num_heads, self.head_dim
-        half = d // 2
-        qkv = F.linear(self._norm(norm_attn, x), w_qkv).view(b, length, 3, heads, d)
-        qk = qkv[:, :, :2]  # (B, L, 2, H, d): queries and keys rotated together
-        rotated = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
-        qk = qk * cos + rotated * sin
-        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, d)
-        return q, k, qkv[:, :, 2].transpose(1, 2)
-
-    def _finish(self, layer: tuple[Any, ...], x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """The rest of a block: x (B, L, D) + out(a), a (B, H, L, d), then the MLP."""
-        w_out, norm_mlp, mlp = layer[2], layer[3], layer[4]
-        b, length, _ = x.shape
-        x = x + F.linear(a.transpose(1, 2).reshape(b, length, -1), w_out)
-        h = self._norm(norm_mlp, x)
-        if isinstance(mlp, tuple):
-            return x + F.linear(F.gelu(F.linear(h, mlp[0])), mlp[1])
-        return x + mlp(h)
 
     def _blocks(
         self,
@@ -293,8 +192,8 @@ class CachedForward:
         stop = past + length
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            q, k, v = self._project(layer, x, cos, sin)
-            index = layer[5]
+            q, k, v = layer.project(x, cos, sin)
+            index = layer.layer_idx
             keys[index][:, :, past:stop] = k
             values[index][:, :, past:stop] = v
             k, v = keys[index][:, :, :stop], values[index][:, :, :stop]  # (B, H, past + L, d)
@@ -304,9 +203,8 @@ class CachedForward:
                 # outputs feed nothing (its keys and values are already written): one query.
                 q, x = q[:, :, -1:], x[:, -1:]
                 layer_mask, is_causal = None if mask is None else mask[:, :, -1:], False
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=layer_mask, is_causal=is_causal)
-            x = self._finish(layer, x, a)
-        return self._norm(self.norm, x[:, -1])  # (B, D)
+            x = layer.finish(x, layer.attend(q, k, v, layer_mask, is_causal))
+        return self.norm(x[:, -1])  # (B, D)
 
     def _greedy_split(
         self,
@@ -324,12 +222,12 @@ class CachedForward:
         """`greedy_tokens` without writing the cache (the compiled form): x (B, L, D) attends
         over the cached columns [0, past) of `keys`/`values` (every one visible) and causally
         over the step's own new keys, in one softmax over both -> (tokens (B, count), new keys
-        and values per layer (B, H, L + count - 1, d)); the rotary angles come from the (T, d)
-        tables at positions past, past + 1, ..."""
+        and values per layer (B, H, L + count - 1, d)); the rotary angles come from the
+        (T, 1, 1, d) tables at positions past, past + 1, ..."""
         length = x.shape[1]
         fed = length + count - 1
-        cos = cos_table[past : past + fed, None, None]  # (L + count - 1, 1, 1, d)
-        sin = sin_table[past : past + fed, None, None]
+        cos = cos_table[past : past + fed]  # (L + count - 1, 1, 1, d)
+        sin = sin_table[past : past + fed]
         old_keys = [k[:, :, :past] for k in keys]  # (B, H, past, d), read only
         old_values = [v[:, :, :past] for v in values]
         head = head[lo:hi]
@@ -338,7 +236,7 @@ class CachedForward:
         new_values: list[Any] = [None] * len(self.layers)
 
         def attend(i: int, q: torch.Tensor) -> torch.Tensor:
-            index = self.layers[i][5]
+            index = self.layers[i].layer_idx
             # More than one query: the prefill, whose queries are its new keys (causal). On the
             # CPU its flash form measured faster; for one query, the plain form.
             causal = bool(q.shape[2] > 1)
@@ -349,7 +247,7 @@ class CachedForward:
         def forward(x: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             fed = x.shape[1]
             for i, layer in enumerate(self.layers):
-                q, k, v = self._project(layer, x, c, s)
+                q, k, v = layer.project(x, c, s)
                 if new_keys[i] is None:
                     new_keys[i], new_values[i] = k, v
                 else:
@@ -357,8 +255,8 @@ class CachedForward:
                     new_values[i] = torch.cat((new_values[i], v), dim=2)
                 if i == last and fed > 1:
                     q, x = q[:, :, -1:], x[:, -1:]  # as in `_blocks`: the last position only
-                x = self._finish(layer, x, attend(i, q))
-            return self._norm(self.norm, x[:, -1])
+                x = layer.finish(x, attend(i, q))
+            return self.norm(x[:, -1])
 
         hidden = forward(x, cos[:length], sin[:length])
         tokens = self._pick(

@@ -1,0 +1,96 @@
+"""Demonstration prompts: the policy conditions on a task's best dataset episode.
+
+`demonstration_prompt` reads the task's episodes (JAT schema), picks the best-return one, decodes
+only the steps the prompt can hold and cuts them to whole timesteps within the budget
+(`prompt_budget`: `PolicyConfig.prompt_tokens`, default half the context, as the training
+mixture's prompts).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from gato.tokens.batch import TokenSequence
+from gato.tokens.tokenizer import GatoTokenizer
+
+if TYPE_CHECKING:
+    from gato.policy.agent import PolicyConfig
+
+__all__ = ["demonstration_prompt", "episode_steps", "prompt_budget"]
+
+
+def demonstration_prompt(
+    task: Any,
+    tokenizer: GatoTokenizer,
+    budget: int,
+    which: Literal["start", "end"] = "start",
+) -> TokenSequence | None:
+    """The best-return episode of the task's dataset, cut to its first (or last) whole timesteps
+    within `budget` tokens; None (with a warning) when the task has no dataset on disk."""
+    from gato.data.episodes import episode_returns, load_episodes
+    from gato.tokens.windows import end_window, fit_stop, sequence_bounds, take_steps
+
+    if budget <= 0:
+        return None
+    if not task.has_data():
+        warnings.warn(
+            f"task {task.id!r} has no episodes at {task.dataset_path}: the policy runs without a "
+            "demonstration prompt (collect them with `python -m gato.data collect`)",
+            stacklevel=2,
+        )
+        return None
+    dataset = load_episodes(task.dataset_path, task=task)
+    best = int(np.argmax(episode_returns(dataset)))
+    # A step is at least 2 tokens (an observation token, the separator): no prompt needs more
+    # steps than this, and a 27,000-step Atari episode is never decoded whole.
+    row = episode_steps(dataset, best, budget // 2 + 1, from_end=which == "end")
+    episode = tokenizer.encode_jat_episode(row)
+    bounds = sequence_bounds(episode)
+    if which == "start":
+        first, stop = 0, fit_stop(bounds, 0, budget)
+    else:
+        first, stop = end_window(bounds, budget)
+    if stop <= first:
+        return None
+    return take_steps(episode, first, stop)
+
+
+def episode_steps(dataset: Any, index: int, count: int, from_end: bool = False) -> dict[str, Any]:
+    """The first (or last) `count` steps of episode `index` of a JAT-schema dataset, decoding
+    only those steps' images: {column: (k, ...) array, or a list of k strings for text}."""
+    import datasets as hf
+    from PIL import Image
+
+    if "image_observations" in dataset.column_names:
+        undecoded = hf.List(hf.Image(decode=False))
+        dataset = dataset.cast_column("image_observations", undecoded)
+    row = dataset.with_format(None)[index]
+    steps = len(row["rewards"])
+    window = slice(max(0, steps - count), steps) if from_end else slice(0, min(count, steps))
+    out: dict[str, Any] = {}
+    for column, values in row.items():
+        if values is None:
+            continue
+        values = values[window]
+        if column == "image_observations":
+            frames = []
+            for value in values:
+                with Image.open(
+                    io.BytesIO(value["bytes"]) if value["bytes"] else value["path"]
+                ) as im:
+                    frames.append(np.asarray(im))
+            out[column] = np.stack(frames)
+        elif column == "text_observations":
+            out[column] = list(values)
+        else:
+            out[column] = np.asarray(values)
+    return out
+
+
+def prompt_budget(context: int, config: PolicyConfig) -> int:
+    """Tokens the prompt may take: `config.prompt_tokens`, default half the context."""
+    return config.prompt_tokens if config.prompt_tokens is not None else context // 2
