@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gato.policy import CheckpointError, PolicyConfig
+from gato.tasks.scores import EVALUATION_SEED
 
 EXIT_BAD_INPUT = 2
 
@@ -51,7 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("--mixture", help="also every control task of this mixture recipe")
     control.add_argument("--episodes", type=int, default=50, help="episodes per task (Gato: 50)")
     control.add_argument("--num-envs", type=int, default=8, help="environments in lockstep")
-    control.add_argument("--seed", type=int, default=0, help="episode k is seeded seed + k")
+    control.add_argument(
+        "--seed",
+        type=int,
+        default=EVALUATION_SEED,
+        help="episode k is seeded seed + k (default: the held-out evaluation range)",
+    )
     control.add_argument("--max-steps", type=int, default=None, help="cut episodes after N steps")
     control.add_argument(
         "--temperature", type=float, default=0.0, help="0: greedy; 1: sample as Gato"

@@ -11,6 +11,7 @@ from gato.inference.cache import KVCache, StaticDecoder
 from gato.policy.agent import (
     GatoPolicy,
     PolicyConfig,
+    demonstration_episode,
     demonstration_prompt,
     prompt_budget,
     sample_tokens,
@@ -23,6 +24,7 @@ __all__ = [
     "KVCache",
     "PolicyConfig",
     "StaticDecoder",
+    "demonstration_episode",
     "demonstration_prompt",
     "load_pretrained",
     "prompt_budget",
