@@ -79,6 +79,8 @@ class BenchConfig:
     threads: int = 1
     eval_max_steps: int | None = None
     """Cut evaluation episodes (the --tiny run; scores are then not comparable)."""
+    json: str | None = None
+    """Write the curves here, again after every scored point (a stopped run keeps its points)."""
 
 
 @dataclass
@@ -251,6 +253,8 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
         curve.scores.append(result)
         curve.losses.append(float(np.mean(losses)) if losses else float("nan"))
         losses = []
+        if config.json:
+            write_json(config, [*_DONE, curve])
         print(
             f"  {name:28s} step {step:5d}  score {100 * result:6.1f}%  loss {curve.losses[-1]:.3f}"
             f"  ({curve.train_seconds:.0f} s train, {curve.eval_seconds:.0f} s eval)",
@@ -262,6 +266,15 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
 # ---------------------------------------------------------------------------------------------
 # Running, the table, the figure
 # ---------------------------------------------------------------------------------------------
+
+
+_DONE: list[Curve] = []
+"""The curves of the current `run` finished so far."""
+
+
+def write_json(config: BenchConfig, curves: list[Curve]) -> None:
+    report = {"config": asdict(config), "curves": [asdict(c) for c in curves]}
+    atomic_write_json(config.json, json.loads(json.dumps(report)))
 
 
 def run(config: BenchConfig) -> list[Curve]:
@@ -280,7 +293,8 @@ def run(config: BenchConfig) -> list[Curve]:
     episodes = [dataset[i] for i in range(count)]
     steps = sum(len(e["rewards"]) for e in episodes)
     print(f"{task.id}: {count} episodes, {steps} timesteps from {path}", flush=True)
-    curves = []
+    curves = _DONE
+    curves.clear()
     for name in config.learners.split(","):
         if name == "mlp":
             curves.append(train_mlp(task, episodes, config))
@@ -288,7 +302,7 @@ def run(config: BenchConfig) -> list[Curve]:
             curves.append(train_gato(task, episodes, name, config))
         else:
             raise ValueError(f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>")
-    return curves
+    return list(curves)
 
 
 def table(curves: list[Curve], config: BenchConfig) -> str:
@@ -298,7 +312,10 @@ def table(curves: list[Curve], config: BenchConfig) -> str:
         rows.append([c.learner, f"{c.parameters:,}"] + [f"{100 * s:.1f}%" for s in c.scores])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join(
-        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+        "  ".join(
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
         for r in rows
     )
 
@@ -327,6 +344,20 @@ def figure(curves: list[Curve], config: BenchConfig, path: Path) -> Path:
     return path
 
 
+def merge(paths: list[str], out_json: str | None, out_figure: str | None) -> list[Curve]:
+    """Curves of several runs (the same steps and batch) in one table, JSON and figure."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    config = BenchConfig(**{**reports[0]["config"], "steps": tuple(reports[0]["config"]["steps"])})
+    curves = [Curve(**c) for r in reports for c in r["curves"]]
+    config.learners = ",".join(c.learner for c in curves)
+    print(table(curves, config))
+    if out_json:
+        write_json(BenchConfig(**{**asdict(config), "json": out_json}), curves)
+    if out_figure:
+        figure(curves, config, Path(out_figure))
+    return curves
+
+
 TINY = dict(steps=(20, 60), eval_episodes=2, max_episodes=4, width=32, batch_timesteps=64,
             eval_max_steps=50, learners="mlp,gato:table:4,gato:table+fourier:1")  # fmt: skip
 
@@ -347,8 +378,14 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     parser.add_argument("--tiny", action="store_true", help="a ~30 s smoke configuration")
     parser.add_argument("--json", default=None, help="write the curves here")
     parser.add_argument("--figure", default=None, help="write the figure here (PNG)")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, help="no training: the table and figure of these JSONs"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.json, args.figure)
     fields = {k: getattr(args, k) for k in asdict(defaults) if hasattr(args, k)}
+    fields["json"] = args.json
     fields["steps"] = tuple(int(s) for s in str(args.steps).split(","))
     if args.tiny:
         fields.update(TINY)
@@ -357,8 +394,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     print()
     print(table(curves, config))
     if args.json:
-        report = {"config": asdict(config), "curves": [asdict(c) for c in curves]}
-        atomic_write_json(args.json, json.loads(json.dumps(report)))
+        write_json(config, curves)
     if args.figure:
         figure(curves, config, Path(args.figure))
     return curves

@@ -40,6 +40,9 @@ def test_tiny_benchmark_trains_scores_and_writes_curves(episodes, tmp_path, caps
     assert [c["learner"] for c in report["curves"]] == [c.learner for c in curves]
     assert out_png.stat().st_size > 0
     assert "gato:table+fourier:1" in capsys.readouterr().out  # the printed table
+    merged = control_learning.main(["--merge", str(out_json), str(out_json)])
+    assert [c.learner for c in merged] == [c.learner for c in curves] * 2
+    assert merged[0].scores == curves[0].scores
 
 
 def test_unknown_learner_is_named(episodes):
