@@ -69,6 +69,7 @@ class CollectConfig:
             raise ValueError(f"workers must be positive, got {self.workers}")
         if self.action_noise is not None and self.action_noise < 0:
             raise ValueError(f"action_noise must be non-negative, got {self.action_noise}")
+        score_math.check_not_evaluation_seeds(self.seed, self.episodes)
 
 
 @dataclass
@@ -305,6 +306,7 @@ def collect(config: CollectConfig) -> CollectResult:
             "policy": policy,
             "action_noise": noise,
             "seeds": [seeds[0], seeds[-1]],
+            "episode_seeds": [s for s, k in zip(seeds, kept, strict=True) if k],
             "episodes_played": len(returns),
             "episodes_kept": int(sum(kept)),
             "filter_threshold": threshold,
@@ -330,6 +332,29 @@ def collect(config: CollectConfig) -> CollectResult:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - start
     return CollectResult(output, returns, kept, threshold, steps, seconds, metadata)
+
+
+def recorded_seeds(dataset: Any) -> list[int] | None:
+    """The reset seed of each episode (row) of a collected dataset, from what `collect` stored
+    in its info; None when the dataset does not say (not collected here, or rows selected since).
+
+    Datasets written before the seeds were stored per episode are read from their seed range,
+    returns and filter threshold (the filter kept exactly the returns at or above it)."""
+    try:
+        meta = json.loads(dataset.info.description or "")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    seeds = meta.get("episode_seeds")
+    if seeds is None and "seeds" in meta and "returns" in meta:
+        first, threshold = int(meta["seeds"][0]), meta.get("filter_threshold")
+        seeds = [
+            first + i for i, r in enumerate(meta["returns"]) if threshold is None or r >= threshold
+        ]
+    if seeds is None or len(seeds) != len(dataset):
+        return None
+    return [int(s) for s in seeds]
 
 
 def _replaceable(path: Path) -> bool:
@@ -385,7 +410,7 @@ def measure_scores(
     task: TaskSpec,
     expert_episodes: int = 100,
     random_episodes: int = 100,
-    seed: int = 1_000_000,
+    seed: int = score_math.SCORE_SEED,
     *,
     workers: int = 1,
     registry_path: str | Path | None = None,
@@ -393,9 +418,12 @@ def measure_scores(
 ) -> ScoreReport:
     """Play the expert and the random policy; Gato's expert score and the random mean.
 
-    Seeds start at `seed` (default far from collection seeds, so scores are measured on
-    episodes the dataset does not hold).
+    Seeds start at `seed` (default `SCORE_SEED`: far from collection seeds, so scores are
+    measured on episodes the dataset does not hold, and below the evaluation seeds).
     """
+    score_math.check_not_evaluation_seeds(
+        seed, max(expert_episodes, random_episodes), "score measuring"
+    )
     start = time.perf_counter()
     kwargs = {"workers": workers, "registry_path": registry_path, "progress": progress}
     expert = [
@@ -451,6 +479,7 @@ class SuiteCollectConfig:
             raise ValueError(f"episodes must be positive, got {self.episodes}")
         if self.workers < 1:
             raise ValueError(f"workers must be positive, got {self.workers}")
+        score_math.check_not_evaluation_seeds(self.seed, self.episodes)
 
 
 @dataclass

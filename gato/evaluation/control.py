@@ -8,6 +8,10 @@ Every episode is played to its end, so the count is exact and short episodes are
 (stopping at the first N finished episodes would favour them). Episode k is seeded `seed + k`
 whatever the number of environments, so results do not depend on the batching.
 
+Start states are held out: evaluation seeds default to `gato.tasks.scores.EVALUATION_SEED` (a
+range collection refuses), the demonstration prompt is never an evaluated episode (its seed is
+excluded), and each task's result records its episodes' seeds and the prompt's.
+
 Scores follow Gato: the expert-normalised score of a task is (mean return - random) /
 (expert - random) with the registry's expert and random scores (`gato.tasks.scores`); a task counts
 "above 50%" and "above 100%" of expert on that scale.
@@ -26,8 +30,15 @@ from typing import Any
 import numpy as np
 
 from gato.evaluation.loading import ModelLike, load_model, trained_tasks
-from gato.policy import GatoPolicy, PolicyConfig, demonstration_prompt, prompt_budget
+from gato.policy import (
+    GatoPolicy,
+    PolicyConfig,
+    demonstration_episode,
+    demonstration_prompt,
+    prompt_budget,
+)
 from gato.tasks.envs import make_env
+from gato.tasks.scores import EVALUATION_SEED
 
 __all__ = [
     "ControlEvalConfig",
@@ -51,8 +62,9 @@ class ControlEvalConfig:
     """Episodes per task (Gato: 50)."""
     num_envs: int = 8
     """Environments stepped in lockstep per task (rows of the policy's batch)."""
-    seed: int = 0
-    """Episode k of a task is reset with seed `seed + k`."""
+    seed: int = EVALUATION_SEED
+    """Episode k of a task is reset with seed `seed + k` (default: the held-out evaluation range,
+    which no collected episode uses)."""
     max_steps: int | None = None
     """Cut every episode after this many steps (default: the task's own limit)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -82,6 +94,7 @@ class EpisodeStats:
         steps: environment steps in all.
         seconds: wall-clock time of the loop.
         frames: rendered frames of episode 0 (when a renderer was given).
+        seeds: (N,) the reset seed of each episode.
     """
 
     returns: np.ndarray
@@ -89,6 +102,7 @@ class EpisodeStats:
     steps: int
     seconds: float
     frames: list[np.ndarray] = field(default_factory=list)
+    seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def steps_per_second(self) -> float:
@@ -99,7 +113,7 @@ def run_episodes(
     policy: GatoPolicy,
     envs: Sequence[Any],
     episodes: int,
-    seed: int = 0,
+    seed: int = EVALUATION_SEED,
     max_steps: int | None = None,
     render: Callable[[Any, dict], np.ndarray | None] | None = None,
     progress: Any = None,
@@ -162,7 +176,8 @@ def run_episodes(
             observations = [observations[r] for r in keep]
             if keep:
                 policy.remove_envs(keep)
-    return EpisodeStats(returns, lengths, steps, time.perf_counter() - start, frames)
+    seeds = np.arange(seed, seed + episodes, dtype=np.int64)
+    return EpisodeStats(returns, lengths, steps, time.perf_counter() - start, frames, seeds)
 
 
 def _grab(frames: list, render: Callable, env: Any, observation: dict) -> bool:
@@ -229,6 +244,11 @@ class TaskResult:
     cut_at: int | None = None
     """Episodes were cut at this many steps, below the task's own limit: the normalised score
     then compares partial returns with full-episode references (marked * in reports)."""
+    seeds: list[int] = field(default_factory=list)
+    """The reset seed of each episode (index k: episode k)."""
+    prompt_seed: int | None = None
+    """The reset seed of the demonstration prompt's episode (None: no prompt, or its dataset
+    records no seeds); never one of `seeds`."""
 
 
 def mixture_control_tasks(mixture: Any) -> list[str]:
@@ -323,9 +343,11 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
     from gato.tasks.scores import normalized_score
 
     budget = prompt_budget(model.config.max_position_embeddings, config.policy)
+    seeds = range(config.seed, config.seed + config.episodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a missing dataset becomes the task's note below
-        prompt = demonstration_prompt(task, tokenizer, budget, config.policy.prompt_from)
+        prompt = demonstration_prompt(task, tokenizer, budget, config.policy.prompt_from, seeds)
+    prompt_seed, overlap = _prompt_and_training_seeds(task, seeds, prompt is not None)
     num_envs = min(config.num_envs, config.episodes)
     policy = GatoPolicy(model, tokenizer, task.action, prompt, config.policy, num_envs)
     video = config.video_dir is not None
@@ -353,6 +375,10 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
     if scores is not None and scores.expert != scores.random:
         normalized = float(normalized_score(mean, scores.expert, scores.random))
     notes = [] if prompt is not None else ["no demonstration prompt (no dataset)"]
+    if overlap:
+        notes.append(
+            f"{overlap} evaluated start state(s) are seeds of training episodes: not held out"
+        )
     cut_at = None
     if config.max_steps is not None and config.max_steps < task.episode_limit:
         cut_at = config.max_steps
@@ -384,7 +410,23 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
         video=video_path,
         note="; ".join(notes),
         cut_at=cut_at,
+        seeds=stats.seeds.tolist(),
+        prompt_seed=prompt_seed,
     )
+
+
+def _prompt_and_training_seeds(task: Any, seeds: range, prompted: bool) -> tuple[int | None, int]:
+    """(the prompt episode's seed, how many evaluation seeds the task's dataset also used)."""
+    if not task.has_data():
+        return None, 0
+    from gato.data.collect import recorded_seeds
+    from gato.data.episodes import load_episodes
+
+    dataset = load_episodes(task.dataset_path, task=task)
+    training = recorded_seeds(dataset)
+    overlap = 0 if training is None else len(set(training).intersection(seeds))
+    prompt_seed = demonstration_episode(dataset, seeds)[1] if prompted else None
+    return prompt_seed, overlap
 
 
 def _progress(enabled: bool, total: int, name: str) -> Any:

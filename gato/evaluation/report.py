@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from gato.files import atomic_write_json
+from gato.tasks.scores import EVALUATION_SEED, SEED_SPAN
 
 __all__ = [
     "control_markdown",
@@ -70,7 +71,24 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     unscored = s["tasks"] - s["scored_tasks"]
     if unscored:
         lines.append(f"{unscored} task(s) have no expert/random scores in the registry")
-    return lines
+    return lines + _seed_lines(report)
+
+
+def _seed_lines(report: dict[str, Any]) -> list[str]:
+    """Where the start states came from: each distinct seed range, and the prompts' seeds."""
+    ranges: dict[str, list[str]] = {}
+    for t in report["tasks"]:
+        seeds = t.get("seeds") or []
+        if not seeds:
+            continue
+        held_out = all(EVALUATION_SEED <= s < EVALUATION_SEED + SEED_SPAN for s in seeds)
+        text = f"{min(seeds)}-{max(seeds)}" + ("" if held_out else " (not the held-out range)")
+        prompt = t.get("prompt_seed")
+        ranges.setdefault(text, []).append(t["task"] + ("" if prompt is None else f" {prompt}"))
+    return [
+        f"start-state seeds {text}; prompt episode seeds: {', '.join(tasks)}"
+        for text, tasks in ranges.items()
+    ]
 
 
 def control_table(report: dict[str, Any]) -> str:

@@ -57,12 +57,13 @@ class CachedForward:
         self.layers = [block.bind(training=False) for block in model.layers]
         self.norm = bind_layer_norm(model.norm)
         self.embedding = model.embedding
-        # A fed-back action token has no local position and no patch: its embedding is its row
-        # of the table (what `model.embedding` computes in eval mode). Bound here because the
-        # module call inside the compiled greedy loop cost ~5% of a dm-control-like step
-        # (benchmarks/policy_latency_compare.py). An embedding that adds more to a plain id
-        # must be called here instead.
-        self.embed_ids = functools.partial(F.embedding, weight=model.embedding.tokens.weight)
+        # A fed-back action token has no local position and no patch. With the table alone its
+        # embedding is its row, looked up directly: the module call inside the compiled greedy
+        # loop cost ~5% of a dm-control-like step (benchmarks/policy_latency_compare.py).
+        if model.embedding.values is None:
+            self.embed_ids = functools.partial(F.embedding, weight=model.embedding.tokens.weight)
+        else:
+            self.embed_ids = model.embedding.embed_ids
         weight = model.embedding.tokens.weight
         self.rotary = RotaryTable(cfg.head_dim, cfg.rope_theta, weight.dtype, weight.device)
         self.rotary.grow(table_size or 2 * cfg.max_position_embeddings)

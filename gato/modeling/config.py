@@ -25,7 +25,13 @@ from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
 """The choices of `GatoConfig.value_embedding_init`."""
 
-__all__ = ["PRESETS", "GatoConfig"]
+VALUE_EMBEDDINGS = ("table", "table+fourier", "table+fourier_mlp")
+"""The choices of `GatoConfig.value_embedding` (`gato.modeling.embedding.ValueEmbedding`)."""
+
+LEGACY_VALUE_EMBEDDING = "table"
+"""What a saved config without a `value_embedding` field used (every checkpoint before it)."""
+
+__all__ = ["PRESETS", "VALUE_EMBEDDINGS", "GatoConfig"]
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -112,6 +118,16 @@ class GatoConfig(PreTrainedConfig):
     """Initial rows of the continuous-value bins in the token table (and so, tied, in the output
     head): "normal" (independent, as every other id) or "smooth" (`ordinal_embedding`: nearby
     bins start with similar rows, so what is learnt for one value carries to its neighbours)."""
+    value_embedding: str = "table"
+    """How a continuous-value token is embedded: "table" (its id's row only, as Gato), or the
+    id's row plus a learned function of the value its bin stands for, so that what is learnt for
+    one value carries to its neighbours: "table+fourier" (a linear map of Fourier features of the
+    bin centre in [-1, 1]) or "table+fourier_mlp" (the features through a two-layer GELU MLP).
+    The output head stays the tied table either way."""
+    value_fourier_features: int = 16
+    """Frequencies of the value function's Fourier features (sin and cos of each, plus the
+    value itself), about geometric from pi to 64 pi
+    (`gato.modeling.embedding.fourier_multiples`)."""
     use_cache: bool = True
     """Whether forward returns a KV cache by default in eval mode."""
 
@@ -226,12 +242,30 @@ class GatoConfig(PreTrainedConfig):
                 "GatoConfig.value_embedding_init must be 'normal' or 'smooth', got "
                 f"{self.value_embedding_init!r}"
             )
+        if self.value_embedding not in VALUE_EMBEDDINGS:
+            raise ValueError(
+                f"GatoConfig.value_embedding must be one of {VALUE_EMBEDDINGS}, got "
+                f"{self.value_embedding!r}"
+            )
+        value = self.value_fourier_features
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(
+                f"GatoConfig.value_fourier_features must be a positive integer, got {value!r}"
+            )
         if self.rope_theta <= 0 or self.layer_norm_eps <= 0 or self.initializer_range < 0:
             raise ValueError(
                 "GatoConfig.rope_theta and layer_norm_eps must be positive and initializer_range "
                 f"non-negative, got {self.rope_theta}, {self.layer_norm_eps}, "
                 f"{self.initializer_range}"
             )
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> GatoConfig:
+        """A saved config; one written before `value_embedding` existed keeps the embedding it
+        was trained with (`LEGACY_VALUE_EMBEDDING`), whatever today's default."""
+        if "value_embedding" not in config_dict:
+            config_dict = {**config_dict, "value_embedding": LEGACY_VALUE_EMBEDDING}
+        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GatoConfig:

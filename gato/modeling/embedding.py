@@ -7,7 +7,9 @@ Every position of a batch gets one vector of the model width:
   and the wire carry bytes), through one pre-activation ResNet v2 block (GroupNorm, GELU) to the
   width, plus learned row and column position encodings of the patch's place in its image;
 * observation tokens (local position >= 0): plus a learned encoding of their index within the
-  timestep's observation. Actions, separators and text (local position -1) get none.
+  timestep's observation. Actions, separators and text (local position -1) get none;
+* continuous-value tokens, with `value_embedding` other than "table": plus a learned function of
+  the value their bin stands for (`ValueEmbedding`).
 
 The patch block: a 3x3 stride-2 stem conv (P x P -> P/2 x P/2, `resnet_channels`), the residual
 block GN-GELU-conv3x3-GN-GELU-conv3x3 (+ identity), a final GN-GELU, 2x2 average pooling, and a
@@ -27,9 +29,15 @@ from torch import nn
 
 from gato.modeling.config import GatoConfig
 from gato.tokens.tokenizer import normalize_patches
-from gato.vocab import PATCH_ID
+from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID
 
-__all__ = ["GatoEmbedding", "PatchEmbedding", "ordinal_embedding", "patch_position_indices"]
+__all__ = [
+    "GatoEmbedding",
+    "PatchEmbedding",
+    "ValueEmbedding",
+    "ordinal_embedding",
+    "patch_position_indices",
+]
 
 
 def ordinal_embedding(
@@ -122,6 +130,79 @@ class PatchEmbedding(nn.Module):
         return self.proj(x.flatten(1))
 
 
+VALUE_TOP_MULTIPLE = 64
+"""The highest value frequency, in multiples of pi: a period of 2 / 64 in v, 32 bins. Higher
+frequencies would make neighbouring bins' features differ most (at a period of two bins they flip
+sign), the opposite of sharing; single bins are told apart by their table rows."""
+
+
+def fourier_multiples(num_frequencies: int, top: int = VALUE_TOP_MULTIPLE) -> list[int]:
+    """Distinct integers n_k, about geometric from 1 to `top` (at least `num_frequencies`): the
+    value features' frequencies are n_k pi, from one period over [-1, 1] to a period of
+    2 / top."""
+    top = max(top, num_frequencies)
+    out: list[int] = []
+    for k in range(num_frequencies):
+        n = round(top ** (k / max(num_frequencies - 1, 1)))
+        out.append(max(n, out[-1] + 1) if out else n)
+    return out
+
+
+def value_fourier_features(bins: torch.Tensor, num_frequencies: int) -> torch.Tensor:
+    """(...) int64 bins in [0, NUM_CONTINUOUS_BINS) -> (..., 2 F + 1) float32
+    [v, sin(n_k pi v), cos(n_k pi v)] of each bin's centre v in [-1, 1] (`fourier_multiples`).
+
+    The angles are reduced modulo 2 pi in integers (n_k pi v = pi (n_k m mod 2N) / N with
+    m = 2 bin + 1 - N), so the features are exact to float32 even at the highest frequency.
+    """
+    n = NUM_CONTINUOUS_BINS
+    m = 2 * bins + 1 - n  # v = m / n, m odd
+    multiples = torch.tensor(fourier_multiples(num_frequencies), device=bins.device)
+    residues = torch.remainder(m.unsqueeze(-1) * multiples, 2 * n)  # (..., F) in [0, 2n)
+    angles = residues.float() * (math.pi / n)
+    value = (m.float() / n).unsqueeze(-1)
+    return torch.cat([value, angles.sin(), angles.cos()], dim=-1)
+
+
+class ValueEmbedding(nn.Module):
+    """A learned function of a continuous token's value, added to its id's row.
+
+    A continuous id's bin stands for a coordinate v in [-1, 1] (the bin centre: the mu-law
+    coordinate of an observation, the clipped value of an action). With only a table, each of
+    the 1,024 rows is learnt from the steps whose value lands in that bin, and neighbouring
+    values share nothing; this adds f(v), one function of every value, so what is learnt at one
+    value carries to its neighbours. f is a linear map of `value_fourier_features` ("fourier"),
+    or those features through Linear-GELU-Linear ("fourier_mlp"). Other ids get nothing.
+    """
+
+    def __init__(self, config: GatoConfig) -> None:
+        super().__init__()
+        self.num_frequencies = config.value_fourier_features
+        features = 2 * self.num_frequencies + 1
+        width = config.hidden_size
+        if config.value_embedding == "table+fourier":
+            self.function = nn.Linear(features, width)
+        elif config.value_embedding == "table+fourier_mlp":
+            self.function = nn.Sequential(
+                nn.Linear(features, width), nn.GELU(), nn.Linear(width, width)
+            )
+        else:
+            raise ValueError(
+                f"ValueEmbedding: no value function for value_embedding={config.value_embedding!r}"
+            )
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) int64 ids -> (B, L, D): f(bin centre) on continuous ids, 0 elsewhere."""
+        bins = input_ids - CONTINUOUS_OFFSET
+        is_value = (bins >= 0) & (bins < NUM_CONTINUOUS_BINS)
+        weight = next(self.function.parameters())
+        bins = bins.clamp(0, NUM_CONTINUOUS_BINS - 1)
+        features = value_fourier_features(bins, self.num_frequencies)
+        features = features.to(weight.dtype)
+        out = self.function(features)  # (B, L, D)
+        return out * is_value.unsqueeze(-1).to(out.dtype)
+
+
 class GatoEmbedding(nn.Module):
     """Token, patch and position embeddings -> the transformer's input (B, L, D)."""
 
@@ -133,7 +214,16 @@ class GatoEmbedding(nn.Module):
         self.patch_rows = nn.Embedding(config.num_position_bins, width)
         self.patch_cols = nn.Embedding(config.num_position_bins, width)
         self.local_positions = nn.Embedding(config.max_local_positions, width)
+        self.values = ValueEmbedding(config) if config.value_embedding != "table" else None
         self.dropout = nn.Dropout(config.dropout)
+
+    def embed_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) int64 ids with no patch and no local position -> (B, L, D): what `forward`
+        computes for them in eval mode (fed-back action tokens)."""
+        x = self.tokens(input_ids)  # (B, L, D)
+        if self.values is not None:
+            x = x + self.values(input_ids).to(x.dtype)
+        return x
 
     def forward(
         self,
@@ -154,6 +244,8 @@ class GatoEmbedding(nn.Module):
             (B, L, D) in the token table's dtype.
         """
         x = self.tokens(input_ids)  # (B, L, D)
+        if self.values is not None:
+            x = x + self.values(input_ids).to(x.dtype)
         if patches is not None and patches.shape[0]:
             rows = patch_position_indices(patch_positions[:, 0:2], self.training)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training)

@@ -13,7 +13,7 @@ from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
 from gato.policy.agent import GatoPolicy, PolicyConfig
 from gato.policy.loading import CheckpointError, load_pretrained, resolve_model_dir
-from gato.policy.prompts import demonstration_prompt, prompt_budget
+from gato.policy.prompts import demonstration_episode, demonstration_prompt, prompt_budget
 
 __all__ = [
     "CheckpointError",
@@ -21,6 +21,7 @@ __all__ = [
     "KVCache",
     "PolicyConfig",
     "StaticDecoder",
+    "demonstration_episode",
     "demonstration_prompt",
     "load_pretrained",
     "prompt_budget",

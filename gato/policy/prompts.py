@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -20,7 +21,7 @@ from gato.tokens.tokenizer import GatoTokenizer
 if TYPE_CHECKING:
     from gato.policy.agent import PolicyConfig
 
-__all__ = ["demonstration_prompt", "episode_steps", "prompt_budget"]
+__all__ = ["demonstration_episode", "demonstration_prompt", "episode_steps", "prompt_budget"]
 
 
 def demonstration_prompt(
@@ -28,10 +29,14 @@ def demonstration_prompt(
     tokenizer: GatoTokenizer,
     budget: int,
     which: Literal["start", "end"] = "start",
+    exclude_seeds: Collection[int] = (),
 ) -> TokenSequence | None:
     """The best-return episode of the task's dataset, cut to its first (or last) whole timesteps
-    within `budget` tokens; None (with a warning) when the task has no dataset on disk."""
-    from gato.data.episodes import episode_returns, load_episodes
+    within `budget` tokens; None (with a warning) when the task has no dataset on disk.
+
+    Episodes whose reset seed is in `exclude_seeds` (the evaluated episodes') are never the
+    prompt (`demonstration_episode`)."""
+    from gato.data.episodes import load_episodes
     from gato.tokens.windows import end_window, fit_stop, sequence_bounds, take_steps
 
     if budget <= 0:
@@ -44,7 +49,14 @@ def demonstration_prompt(
         )
         return None
     dataset = load_episodes(task.dataset_path, task=task)
-    best = int(np.argmax(episode_returns(dataset)))
+    best, _ = demonstration_episode(dataset, exclude_seeds)
+    if best is None:
+        warnings.warn(
+            f"task {task.id!r}: every episode of {task.dataset_path} has an excluded seed: the "
+            "policy runs without a demonstration prompt",
+            stacklevel=2,
+        )
+        return None
     # A step is at least 2 tokens (an observation token, the separator): no prompt needs more
     # steps than this, and a 27,000-step Atari episode is never decoded whole.
     row = episode_steps(dataset, best, budget // 2 + 1, from_end=which == "end")
@@ -57,6 +69,26 @@ def demonstration_prompt(
     if stop <= first:
         return None
     return take_steps(episode, first, stop)
+
+
+def demonstration_episode(
+    dataset: Any, exclude_seeds: Collection[int] = ()
+) -> tuple[int | None, int | None]:
+    """(row, reset seed) of the best-return episode whose seed is not in `exclude_seeds`; the
+    seed is None where the dataset does not record seeds (then nothing can be excluded), the row
+    None when every episode is excluded."""
+    from gato.data.collect import recorded_seeds
+    from gato.data.episodes import episode_returns
+
+    returns = episode_returns(dataset)
+    seeds = recorded_seeds(dataset)
+    if seeds is not None and exclude_seeds:
+        excluded = set(exclude_seeds)
+        returns = np.where([s in excluded for s in seeds], -np.inf, returns)
+        if not np.isfinite(returns).any():
+            return None, None
+    best = int(np.argmax(returns))
+    return best, None if seeds is None else seeds[best]
 
 
 def episode_steps(dataset: Any, index: int, count: int, from_end: bool = False) -> dict[str, Any]:

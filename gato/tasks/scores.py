@@ -12,6 +12,12 @@ Pure functions of episode returns (numpy in, floats out); they import nothing fr
   `random + 0.8 * (expert - random)`, the same fraction measured on the normalised scale.
 - Normalised score: (return - random) / (expert - random): 0 for the random policy, 1 for the
   expert.
+
+Seeds: episode start states come from reset seeds, and three uses keep three disjoint ranges of
+`SEED_SPAN` seeds each, so that no score is measured on a start state a model trained on:
+collection (training data) `[0, SCORE_SEED)`, the expert and random reference episodes
+`[SCORE_SEED, EVALUATION_SEED)`, and evaluation `[EVALUATION_SEED, EVALUATION_SEED + SEED_SPAN)`.
+Collection refuses the evaluation range (`check_not_evaluation_seeds`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,30 @@ import numpy as np
 MAX_WINDOW = 1000
 WINDOW_FRACTION = 0.1
 FILTER_FRACTION = 0.8
+
+SEED_SPAN = 1_000_000
+"""Seeds per range (collection, reference scores, evaluation)."""
+SCORE_SEED = 1_000_000
+"""First seed of the expert and random reference episodes (`gato.data.collect.measure_scores`)."""
+EVALUATION_SEED = 2_000_000
+"""First seed of evaluation episodes: episode k of an evaluation starts from seed
+`EVALUATION_SEED + k`, a start state no collected episode used."""
+
+
+def overlaps_evaluation_seeds(first: int, count: int) -> bool:
+    """Whether the seeds [first, first + count) meet the evaluation range."""
+    return first < EVALUATION_SEED + SEED_SPAN and EVALUATION_SEED < first + count
+
+
+def check_not_evaluation_seeds(first: int, count: int, what: str = "collection") -> None:
+    """Raise `ValueError` when [first, first + count) uses an evaluation seed: an episode
+    recorded there would let evaluation score a start state the model trained on."""
+    if overlaps_evaluation_seeds(first, count):
+        raise ValueError(
+            f"{what} seeds [{first}, {first + count}) overlap the evaluation seeds "
+            f"[{EVALUATION_SEED}, {EVALUATION_SEED + SEED_SPAN}), which are kept for held-out "
+            "evaluation; choose seeds below that range"
+        )
 
 
 def window_size(num_episodes: int) -> int:

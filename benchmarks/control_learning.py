@@ -1,0 +1,404 @@
+"""Learning efficiency on one control task: a specialist MLP against `GatoModel`, and ablations.
+
+Every learner is trained on the same recorded episodes of one task (behaviour cloning, batches of
+`--batch-timesteps` timesteps, Adam) and scored closed loop at each of `--steps` on held-out start
+states (seeds `EVALUATION_SEED + k`, a range no collected episode uses) with the same lockstep
+loop as `gato.evaluation` (`run_episodes`), as the registry's expert-normalised score.
+
+Learners (`--learners`, comma-separated):
+- `mlp`: the specialist reference, a 2 x 256 ReLU MLP on standardised raw observations, each
+  action dimension a 256-bin cross-entropy over [-1, 1] (continuous actions only);
+- `gato:<value_embedding>:<window>`: `GatoModel` (`--width`, `--layers`) through the real
+  tokenizer, `collate`, forward and loss, on windows of `<window>` timesteps (a batch holds
+  batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
+  `GatoPolicy` over a context of the same `<window>` timesteps, no prompt. `<value_embedding>` is a
+  `GatoConfig.value_embedding` choice: the ablation of how continuous values are embedded; the
+  window is the ablation of how much history the context holds.
+
+    python benchmarks/control_learning.py --task gym-pendulum            # the table in docs/
+    python benchmarks/control_learning.py --tiny                          # ~30 s smoke run
+
+The data: `python -m gato.data collect --task gym-pendulum --episodes 56` (the main job's amount);
+`--data` points elsewhere. Writes a JSON of the curves and a figure (`--figure`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from gato.data import load_episodes  # noqa: E402
+from gato.evaluation.control import run_episodes  # noqa: E402
+from gato.files import atomic_write_json  # noqa: E402
+from gato.modeling.config import GatoConfig  # noqa: E402
+from gato.modeling.model import GatoModel  # noqa: E402
+from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
+from gato.tasks.registry import get_task  # noqa: E402
+from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
+from gato.tokens.batch import collate  # noqa: E402
+from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
+from gato.tokens.windows import take_steps  # noqa: E402
+
+DEFAULT_LEARNERS = (
+    "mlp,gato:table:8,gato:table+fourier:8,gato:table+fourier_mlp:8,gato:table+fourier:1"
+)
+ACTION_BINS = 256
+
+
+@dataclass
+class BenchConfig:
+    task: str = "gym-pendulum"
+    data: str | None = None
+    """Episodes folder; default the task's dataset."""
+    learners: str = DEFAULT_LEARNERS
+    steps: tuple[int, ...] = (300, 1000, 3000)
+    """Optimiser steps at which every learner is scored."""
+    batch_timesteps: int = 256
+    lr: float = 1e-3
+    eval_episodes: int = 10
+    max_episodes: int | None = None
+    """Train on the first episodes only."""
+    width: int = 128
+    layers: int = 2
+    heads: int = 4
+    seed: int = 0
+    threads: int = 1
+    eval_max_steps: int | None = None
+    """Cut evaluation episodes (the --tiny run; scores are then not comparable)."""
+    json: str | None = None
+    """Write the curves here, again after every scored point (a stopped run keeps its points)."""
+
+
+@dataclass
+class Curve:
+    learner: str
+    steps: list[int] = field(default_factory=list)
+    timesteps: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    """Expert-normalised closed-loop score at each point (1.0 = the expert)."""
+    losses: list[float] = field(default_factory=list)
+    """Mean training loss over the steps since the previous point."""
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    parameters: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The specialist
+# ---------------------------------------------------------------------------------------------
+
+
+class MLPPolicy(nn.Module):
+    """Standardised observations -> per-dimension logits over ACTION_BINS bins of [-1, 1]."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, action_dims: int, hidden: int = 256):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.action_dims = action_dims
+        self.net = nn.Sequential(
+            nn.Linear(mean.shape[0], hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, action_dims * ACTION_BINS),
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, O) -> (B, A, ACTION_BINS) logits."""
+        x = (obs - self.mean) / self.std
+        return self.net(x).view(obs.shape[0], self.action_dims, ACTION_BINS)
+
+
+def to_bins(actions: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor((actions + 1.0) * ACTION_BINS / 2), 0, ACTION_BINS - 1).astype(np.int64)
+
+
+class MLPActor:
+    """The MLP behind the `GatoPolicy` interface that `run_episodes` drives."""
+
+    def __init__(self, net: MLPPolicy, num_envs: int) -> None:
+        self.net, self.num_envs = net, num_envs
+
+    def act_batch(self, observations: list[dict]) -> list[np.ndarray]:
+        obs = np.stack([o["continuous_observations"] for o in observations]).astype(np.float32)
+        with torch.no_grad():
+            bins = self.net(torch.from_numpy(obs)).argmax(-1).numpy()
+        return list((bins + 0.5) * (2.0 / ACTION_BINS) - 1.0)
+
+    def reset(self) -> None:
+        pass
+
+    def reset_env(self, row: int) -> None:
+        pass
+
+    def remove_envs(self, keep: list[int]) -> None:
+        self.num_envs = len(keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def score(task: Any, actor: Any, config: BenchConfig) -> float:
+    """Mean expert-normalised return of `eval_episodes` held-out episodes."""
+    envs = [task.make_env() for _ in range(actor.num_envs)]
+    try:
+        stats = run_episodes(
+            actor, envs, config.eval_episodes, EVALUATION_SEED, max_steps=config.eval_max_steps
+        )
+    finally:
+        for env in envs:
+            env.close()
+    return float(normalized_score(stats.returns.mean(), task.scores.expert, task.scores.random))
+
+
+def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+    obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
+    actions = np.concatenate([e["continuous_actions"] for e in episodes])
+    net = MLPPolicy(obs.mean(0), obs.std(0) + 1e-6, actions.shape[1])
+    x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
+
+    def batch(rng: np.random.Generator) -> torch.Tensor:
+        idx = torch.from_numpy(rng.integers(0, len(x), config.batch_timesteps))
+        logits = net(x[idx])
+        return F.cross_entropy(logits.reshape(-1, ACTION_BINS), y[idx].reshape(-1))
+
+    return _train(
+        "mlp", net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
+    )
+
+
+def gato_config(variant: str, window: int, tokens_per_step: int, config: BenchConfig) -> GatoConfig:
+    return GatoConfig(
+        hidden_size=config.width,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        head_dim=config.width // config.heads,
+        intermediate_size=4 * config.width,
+        max_position_embeddings=window * tokens_per_step,
+        max_local_positions=64,
+        resnet_channels=16,
+        resnet_groups=4,
+        value_embedding=variant,
+    )
+
+
+def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) -> Curve:
+    _, variant, window_text = name.split(":")
+    window = int(window_text)
+    tokenizer = GatoTokenizer()
+    sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
+    lengths = np.array([len(s.timestep_starts) for s in sequences])
+    tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
+    model = GatoModel(gato_config(variant, window, tokens_per_step, config))
+    per_batch = max(1, config.batch_timesteps // window)
+    # A window may start at any step that leaves `window` steps in its episode.
+    starts = [(i, t) for i, n in enumerate(lengths) for t in range(max(1, n - window + 1))]
+
+    def batch(rng: np.random.Generator) -> torch.Tensor:
+        picks = rng.integers(0, len(starts), per_batch)
+        windows = []
+        for p in picks:
+            i, t = starts[p]
+            windows.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
+        return model(**collate(windows).as_dict()).loss
+
+    def actor() -> GatoPolicy:
+        policy_config = PolicyConfig(prompt_tokens=0, slide="recompute")
+        model.eval()
+        spec = task.action_spec()
+        return GatoPolicy(model, tokenizer, spec, None, policy_config, config.eval_episodes)
+
+    return _train(name, model, batch, actor, task, config)
+
+
+def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: BenchConfig) -> Curve:
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    curve = Curve(name, parameters=sum(p.numel() for p in model.parameters()))
+    step, losses = 0, []
+    for point in config.steps:
+        start = time.perf_counter()
+        model.train()
+        while step < point:
+            loss = loss_of_batch(rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+        curve.train_seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        result = score(task, actor(), config)
+        curve.eval_seconds += time.perf_counter() - start
+        curve.steps.append(step)
+        curve.timesteps.append(step * config.batch_timesteps)
+        curve.scores.append(result)
+        curve.losses.append(float(np.mean(losses)) if losses else float("nan"))
+        losses = []
+        if config.json:
+            write_json(config, [*_DONE, curve])
+        print(
+            f"  {name:28s} step {step:5d}  score {100 * result:6.1f}%  loss {curve.losses[-1]:.3f}"
+            f"  ({curve.train_seconds:.0f} s train, {curve.eval_seconds:.0f} s eval)",
+            flush=True,
+        )
+    return curve
+
+
+# ---------------------------------------------------------------------------------------------
+# Running, the table, the figure
+# ---------------------------------------------------------------------------------------------
+
+
+_DONE: list[Curve] = []
+"""The curves of the current `run` finished so far."""
+
+
+def write_json(config: BenchConfig, curves: list[Curve]) -> None:
+    report = {"config": asdict(config), "curves": [asdict(c) for c in curves]}
+    atomic_write_json(config.json, json.loads(json.dumps(report)))
+
+
+def run(config: BenchConfig) -> list[Curve]:
+    torch.set_num_threads(config.threads)
+    task = get_task(config.task)
+    if task.scores is None:
+        raise ValueError(f"task {task.id!r} has no expert/random scores to normalise by")
+    path = config.data or task.dataset_path
+    if not Path(path).exists():
+        raise FileNotFoundError(
+            f"no episodes at {path}: collect them with `python -m gato.data collect --task "
+            f"{task.id} --episodes 56` (or pass --data)"
+        )
+    dataset = load_episodes(path, task=task)
+    count = len(dataset) if config.max_episodes is None else min(config.max_episodes, len(dataset))
+    episodes = [dataset[i] for i in range(count)]
+    steps = sum(len(e["rewards"]) for e in episodes)
+    print(f"{task.id}: {count} episodes, {steps} timesteps from {path}", flush=True)
+    curves = _DONE
+    curves.clear()
+    for name in config.learners.split(","):
+        if name == "mlp":
+            curves.append(train_mlp(task, episodes, config))
+        elif name.startswith("gato:") and name.count(":") == 2:
+            curves.append(train_gato(task, episodes, name, config))
+        else:
+            raise ValueError(f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>")
+    return list(curves)
+
+
+def table(curves: list[Curve], config: BenchConfig) -> str:
+    header = ["learner", "params"] + [f"{s * config.batch_timesteps:,} ts" for s in config.steps]
+    rows = [header, ["-" * len(h) for h in header]]
+    for c in curves:
+        rows.append([c.learner, f"{c.parameters:,}"] + [f"{100 * s:.1f}%" for s in c.scores])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    )
+
+
+def figure(curves: list[Curve], config: BenchConfig, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for c in curves:
+        style = "k-o" if c.learner == "mlp" else "-o"
+        ax.plot(c.timesteps, [100 * s for s in c.scores], style, label=c.learner, markersize=4)
+    ax.axhline(100, color="tab:red", linestyle="--", linewidth=1)
+    ax.axhline(80, color="tab:orange", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("timesteps shown")
+    ax.set_ylabel("expert-normalised score, held-out starts (%)")
+    ax.set_title(f"{config.task}: behaviour cloning, batch {config.batch_timesteps} timesteps")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def merge(paths: list[str], out_json: str | None, out_figure: str | None) -> list[Curve]:
+    """Curves of several runs (the same steps and batch) in one table, JSON and figure."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    config = BenchConfig(**{**reports[0]["config"], "steps": tuple(reports[0]["config"]["steps"])})
+    curves = [Curve(**c) for r in reports for c in r["curves"]]
+    config.learners = ",".join(c.learner for c in curves)
+    print(table(curves, config))
+    if out_json:
+        write_json(BenchConfig(**{**asdict(config), "json": out_json}), curves)
+    if out_figure:
+        figure(curves, config, Path(out_figure))
+    return curves
+
+
+TINY = dict(steps=(20, 60), eval_episodes=2, max_episodes=4, width=32, batch_timesteps=64,
+            eval_max_steps=50, learners="mlp,gato:table:4,gato:table+fourier:1")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> list[Curve]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    defaults = BenchConfig()
+    parser.add_argument("--task", default=defaults.task)
+    parser.add_argument("--data", default=None, help="episodes folder (default: the task's)")
+    parser.add_argument("--learners", default=defaults.learners)
+    parser.add_argument("--steps", default=",".join(map(str, defaults.steps)))
+    for name in ("batch_timesteps", "eval_episodes", "width", "layers", "heads", "seed", "threads"):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+        )
+    parser.add_argument("--max-episodes", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--tiny", action="store_true", help="a ~30 s smoke configuration")
+    parser.add_argument("--json", default=None, help="write the curves here")
+    parser.add_argument("--figure", default=None, help="write the figure here (PNG)")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, help="no training: the table and figure of these JSONs"
+    )
+    args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.json, args.figure)
+    fields = {k: getattr(args, k) for k in asdict(defaults) if hasattr(args, k)}
+    fields["json"] = args.json
+    fields["steps"] = tuple(int(s) for s in str(args.steps).split(","))
+    if args.tiny:
+        fields.update(TINY)
+    config = BenchConfig(**fields)
+    curves = run(config)
+    print()
+    print(table(curves, config))
+    if args.json:
+        write_json(config, curves)
+    if args.figure:
+        figure(curves, config, Path(args.figure))
+    return curves
+
+
+if __name__ == "__main__":
+    main()
