@@ -47,6 +47,7 @@ from gato.files import atomic_write_json  # noqa: E402
 from gato.modeling.config import GatoConfig  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
+from gato.tasks.envs import make_env  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
 from gato.tokens.batch import collate  # noqa: E402
@@ -157,7 +158,7 @@ class MLPActor:
 
 def score(task: Any, actor: Any, config: BenchConfig) -> float:
     """Mean expert-normalised return of `eval_episodes` held-out episodes."""
-    envs = [task.make_env() for _ in range(actor.num_envs)]
+    envs = [make_env(task) for _ in range(actor.num_envs)]
     try:
         stats = run_episodes(
             actor, envs, config.eval_episodes, EVALUATION_SEED, max_steps=config.eval_max_steps
@@ -222,7 +223,7 @@ def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) 
     def actor() -> GatoPolicy:
         policy_config = PolicyConfig(prompt_tokens=0, slide="recompute")
         model.eval()
-        spec = task.action_spec()
+        spec = task.action
         return GatoPolicy(model, tokenizer, spec, None, policy_config, config.eval_episodes)
 
     return _train(name, model, batch, actor, task, config)

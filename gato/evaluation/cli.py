@@ -129,8 +129,9 @@ COMMANDS = {
             Model,
             Control,
             Section(ControlEvalConfig, frozenset({"policy", "video_dir", "strict_tasks"})),
-            # The device decides these two: the static cache and CUDA graphs on a GPU.
-            Section(PolicyConfig, frozenset({"static_cache", "cuda_graphs"})),
+            # The device decides these two: the static cache and CUDA graphs on a GPU. The
+            # sampling seed follows --seed (the evaluation's, whose default is the held-out range).
+            Section(PolicyConfig, frozenset({"static_cache", "cuda_graphs", "seed"})),
         ),
     ),
     "caption": Command("caption images, score a split", (Model, Caption)),
@@ -160,7 +161,7 @@ def run_control(
     on_gpu = device.type == "cuda"
     config = replace(
         config,
-        policy=replace(policy, static_cache=on_gpu, cuda_graphs=on_gpu),
+        policy=replace(policy, static_cache=on_gpu, cuda_graphs=on_gpu, seed=config.seed),
         video_dir=None if control.video is None else str(control.video),
         progress=model.progress,
         strict_tasks=not control.allow_untrained,
