@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from references import reference_mask, reference_positions
 
 from gato.modeling.masks import (
     causal_mask,
@@ -16,31 +17,6 @@ from gato.modeling.masks import (
     position_ids_at,
 )
 from gato.modeling.rotary import RotaryTable, apply_rotary, rotary_cos_sin
-
-
-def reference_mask(real: list[list[bool]], past: int) -> torch.Tensor:
-    """Query at column q sees key k iff k is real and k <= q, or k == q (its own key)."""
-    rows, total = len(real), len(real[0])
-    out = torch.zeros(rows, 1, total - past, total, dtype=torch.bool)
-    for b in range(rows):
-        for i, q in enumerate(range(past, total)):
-            for k in range(total):
-                out[b, 0, i, k] = (real[b][k] and k <= q) or k == q
-    return out
-
-
-def reference_positions(real: list[list[bool]], length: int) -> torch.Tensor:
-    """A real token's position is the number of real tokens before it; padding gets the count
-    of real tokens up to it minus one, at least 0 (its value is never read)."""
-    out = []
-    for row in real:
-        positions = []
-        for col in range(len(row) - length, len(row)):
-            before = sum(row[:col])
-            positions.append(before if row[col] else max(before - 1, 0))
-        out.append(positions)
-    return torch.tensor(out)
-
 
 RAGGED = [
     [False, False, True, True, True, False, True, True],  # left padding and a hole

@@ -11,7 +11,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from window_references import prompted_window
+from references import prompted_window
 
 from gato.data import mixture as mx
 from gato.data.corpora import vision_language as vl

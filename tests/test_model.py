@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import make_config
+from references import slow_reference_loss
 
 from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import ordinal_embedding, patch_position_indices
@@ -75,19 +76,6 @@ def mixed_sequences(seed: int = 0) -> list[TokenSequence]:
 
 def mixed_batch(seed: int = 0, **kwargs) -> GatoBatch:
     return collate(mixed_sequences(seed), **kwargs)
-
-
-def slow_reference_loss(logits: torch.Tensor, batch: GatoBatch) -> torch.Tensor:
-    """Gato's loss from the formula: per counted target, -log p(token t | tokens < t)."""
-    losses = []
-    batch_size, length = batch.input_ids.shape
-    for b in range(batch_size):
-        for t in range(1, length):
-            if batch.loss_mask[b, t] and batch.attention_mask[b, t]:
-                log_probs = F.log_softmax(logits[b, t - 1].double(), dim=-1)
-                targets = batch.input_ids if batch.labels is None else batch.labels
-                losses.append(-log_probs[targets[b, t]])
-    return torch.stack(losses).mean()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import make_config
+from references import ReferencePolicy
 
 from gato.modeling.model import GatoModel
 from gato.policy import (
@@ -22,9 +23,8 @@ from gato.policy import (
     resolve_model_dir,
 )
 from gato.schema import ActionSpec
-from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.batch import collate
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import NO_LOCAL_POSITION
 
 # Wider logits than the default init: greedy choices are far from ties, so float rounding
 # differences between the cached and the recomputed paths cannot flip them.
@@ -67,59 +67,6 @@ def observation(rng: np.random.Generator, width: int = 5, image: bool = False) -
 # ---------------------------------------------------------------------------------------------
 # A deliberately slow reference: the whole context through the model for every action token
 # ---------------------------------------------------------------------------------------------
-
-
-def _actions(ids: list[int]) -> TokenSequence:
-    n = len(ids)
-    return TokenSequence(
-        ids=np.asarray(ids, np.int64),
-        local_positions=np.full(n, NO_LOCAL_POSITION, np.int64),
-        loss_mask=np.ones(n, bool),
-        patches=np.zeros((0, 4, 16, 16), np.uint8),
-    )
-
-
-class ReferencePolicy:
-    """Gato's deployment loop written plainly: no cache; the window rule of `slide="recompute"`."""
-
-    def __init__(self, model, tokenizer, spec, prompt, slack: float = 0.25) -> None:  # recompute
-        self.model, self.tokenizer, self.spec = model, tokenizer, spec
-        self.prompt = prompt if prompt is not None else _actions([])
-        self.slack = slack
-        self.steps: list[TokenSequence] = []
-
-    def reset(self) -> None:
-        self.steps = []
-
-    def act(self, obs: dict):
-        o = self.tokenizer.encode_timestep(obs)
-        max_len, n = self.model.config.max_position_embeddings, self.spec.num_tokens
-        need = len(self.prompt) + sum(len(s) for s in self.steps) + len(o) + n
-        if need > max_len:
-            target = need - max_len + int(self.slack * (max_len - len(self.prompt)))
-            dropped = 0
-            while self.steps and dropped < target:
-                dropped += len(self.steps.pop(0))
-        lo, hi = self.spec.token_range()
-        ids: list[int] = []
-        for _ in range(n):
-            seq = TokenSequence.concatenate([self.prompt, *self.steps, o, _actions(ids)])
-            batch = collate([seq])
-            with torch.no_grad():
-                logits = self.model(
-                    input_ids=batch.input_ids,
-                    local_positions=batch.local_positions,
-                    patches=batch.patches,
-                    patch_positions=batch.patch_positions,
-                    use_cache=False,
-                    return_logits=True,
-                ).logits[0, -1]
-            ids.append(lo + int(logits[lo:hi].argmax()))
-        self.steps.append(TokenSequence.concatenate([o, _actions(ids)]))
-        return self.tokenizer.decode_action(ids, self.spec)
-
-    def context(self) -> TokenSequence:
-        return TokenSequence.concatenate([self.prompt, *self.steps])
 
 
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from window_references import prompted_window, sample_prompt, sample_window
+from references import prompted_window, sample_prompt, sample_window, slow_windows
 
 from gato.tokens import windows as seq
 from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import PATCH_ID, SEPARATOR_ID
-
-
-def slow_windows(lengths: list[int], budget: int) -> list[tuple[int, int]]:
-    """Every maximal window of whole timesteps within the budget, one per start, by enumeration."""
-    out = []
-    for first in range(len(lengths)):
-        total, stop = 0, first
-        while stop < len(lengths) and total + lengths[stop] <= budget:
-            total += lengths[stop]
-            stop += 1
-        out.append((first, stop))
-    return out
 
 
 def bounds_of(lengths: list[int]) -> np.ndarray:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
+from references import slow_bin, slow_mu_law
 
 from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
@@ -33,21 +32,6 @@ from gato.vocab import NO_LOCAL_POSITION, PADDED_VOCAB_SIZE, VOCAB_SIZE
 @pytest.fixture(scope="module")
 def tok() -> GatoTokenizer:
     return GatoTokenizer()
-
-
-def slow_mu_law(x: float, mu: float = 100.0, M: float = 256.0) -> float:
-    """F(x) = sgn(x) log(|x| mu + 1) / log(M mu + 1), clipped to [-1, 1], one scalar at a time."""
-    sign = (x > 0) - (x < 0)
-    y = sign * math.log(abs(x) * mu + 1.0) / math.log(M * mu + 1.0)
-    return min(1.0, max(-1.0, y))
-
-
-def slow_bin(y: float, n: int = 1024) -> int:
-    """The bin whose interval [-1 + 2b/n, -1 + 2(b+1)/n) holds y; 1.0 belongs to the last."""
-    for b in range(n):
-        if -1.0 + 2.0 * b / n <= y < -1.0 + 2.0 * (b + 1) / n:
-            return b
-    return n - 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ against a reference written from the formula, cached decoding, save/load, old co
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
 from helpers import make_config
+from references import value_function_reference
 
 import gato.modeling.config as config_module
 from gato.modeling.config import GatoConfig
@@ -20,21 +20,6 @@ from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import CONTINUOUS_OFFSET, DISCRETE_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
 VARIANTS = ["table+fourier", "table+fourier_mlp"]
-
-
-def _reference(module: ValueEmbedding, ids: list[int]) -> torch.Tensor:
-    """f(bin centre) for continuous ids, zeros elsewhere, one id at a time from the formula."""
-    n = module.num_frequencies
-    rows = []
-    for i in ids:
-        if not CONTINUOUS_OFFSET <= i < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
-            rows.append(torch.zeros(module.function(torch.zeros(2 * n + 1)).shape))
-            continue
-        v = -1.0 + (i - CONTINUOUS_OFFSET + 0.5) * 2.0 / NUM_CONTINUOUS_BINS
-        w = [math.pi * m for m in fourier_multiples(n)]
-        features = [v] + [math.sin(x * v) for x in w] + [math.cos(x * v) for x in w]
-        rows.append(module.function(torch.tensor(features, dtype=torch.float32)))
-    return torch.stack(rows)
 
 
 def test_frequencies_are_distinct_and_geometric_up_to_the_top():
@@ -52,7 +37,7 @@ def test_value_function_matches_the_formula(variant):
     ids += [DISCRETE_OFFSET + 3, SEPARATOR_ID, 7]
     with torch.no_grad():
         got = module(torch.tensor([ids]))[0]
-        torch.testing.assert_close(got, _reference(module, ids), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got, value_function_reference(module, ids), atol=1e-5, rtol=1e-5)
     assert got[4:].abs().max() == 0  # discrete, separator and text ids get nothing
 
 
@@ -134,3 +119,28 @@ def test_unknown_value_embedding_is_named():
         GatoConfig(value_embedding="fourier")
     with pytest.raises(ValueError, match="value_fourier_features"):
         GatoConfig(value_fourier_features=0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_the_policy_acts_as_recomputing_the_whole_context(variant, static):
+    """The policy's fast paths (a greedy action in one call, the static step) embed fed-back
+    action tokens as the full forward does, value function included."""
+    from references import ReferencePolicy
+
+    from gato.policy import GatoPolicy, PolicyConfig
+    from gato.schema import ActionSpec
+
+    torch.manual_seed(0)
+    config = make_config(value_embedding=variant, max_position_embeddings=96, initializer_range=0.2)
+    model = GatoModel(config).eval()
+    tokenizer = GatoTokenizer()
+    spec = ActionSpec("continuous", (3,))
+    policy = GatoPolicy(
+        model, tokenizer, spec, None, PolicyConfig(slide="recompute", static_cache=static)
+    )
+    reference = ReferencePolicy(model, tokenizer, spec, None)
+    rng = np.random.default_rng(3)
+    for _ in range(14):  # a 9-token step in a 96-token context: it slides
+        obs = {"continuous_observations": rng.normal(size=5).astype(np.float32)}
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))

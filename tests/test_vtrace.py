@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from references import vtrace_recursive_reference, vtrace_sum_formula_reference
 
 from gato.rl.vtrace import VTraceReturns, vtrace
 
@@ -27,61 +28,6 @@ def random_inputs(T: int, B: int, seed: int, episode_end_rate: float = 0.2) -> d
     }
 
 
-def sum_formula_reference(inputs: dict, rho_bar: float, c_bar: float) -> tuple[list, list]:
-    """v_s = V(x_s) + sum_{t=s}^{T-1} (prod_{i=s}^{t-1} d_i c_i) delta_t, one number at a time.
-
-    Deliberately slow and literal: Python floats, the sum and the products written out, no
-    recursion. The policy-gradient advantage is rho_s (r_s + d_s v_{s+1} - V(x_s)).
-    """
-    mu = inputs["behaviour_log_probs"].tolist()
-    pi = inputs["target_log_probs"].tolist()
-    r = inputs["rewards"].tolist()
-    d = inputs["discounts"].tolist()
-    V = inputs["values"].tolist()
-    boot = inputs["bootstrap_value"].tolist()
-    T, B = len(r), len(r[0])
-    vs = [[0.0] * B for _ in range(T)]
-    adv = [[0.0] * B for _ in range(T)]
-    for b in range(B):
-        value = [V[t][b] for t in range(T)] + [boot[b]]  # V(x_0) .. V(x_T)
-        ratio = [math.exp(pi[t][b] - mu[t][b]) for t in range(T)]
-        rho = [min(rho_bar, x) for x in ratio]
-        c = [min(c_bar, x) for x in ratio]
-        delta = [rho[t] * (r[t][b] + d[t][b] * value[t + 1] - value[t]) for t in range(T)]
-        for s in range(T):
-            total = 0.0
-            for t in range(s, T):
-                weight = 1.0
-                for i in range(s, t):
-                    weight *= d[i][b] * c[i]
-                total += weight * delta[t]
-            vs[s][b] = value[s] + total
-        for s in range(T):
-            next_v = vs[s + 1][b] if s + 1 < T else boot[b]
-            adv[s][b] = rho[s] * (r[s][b] + d[s][b] * next_v - value[s])
-    return vs, adv
-
-
-def recursive_reference(inputs: dict, rho_bar: float, c_bar: float) -> list:
-    """v_s = V(x_s) + delta_s + d_s c_s (v_{s+1} - V(x_{s+1})), v_T = V(x_T), elementwise."""
-    mu = inputs["behaviour_log_probs"].tolist()
-    pi = inputs["target_log_probs"].tolist()
-    r = inputs["rewards"].tolist()
-    d = inputs["discounts"].tolist()
-    V = inputs["values"].tolist()
-    boot = inputs["bootstrap_value"].tolist()
-    T, B = len(r), len(r[0])
-    vs = [[0.0] * B for _ in range(T)]
-    for b in range(B):
-        v_next, V_next = boot[b], boot[b]
-        for s in range(T - 1, -1, -1):
-            ratio = math.exp(pi[s][b] - mu[s][b])
-            delta = min(rho_bar, ratio) * (r[s][b] + d[s][b] * V_next - V[s][b])
-            vs[s][b] = V[s][b] + delta + d[s][b] * min(c_bar, ratio) * (v_next - V_next)
-            v_next, V_next = vs[s][b], V[s][b]
-    return vs
-
-
 CASES = [(1, 1), (1, 5), (7, 1), (5, 3), (20, 4)]
 
 
@@ -92,8 +38,8 @@ def test_matches_sum_formula_and_recursion(T: int, B: int, rho_bar: float, c_bar
     out = vtrace(**inputs, clip_rho_threshold=rho_bar, clip_c_threshold=c_bar)
     assert isinstance(out, VTraceReturns)
     assert out.vs.shape == (T, B) and out.pg_advantages.shape == (T, B)
-    vs_sum, adv_sum = sum_formula_reference(inputs, rho_bar, c_bar)
-    vs_rec = recursive_reference(inputs, rho_bar, c_bar)
+    vs_sum, adv_sum = vtrace_sum_formula_reference(inputs, rho_bar, c_bar)
+    vs_rec = vtrace_recursive_reference(inputs, rho_bar, c_bar)
     torch.testing.assert_close(out.vs, torch.tensor(vs_sum, dtype=torch.float64), rtol=1e-10,
                                atol=1e-10)  # fmt: skip
     torch.testing.assert_close(out.vs, torch.tensor(vs_rec, dtype=torch.float64), rtol=1e-10,
