@@ -7,7 +7,7 @@ task B), and turning a trained dense model into a PathNet one.
    shared weight (embeddings, attention, norms, head) and every frozen module stops training;
    only P1's unfrozen modules train on the new task.
 The old tasks run P0 as before: none of the weights they read has changed, so their outputs,
-losses and scores are bit-identical (tests/test_pathnet_gato.py; `python -m
+losses and scores are bit-identical (tests/experiments/pathnet/test_pathnet_gato.py; `python -m
 gato.experiments.pathnet gato`).
 
 `from_dense` turns a trained dense generalist into a PathNet one computing the same function (up

@@ -18,7 +18,7 @@ from gato.training.config import TrainConfig
 from gato.training.schedule import learning_rate_factor
 from gato.training.trainer import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _args(recipe: Path, out: Path, cache: Path, steps: int, *extra: str) -> list[str]:

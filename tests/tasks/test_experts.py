@@ -73,7 +73,7 @@ def test_expert_beats_random_slow(task_id, seeds, expert_min, random_max):
 
 def test_every_registry_task_is_checked_here():
     # BabyAI and Meta-World experts (one per level or task, shipped by their packages) are
-    # checked against random in tests/test_suites.py, every task of the suites.
+    # checked against random in tests/tasks/test_suites.py, every task of the suites.
     checked = {t for t, *_ in FAST + SLOW}
     # Trained experts (expert_params.checkpoint, e.g. IMPALA) are checked where they are trained.
     own = {

@@ -12,7 +12,7 @@ import pytest
 
 from gato.data.collect import CollectConfig, collect
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import control_learning  # noqa: E402
 
 

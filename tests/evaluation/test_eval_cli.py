@@ -19,7 +19,7 @@ from gato.evaluation.cli import main
 from gato.modeling.model import GatoModel
 from gato.tokens.text_model import default_text_model_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
