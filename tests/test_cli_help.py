@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import importlib
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,12 +151,52 @@ def test_a_bad_value_exits_2_naming_the_flag(module, argv, flag):
     assert flag in err
 
 
+def _documented_commands() -> list[list[str]]:
+    """Every `python -m gato...` command (with its subcommand) the README and the docs name."""
+    pattern = re.compile(r"python -m (gato[\w.]*)((?: (?!-)[a-z_]+)?)")
+    found = set()
+    for doc in [REPO / "README.md", REPO / "data" / "README.md", *sorted(REPO.glob("docs/*.md"))]:
+        for module, sub in pattern.findall(doc.read_text()):
+            words = sub.split()
+            # A subcommand is a lowercase word; anything else after the module is an argument.
+            sub_ok = words and words[0] in (
+                "collect",
+                "score",
+                "tasks",
+                "supervised",
+                "rl",
+                "gato",
+                "train",
+                "evaluate",
+                "all",
+            )
+            found.add((module, *(words if sub_ok else [])))
+    return [["-m", *command, "--help"] for command in sorted(found)]
+
+
+DOCUMENTED = _documented_commands()
+
+
+def test_the_docs_name_commands():
+    modules = {command[1] for command in DOCUMENTED}
+    assert {"gato.rl.impala", "gato.data", "gato.experiments.pathnet"} <= modules
+
+
+@pytest.mark.parametrize("command", DOCUMENTED, ids=lambda c: " ".join(c[1:-1]))
+def test_every_documented_command_answers_help(command):
+    module = command[1]
+    module = module if module in SINGLE or module in SUBCOMMANDS else module + ".__main__"
+    code, out, _ = _run(module, command[2:])
+    assert code == 0 and "usage:" in out
+
+
+# Each program once as a real process (what a reader types), the subcommands in-process above.
 @pytest.mark.parametrize(
     "command",
     [
-        ["-m", "gato.experiments.pathnet", "--help"],
-        ["-m", "gato.experiments.algorithm_distillation", "--help"],
-        [str(REPO / "train.py"), "--help"],
+        *sorted({("-m", c[1], "--help") for c in DOCUMENTED}),
+        (str(REPO / "train.py"), "--help"),
+        (str(REPO / "eval.py"), "--help"),
     ],
     ids=str,
 )

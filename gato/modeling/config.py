@@ -134,7 +134,7 @@ class GatoConfig(PreTrainedConfig):
     # -- feed-forward blocks ---------------------------------------------------------------------
     ffn: str = "dense"
     """Every block's feed-forward part: "dense" (the two-matrix GELU MLP) or "pathnet" (M small
-    GELU MLP modules of which the active pathway sums N; `gato.modeling.pathnet_ffn`)."""
+    GELU MLP modules of which the active pathway sums N; `gato.modeling.ffn`)."""
     pathnet_modules: int = 8
     """PathNet FFN: modules per block (M)."""
     pathnet_active: int = 4
