@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gato.modeling.layers import GatoBlock, attend_split, bind_layer_norm
+from gato.modeling.layers import attend_split, bind_blocks, bind_layer_norm
 from gato.modeling.masks import causal_padding_mask, position_ids
 from gato.modeling.model import GatoModel
 from gato.modeling.rotary import RotaryTable
@@ -51,10 +51,7 @@ class CachedForward:
     ) -> None:
         cfg = model.config
         self.model = model
-        for block in model.layers:
-            if type(block) is not GatoBlock:
-                raise TypeError(f"CachedForward: unknown block type {type(block).__name__}")
-        self.layers = [block.bind(training=False) for block in model.layers]
+        self.layers = bind_blocks(model.layers, "CachedForward")
         self.norm = bind_layer_norm(model.norm)
         self.embedding = model.embedding
         # A fed-back action token has no local position and no patch. With the table alone its

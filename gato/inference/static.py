@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from gato.inference.cache import KVCache
-from gato.modeling.layers import GatoBlock, bind_layer_norm
+from gato.modeling.layers import bind_blocks, bind_layer_norm
 from gato.modeling.masks import causal_padding_mask_at, position_ids_at
 from gato.modeling.model import GatoModel
 from gato.modeling.rotary import rotary_cos_sin
@@ -42,10 +42,7 @@ class StaticDecoder:
     ) -> None:
         self.model = model
         self.cache = cache
-        for block in model.layers:
-            if type(block) is not GatoBlock:
-                raise TypeError(f"StaticDecoder: unknown block type {type(block).__name__}")
-        self.layers = [block.bind(training=False) for block in model.layers]
+        self.layers = bind_blocks(model.layers, "StaticDecoder")
         self.norm = bind_layer_norm(model.norm)
         device = cache.mask.device
         self.cuda_graphs = cuda_graphs and torch.device(device).type == "cuda"

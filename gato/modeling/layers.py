@@ -20,7 +20,7 @@ forward binds itself on every call (the tensors of that moment, as a forward rea
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -164,6 +164,15 @@ class GatoBlock(GradientCheckpointingLayer):
         length = q.shape[2]
         is_causal = attention_mask is None and k.shape[2] == length and length > 1
         return block.finish(hidden_states, block.attend(q, k, v, attention_mask, is_causal))
+
+
+def bind_blocks(layers: Sequence[nn.Module], who: str) -> list[BoundBlock]:
+    """Every decoder block bound for inference (`GatoBlock.bind`); a block of another type is
+    refused, since the decoding paths arrange this block's pieces and no other's."""
+    for block in layers:
+        if type(block) is not GatoBlock:
+            raise TypeError(f"{who}: unknown block type {type(block).__name__}")
+    return [block.bind(training=False) for block in layers]
 
 
 def attend_split(
