@@ -13,7 +13,14 @@ Learners (`--learners`, comma-separated):
   batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
   `GatoPolicy` over a context of the same `<window>` timesteps, no prompt. `<value_embedding>` is a
   `GatoConfig.value_embedding` choice: the ablation of how continuous values are embedded; the
-  window is the ablation of how much history the context holds.
+  window is the ablation of how much history the context holds. Options may follow, each as
+  `:key=value`: `top=<int>` (`GatoConfig.value_fourier_top`), `loss=range|vocabulary`
+  (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
+  and `warmup=<steps>` (this learner's optimiser), e.g.
+  `gato:table+fourier:8:top=8:loss=range:lr=3e-3`.
+
+`--time N` measures instead of learning: N training steps of each learner, interleaved in turns
+(so the machine's load hits all alike), the median milliseconds of a step.
 
     python benchmarks/control_learning.py --task gym-pendulum            # the table in docs/
     python benchmarks/control_learning.py --tiny                          # ~30 s smoke run
@@ -70,6 +77,8 @@ class BenchConfig:
     """Optimiser steps at which every learner is scored."""
     batch_timesteps: int = 256
     lr: float = 1e-3
+    warmup: int = 0
+    """Steps of linear learning-rate warmup from 0 (then constant)."""
     eval_episodes: int = 10
     max_episodes: int | None = None
     """Train on the first episodes only."""
@@ -96,6 +105,7 @@ class Curve:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     parameters: int = 0
+    seed: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +179,11 @@ def score(task: Any, actor: Any, config: BenchConfig) -> float:
     return float(normalized_score(stats.returns.mean(), task.scores.expert, task.scores.random))
 
 
-def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+def mlp_learner(episodes: list[dict], config: BenchConfig):
+    """(model, loss of a sampled batch)."""
     obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
     actions = np.concatenate([e["continuous_actions"] for e in episodes])
+    torch.manual_seed(config.seed)
     net = MLPPolicy(obs.mean(0), obs.std(0) + 1e-6, actions.shape[1])
     x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
 
@@ -180,12 +192,55 @@ def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
         logits = net(x[idx])
         return F.cross_entropy(logits.reshape(-1, ACTION_BINS), y[idx].reshape(-1))
 
+    return net, batch
+
+
+def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+    net, batch = mlp_learner(episodes, config)
     return _train(
         "mlp", net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
     )
 
 
-def gato_config(variant: str, window: int, tokens_per_step: int, config: BenchConfig) -> GatoConfig:
+MODEL_OPTIONS = {
+    "top": ("value_fourier_top", int),
+    "loss": ("value_loss", str),
+    "head": ("value_head", str),
+}
+TRAIN_OPTIONS = {"lr": ("lr", float), "warmup": ("warmup", int)}
+
+
+def parse_gato(name: str, config: BenchConfig) -> tuple[str, int, dict[str, Any], BenchConfig]:
+    """`gato:<value_embedding>:<window>[:key=value...]` -> (variant, window, GatoConfig
+    overrides, this learner's BenchConfig)."""
+    parts = name.split(":")
+    if len(parts) < 3 or parts[0] != "gato" or not parts[2].isdigit():
+        raise ValueError(
+            f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>[:key=value...]"
+        )
+    model_fields: dict[str, Any] = {}
+    train_fields: dict[str, Any] = {}
+    for option in parts[3:]:
+        key, _, value = option.partition("=")
+        if key in MODEL_OPTIONS:
+            field_name, kind = MODEL_OPTIONS[key]
+            model_fields[field_name] = kind(value)
+        elif key in TRAIN_OPTIONS:
+            field_name, kind = TRAIN_OPTIONS[key]
+            train_fields[field_name] = kind(value)
+        else:
+            known = sorted([*MODEL_OPTIONS, *TRAIN_OPTIONS])
+            raise ValueError(f"learner {name!r}: unknown option {option!r}; known: {known}")
+    return parts[1], int(parts[2]), model_fields, BenchConfig(**{**asdict(config), **train_fields})
+
+
+def gato_config(
+    variant: str,
+    window: int,
+    tokens_per_step: int,
+    config: BenchConfig,
+    overrides: dict[str, Any] | None = None,
+) -> GatoConfig:
     return GatoConfig(
         hidden_size=config.width,
         num_hidden_layers=config.layers,
@@ -197,17 +252,19 @@ def gato_config(variant: str, window: int, tokens_per_step: int, config: BenchCo
         resnet_channels=16,
         resnet_groups=4,
         value_embedding=variant,
+        **(overrides or {}),
     )
 
 
-def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) -> Curve:
-    _, variant, window_text = name.split(":")
-    window = int(window_text)
+def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig):
+    """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
+    variant, window, overrides, config = parse_gato(name, config)
     tokenizer = GatoTokenizer()
     sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
     lengths = np.array([len(s.timestep_starts) for s in sequences])
     tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
-    model = GatoModel(gato_config(variant, window, tokens_per_step, config))
+    torch.manual_seed(config.seed)
+    model = GatoModel(gato_config(variant, window, tokens_per_step, config, overrides))
     per_batch = max(1, config.batch_timesteps // window)
     # A window may start at any step that leaves `window` steps in its episode.
     starts = [(i, t) for i, n in enumerate(lengths) for t in range(max(1, n - window + 1))]
@@ -226,6 +283,11 @@ def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) 
         spec = task.action
         return GatoPolicy(model, tokenizer, spec, None, policy_config, config.eval_episodes)
 
+    return model, batch, actor, config
+
+
+def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) -> Curve:
+    model, batch, actor, config = gato_learner(task, episodes, name, config)
     return _train(name, model, batch, actor, task, config)
 
 
@@ -233,7 +295,12 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    curve = Curve(name, parameters=sum(p.numel() for p in model.parameters()))
+    warmup = max(config.warmup, 0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    )
+    parameters = sum(p.numel() for p in model.parameters())
+    curve = Curve(name, parameters=parameters, seed=config.seed)
     step, losses = 0, []
     for point in config.steps:
         start = time.perf_counter()
@@ -243,6 +310,7 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             losses.append(loss.item())
             step += 1
         curve.train_seconds += time.perf_counter() - start
@@ -299,11 +367,44 @@ def run(config: BenchConfig) -> list[Curve]:
     for name in config.learners.split(","):
         if name == "mlp":
             curves.append(train_mlp(task, episodes, config))
-        elif name.startswith("gato:") and name.count(":") == 2:
+        elif name.startswith("gato:"):
             curves.append(train_gato(task, episodes, name, config))
         else:
-            raise ValueError(f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>")
+            raise ValueError(
+                f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>[:key=value...]"
+            )
     return list(curves)
+
+
+def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
+    """Median milliseconds of one training step (forward, backward, Adam) of each learner, the
+    learners' steps interleaved in turns so that the machine's load falls on all alike."""
+    torch.set_num_threads(config.threads)
+    task = get_task(config.task)
+    dataset = load_episodes(config.data or task.dataset_path, task=task)
+    episodes = [dataset[i] for i in range(len(dataset))]
+    steppers = {}
+    for name in config.learners.split(","):
+        if name == "mlp":
+            model, batch = mlp_learner(episodes, config)
+        else:
+            model, batch, _, _ = gato_learner(task, episodes, name, config)
+        steppers[name] = (model.train(), batch, torch.optim.Adam(model.parameters(), lr=config.lr))
+    rng = np.random.default_rng(config.seed)
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for turn in range(count + 1):
+        for name, (_model, batch, optimizer) in steppers.items():
+            start = time.perf_counter()
+            loss = batch(rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if turn:  # the first step of each warms up allocations
+                times[name].append(time.perf_counter() - start)
+    result = {name: 1000 * float(np.median(t)) for name, t in times.items()}
+    for name, ms in result.items():
+        print(f"  {name:44s} {ms:8.1f} ms/step", flush=True)
+    return result
 
 
 def table(curves: list[Curve], config: BenchConfig) -> str:
@@ -376,6 +477,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         )
     parser.add_argument("--max-episodes", type=int, default=None)
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument(
+        "--time", type=int, default=0, help="time this many training steps per learner instead"
+    )
     parser.add_argument("--tiny", action="store_true", help="a ~30 s smoke configuration")
     parser.add_argument("--json", default=None, help="write the curves here")
     parser.add_argument("--figure", default=None, help="write the figure here (PNG)")
@@ -391,6 +496,9 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     if args.tiny:
         fields.update(TINY)
     config = BenchConfig(**fields)
+    if args.time:
+        time_steps(config, args.time)
+        return []
     curves = run(config)
     print()
     print(table(curves, config))
