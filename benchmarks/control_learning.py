@@ -16,7 +16,8 @@ Learners (`--learners`, comma-separated):
   window is the ablation of how much history the context holds. Options may follow, each as
   `:key=value`: `top=<int>` (`GatoConfig.value_fourier_top`), `loss=range|vocabulary`
   (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
-  and `warmup=<steps>` (this learner's optimiser), e.g.
+  and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
+  `action_dropout`), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -57,7 +58,7 @@ from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
-from gato.tokens.batch import collate  # noqa: E402
+from gato.tokens.batch import collate, mask_actions  # noqa: E402
 from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 from gato.tokens.windows import take_steps  # noqa: E402
 
@@ -79,6 +80,9 @@ class BenchConfig:
     lr: float = 1e-3
     warmup: int = 0
     """Steps of linear learning-rate warmup from 0 (then constant)."""
+    action_dropout: float = 0.0
+    """GatoModel: hide each context action token with this probability in training
+    (`gato.tokens.batch.mask_actions`, the Trainer's `action_dropout`)."""
     eval_episodes: int = 10
     max_episodes: int | None = None
     """Train on the first episodes only."""
@@ -207,7 +211,11 @@ MODEL_OPTIONS = {
     "loss": ("value_loss", str),
     "head": ("value_head", str),
 }
-TRAIN_OPTIONS = {"lr": ("lr", float), "warmup": ("warmup", int)}
+TRAIN_OPTIONS = {
+    "lr": ("lr", float),
+    "warmup": ("warmup", int),
+    "drop": ("action_dropout", float),
+}
 
 
 def parse_gato(name: str, config: BenchConfig) -> tuple[str, int, dict[str, Any], BenchConfig]:
@@ -275,7 +283,11 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
         for p in picks:
             i, t = starts[p]
             windows.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
-        return model(**collate(windows).as_dict()).loss
+        batch = collate(windows)
+        if config.action_dropout > 0:
+            seed = int(rng.integers(2**31))
+            batch = mask_actions(batch, config.action_dropout, torch.Generator().manual_seed(seed))
+        return model(**batch.as_dict()).loss
 
     def actor() -> GatoPolicy:
         policy_config = PolicyConfig(prompt_tokens=0, slide="recompute")
@@ -407,11 +419,42 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     return result
 
 
-def table(curves: list[Curve], config: BenchConfig) -> str:
-    header = ["learner", "params"] + [f"{s * config.batch_timesteps:,} ts" for s in config.steps]
-    rows = [header, ["-" * len(h) for h in header]]
+def by_learner(curves: list[Curve]) -> dict[str, list[Curve]]:
+    """The curves of each learner (one per seed), in first-seen order."""
+    out: dict[str, list[Curve]] = {}
     for c in curves:
-        rows.append([c.learner, f"{c.parameters:,}"] + [f"{100 * s:.1f}%" for s in c.scores])
+        out.setdefault(c.learner, []).append(c)
+    return out
+
+
+def mean_scores(runs: list[Curve]) -> tuple[list[int], list[float]]:
+    """(steps, mean score) over the steps every seed of a learner was scored at."""
+    steps = [s for s in runs[0].steps if all(s in r.steps for r in runs)]
+    means = [float(np.mean([r.scores[r.steps.index(s)] for r in runs])) for s in steps]
+    return steps, means
+
+
+def table(curves: list[Curve], config: BenchConfig) -> str:
+    """One row per learner: its mean score over seeds at each point (each seed's in brackets
+    when there are several), the seeds, the parameters and the milliseconds of a step."""
+    points = sorted({s for c in curves for s in c.steps})
+    header = ["learner", "seeds", "params", "ms/step"]
+    header += [f"{s * config.batch_timesteps:,} ts" for s in points]
+    rows = [header, ["-" * len(h) for h in header]]
+    for name, runs in by_learner(curves).items():
+        total_steps = sum(r.steps[-1] for r in runs if r.steps)
+        ms = 1000 * sum(r.train_seconds for r in runs) / max(total_steps, 1)
+        row = [name, ",".join(str(r.seed) for r in runs), f"{runs[0].parameters:,}", f"{ms:.0f}"]
+        for s in points:
+            scores = [r.scores[r.steps.index(s)] for r in runs if s in r.steps]
+            if not scores:
+                row.append("")
+                continue
+            cell = f"{100 * float(np.mean(scores)):.1f}%"
+            if len(scores) > 1:
+                cell += " (" + " ".join(f"{100 * v:.0f}" for v in scores) + ")"
+            row.append(cell)
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(
@@ -428,17 +471,24 @@ def figure(curves: list[Curve], config: BenchConfig, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for c in curves:
-        style = "k-o" if c.learner == "mlp" else "-o"
-        ax.plot(c.timesteps, [100 * s for s in c.scores], style, label=c.learner, markersize=4)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for name, runs in by_learner(curves).items():
+        steps, means = mean_scores(runs)
+        timesteps = [s * config.batch_timesteps for s in steps]
+        style = "k-o" if name == "mlp" else "-o"
+        label = name if len(runs) == 1 else f"{name} (mean of {len(runs)} seeds)"
+        (line,) = ax.plot(timesteps, [100 * m for m in means], style, label=label, markersize=4)
+        if len(runs) > 1:  # each seed, faint, in the mean's colour
+            for r in runs:
+                ax.plot(r.timesteps, [100 * v for v in r.scores], color=line.get_color(),
+                        alpha=0.25, linewidth=0.8)  # fmt: skip
     ax.axhline(100, color="tab:red", linestyle="--", linewidth=1)
     ax.axhline(80, color="tab:orange", linestyle=":", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("timesteps shown")
     ax.set_ylabel("expert-normalised score, held-out starts (%)")
     ax.set_title(f"{config.task}: behaviour cloning, batch {config.batch_timesteps} timesteps")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -447,11 +497,12 @@ def figure(curves: list[Curve], config: BenchConfig, path: Path) -> Path:
 
 
 def merge(paths: list[str], out_json: str | None, out_figure: str | None) -> list[Curve]:
-    """Curves of several runs (the same steps and batch) in one table, JSON and figure."""
+    """Curves of several runs (the same batch; seeds of a learner are averaged) in one table,
+    JSON and figure."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
     config = BenchConfig(**{**reports[0]["config"], "steps": tuple(reports[0]["config"]["steps"])})
     curves = [Curve(**c) for r in reports for c in r["curves"]]
-    config.learners = ",".join(c.learner for c in curves)
+    config.learners = ",".join(by_learner(curves))
     print(table(curves, config))
     if out_json:
         write_json(BenchConfig(**{**asdict(config), "json": out_json}), curves)
