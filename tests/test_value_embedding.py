@@ -130,7 +130,7 @@ def test_an_embedding_head_scores_each_bin_by_its_input_embedding(variant):
         part = model.output_weight(CONTINUOUS_OFFSET - 3, CONTINUOUS_OFFSET + 5)
         torch.testing.assert_close(part, head[CONTINUOUS_OFFSET - 3 : CONTINUOUS_OFFSET + 5])
     with pytest.raises(ValueError, match="value_head='embedding' needs a value function"):
-        make_config(value_head="embedding")
+        make_config(value_embedding="table", value_head="embedding")
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -149,9 +149,11 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_a_config_saved_before_the_option_loads_with_the_table(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    model = GatoModel(make_config()).eval()
+    # What every checkpoint before these fields was: the table, the loss over the vocabulary.
+    model = GatoModel(make_config(value_embedding="table", value_loss="vocabulary")).eval()
     batch = collate([_control_sequence(GatoTokenizer())]).as_dict()
     expected = model(**batch, return_logits=True).logits
+    expected_loss = model(**batch).loss
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     legacy = ("value_fourier_features", "value_fourier_top", "value_loss", "value_head")
@@ -163,10 +165,11 @@ def test_a_config_saved_before_the_option_loads_with_the_table(tmp_path, monkeyp
     assert loaded.config.value_loss == "vocabulary" and loaded.config.value_fourier_top == 64
     assert loaded.config.value_head == "table"
     torch.testing.assert_close(loaded(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
+    torch.testing.assert_close(loaded(**batch).loss, expected_loss, rtol=0, atol=0)
     # The missing field comes from the legacy constant, not from today's default.
     monkeypatch.setattr(config_module, "LEGACY_VALUE_EMBEDDING", "table+fourier")
     assert GatoConfig.from_pretrained(tmp_path).value_embedding == "table+fourier"
-    assert GatoConfig().value_embedding == "table"
+    assert GatoConfig().value_embedding == "fourier" and GatoConfig().value_loss == "range"
 
 
 def test_unknown_value_embedding_is_named():
