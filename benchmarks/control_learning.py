@@ -62,9 +62,7 @@ from gato.tokens.batch import collate, mask_actions  # noqa: E402
 from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 from gato.tokens.windows import take_steps  # noqa: E402
 
-DEFAULT_LEARNERS = (
-    "mlp,gato:table:8,gato:table+fourier:8,gato:table+fourier_mlp:8,gato:table+fourier:1"
-)
+DEFAULT_LEARNERS = "mlp,gato:table:1,gato:table+fourier:1,gato:fourier:1,gato:fourier:8"
 ACTION_BINS = 256
 
 
