@@ -13,7 +13,15 @@ Learners (`--learners`, comma-separated):
   batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
   `GatoPolicy` over a context of the same `<window>` timesteps, no prompt. `<value_embedding>` is a
   `GatoConfig.value_embedding` choice: the ablation of how continuous values are embedded; the
-  window is the ablation of how much history the context holds.
+  window is the ablation of how much history the context holds. Options may follow, each as
+  `:key=value`: `top=<int>` (`GatoConfig.value_fourier_top`), `loss=range|vocabulary`
+  (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
+  and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
+  `action_dropout`), e.g.
+  `gato:table+fourier:8:top=8:loss=range:lr=3e-3`.
+
+`--time N` measures instead of learning: N training steps of each learner, interleaved in turns
+(so the machine's load hits all alike), the median milliseconds of a step.
 
     python benchmarks/control_learning.py --task gym-pendulum            # the table in docs/
     python benchmarks/control_learning.py --tiny                          # ~30 s smoke run
@@ -50,13 +58,11 @@ from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
-from gato.tokens.batch import collate  # noqa: E402
+from gato.tokens.batch import collate, mask_actions  # noqa: E402
 from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 from gato.tokens.windows import take_steps  # noqa: E402
 
-DEFAULT_LEARNERS = (
-    "mlp,gato:table:8,gato:table+fourier:8,gato:table+fourier_mlp:8,gato:table+fourier:1"
-)
+DEFAULT_LEARNERS = "mlp,gato:table:1,gato:table+fourier:1,gato:fourier:1,gato:fourier:8"
 ACTION_BINS = 256
 
 
@@ -70,6 +76,11 @@ class BenchConfig:
     """Optimiser steps at which every learner is scored."""
     batch_timesteps: int = 256
     lr: float = 1e-3
+    warmup: int = 0
+    """Steps of linear learning-rate warmup from 0 (then constant)."""
+    action_dropout: float = 0.0
+    """GatoModel: hide each context action token with this probability in training
+    (`gato.tokens.batch.mask_actions`, the Trainer's `action_dropout`)."""
     eval_episodes: int = 10
     max_episodes: int | None = None
     """Train on the first episodes only."""
@@ -96,6 +107,7 @@ class Curve:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     parameters: int = 0
+    seed: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +181,11 @@ def score(task: Any, actor: Any, config: BenchConfig) -> float:
     return float(normalized_score(stats.returns.mean(), task.scores.expert, task.scores.random))
 
 
-def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+def mlp_learner(episodes: list[dict], config: BenchConfig):
+    """(model, loss of a sampled batch)."""
     obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
     actions = np.concatenate([e["continuous_actions"] for e in episodes])
+    torch.manual_seed(config.seed)
     net = MLPPolicy(obs.mean(0), obs.std(0) + 1e-6, actions.shape[1])
     x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
 
@@ -180,12 +194,59 @@ def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
         logits = net(x[idx])
         return F.cross_entropy(logits.reshape(-1, ACTION_BINS), y[idx].reshape(-1))
 
+    return net, batch
+
+
+def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+    net, batch = mlp_learner(episodes, config)
     return _train(
         "mlp", net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
     )
 
 
-def gato_config(variant: str, window: int, tokens_per_step: int, config: BenchConfig) -> GatoConfig:
+MODEL_OPTIONS = {
+    "top": ("value_fourier_top", int),
+    "loss": ("value_loss", str),
+    "head": ("value_head", str),
+}
+TRAIN_OPTIONS = {
+    "lr": ("lr", float),
+    "warmup": ("warmup", int),
+    "drop": ("action_dropout", float),
+}
+
+
+def parse_gato(name: str, config: BenchConfig) -> tuple[str, int, dict[str, Any], BenchConfig]:
+    """`gato:<value_embedding>:<window>[:key=value...]` -> (variant, window, GatoConfig
+    overrides, this learner's BenchConfig)."""
+    parts = name.split(":")
+    if len(parts) < 3 or parts[0] != "gato" or not parts[2].isdigit():
+        raise ValueError(
+            f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>[:key=value...]"
+        )
+    model_fields: dict[str, Any] = {}
+    train_fields: dict[str, Any] = {}
+    for option in parts[3:]:
+        key, _, value = option.partition("=")
+        if key in MODEL_OPTIONS:
+            field_name, kind = MODEL_OPTIONS[key]
+            model_fields[field_name] = kind(value)
+        elif key in TRAIN_OPTIONS:
+            field_name, kind = TRAIN_OPTIONS[key]
+            train_fields[field_name] = kind(value)
+        else:
+            known = sorted([*MODEL_OPTIONS, *TRAIN_OPTIONS])
+            raise ValueError(f"learner {name!r}: unknown option {option!r}; known: {known}")
+    return parts[1], int(parts[2]), model_fields, BenchConfig(**{**asdict(config), **train_fields})
+
+
+def gato_config(
+    variant: str,
+    window: int,
+    tokens_per_step: int,
+    config: BenchConfig,
+    overrides: dict[str, Any] | None = None,
+) -> GatoConfig:
     return GatoConfig(
         hidden_size=config.width,
         num_hidden_layers=config.layers,
@@ -197,17 +258,19 @@ def gato_config(variant: str, window: int, tokens_per_step: int, config: BenchCo
         resnet_channels=16,
         resnet_groups=4,
         value_embedding=variant,
+        **(overrides or {}),
     )
 
 
-def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) -> Curve:
-    _, variant, window_text = name.split(":")
-    window = int(window_text)
+def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig):
+    """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
+    variant, window, overrides, config = parse_gato(name, config)
     tokenizer = GatoTokenizer()
     sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
     lengths = np.array([len(s.timestep_starts) for s in sequences])
     tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
-    model = GatoModel(gato_config(variant, window, tokens_per_step, config))
+    torch.manual_seed(config.seed)
+    model = GatoModel(gato_config(variant, window, tokens_per_step, config, overrides))
     per_batch = max(1, config.batch_timesteps // window)
     # A window may start at any step that leaves `window` steps in its episode.
     starts = [(i, t) for i, n in enumerate(lengths) for t in range(max(1, n - window + 1))]
@@ -218,7 +281,11 @@ def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) 
         for p in picks:
             i, t = starts[p]
             windows.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
-        return model(**collate(windows).as_dict()).loss
+        batch = collate(windows)
+        if config.action_dropout > 0:
+            seed = int(rng.integers(2**31))
+            batch = mask_actions(batch, config.action_dropout, torch.Generator().manual_seed(seed))
+        return model(**batch.as_dict()).loss
 
     def actor() -> GatoPolicy:
         policy_config = PolicyConfig(prompt_tokens=0, slide="recompute")
@@ -226,6 +293,11 @@ def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) 
         spec = task.action
         return GatoPolicy(model, tokenizer, spec, None, policy_config, config.eval_episodes)
 
+    return model, batch, actor, config
+
+
+def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) -> Curve:
+    model, batch, actor, config = gato_learner(task, episodes, name, config)
     return _train(name, model, batch, actor, task, config)
 
 
@@ -233,7 +305,12 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    curve = Curve(name, parameters=sum(p.numel() for p in model.parameters()))
+    warmup = max(config.warmup, 0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    )
+    parameters = sum(p.numel() for p in model.parameters())
+    curve = Curve(name, parameters=parameters, seed=config.seed)
     step, losses = 0, []
     for point in config.steps:
         start = time.perf_counter()
@@ -243,6 +320,7 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             losses.append(loss.item())
             step += 1
         curve.train_seconds += time.perf_counter() - start
@@ -299,18 +377,82 @@ def run(config: BenchConfig) -> list[Curve]:
     for name in config.learners.split(","):
         if name == "mlp":
             curves.append(train_mlp(task, episodes, config))
-        elif name.startswith("gato:") and name.count(":") == 2:
+        elif name.startswith("gato:"):
             curves.append(train_gato(task, episodes, name, config))
         else:
-            raise ValueError(f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>")
+            raise ValueError(
+                f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>[:key=value...]"
+            )
     return list(curves)
 
 
-def table(curves: list[Curve], config: BenchConfig) -> str:
-    header = ["learner", "params"] + [f"{s * config.batch_timesteps:,} ts" for s in config.steps]
-    rows = [header, ["-" * len(h) for h in header]]
+def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
+    """Median milliseconds of one training step (forward, backward, Adam) of each learner, the
+    learners' steps interleaved in turns so that the machine's load falls on all alike."""
+    torch.set_num_threads(config.threads)
+    task = get_task(config.task)
+    dataset = load_episodes(config.data or task.dataset_path, task=task)
+    episodes = [dataset[i] for i in range(len(dataset))]
+    steppers = {}
+    for name in config.learners.split(","):
+        if name == "mlp":
+            model, batch = mlp_learner(episodes, config)
+        else:
+            model, batch, _, _ = gato_learner(task, episodes, name, config)
+        steppers[name] = (model.train(), batch, torch.optim.Adam(model.parameters(), lr=config.lr))
+    rng = np.random.default_rng(config.seed)
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for turn in range(count + 1):
+        for name, (_model, batch, optimizer) in steppers.items():
+            start = time.perf_counter()
+            loss = batch(rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if turn:  # the first step of each warms up allocations
+                times[name].append(time.perf_counter() - start)
+    result = {name: 1000 * float(np.median(t)) for name, t in times.items()}
+    for name, ms in result.items():
+        print(f"  {name:44s} {ms:8.1f} ms/step", flush=True)
+    return result
+
+
+def by_learner(curves: list[Curve]) -> dict[str, list[Curve]]:
+    """The curves of each learner (one per seed), in first-seen order."""
+    out: dict[str, list[Curve]] = {}
     for c in curves:
-        rows.append([c.learner, f"{c.parameters:,}"] + [f"{100 * s:.1f}%" for s in c.scores])
+        out.setdefault(c.learner, []).append(c)
+    return out
+
+
+def mean_scores(runs: list[Curve]) -> tuple[list[int], list[float]]:
+    """(steps, mean score) over the steps every seed of a learner was scored at."""
+    steps = [s for s in runs[0].steps if all(s in r.steps for r in runs)]
+    means = [float(np.mean([r.scores[r.steps.index(s)] for r in runs])) for s in steps]
+    return steps, means
+
+
+def table(curves: list[Curve], config: BenchConfig) -> str:
+    """One row per learner: its mean score over seeds at each point (each seed's in brackets
+    when there are several), the seeds, the parameters and the milliseconds of a step."""
+    points = sorted({s for c in curves for s in c.steps})
+    header = ["learner", "seeds", "params", "ms/step"]
+    header += [f"{s * config.batch_timesteps:,} ts" for s in points]
+    rows = [header, ["-" * len(h) for h in header]]
+    for name, runs in by_learner(curves).items():
+        total_steps = sum(r.steps[-1] for r in runs if r.steps)
+        ms = 1000 * sum(r.train_seconds for r in runs) / max(total_steps, 1)
+        row = [name, ",".join(str(r.seed) for r in runs), f"{runs[0].parameters:,}", f"{ms:.0f}"]
+        for s in points:
+            scores = [r.scores[r.steps.index(s)] for r in runs if s in r.steps]
+            if not scores:
+                row.append("")
+                continue
+            cell = f"{100 * float(np.mean(scores)):.1f}%"
+            if len(scores) > 1:
+                cell += " (" + " ".join(f"{100 * v:.0f}" for v in scores) + ")"
+            row.append(cell)
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(
@@ -327,17 +469,24 @@ def figure(curves: list[Curve], config: BenchConfig, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for c in curves:
-        style = "k-o" if c.learner == "mlp" else "-o"
-        ax.plot(c.timesteps, [100 * s for s in c.scores], style, label=c.learner, markersize=4)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for name, runs in by_learner(curves).items():
+        steps, means = mean_scores(runs)
+        timesteps = [s * config.batch_timesteps for s in steps]
+        style = "k-o" if name == "mlp" else "-o"
+        label = name if len(runs) == 1 else f"{name} (mean of {len(runs)} seeds)"
+        (line,) = ax.plot(timesteps, [100 * m for m in means], style, label=label, markersize=4)
+        if len(runs) > 1:  # each seed, faint, in the mean's colour
+            for r in runs:
+                ax.plot(r.timesteps, [100 * v for v in r.scores], color=line.get_color(),
+                        alpha=0.25, linewidth=0.8)  # fmt: skip
     ax.axhline(100, color="tab:red", linestyle="--", linewidth=1)
     ax.axhline(80, color="tab:orange", linestyle=":", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("timesteps shown")
     ax.set_ylabel("expert-normalised score, held-out starts (%)")
     ax.set_title(f"{config.task}: behaviour cloning, batch {config.batch_timesteps} timesteps")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -346,11 +495,12 @@ def figure(curves: list[Curve], config: BenchConfig, path: Path) -> Path:
 
 
 def merge(paths: list[str], out_json: str | None, out_figure: str | None) -> list[Curve]:
-    """Curves of several runs (the same steps and batch) in one table, JSON and figure."""
+    """Curves of several runs (the same batch; seeds of a learner are averaged) in one table,
+    JSON and figure."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
     config = BenchConfig(**{**reports[0]["config"], "steps": tuple(reports[0]["config"]["steps"])})
     curves = [Curve(**c) for r in reports for c in r["curves"]]
-    config.learners = ",".join(c.learner for c in curves)
+    config.learners = ",".join(by_learner(curves))
     print(table(curves, config))
     if out_json:
         write_json(BenchConfig(**{**asdict(config), "json": out_json}), curves)
@@ -376,6 +526,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         )
     parser.add_argument("--max-episodes", type=int, default=None)
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument(
+        "--time", type=int, default=0, help="time this many training steps per learner instead"
+    )
     parser.add_argument("--tiny", action="store_true", help="a ~30 s smoke configuration")
     parser.add_argument("--json", default=None, help="write the curves here")
     parser.add_argument("--figure", default=None, help="write the figure here (PNG)")
@@ -391,6 +545,9 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     if args.tiny:
         fields.update(TINY)
     config = BenchConfig(**fields)
+    if args.time:
+        time_steps(config, args.time)
+        return []
     curves = run(config)
     print()
     print(table(curves, config))

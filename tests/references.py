@@ -189,16 +189,17 @@ def slow_windows(lengths: list[int], budget: int) -> list[tuple[int, int]]:
 
 def value_function_reference(module: ValueEmbedding, ids: list[int]) -> torch.Tensor:
     """f(bin centre) for continuous ids, zeros elsewhere, one id at a time from the formula."""
-    n = module.num_frequencies
+    n, top = module.num_frequencies, module.top
+    inputs = 1 if module.kind == "linear" else 2 * n + 1
     rows = []
     for i in ids:
         if not CONTINUOUS_OFFSET <= i < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
-            rows.append(torch.zeros(module.function(torch.zeros(2 * n + 1)).shape))
+            rows.append(torch.zeros(module.function(torch.zeros(inputs)).shape))
             continue
         v = -1.0 + (i - CONTINUOUS_OFFSET + 0.5) * 2.0 / NUM_CONTINUOUS_BINS
-        w = [math.pi * m for m in fourier_multiples(n)]
+        w = [math.pi * m for m in fourier_multiples(n, top)]
         features = [v] + [math.sin(x * v) for x in w] + [math.cos(x * v) for x in w]
-        rows.append(module.function(torch.tensor(features, dtype=torch.float32)))
+        rows.append(module.function(torch.tensor(features[:inputs], dtype=torch.float32)))
     return torch.stack(rows)
 
 

@@ -25,11 +25,24 @@ from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
 """The choices of `GatoConfig.value_embedding_init`."""
 
-VALUE_EMBEDDINGS = ("table", "table+fourier", "table+fourier_mlp")
-"""The choices of `GatoConfig.value_embedding` (`gato.modeling.embedding.ValueEmbedding`)."""
+VALUE_FUNCTIONS = ("fourier", "fourier_mlp", "linear")
+"""The learned functions of a value (`gato.modeling.embedding.ValueEmbedding`)."""
+
+VALUE_EMBEDDINGS = ("table", *(f"table+{f}" for f in VALUE_FUNCTIONS), *VALUE_FUNCTIONS)
+"""The choices of `GatoConfig.value_embedding`: the id's row, the row plus a function of the
+value, or the function alone."""
+
+VALUE_LOSSES = ("vocabulary", "range")
+"""The choices of `GatoConfig.value_loss`."""
+
+VALUE_HEADS = ("table", "embedding")
+"""The choices of `GatoConfig.value_head`."""
 
 LEGACY_VALUE_EMBEDDING = "table"
 """What a saved config without a `value_embedding` field used (every checkpoint before it)."""
+
+LEGACY_FIELDS = {"value_fourier_top": 64, "value_loss": "vocabulary", "value_head": "table"}
+"""What a saved config without these fields used, whatever today's defaults."""
 
 __all__ = ["PRESETS", "VALUE_EMBEDDINGS", "GatoConfig"]
 
@@ -118,16 +131,35 @@ class GatoConfig(PreTrainedConfig):
     """Initial rows of the continuous-value bins in the token table (and so, tied, in the output
     head): "normal" (independent, as every other id) or "smooth" (`ordinal_embedding`: nearby
     bins start with similar rows, so what is learnt for one value carries to its neighbours)."""
-    value_embedding: str = "table"
+    value_embedding: str = "fourier"
     """How a continuous-value token is embedded: "table" (its id's row only, as Gato), or the
     id's row plus a learned function of the value its bin stands for, so that what is learnt for
     one value carries to its neighbours: "table+fourier" (a linear map of Fourier features of the
-    bin centre in [-1, 1]) or "table+fourier_mlp" (the features through a two-layer GELU MLP).
-    The output head stays the tied table either way."""
+    bin centre in [-1, 1]), "table+fourier_mlp" (the features through a two-layer GELU MLP) or
+    "table+linear" (W v + b); or the function alone, without the id's row: "fourier",
+    "fourier_mlp", "linear". The output head stays the tied table either way. Default "fourier":
+    on gym-pendulum's behaviour clone it learns ~3-4x faster than the table (56% against 20% of
+    expert at 1,500 steps, 2 seeds; docs/control_learning.md); a row per bin lets the model
+    memorise each bin's examples instead of sharing them."""
     value_fourier_features: int = 16
     """Frequencies of the value function's Fourier features (sin and cos of each, plus the
-    value itself), about geometric from pi to 64 pi
+    value itself), about geometric from pi to `value_fourier_top` pi
     (`gato.modeling.embedding.fourier_multiples`)."""
+    value_fourier_top: int = 64
+    """The highest Fourier frequency in multiples of pi: a period of 2 / top in v, 1024 / top
+    bins. Lower: smoother features, values share more with their neighbours."""
+    value_loss: str = "range"
+    """Over which ids a value target's softmax runs in the loss: "vocabulary" (all ids, as
+    Gato) or "range" (a continuous target over the 1,024 continuous bins, a discrete one over
+    the 1,024 discrete values: the ids an action decodes from, since the policy masks its logits
+    to the action's range). Text and other targets keep the whole vocabulary either way. "range"
+    also skips ~97% of the head's work for value targets. Default "range": it learns as well
+    (docs/control_learning.md) and a width-64 control training step runs 2.6x faster."""
+    value_head: str = "table"
+    """The output head's rows for the continuous bins: "table" (the tied token table's rows) or
+    "embedding" (each bin's whole input embedding, the row plus the value function, so that
+    neighbouring bins' logits share what is learnt; needs a value function in
+    `value_embedding`). `GatoModel.output_weight` is the head either way."""
     use_cache: bool = True
     """Whether forward returns a KV cache by default in eval mode."""
 
@@ -247,10 +279,22 @@ class GatoConfig(PreTrainedConfig):
                 f"GatoConfig.value_embedding must be one of {VALUE_EMBEDDINGS}, got "
                 f"{self.value_embedding!r}"
             )
-        value = self.value_fourier_features
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        for name in ("value_fourier_features", "value_fourier_top"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GatoConfig.{name} must be a positive integer, got {value!r}")
+        if self.value_head not in VALUE_HEADS:
             raise ValueError(
-                f"GatoConfig.value_fourier_features must be a positive integer, got {value!r}"
+                f"GatoConfig.value_head must be one of {VALUE_HEADS}, got {self.value_head!r}"
+            )
+        if self.value_head == "embedding" and self.value_embedding == "table":
+            raise ValueError(
+                "GatoConfig.value_head='embedding' needs a value function: set value_embedding "
+                f"to one of {VALUE_EMBEDDINGS[1:]}"
+            )
+        if self.value_loss not in VALUE_LOSSES:
+            raise ValueError(
+                f"GatoConfig.value_loss must be one of {VALUE_LOSSES}, got {self.value_loss!r}"
             )
         if self.rope_theta <= 0 or self.layer_norm_eps <= 0 or self.initializer_range < 0:
             raise ValueError(
@@ -261,10 +305,12 @@ class GatoConfig(PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> GatoConfig:
-        """A saved config; one written before `value_embedding` existed keeps the embedding it
-        was trained with (`LEGACY_VALUE_EMBEDDING`), whatever today's default."""
-        if "value_embedding" not in config_dict:
-            config_dict = {**config_dict, "value_embedding": LEGACY_VALUE_EMBEDDING}
+        """A saved config; one written before `value_embedding` (or `LEGACY_FIELDS`) existed
+        keeps what it was trained with, whatever today's defaults."""
+        legacy = {"value_embedding": LEGACY_VALUE_EMBEDDING, **LEGACY_FIELDS}
+        missing = {k: v for k, v in legacy.items() if k not in config_dict}
+        if missing:
+            config_dict = {**config_dict, **missing}
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

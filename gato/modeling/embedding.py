@@ -8,8 +8,9 @@ Every position of a batch gets one vector of the model width:
   width, plus learned row and column position encodings of the patch's place in its image;
 * observation tokens (local position >= 0): plus a learned encoding of their index within the
   timestep's observation. Actions, separators and text (local position -1) get none;
-* continuous-value tokens, with `value_embedding` other than "table": plus a learned function of
-  the value their bin stands for (`ValueEmbedding`).
+* continuous-value tokens, with `value_embedding` other than "table": plus (or, without the
+  "table+" prefix, instead of their row) a learned function of the value their bin stands for
+  (`ValueEmbedding`).
 
 The patch block: a 3x3 stride-2 stem conv (P x P -> P/2 x P/2, `resnet_channels`), the residual
 block GN-GELU-conv3x3-GN-GELU-conv3x3 (+ identity), a final GN-GELU, 2x2 average pooling, and a
@@ -148,16 +149,19 @@ def fourier_multiples(num_frequencies: int, top: int = VALUE_TOP_MULTIPLE) -> li
     return out
 
 
-def value_fourier_features(bins: torch.Tensor, num_frequencies: int) -> torch.Tensor:
+def value_fourier_features(
+    bins: torch.Tensor, num_frequencies: int, top: int = VALUE_TOP_MULTIPLE
+) -> torch.Tensor:
     """(...) int64 bins in [0, NUM_CONTINUOUS_BINS) -> (..., 2 F + 1) float32
-    [v, sin(n_k pi v), cos(n_k pi v)] of each bin's centre v in [-1, 1] (`fourier_multiples`).
+    [v, sin(n_k pi v), cos(n_k pi v)] of each bin's centre v in [-1, 1]
+    (`fourier_multiples(num_frequencies, top)`).
 
     The angles are reduced modulo 2 pi in integers (n_k pi v = pi (n_k m mod 2N) / N with
     m = 2 bin + 1 - N), so the features are exact to float32 even at the highest frequency.
     """
     n = NUM_CONTINUOUS_BINS
     m = 2 * bins + 1 - n  # v = m / n, m odd
-    multiples = torch.tensor(fourier_multiples(num_frequencies), device=bins.device)
+    multiples = torch.tensor(fourier_multiples(num_frequencies, top), device=bins.device)
     residues = torch.remainder(m.unsqueeze(-1) * multiples, 2 * n)  # (..., F) in [0, 2n)
     angles = residues.float() * (math.pi / n)
     value = (m.float() / n).unsqueeze(-1)
@@ -165,42 +169,66 @@ def value_fourier_features(bins: torch.Tensor, num_frequencies: int) -> torch.Te
 
 
 class ValueEmbedding(nn.Module):
-    """A learned function of a continuous token's value, added to its id's row.
+    """A learned function of a continuous token's value, added to (or replacing) its id's row.
 
     A continuous id's bin stands for a coordinate v in [-1, 1] (the bin centre: the mu-law
     coordinate of an observation, the clipped value of an action). With only a table, each of
     the 1,024 rows is learnt from the steps whose value lands in that bin, and neighbouring
-    values share nothing; this adds f(v), one function of every value, so what is learnt at one
-    value carries to its neighbours. f is a linear map of `value_fourier_features` ("fourier"),
-    or those features through Linear-GELU-Linear ("fourier_mlp"). Other ids get nothing.
+    values share nothing; f(v), one function of every value, makes what is learnt at one value
+    carry to its neighbours. f is a linear map of `value_fourier_features` ("fourier"), those
+    features through Linear-GELU-Linear ("fourier_mlp"), or W v + b ("linear"). `replaces_row`:
+    the config's variant has no "table+" prefix, so f(v) is the token's whole embedding. Other
+    ids get nothing.
     """
 
     def __init__(self, config: GatoConfig) -> None:
         super().__init__()
+        kind = config.value_embedding.removeprefix("table+")
+        self.replaces_row = not config.value_embedding.startswith("table+")
+        self.kind = kind
         self.num_frequencies = config.value_fourier_features
+        self.top = config.value_fourier_top
         features = 2 * self.num_frequencies + 1
         width = config.hidden_size
-        if config.value_embedding == "table+fourier":
+        if kind == "fourier":
             self.function = nn.Linear(features, width)
-        elif config.value_embedding == "table+fourier_mlp":
+        elif kind == "fourier_mlp":
             self.function = nn.Sequential(
                 nn.Linear(features, width), nn.GELU(), nn.Linear(width, width)
             )
+        elif kind == "linear":
+            self.function = nn.Linear(1, width)
         else:
             raise ValueError(
                 f"ValueEmbedding: no value function for value_embedding={config.value_embedding!r}"
             )
 
+    def value_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) bool: which ids are continuous values."""
+        bins = input_ids - CONTINUOUS_OFFSET
+        return (bins >= 0) & (bins < NUM_CONTINUOUS_BINS)
+
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L) int64 ids -> (B, L, D): f(bin centre) on continuous ids, 0 elsewhere."""
-        bins = input_ids - CONTINUOUS_OFFSET
-        is_value = (bins >= 0) & (bins < NUM_CONTINUOUS_BINS)
+        is_value = self.value_mask(input_ids)
         weight = next(self.function.parameters())
-        bins = bins.clamp(0, NUM_CONTINUOUS_BINS - 1)
-        features = value_fourier_features(bins, self.num_frequencies)
-        features = features.to(weight.dtype)
-        out = self.function(features)  # (B, L, D)
+        bins = (input_ids - CONTINUOUS_OFFSET).clamp(0, NUM_CONTINUOUS_BINS - 1)
+        if self.kind == "linear":
+            features = ((2 * bins + 1 - NUM_CONTINUOUS_BINS).float() / NUM_CONTINUOUS_BINS)[
+                ..., None
+            ]  # (B, L, 1): v, the bin centre
+        else:
+            features = value_fourier_features(bins, self.num_frequencies, self.top)
+        out = self.function(features.to(weight.dtype))  # (B, L, D)
         return out * is_value.unsqueeze(-1).to(out.dtype)
+
+    def embed(self, rows: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """The token rows (B, L, D) of `input_ids` -> their embeddings with the value function:
+        row + f(v), or f(v) alone on value ids when `replaces_row`."""
+        f = self.forward(input_ids).to(rows.dtype)
+        if self.replaces_row:
+            rows = rows * (~self.value_mask(input_ids)).unsqueeze(-1).to(rows.dtype)
+        return rows + f
 
 
 class GatoEmbedding(nn.Module):
@@ -222,7 +250,7 @@ class GatoEmbedding(nn.Module):
         computes for them in eval mode (fed-back action tokens)."""
         x = self.tokens(input_ids)  # (B, L, D)
         if self.values is not None:
-            x = x + self.values(input_ids).to(x.dtype)
+            x = self.values.embed(x, input_ids)
         return x
 
     def forward(
@@ -245,7 +273,7 @@ class GatoEmbedding(nn.Module):
         """
         x = self.tokens(input_ids)  # (B, L, D)
         if self.values is not None:
-            x = x + self.values(input_ids).to(x.dtype)
+            x = self.values.embed(x, input_ids)
         if patches is not None and patches.shape[0]:
             rows = patch_position_indices(patch_positions[:, 0:2], self.training)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training)

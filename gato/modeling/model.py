@@ -62,7 +62,13 @@ from gato.modeling.masks import causal_padding_mask
 from gato.modeling.masks import position_ids as default_position_ids
 from gato.modeling.rotary import rotary_cos_sin
 from gato.tokens.batch import validate_batch
-from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID
+from gato.vocab import (
+    CONTINUOUS_OFFSET,
+    DISCRETE_OFFSET,
+    NUM_CONTINUOUS_BINS,
+    NUM_DISCRETE_VALUES,
+    PATCH_ID,
+)
 
 __all__ = ["GatoModel", "GatoModelOutput"]
 
@@ -273,9 +279,9 @@ class GatoModel(PreTrainedModel):
             )
         logits = None
         if return_logits:
-            logits = self.lm_head(hidden)  # (B, L, V)
+            logits = hidden @ self.output_weight().T  # (B, L, V)
         elif return_logits is None and loss_mask is None:
-            logits = self.lm_head(hidden[:, -1:])  # (B, 1, V)
+            logits = hidden[:, -1:] @ self.output_weight().T  # (B, 1, V)
         return GatoModelOutput(
             loss=loss,
             logits=logits,
@@ -308,9 +314,7 @@ class GatoModel(PreTrainedModel):
         sources = hidden[:, :-1][targets]  # (N, D)
         labels = input_ids[:, 1:][targets]  # (N,)
         count = targets.sum()
-        total, per_target = linear_cross_entropy(
-            sources, self.lm_head.weight, labels, return_per_target=True
-        )
+        total, per_target = self._head_cross_entropy(sources, labels)
         row_counts = targets.sum(dim=1)  # (B,)
         rows = torch.repeat_interleave(
             torch.arange(len(row_counts), device=hidden.device), row_counts
@@ -320,6 +324,59 @@ class GatoModel(PreTrainedModel):
         )
         # Sum / count rather than mean: a batch without targets gives 0 (with a graph), not NaN.
         return total / count.clamp(min=1), count, row_sums, row_counts
+
+    def output_weight(self, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """(hi - lo, D): the output head's rows for ids [lo, hi) (default: every id). With
+        `value_head="embedding"` the continuous bins' rows are their input embeddings
+        (`ValueEmbedding.embed`), computed here, so a caller that keeps the result must call
+        again after the weights change; otherwise a view of `lm_head.weight`."""
+        weight = self.lm_head.weight
+        hi = weight.shape[0] if hi is None else hi
+        if self.config.value_head == "table":
+            return weight[lo:hi]
+        first, last = max(lo, CONTINUOUS_OFFSET), min(hi, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
+        if first >= last:
+            return weight[lo:hi]
+        ids = torch.arange(first, last, device=weight.device)[None]  # (1, n)
+        values = self.embedding.values.embed(weight[first:last][None], ids)[0]  # (n, D)
+        return torch.cat([weight[lo:first], values, weight[last:hi]])
+
+    def _head_cross_entropy(
+        self, sources: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed and per-target cross-entropy of the head's logits at `sources` (N, D) against
+        `labels` (N,), by `config.value_loss`: over the whole vocabulary, or ("range") a value
+        target over its modality's 1,024 ids only, the ids a policy decodes an action from."""
+        if self.config.value_loss == "vocabulary":
+            return linear_cross_entropy(
+                sources, self.output_weight(), labels, return_per_target=True
+            )
+        per_target = torch.zeros(labels.shape[0], device=labels.device)
+        total = sources.new_zeros((), dtype=torch.float32)
+        in_range = torch.zeros_like(labels, dtype=torch.bool)
+        for lo, size in (
+            (CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS),
+            (DISCRETE_OFFSET, NUM_DISCRETE_VALUES),
+        ):
+            picked = (labels >= lo) & (labels < lo + size)  # (N,)
+            in_range |= picked
+            if not bool(picked.any()):
+                continue
+            # The rows of the range only: a slice of the tied table, so the gradient reaches it.
+            part, part_losses = linear_cross_entropy(
+                sources[picked], self.output_weight(lo, lo + size), labels[picked] - lo,
+                return_per_target=True,
+            )  # fmt: skip
+            total = total + part
+            per_target[picked] = part_losses
+        rest = ~in_range
+        if bool(rest.any()):
+            part, part_losses = linear_cross_entropy(
+                sources[rest], self.output_weight(), labels[rest], return_per_target=True
+            )
+            total = total + part
+            per_target[rest] = part_losses
+        return total, per_target
 
     def _validate(
         self,

@@ -209,7 +209,9 @@ class GatoPolicy:
         self.action_lo = lo
         # Logits of the valid action ids only: the same numbers as the full head then masked to
         # the range, at 1/33 of the head's cost for continuous actions.
-        self.action_head = model.lm_head.weight[lo:hi]  # (n, D)
+        # The head is read once here: with `value_head="embedding"` it is computed, not a view.
+        self.head = model.output_weight().detach()  # (V, D)
+        self.action_head = self.head[lo:hi]  # (n, D)
         self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
         self.default_prompt = prompt if prompt is not None else _empty_sequence(tokenizer)
         self._check_prompt(self.default_prompt)
@@ -483,7 +485,7 @@ class GatoPolicy:
             tokens = self.forward_fn.greedy_tokens(
                 cache,
                 batch.input_ids.to(device),
-                self.model.lm_head.weight,
+                self.head,
                 lo,
                 hi,
                 n,

@@ -110,7 +110,8 @@ def test_forward_shapes_and_default_outputs():
 
 
 def test_loss_matches_slow_reference():
-    model = small_model()
+    # Gato's loss over the whole vocabulary (value_loss='range': tests/test_value_loss.py).
+    model = small_model(value_loss="vocabulary")
     batch = mixed_batch()
     out = model(**batch.as_dict(), return_logits=True)
     reference = slow_reference_loss(out.logits, batch)
@@ -120,7 +121,8 @@ def test_loss_matches_slow_reference():
 def test_hidden_action_inputs_keep_their_targets_in_the_loss():
     from gato.tokens.batch import mask_actions
 
-    model = small_model()
+    # Gato's loss over the whole vocabulary (value_loss='range': tests/test_value_loss.py).
+    model = small_model(value_loss="vocabulary")
     batch = mixed_batch()
     masked = mask_actions(batch, 0.5, torch.Generator().manual_seed(1))
     hidden = masked.input_ids != batch.input_ids
@@ -138,7 +140,8 @@ def test_hidden_action_inputs_keep_their_targets_in_the_loss():
 
 
 def test_per_sequence_losses_match_slow_reference_row_by_row():
-    model = small_model()
+    # Gato's loss over the whole vocabulary (value_loss='range': tests/test_value_loss.py).
+    model = small_model(value_loss="vocabulary")
     batch = mixed_batch()
     out = model(**batch.as_dict(), return_logits=True)
     assert out.sequence_loss_sums.shape == (batch.input_ids.shape[0],)

@@ -12,26 +12,29 @@ from helpers import make_config
 from references import value_function_reference
 
 import gato.modeling.config as config_module
-from gato.modeling.config import GatoConfig
+from gato.modeling.config import VALUE_EMBEDDINGS, GatoConfig
 from gato.modeling.embedding import VALUE_TOP_MULTIPLE, ValueEmbedding, fourier_multiples
 from gato.modeling.model import GatoModel
 from gato.tokens.batch import collate
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import CONTINUOUS_OFFSET, DISCRETE_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
-VARIANTS = ["table+fourier", "table+fourier_mlp"]
+VARIANTS = [v for v in VALUE_EMBEDDINGS if v != "table"]
 
 
 def test_frequencies_are_distinct_and_geometric_up_to_the_top():
     multiples = fourier_multiples(16)
     assert multiples[0] == 1 and multiples[-1] == VALUE_TOP_MULTIPLE
     assert len(set(multiples)) == 16 and multiples == sorted(multiples)
+    low = fourier_multiples(8, top=8)
+    assert low == list(range(1, 9))  # a top below the count still gives distinct frequencies
 
 
+@pytest.mark.parametrize("top", [64, 8])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_value_function_matches_the_formula(variant):
+def test_value_function_matches_the_formula(variant, top):
     torch.manual_seed(0)
-    module = ValueEmbedding(make_config(value_embedding=variant))
+    module = ValueEmbedding(make_config(value_embedding=variant, value_fourier_top=top))
     last = CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS - 1
     ids = [CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + 511, CONTINUOUS_OFFSET + 512, last]
     ids += [DISCRETE_OFFSET + 3, SEPARATOR_ID, 7]
@@ -54,6 +57,20 @@ def test_neighbouring_values_start_alike_and_the_model_adds_the_function():
     assert near < 0.5 * far
 
 
+@pytest.mark.parametrize("variant", ["fourier", "linear"])
+def test_without_the_table_prefix_a_value_is_its_function_alone(variant):
+    torch.manual_seed(0)
+    model = GatoModel(make_config(value_embedding=variant)).eval()
+    ids = torch.tensor([[CONTINUOUS_OFFSET + 100, CONTINUOUS_OFFSET + 1023, DISCRETE_OFFSET, 7]])
+    with torch.no_grad():
+        x = model.embedding(ids)
+        f = model.embedding.values(ids)
+        rows = model.embedding.tokens(ids)
+        torch.testing.assert_close(x[0, :2], f[0, :2])  # no table row on value ids
+        torch.testing.assert_close(x[0, 2:], rows[0, 2:])  # other ids: their row
+        torch.testing.assert_close(model.embedding.embed_ids(ids), x)
+
+
 def _control_sequence(tokenizer: GatoTokenizer, steps: int = 5):
     rng = np.random.default_rng(0)
     return tokenizer.encode_episode(
@@ -62,10 +79,11 @@ def _control_sequence(tokenizer: GatoTokenizer, steps: int = 5):
     )
 
 
+@pytest.mark.parametrize("head", ["table", "embedding"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_cached_decoding_matches_the_full_forward(variant):
+def test_cached_decoding_matches_the_full_forward(variant, head):
     torch.manual_seed(0)
-    model = GatoModel(make_config(value_embedding=variant)).eval()
+    model = GatoModel(make_config(value_embedding=variant, value_head=head)).eval()
     seq = _control_sequence(GatoTokenizer())
     full = model(**collate([seq]).as_dict(), return_logits=True).logits
     cache, logits = None, []
@@ -79,6 +97,24 @@ def test_cached_decoding_matches_the_full_forward(variant):
         cache = out.past_key_values
         logits.append(out.logits)
     torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["table+fourier", "linear"])
+def test_an_embedding_head_scores_each_bin_by_its_input_embedding(variant):
+    torch.manual_seed(0)
+    model = GatoModel(make_config(value_embedding=variant, value_head="embedding")).eval()
+    ids = torch.arange(CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)[None]
+    with torch.no_grad():
+        head = model.output_weight()
+        want = model.embedding.embed_ids(ids)[0]  # row + f(v), or f(v) alone
+        torch.testing.assert_close(head[CONTINUOUS_OFFSET : CONTINUOUS_OFFSET + 1024], want)
+        outside = torch.ones(head.shape[0], dtype=torch.bool)
+        outside[CONTINUOUS_OFFSET : CONTINUOUS_OFFSET + 1024] = False
+        torch.testing.assert_close(head[outside], model.lm_head.weight[outside], rtol=0, atol=0)
+        part = model.output_weight(CONTINUOUS_OFFSET - 3, CONTINUOUS_OFFSET + 5)
+        torch.testing.assert_close(part, head[CONTINUOUS_OFFSET - 3 : CONTINUOUS_OFFSET + 5])
+    with pytest.raises(ValueError, match="value_head='embedding' needs a value function"):
+        make_config(value_embedding="table", value_head="embedding")
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -97,26 +133,32 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_a_config_saved_before_the_option_loads_with_the_table(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    model = GatoModel(make_config()).eval()
+    # What every checkpoint before these fields was: the table, the loss over the vocabulary.
+    model = GatoModel(make_config(value_embedding="table", value_loss="vocabulary")).eval()
     batch = collate([_control_sequence(GatoTokenizer())]).as_dict()
     expected = model(**batch, return_logits=True).logits
+    expected_loss = model(**batch).loss
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    for key in ("value_embedding", "value_fourier_features"):
+    legacy = ("value_fourier_features", "value_fourier_top", "value_loss", "value_head")
+    for key in ("value_embedding", *legacy):
         del config[key]
     (tmp_path / "config.json").write_text(json.dumps(config))
     loaded = GatoModel.from_pretrained(tmp_path).eval()
     assert loaded.config.value_embedding == "table" and loaded.embedding.values is None
+    assert loaded.config.value_loss == "vocabulary" and loaded.config.value_fourier_top == 64
+    assert loaded.config.value_head == "table"
     torch.testing.assert_close(loaded(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
+    torch.testing.assert_close(loaded(**batch).loss, expected_loss, rtol=0, atol=0)
     # The missing field comes from the legacy constant, not from today's default.
     monkeypatch.setattr(config_module, "LEGACY_VALUE_EMBEDDING", "table+fourier")
     assert GatoConfig.from_pretrained(tmp_path).value_embedding == "table+fourier"
-    assert GatoConfig().value_embedding == "table"
+    assert GatoConfig().value_embedding == "fourier" and GatoConfig().value_loss == "range"
 
 
 def test_unknown_value_embedding_is_named():
     with pytest.raises(ValueError, match="value_embedding must be one of"):
-        GatoConfig(value_embedding="fourier")
+        GatoConfig(value_embedding="table+sine")
     with pytest.raises(ValueError, match="value_fourier_features"):
         GatoConfig(value_fourier_features=0)
 
@@ -144,3 +186,5 @@ def test_the_policy_acts_as_recomputing_the_whole_context(variant, static):
     for _ in range(14):  # a 9-token step in a 96-token context: it slides
         obs = {"continuous_observations": rng.normal(size=5).astype(np.float32)}
         np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+    with pytest.raises(ValueError, match="value_fourier_top"):
+        GatoConfig(value_fourier_top=0)

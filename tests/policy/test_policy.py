@@ -91,6 +91,22 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(model, tok
 
 
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+@pytest.mark.parametrize("variant", ["table+fourier", "fourier"])
+def test_a_value_embedding_head_decodes_as_the_full_forward(tokenizer, static, variant):
+    """With `value_head="embedding"` the policy's action logits come from the computed head
+    (`GatoModel.output_weight`), as the full forward's do."""
+    model = small_model(3, value_embedding=variant, value_head="embedding", value_loss="range")
+    prompt = demo_prompt(tokenizer, 2)
+    config = PolicyConfig(slide="recompute", static_cache=static)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, config)
+    reference = ReferencePolicy(model, tokenizer, SPEC, prompt)
+    rng = np.random.default_rng(4)
+    for _ in range(12):
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 def test_batched_rows_match_rows_decoded_alone(model, tokenizer, static):
     """Ragged rows (other prompts, other observation sizes, images, resets at other times,
     retired rows) give each row the actions it gets alone."""
