@@ -26,8 +26,10 @@ from gato.tokens.windows import (
 )
 from gato.vocab import (
     CONTINUOUS_OFFSET,
+    DISCRETE_OFFSET,
     NO_LOCAL_POSITION,
     NUM_CONTINUOUS_BINS,
+    NUM_DISCRETE_VALUES,
 )
 
 
@@ -256,3 +258,17 @@ def vtrace_recursive_reference(inputs: dict, rho_bar: float, c_bar: float) -> li
             vs[s][b] = V[s][b] + delta + d[s][b] * min(c_bar, ratio) * (v_next - V_next)
             v_next, V_next = vs[s][b], V[s][b]
     return vs
+
+
+def range_loss_reference(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N, V) logits, (N,) labels -> (N,) cross-entropy, one target at a time: over the
+    continuous bins for a continuous label, the discrete values for a discrete one, else all."""
+    out = []
+    for row, y in zip(logits, labels.tolist(), strict=True):
+        lo, hi = 0, row.shape[0]
+        if CONTINUOUS_OFFSET <= y < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
+            lo, hi = CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
+        elif DISCRETE_OFFSET <= y < DISCRETE_OFFSET + NUM_DISCRETE_VALUES:
+            lo, hi = DISCRETE_OFFSET, DISCRETE_OFFSET + NUM_DISCRETE_VALUES
+        out.append(-F.log_softmax(row[lo:hi].double(), dim=0)[y - lo])
+    return torch.stack(out)

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import make_config
+from references import range_loss_reference
 
 from gato.modeling.model import GatoModel
 from gato.tokens.batch import collate
@@ -15,22 +16,7 @@ from gato.vocab import (
     CONTINUOUS_OFFSET,
     DISCRETE_OFFSET,
     NUM_CONTINUOUS_BINS,
-    NUM_DISCRETE_VALUES,
 )
-
-
-def _reference_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(N, V) logits, (N,) labels -> (N,) cross-entropy, one target at a time: over the
-    continuous bins for a continuous label, the discrete values for a discrete one, else all."""
-    out = []
-    for row, y in zip(logits, labels.tolist(), strict=True):
-        lo, hi = 0, row.shape[0]
-        if CONTINUOUS_OFFSET <= y < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
-            lo, hi = CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
-        elif DISCRETE_OFFSET <= y < DISCRETE_OFFSET + NUM_DISCRETE_VALUES:
-            lo, hi = DISCRETE_OFFSET, DISCRETE_OFFSET + NUM_DISCRETE_VALUES
-        out.append(-F.log_softmax(row[lo:hi].double(), dim=0)[y - lo])
-    return torch.stack(out)
 
 
 def _mixed_batch():
@@ -70,7 +56,7 @@ def test_loss_and_gradient_match_the_reference(value_loss, head):
         weight = torch.cat([weight[: bins.start], rows, weight[bins.stop :]])
     logits = hidden @ weight.T
     if value_loss == "range":
-        per_target = _reference_losses(logits, labels[targets])
+        per_target = range_loss_reference(logits, labels[targets])
     else:
         per_target = F.cross_entropy(logits.double(), labels[targets], reduction="none")
     kinds = labels[targets]
