@@ -11,9 +11,9 @@ it is re-exported here, where a policy's users look for it.
 from gato.inference.cache import KVCache
 from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
-from gato.policy.agent import GatoPolicy, PolicyConfig
+from gato.policy.agent import GatoPolicy, PolicyConfig, prompt_budget
 from gato.policy.loading import CheckpointError, load_pretrained, resolve_model_dir
-from gato.policy.prompts import demonstration_episode, demonstration_prompt, prompt_budget
+from gato.policy.prompts import demonstration_episode, demonstration_prompt
 
 __all__ = [
     "CheckpointError",

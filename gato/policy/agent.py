@@ -70,13 +70,13 @@ from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
 from gato.modeling.model import GatoModel
 from gato.policy.loading import load_pretrained
-from gato.policy.prompts import demonstration_prompt, prompt_budget
+from gato.policy.prompts import demonstration_prompt
 from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
 
-__all__ = ["GatoPolicy", "PolicyConfig"]
+__all__ = ["GatoPolicy", "PolicyConfig", "prompt_budget"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +164,11 @@ class _Row:
 
     def context(self) -> list[TokenSequence]:
         return [self.prompt, *self.history]
+
+
+def prompt_budget(context: int, config: PolicyConfig) -> int:
+    """Tokens the prompt may take: `config.prompt_tokens`, default half the context."""
+    return config.prompt_tokens if config.prompt_tokens is not None else context // 2
 
 
 class GatoPolicy:

@@ -2,7 +2,7 @@
 
 `demonstration_prompt` reads the task's episodes (JAT schema), picks the best-return one, decodes
 only the steps the prompt can hold and cuts them to whole timesteps within the budget
-(`prompt_budget`: `PolicyConfig.prompt_tokens`, default half the context, as the training
+(`agent.prompt_budget`: `PolicyConfig.prompt_tokens`, default half the context, as the training
 mixture's prompts).
 """
 
@@ -11,17 +11,14 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
 
-if TYPE_CHECKING:
-    from gato.policy.agent import PolicyConfig
-
-__all__ = ["demonstration_episode", "demonstration_prompt", "episode_steps", "prompt_budget"]
+__all__ = ["demonstration_episode", "demonstration_prompt", "episode_steps"]
 
 
 def demonstration_prompt(
@@ -121,8 +118,3 @@ def episode_steps(dataset: Any, index: int, count: int, from_end: bool = False) 
         else:
             out[column] = np.asarray(values)
     return out
-
-
-def prompt_budget(context: int, config: PolicyConfig) -> int:
-    """Tokens the prompt may take: `config.prompt_tokens`, default half the context."""
-    return config.prompt_tokens if config.prompt_tokens is not None else context // 2
