@@ -208,9 +208,13 @@ class ValueEmbedding(nn.Module):
         bins = input_ids - CONTINUOUS_OFFSET
         return (bins >= 0) & (bins < NUM_CONTINUOUS_BINS)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, L) int64 ids -> (B, L, D): f(bin centre) on continuous ids, 0 elsewhere."""
-        is_value = self.value_mask(input_ids)
+    def forward(
+        self, input_ids: torch.Tensor, is_value: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, L) int64 ids -> (B, L, D): f(bin centre) on continuous ids, 0 elsewhere
+        (`is_value`: their `value_mask`, when the caller has it)."""
+        if is_value is None:
+            is_value = self.value_mask(input_ids)
         weight = next(self.function.parameters())
         bins = (input_ids - CONTINUOUS_OFFSET).clamp(0, NUM_CONTINUOUS_BINS - 1)
         if self.kind == "linear":
@@ -225,9 +229,10 @@ class ValueEmbedding(nn.Module):
     def embed(self, rows: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """The token rows (B, L, D) of `input_ids` -> their embeddings with the value function:
         row + f(v), or f(v) alone on value ids when `replaces_row`."""
-        f = self.forward(input_ids).to(rows.dtype)
+        is_value = self.value_mask(input_ids)
+        f = self.forward(input_ids, is_value).to(rows.dtype)
         if self.replaces_row:
-            rows = rows * (~self.value_mask(input_ids)).unsqueeze(-1).to(rows.dtype)
+            rows = rows * (~is_value).unsqueeze(-1).to(rows.dtype)
         return rows + f
 
 
@@ -271,9 +276,7 @@ class GatoEmbedding(nn.Module):
         Returns:
             (B, L, D) in the token table's dtype.
         """
-        x = self.tokens(input_ids)  # (B, L, D)
-        if self.values is not None:
-            x = self.values.embed(x, input_ids)
+        x = self.embed_ids(input_ids)  # (B, L, D)
         if patches is not None and patches.shape[0]:
             rows = patch_position_indices(patch_positions[:, 0:2], self.training)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training)
