@@ -168,7 +168,7 @@ class Source:
         """The source's split as a `datasets.Dataset`, its columns checked for the kind."""
         dataset = self._load()
         if len(dataset) == 0:
-            raise ValueError(f"{self.name} ({self.path}, split {self.split}) has no rows")
+            raise ValueError(f"{self.where()} has no rows")
         return dataset
 
     def _load(self):
