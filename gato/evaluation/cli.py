@@ -55,7 +55,7 @@ class Control:
     json: Path | None = None
     """Write the report here (+ .md and .png)."""
     video: Path | None = None
-    """Write a GIF of one episode per task here."""
+    """Write a video of the first episodes of each task here (MP4; --video_format gif)."""
     allow_untrained: bool = False
     """Evaluate tasks whose action space the checkpoint was not trained for."""
 

@@ -14,7 +14,11 @@ excluded), and each task's result records its episodes' seeds and the prompt's.
 
 Scores follow Gato: the expert-normalised score of a task is (mean return - random) /
 (expert - random) with the registry's expert and random scores (`gato.tasks.scores`); a task counts
-"above 50%" and "above 100%" of expert on that scale.
+"above 50%" and "above 100%" of expert on that scale. Beside it: the human-normalised score of an
+Atari game, the cached specialist's score (`gato.evaluation.baselines`), per task a bootstrap 95%
+interval over episodes, and over tasks the IQM, mean and median with stratified bootstrap
+intervals, overall and per domain (`gato.evaluation.aggregate`). Atari games are played under a
+stated protocol (`gato.tasks.envs.atari.AtariProtocol`), recorded in the report.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,6 +42,7 @@ from gato.policy import (
     prompt_budget,
 )
 from gato.tasks.envs import make_env
+from gato.tasks.envs.atari import AtariProtocol, atari_protocol, protocol_dict
 from gato.tasks.scores import EVALUATION_SEED
 
 __all__ = [
@@ -70,7 +75,21 @@ class ControlEvalConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Sampling, prompting and context options of the policy."""
     video_dir: str | None = None
-    """Write a GIF of each task's first episode here."""
+    """Write a video of each task's first episodes here."""
+    video_format: Literal["mp4", "gif"] = "mp4"
+    """mp4 (H.264 through imageio-ffmpeg) or gif."""
+    video_episodes: int = 4
+    """Episodes shown side by side in a task's video (a grid, each with its return)."""
+    atari_protocol: str = "data"
+    """How Atari games are played: data (as our data was collected), jat (JAT's evaluation),
+    sticky (sticky actions 0.25)."""
+    atari_options: list[str] = field(default_factory=list)
+    """Atari protocol options replacing the preset's, as key=value: sticky_actions,
+    full_action_space, noop_max, max_frames, terminal_on_life_loss, fire_reset."""
+    bootstrap_reps: int = 2000
+    """Bootstrap replications of every confidence interval."""
+    specialists: str | None = None
+    """Specialist score cache (default: data/cache/specialists.json, if it exists)."""
     progress: bool = True
     """Show a progress bar per task."""
     strict_tasks: bool = True
@@ -82,6 +101,16 @@ class ControlEvalConfig:
             raise ValueError("ControlEvalConfig: episodes and num_envs must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"ControlEvalConfig.max_steps must be positive, got {self.max_steps}")
+        if self.video_format not in ("mp4", "gif"):
+            raise ValueError(f"video_format must be mp4 or gif, got {self.video_format!r}")
+        if self.video_episodes < 1 or self.bootstrap_reps < 10:
+            raise ValueError("video_episodes must be at least 1 and bootstrap_reps at least 10")
+        _ = self.protocol  # an unknown protocol or option fails here, before any rollout
+
+    @property
+    def protocol(self) -> AtariProtocol:
+        """The Atari protocol: the preset with the options applied."""
+        return atari_protocol(self.atari_protocol, self.atari_options)
 
 
 @dataclass
@@ -94,6 +123,7 @@ class EpisodeStats:
         steps: environment steps in all.
         seconds: wall-clock time of the loop.
         frames: rendered frames of episode 0 (when a renderer was given).
+        episode_frames: rendered frames of each of the first `video_episodes` episodes.
         seeds: (N,) the reset seed of each episode.
     """
 
@@ -103,6 +133,7 @@ class EpisodeStats:
     seconds: float
     frames: list[np.ndarray] = field(default_factory=list)
     seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    episode_frames: list[list[np.ndarray]] = field(default_factory=list)
 
     @property
     def steps_per_second(self) -> float:
@@ -117,6 +148,7 @@ def run_episodes(
     max_steps: int | None = None,
     render: Callable[[Any, dict], np.ndarray | None] | None = None,
     progress: Any = None,
+    video_episodes: int = 1,
 ) -> EpisodeStats:
     """Play exactly `episodes` episodes with `len(envs)` environments in lockstep.
 
@@ -127,21 +159,24 @@ def run_episodes(
         episodes: how many episodes to play.
         seed: episode k is reset with `seed + k`.
         max_steps: truncate episodes after this many steps.
-        render: `render(env, observation) -> frame` for episode 0 (a video), or None.
+        render: `render(env, observation) -> frame` for the first episodes (a video), or None.
         progress: a tqdm-like bar (`update(n)`, `set_postfix`), updated per finished episode.
+        video_episodes: with `render`, record the frames of episodes 0 .. video_episodes - 1.
     """
     n = min(len(envs), episodes)
     if policy.num_envs != n:
         raise ValueError(f"the policy has {policy.num_envs} rows for {n} environments")
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
-    frames: list[np.ndarray] = []
+    recorded: list[list[np.ndarray]] = [[] for _ in range(min(video_episodes, episodes))]
     env_of = list(range(n))  # environment of each policy row
     episode_of = list(range(n))  # episode each row is playing
     observations = [envs[i].reset(seed=seed + i) for i in range(n)]
     policy.reset()
-    if render is not None and not _grab(frames, render, envs[0], observations[0]):
-        render = None  # nothing to show for this environment: do not try every step
+    if render is not None:
+        shown = [_grab(recorded, render, envs[i], observations[i], i) for i in range(n)]
+        if not any(shown):
+            render = None  # nothing to show for this environment: do not try every step
     started, steps, start = n, 0, time.perf_counter()
     while env_of:
         actions = policy.act_batch(observations)
@@ -152,8 +187,8 @@ def run_episodes(
             returns[episode] += reward
             lengths[episode] += 1
             steps += 1
-            if render is not None and episode == 0:
-                _grab(frames, render, env, observation)
+            if render is not None:
+                _grab(recorded, render, env, observation, episode)
             if max_steps is not None and lengths[episode] >= max_steps:
                 truncated = True
             if not (terminated or truncated):
@@ -164,6 +199,8 @@ def run_episodes(
                 progress.set_postfix(steps_per_s=f"{steps / (time.perf_counter() - start):.0f}")
             if started < episodes:
                 observations[row] = env.reset(seed=seed + started)
+                if render is not None:
+                    _grab(recorded, render, env, observations[row], started)
                 episode_of[row] = started
                 started += 1
                 policy.reset_env(row)
@@ -177,13 +214,18 @@ def run_episodes(
             if keep:
                 policy.remove_envs(keep)
     seeds = np.arange(seed, seed + episodes, dtype=np.int64)
-    return EpisodeStats(returns, lengths, steps, time.perf_counter() - start, frames, seeds)
+    frames = recorded[0] if recorded else []
+    seconds = time.perf_counter() - start
+    return EpisodeStats(returns, lengths, steps, seconds, frames, seeds, recorded)
 
 
-def _grab(frames: list, render: Callable, env: Any, observation: dict) -> bool:
+def _grab(recorded: list, render: Callable, env: Any, observation: dict, episode: int) -> bool:
+    """Append a frame of `episode` when it is one of the recorded episodes."""
+    if episode >= len(recorded):
+        return False
     frame = render(env, observation)
     if frame is not None:
-        frames.append(np.asarray(frame, dtype=np.uint8))
+        recorded[episode].append(np.asarray(frame, dtype=np.uint8))
     return frame is not None
 
 
@@ -249,6 +291,23 @@ class TaskResult:
     prompt_seed: int | None = None
     """The reset seed of the demonstration prompt's episode (None: no prompt, or its dataset
     records no seeds); never one of `seeds`."""
+    domain: str = ""
+    """The task's suite (atari, dmc, gym, babyai, metaworld): its aggregate's group."""
+    return_interval: dict[str, Any] | None = None
+    """Mean, std and bootstrap 95% interval of the return over episodes."""
+    normalized_scores: list[float] | None = None
+    """Each episode's expert-normalised score (what the aggregates resample)."""
+    normalized_interval: dict[str, Any] | None = None
+    """Mean, std and bootstrap 95% interval of the expert-normalised score over episodes."""
+    human_normalized_score: float | None = None
+    """Atari: (mean - random) / (human - random) with the published references."""
+    human_random: float | None = None
+    human_score: float | None = None
+    specialist_score: float | None = None
+    """The expert-normalised score of the task's behaviour-cloned specialist, where
+    benchmarks/control_learning.py has cached it; None otherwise."""
+    protocol: dict[str, Any] | None = None
+    """Atari: the protocol the game was played under."""
 
 
 def mixture_control_tasks(mixture: Any) -> list[str]:
@@ -327,15 +386,13 @@ def _describe(action: Any) -> str:
     return f"continuous{list(action.shape)}"
 
 
-def _make_envs(task: Any, count: int, video: bool) -> list[Any]:
-    envs = []
-    for i in range(count):
-        if i == 0 and video and task.suite == "gym":
-            kwargs = {**task.env.get("kwargs", {}), "render_mode": "rgb_array"}
-            envs.append(make_env(task, kwargs=kwargs))
-        else:
-            envs.append(make_env(task))
-    return envs
+def _make_envs(task: Any, count: int, video: bool, protocol: AtariProtocol) -> list[Any]:
+    overrides: dict[str, Any] = {}
+    if task.suite == "atari":
+        overrides = protocol.env_kwargs()
+    if video and task.suite == "gym":  # gymnasium renders only when made to
+        overrides["kwargs"] = {**task.env.get("kwargs", {}), "render_mode": "rgb_array"}
+    return [make_env(task, **overrides) for _ in range(count)]
 
 
 def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConfig) -> TaskResult:
@@ -351,7 +408,7 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
     num_envs = min(config.num_envs, config.episodes)
     policy = GatoPolicy(model, tokenizer, task.action, prompt, config.policy, num_envs)
     video = config.video_dir is not None
-    envs = _make_envs(task, num_envs, video)
+    envs = _make_envs(task, num_envs, video, config.protocol)
     bar = _progress(config.progress, config.episodes, task.id)
     try:
         stats = run_episodes(
@@ -362,6 +419,7 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
             max_steps=config.max_steps,
             render=render_frame if video else None,
             progress=bar,
+            video_episodes=config.video_episodes,
         )
     finally:
         if bar is not None:
@@ -388,12 +446,16 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
         )
     video_path = None
     if video:
-        from gato.evaluation.report import write_video
+        from gato.evaluation.report import write_episodes_video
 
-        if stats.frames:
-            video_path = str(write_video(stats.frames, Path(config.video_dir) / f"{task.id}.gif"))
+        shown = [f for f in stats.episode_frames if f]
+        if shown:
+            path = Path(config.video_dir) / f"{task.id}.{config.video_format}"
+            labels = [f"return {r:,.1f}" for r in stats.returns[: len(shown)]]
+            video_path = str(write_episodes_video(shown, path, labels))
         else:
             notes.append("no video: the environment cannot render")
+    references = _references(task, stats.returns, mean, config)
     return TaskResult(
         task=task.id,
         episodes=config.episodes,
@@ -412,7 +474,33 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
         cut_at=cut_at,
         seeds=stats.seeds.tolist(),
         prompt_seed=prompt_seed,
+        **references,
     )
+
+
+def _references(task: Any, returns: np.ndarray, mean: float, config: Any) -> dict[str, Any]:
+    """The TaskResult fields that set a score beside its references and its uncertainty."""
+    from gato.evaluation.aggregate import episode_interval
+    from gato.evaluation.baselines import human_normalized_score, specialist_score
+    from gato.tasks.scores import normalized_score
+
+    reps = config.bootstrap_reps
+    out: dict[str, Any] = {
+        "domain": task.suite,
+        "return_interval": episode_interval(returns, reps),
+        "human_normalized_score": human_normalized_score(mean, task),
+        "specialist_score": specialist_score(task.id, config.specialists),
+    }
+    scores = task.scores
+    if scores is not None and scores.expert != scores.random:
+        per_episode = np.atleast_1d(normalized_score(returns, scores.expert, scores.random))
+        out["normalized_scores"] = per_episode.tolist()
+        out["normalized_interval"] = episode_interval(per_episode, reps)
+    if task.reference is not None:
+        out["human_random"], out["human_score"] = task.reference.random, task.reference.human
+    if task.suite == "atari":
+        out["protocol"] = protocol_dict(config.protocol)
+    return out
 
 
 def _prompt_and_training_seeds(task: Any, seeds: range, prompted: bool) -> tuple[int | None, int]:
@@ -476,19 +564,36 @@ def evaluate_control(
         if notes[spec.id]:
             result.note = "; ".join(n for n in (notes[spec.id], result.note) if n)
         results.append(result)
+    config_record = dict(asdict(config))
+    if any(s.suite == "atari" for s in specs):
+        config_record["atari"] = protocol_dict(config.protocol)
     return {
         "kind": "control",
         "checkpoint": None if source is None else str(source),
-        "config": {k: v for k, v in asdict(config).items()},
+        "config": config_record,
         "tasks": [asdict(r) for r in results],
-        "summary": summarize(results),
+        "summary": summarize(results, config.bootstrap_reps),
     }
 
 
-def summarize(results: Sequence[TaskResult]) -> dict[str, Any]:
-    """Counts of tasks at or above 50% and 100% of expert, and the mean normalised score."""
+def summarize(results: Sequence[TaskResult], reps: int = 2000) -> dict[str, Any]:
+    """Counts of tasks at or above 50% and 100% of expert, the mean and median normalised score,
+    and the aggregates with their intervals (`gato.evaluation.aggregate.aggregate`): over the
+    expert-normalised scores ("aggregates") and over Atari's human-normalised ones
+    ("human_aggregates", None without an Atari game with references)."""
+    from gato.evaluation.aggregate import aggregate
+
     scored = [r.normalized_score for r in results if r.normalized_score is not None]
+    per_episode = {r.task: r.normalized_scores for r in results if r.normalized_scores}
+    domains = {r.task: r.domain for r in results if r.task in per_episode}
+    human = {
+        r.task: [(x - r.human_random) / (r.human_score - r.human_random) for x in r.returns]
+        for r in results
+        if r.human_normalized_score is not None and r.returns
+    }
     return {
+        "aggregates": aggregate(per_episode, domains, reps) if per_episode else None,
+        "human_aggregates": aggregate(human, reps=reps) if human else None,
         "tasks": len(results),
         "cut_tasks": sum(r.cut_at is not None for r in results),
         "scored_tasks": len(scored),

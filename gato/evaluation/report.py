@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gato.evaluation.video import write_episodes_video, write_video
 from gato.files import atomic_write_json
 from gato.tasks.scores import EVALUATION_SEED, SEED_SPAN
 
@@ -17,6 +17,7 @@ __all__ = [
     "control_table",
     "plot_normalized_scores",
     "write_control_report",
+    "write_episodes_video",
     "write_json",
     "write_video",
 ]
@@ -32,24 +33,86 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(block: dict[str, Any] | None, digits: int = 1, percent: bool = False) -> str:
+    """ "[low, high]" of an interval block, "-" without one."""
+    if not block:
+        return "-"
+    if percent:
+        return f"[{_percent(block['low'])}, {_percent(block['high'])}]"
+    return f"[{_number(block['low'], digits)}, {_number(block['high'], digits)}]"
+
+
 def _rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     for t in report["tasks"]:
+        normalised = _percent(t["normalized_score"]) + ("*" if t.get("cut_at") else "")
+        if t.get("normalized_interval"):
+            normalised += " " + _interval(t["normalized_interval"], percent=True)
         rows.append(
             [
                 t["task"],
                 str(t["episodes"]),
                 f"{_number(t['mean_return'])} +- {_number(t['std_return'])}",
+                _interval(t.get("return_interval")),
                 _number(t["random_score"]),
                 _number(t["expert_score"]),
-                _percent(t["normalized_score"]) + ("*" if t.get("cut_at") else ""),
+                normalised,
+                _percent(t.get("specialist_score")),
+                _percent(t.get("human_normalized_score")),
                 _number(t["steps_per_second"], 0),
             ]
         )
     return rows
 
 
-_HEADER = ["task", "episodes", "return (mean +- std)", "random", "expert", "normalised", "steps/s"]
+_HEADER = [
+    "task",
+    "episodes",
+    "return (mean +- std)",
+    "return 95% CI",
+    "random",
+    "expert",
+    "normalised [95% CI]",
+    "specialist",
+    "human-norm.",
+    "steps/s",
+]
+
+
+def _aggregate_lines(summary: dict[str, Any]) -> list[str]:
+    """IQM, mean and median with their intervals, overall and per domain."""
+    lines = []
+    for key, scale in (("aggregates", "expert"), ("human_aggregates", "human")):
+        block = summary.get(key)
+        if not block or not block.get("all"):
+            continue
+        groups = [("all tasks", block["all"])] + list(block["by_domain"].items())
+        if scale == "human":
+            groups = groups[:1]
+        for name, g in groups:
+            stats = ", ".join(
+                f"{stat} {_percent(g[stat]['value'])} {_interval(g[stat], percent=True)}"
+                for stat in ("iqm", "mean", "median")
+            )
+            lines.append(
+                f"{scale}-normalised, {name} ({len(g['tasks'])} tasks x {g['episodes']} "
+                f"episodes): {stats}"
+            )
+    if lines:
+        lines.append(
+            "intervals: 95% stratified bootstrap over episodes within tasks "
+            f"({summary['aggregates']['reps'] if summary.get('aggregates') else '-'} reps)"
+        )
+    return lines
+
+
+def _protocol_lines(report: dict[str, Any]) -> list[str]:
+    atari = report.get("config", {}).get("atari")
+    return (
+        [f"Atari protocol {report['config'].get('atari_protocol')}: {atari['description']}"]
+        if (atari)
+        else []
+    )
 
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
@@ -71,7 +134,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     unscored = s["tasks"] - s["scored_tasks"]
     if unscored:
         lines.append(f"{unscored} task(s) have no expert/random scores in the registry")
-    return lines + _seed_lines(report)
+    return lines + _aggregate_lines(s) + _protocol_lines(report) + _seed_lines(report)
 
 
 def _seed_lines(report: dict[str, Any]) -> list[str]:
@@ -180,22 +243,3 @@ def write_control_report(report: dict[str, Any], path: str | Path) -> dict[str, 
     out["markdown"] = markdown
     out["chart"] = plot_normalized_scores(report, path.with_suffix(".png"))
     return out
-
-
-def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20) -> Path:
-    """Frames (H, W, 3) uint8 -> an animated GIF (Pillow; no video codec needed).
-
-    Long episodes keep every k-th frame so that the file stays under ~600 frames."""
-    from PIL import Image
-
-    if not frames:
-        raise ValueError("write_video: no frames")
-    stride = max(1, math.ceil(len(frames) / 600))
-    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames[::stride]]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    duration = max(20, int(1000 * stride / fps))
-    images[0].save(
-        path, save_all=True, append_images=images[1:], duration=duration, loop=0, optimize=False
-    )
-    return path

@@ -63,9 +63,19 @@ def test_control_writes_table_json_markdown_chart_and_video(run_dir, tmp_path, c
     assert "gym-pendulum" in printed and "at or above 50% of expert" in printed
     assert json.loads(out.read_text())["tasks"][0]["lengths"] == [5, 5, 5]
     assert out.with_suffix(".md").exists() and out.with_suffix(".png").exists()
+    assert "expert-normalised, all tasks (1 tasks x 3 episodes): iqm" in printed
+    written = json.loads(out.read_text())
+    assert written["summary"]["aggregates"]["all"]["iqm"]["value"] == pytest.approx(
+        report["summary"]["aggregates"]["all"]["iqm"]["value"]
+    )
+    assert len(written["tasks"][0]["normalized_scores"]) == 3
     task = report["tasks"][0]
     if task["video"] is not None:  # classic control renders only with pygame installed
-        assert (tmp_path / "videos" / "gym-pendulum.gif").exists()
+        import imageio.v2 as imageio
+
+        video = tmp_path / "videos" / "gym-pendulum.mp4"
+        # The 3 episodes side by side: the reset frame and 5 steps each.
+        assert imageio.get_reader(video).count_frames() == 6
     else:
         assert "cannot render" in task["note"]
 
