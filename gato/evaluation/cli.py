@@ -210,6 +210,14 @@ def run_caption(model: Model, args: Caption) -> dict[str, Any]:
         f"{report['source']}/{report['split']}: {report['count']} examples, "
         f"exact match {100 * report['exact_match']:.1f}%, BLEU {report['bleu']:.1f}"
     )
+    if report.get("baseline"):
+        b = report["baseline"]
+        print(
+            f"  baseline ({b['name']}): exact match {100 * b['exact_match']:.1f}%, "
+            f"BLEU {b['bleu']:.1f}"
+        )
+    elif report.get("baseline_note"):
+        print(f"  {report['baseline_note']}")
     for e in report["examples"]:
         question = f"Q: {e['question']}  " if e["question"] else ""
         print(f"  {question}target: {_clip(e['target'])!r}  output: {_clip(e['output'])!r}")

@@ -6,7 +6,9 @@ ids and EOS (the model must not answer in action ids), until EOS or `max_new_tok
 a batch are left-padded, so every row's last token sits at the same column.
 
 Caption scores on a split (the procedural scenes' `heldout` split by default: colour-shape pairs
-never seen in training): exact match after trimming whitespace, and corpus BLEU (sacrebleu).
+never seen in training): exact match after trimming whitespace, and corpus BLEU (sacrebleu), next
+to a baseline that needs no model: for VQA the most common training answer of the question's type,
+for captions the caption of the nearest training image (`gato.evaluation.baselines`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gato.evaluation.baselines import bleu, exact_match, language_baseline
 from gato.evaluation.loading import ModelLike, load_model
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
@@ -172,8 +175,9 @@ def evaluate_captions(
     image_size: int | None = None,
     progress: bool = True,
     examples: int = 5,
+    baseline_limit: int | None = 2000,
 ) -> dict[str, Any]:
-    """Caption (or answer) every example of a split and score the texts.
+    """Caption (or answer) every example of a split and score the texts, beside a baseline.
 
     Args:
         model: a model, checkpoint or run folder, or a (model, tokenizer) pair.
@@ -183,12 +187,14 @@ def evaluate_captions(
         limit: score the first `limit` examples (None: all).
         image_size: resize images to this square side (as the training mixture did, if it did).
         examples: how many (target, output) pairs to keep in the report.
+        baseline_limit: training examples the baseline draws on (0: no baseline; None: all):
+            for VQA the most common training answer per question type (blind), for captions
+            the caption of the nearest training image (`gato.evaluation.baselines`).
 
     Returns:
-        {"kind": "captions", "source", "split", "count", "exact_match", "bleu", "examples"}.
+        {"kind": "captions", "source", "split", "count", "exact_match", "bleu", "examples",
+        "baseline": {"name", "train_examples", "exact_match", "bleu"} or None, "baseline_note"}.
     """
-    import sacrebleu
-
     from gato.data.corpora.vision_language import (
         CAPTIONS_PATH,
         VQA_PATH,
@@ -229,8 +235,11 @@ def evaluate_captions(
         flush()
     if bar is not None:
         bar.close()
-    exact = float(np.mean([o == t for o, t in zip(outputs, targets, strict=True)]))
-    bleu = sacrebleu.corpus_bleu(outputs, [targets]).score
+    exact = exact_match(outputs, targets)
+    score = bleu(outputs, targets)
+    baseline, note = None, ""
+    if baseline_limit != 0:
+        baseline, note = _baseline(path, str(source), split, dataset, image_size, baseline_limit)
     shown = [
         {"question": q, "target": t, "output": o}
         for q, t, o in list(zip(questions, targets, outputs, strict=True))[:examples]
@@ -242,6 +251,30 @@ def evaluate_captions(
         "split": split,
         "count": len(outputs),
         "exact_match": exact,
-        "bleu": bleu,
+        "bleu": score,
         "examples": shown,
+        "baseline": baseline,
+        "baseline_note": note,
     }
+
+
+def _baseline(
+    path: Any, source: str, split: str, dataset: Any, image_size: int | None, limit: int | None
+) -> tuple[dict[str, Any] | None, str]:
+    """The split's language baseline from the source's `train` split, or (None, why not)."""
+    from gato.data.corpora.vision_language import iter_captions, load_captions
+
+    if split == "train":
+        return None, "no baseline: the scored split is the training split"
+    try:
+        train = load_captions(path, "train")
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        return None, f"no baseline: no training split ({err})"
+    if limit is not None:
+        train = train.select(range(min(limit, len(train))))
+    if len(train) == 0:
+        return None, "no baseline: the training split is empty"
+    train_examples = list(iter_captions(train, source, image_size))
+    examples = list(iter_captions(dataset, source, image_size))
+    targets = [e.text.strip() for e in examples]
+    return language_baseline(train_examples, examples, targets), ""

@@ -73,9 +73,11 @@ def evaluate_progress(
 ) -> dict[str, Any]:
     """Score every checkpoint (or those at `steps`) of a run.
 
-    Returns {"run", "mixture", "checkpoints": [{"step", "tokens", "control": {task: normalised
-    score}, "returns": {task: mean return}, "captions": {split: exact}, "vqa": {split: exact},
-    "bleu": {"captions/split": BLEU}}]}.
+    Returns {"run", "mixture", "baselines": {"captions/split": the language baseline},
+    "checkpoints": [{"step", "tokens", "control": {task: normalised score}, "intervals": {task:
+    bootstrap interval of its normalised score over episodes}, "returns": {task: mean return},
+    "aggregates": IQM/mean/median with CIs over tasks and per domain (`aggregate.aggregate`),
+    "captions": {split: exact}, "vqa": {split: exact}, "bleu": {"captions/split": BLEU}}]}.
     """
     from gato.data.mixture import resolve_recipe
     from gato.evaluation.control import evaluate_control, mixture_control_tasks
@@ -102,10 +104,11 @@ def evaluate_progress(
         raise ValueError(
             f"{run_dir}: mixture {mixture!r} has no control task, captions or VQA to score"
         )
-    rows = []
+    rows: list[dict[str, Any]] = []
+    baselines: dict[str, Any] = {}
     for step, folder in found:
         loaded = load_model(folder)[:2]
-        control = {"tasks": []}
+        control: dict[str, Any] = {"tasks": [], "summary": {}}
         if control_tasks:
             control = evaluate_control(
                 folder, control_tasks, episodes=episodes, max_steps=max_steps, progress=progress
@@ -114,7 +117,9 @@ def evaluate_progress(
             "step": step,
             "tokens": tokens.get(step),
             "control": {t["task"]: t["normalized_score"] for t in control["tasks"]},
+            "intervals": {t["task"]: t.get("normalized_interval") for t in control["tasks"]},
             "returns": {t["task"]: t["mean_return"] for t in control["tasks"]},
+            "aggregates": control["summary"].get("aggregates"),
             "bleu": {},
         }
         for source in ("captions", "vqa"):
@@ -122,13 +127,22 @@ def evaluate_progress(
                 continue
             row[source] = {}
             for split in splits:
+                # The baseline needs no model: once per split, with the first checkpoint.
                 scores = evaluate_captions(
-                    loaded, sources[source], split, caption_limit, progress=progress, examples=0
+                    loaded,
+                    sources[source],
+                    split,
+                    caption_limit,
+                    progress=progress,
+                    examples=0,
+                    baseline_limit=None if not rows else 0,
                 )
+                if not rows:
+                    baselines[f"{source}/{split}"] = scores["baseline"]
                 row[source][split] = scores["exact_match"]
                 row["bleu"][f"{source}/{split}"] = scores["bleu"]
         rows.append(row)
-    return {"run": str(run_dir), "mixture": mixture, "checkpoints": rows}
+    return {"run": str(run_dir), "mixture": mixture, "baselines": baselines, "checkpoints": rows}
 
 
 def plot_progress(report: dict[str, Any], path: str | Path) -> Path:
@@ -172,14 +186,32 @@ def progress_markdown(report: dict[str, Any]) -> str:
     language = [
         (source, split) for source in ("captions", "vqa") for split in rows[-1].get(source, {})
     ]
-    head = ["step", "tokens (M)", *tasks, *(f"{s} {p}" for s, p in language)]
+    head = ["step", "tokens (M)", *tasks, "IQM [95% CI]", *(f"{s} {p}" for s, p in language)]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cells = [str(r["step"]), f"{(r['tokens'] or 0) / 1e6:.1f}"]
-        cells += [_pct(r["control"].get(t)) for t in tasks]
+        cells += [
+            _with_interval(r["control"].get(t), (r.get("intervals") or {}).get(t)) for t in tasks
+        ]
+        whole = (r.get("aggregates") or {}).get("all")
+        cells.append(_with_interval(whole["iqm"]["value"], whole["iqm"]) if whole else "-")
         cells += [_pct(r.get(s, {}).get(p)) for s, p in language]
         lines.append("| " + " | ".join(cells) + " |")
+    baselines = [(k, b) for k, b in (report.get("baselines") or {}).items() if b]
+    if baselines:
+        lines.append("")
+        lines += [
+            f"- baseline {k} ({b['name']}): exact match {_pct(b['exact_match'])}, "
+            f"BLEU {b['bleu']:.1f}"
+            for k, b in baselines
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _with_interval(value: float | None, interval: dict[str, Any] | None) -> str:
+    if value is None or not interval:
+        return _pct(value)
+    return f"{_pct(value)} [{_pct(interval['low'])}, {_pct(interval['high'])}]"
 
 
 def _nan(value: float | None) -> float:

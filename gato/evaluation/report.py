@@ -235,11 +235,22 @@ def plot_normalized_scores(report: dict[str, Any], path: str | Path) -> Path | N
 
 
 def write_control_report(report: dict[str, Any], path: str | Path) -> dict[str, Path | None]:
-    """JSON at `path`, Markdown and the bar chart next to it (same stem, .md and .png)."""
+    """JSON at `path`, Markdown and the bar chart next to it (same stem, .md and .png), and the
+    performance profile (`<stem>_profile.png`) when a task has normalised scores."""
     path = Path(path)
     out = {"json": write_json(report, path)}
     markdown = path.with_suffix(".md")
     markdown.write_text(control_markdown(report))
     out["markdown"] = markdown
     out["chart"] = plot_normalized_scores(report, path.with_suffix(".png"))
+    out["profile"] = None
+    scores = {
+        t["task"]: t["normalized_scores"] for t in report["tasks"] if t.get("normalized_scores")
+    }
+    if scores:
+        from gato.evaluation.aggregate import plot_performance_profile
+
+        reps = report.get("config", {}).get("bootstrap_reps", 2000)
+        profile = path.with_name(path.stem + "_profile.png")
+        out["profile"] = plot_performance_profile(scores, profile, reps=reps)
     return out
