@@ -536,6 +536,11 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     parser.add_argument(
         "--merge", nargs="+", default=None, help="no training: the table and figure of these JSONs"
     )
+    parser.add_argument(
+        "--specialist-cache", nargs="?", const="", default=None,
+        help="record the mlp specialist's final score for `eval.py control` (default file: "
+        "data/cache/specialists.json)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.json, args.figure)
@@ -555,7 +560,26 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         write_json(config, curves)
     if args.figure:
         figure(curves, config, Path(args.figure))
+    if args.specialist_cache is not None:
+        cache_specialist(curves, config, args.specialist_cache or None)
     return curves
+
+
+def cache_specialist(curves: list[Curve], config: BenchConfig, path: str | None) -> None:
+    """The mlp's mean score over seeds at its last step into the specialist cache."""
+    from gato.evaluation.baselines import write_specialist
+
+    runs = by_learner(curves).get("mlp")
+    if not runs:
+        raise ValueError("--specialist-cache needs the mlp learner in --learners")
+    if config.eval_max_steps is not None:
+        raise ValueError("--specialist-cache: cut evaluation episodes are not a reference score")
+    steps, means = mean_scores(runs)
+    written = write_specialist(
+        config.task, means[-1], path, learner="mlp", steps=steps[-1],
+        episodes=config.eval_episodes, seeds=len(runs),
+    )  # fmt: skip
+    print(f"specialist {config.task}: {100 * means[-1]:.1f}% of expert -> {written}")
 
 
 if __name__ == "__main__":

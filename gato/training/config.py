@@ -8,6 +8,9 @@ from typing import Any
 
 __all__ = ["TrainConfig"]
 
+REPORT_TO = ("tensorboard", "wandb", "none")
+"""Metric trackers, spelt as transformers' Trainer spells `report_to` (wandb is an extra)."""
+
 
 @dataclass
 class TrainConfig:
@@ -70,6 +73,10 @@ class TrainConfig:
         default=None, metadata={"help": "token cache folder (default data/cache/tokens)"}
     )
     log_every: int = field(default=10, metadata={"help": "steps between log lines"})
+    report_to: str = field(
+        default="tensorboard",
+        metadata={"help": "where metrics go besides metrics.jsonl: tensorboard, wandb or none"},
+    )
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
     keep_checkpoints: int = field(default=2, metadata={"help": "checkpoints kept on disk"})
     resume: bool = field(default=False, metadata={"help": "continue the run in output_dir"})
@@ -89,6 +96,8 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
             )
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"report_to must be one of {list(REPORT_TO)}, got {self.report_to!r}")
         if not 0 <= self.action_dropout < 1:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:

@@ -122,7 +122,7 @@ class Trainer:
         self.accelerator = Accelerator(
             cpu=config.cpu or not torch.cuda.is_available(),
             mixed_precision=precision,
-            log_with="tensorboard",
+            log_with=None if config.report_to == "none" else config.report_to,
             project_dir=str(self.output_dir),
             # A micro-batch without images (or without observations) leaves the patch block
             # (or the local position table) out of its graph: DDP must not wait for them.
@@ -276,7 +276,9 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             run = {"command": self.command, "identity": cfg.identity(), "config": cfg.to_dict()}
             atomic_write_text(self.output_dir / "run.json", json.dumps(run, indent=2))
-        acc.init_trackers("tensorboard")
+        if cfg.report_to != "none":
+            # The project name is wandb's; tensorboard writes under project_dir/<name>.
+            acc.init_trackers("gato" if cfg.report_to == "wandb" else "tensorboard")
         metrics_path = self.output_dir / "metrics.jsonl"
         logs: list[StepLog] = []
         bar = tqdm(

@@ -48,3 +48,21 @@ def test_tiny_benchmark_trains_scores_and_writes_curves(episodes, tmp_path, caps
 def test_unknown_learner_is_named(episodes):
     with pytest.raises(ValueError, match="unknown learner 'gato:table'"):
         control_learning.main(["--data", str(episodes), "--learners", "gato:table", "--steps", "1"])
+
+
+def test_specialist_cache_holds_the_mlps_last_mean_score(tmp_path):
+    from gato.evaluation.baselines import read_specialists
+
+    Curve, config = control_learning.Curve, control_learning.BenchConfig(task="gym-pendulum")
+    curves = [
+        Curve("mlp", steps=[10, 20], scores=[0.2, 0.6], seed=0),
+        Curve("mlp", steps=[10, 20], scores=[0.4, 0.8], seed=1),
+        Curve("gato:table:1", steps=[10, 20], scores=[0.1, 0.1]),
+    ]
+    cache = tmp_path / "specialists.json"
+    control_learning.cache_specialist(curves, config, str(cache))
+    entry = read_specialists(cache)["gym-pendulum"]
+    assert entry["normalized_score"] == pytest.approx(0.7)
+    assert (entry["steps"], entry["seeds"], entry["learner"]) == (20, 2, "mlp")
+    with pytest.raises(ValueError, match="needs the mlp learner"):
+        control_learning.cache_specialist(curves[2:], config, str(cache))

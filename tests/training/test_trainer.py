@@ -221,3 +221,21 @@ def test_config_file_gives_the_same_configs_as_the_command_line(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         parse(["--config", str(path)])
     assert exit_info.value.code == 2
+
+
+def test_report_to_wandb_offline_and_none(small_recipe, reference_run, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    assert list((reference_run / "tensorboard").rglob("events.out.tfevents.*"))  # the default
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_home"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wandb_home").mkdir()
+    out = tmp_path / "wandb_run"
+    _train(_args(small_recipe, out, tmp_path / "cache", 2, "--report_to", "wandb"))
+    runs = list((tmp_path / "wandb_home").rglob("offline-run-*/*.wandb"))
+    assert runs, "wandb wrote no offline run"
+    quiet = tmp_path / "quiet_run"
+    _train(_args(small_recipe, quiet, tmp_path / "cache", 1, "--report_to", "none"))
+    assert not (quiet / "tensorboard").exists() and (quiet / "metrics.jsonl").exists()
+    with pytest.raises(ValueError, match="report_to must be one of"):
+        TrainConfig(report_to="mlflow")
