@@ -26,13 +26,22 @@ length. A bad dataset raises `EpisodeSchemaError` and nothing is returned.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gato.schema import ACTION_COLUMNS, EPISODE_COLUMNS, OBSERVATION_COLUMNS, REWARD_COLUMN
+from gato.schema import (
+    ACTION_COLUMNS,
+    END_COLUMNS,
+    EPISODE_COLUMNS,
+    OBSERVATION_COLUMNS,
+    REWARD_COLUMN,
+    TERMINATED_COLUMN,
+    TRUNCATED_COLUMN,
+)
 
 _VECTOR_COLUMNS = ("discrete_observations", "continuous_observations", "continuous_actions")
 
@@ -42,9 +51,11 @@ class EpisodeSchemaError(ValueError):
 
 
 def column_feature(column: str):
-    """The `datasets` feature of one JAT column."""
+    """The `datasets` feature of one JAT column (or of an episode-end flag: one bool)."""
     import datasets
 
+    if column in END_COLUMNS:
+        return datasets.Value("bool")
     value = {
         "text_observations": datasets.Value("string"),
         "image_observations": datasets.Image(),
@@ -55,16 +66,22 @@ def column_feature(column: str):
         REWARD_COLUMN: datasets.Value("float32"),
     }
     if column not in value:
-        raise ValueError(f"unknown episode column {column!r}; columns: {EPISODE_COLUMNS}")
+        raise ValueError(
+            f"unknown episode column {column!r}; columns: {(*EPISODE_COLUMNS, *END_COLUMNS)}"
+        )
     return datasets.List(value[column])
 
 
 def episode_features(columns: Iterable[str]):
-    """`datasets.Features` of the given columns, in schema order."""
+    """`datasets.Features` of the given columns, in schema order (episode-end flags last)."""
     import datasets
 
     columns = set(columns)
-    return datasets.Features({c: column_feature(c) for c in EPISODE_COLUMNS if c in columns})
+    order = (*EPISODE_COLUMNS, *END_COLUMNS)
+    unknown = sorted(columns - set(order))
+    if unknown:
+        raise ValueError(f"unknown episode columns {unknown}; columns: {order}")
+    return datasets.Features({c: column_feature(c) for c in order if c in columns})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,11 +160,12 @@ def episode_record_batch(columns: Mapping[str, Any], features):
     """One episode {column: time-major steps} -> a one-row pyarrow RecordBatch of `features`.
 
     `image_observations` must already be PNG bytes per step (`encode_png`); vectors are
-    (T, D) arrays or lists of (D,) arrays; scalars (T,) sequences.
+    (T, D) arrays or lists of (D,) arrays; scalars (T,) sequences; `terminated` and
+    `truncated` one bool for the episode.
     """
     import pyarrow as pa
 
-    lengths = {c: len(v) for c, v in columns.items()}
+    lengths = {c: len(v) for c, v in columns.items() if c not in END_COLUMNS}
     if len(set(lengths.values())) != 1:
         raise EpisodeSchemaError(f"episode columns disagree on the number of steps: {lengths}")
     num_steps = next(iter(lengths.values()))
@@ -155,7 +173,12 @@ def episode_record_batch(columns: Mapping[str, Any], features):
     missing = [name for name in schema.names if name not in columns]
     if missing:
         raise EpisodeSchemaError(f"episode is missing columns {missing}")
-    arrays = [_column_array(name, columns[name], num_steps) for name in schema.names]
+    arrays = [
+        pa.array([bool(columns[name])], pa.bool_())
+        if name in END_COLUMNS
+        else _column_array(name, columns[name], num_steps)
+        for name in schema.names
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -169,7 +192,7 @@ def _inner_value(feature: Any) -> Any:
     return getattr(feature, "feature", None)
 
 
-def _check_types(features: Any, present: list[str]) -> None:
+def _check_types(features: Any, present: list[str], source: str = "dataset") -> None:
     import datasets
 
     for column in present:
@@ -177,7 +200,8 @@ def _check_types(features: Any, present: list[str]) -> None:
         inner = _inner_value(feature)
         if inner is None:
             raise EpisodeSchemaError(
-                f"column {column!r} must be a sequence over steps, got {feature}"
+                f"{source}: column {column!r} must be a sequence over steps, got {feature}; "
+                f"the JAT schema has {column_feature(column)}"
             )
         if column == "image_observations":
             ok = isinstance(inner, datasets.Image)
@@ -189,7 +213,7 @@ def _check_types(features: Any, present: list[str]) -> None:
             ok = isinstance(leaf, datasets.Value) and leaf.dtype.startswith(kind)
         if not ok:
             raise EpisodeSchemaError(
-                f"column {column!r} has the wrong type {feature}; the JAT "
+                f"{source}: column {column!r} has the wrong type {feature}; the JAT "
                 f"schema has {column_feature(column)}"
             )
 
@@ -198,11 +222,72 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -> list[str]:
-    """Check a `datasets.Dataset` of episodes on its Arrow table; returns its episode columns.
+def _check_ends(features: Any, source: str) -> list[str]:
+    """The episode-end columns present (`terminated`, `truncated`), each one bool per row."""
+    import datasets
 
-    Raises `EpisodeSchemaError` naming the column, the episode and the problem. With a `task`
-    (a `TaskSpec`) the task's columns are required and vector widths must match its specs.
+    present = [c for c in END_COLUMNS if c in features]
+    for column in present:
+        feature = features[column]
+        if not (isinstance(feature, datasets.Value) and feature.dtype == "bool"):
+            raise EpisodeSchemaError(
+                f"{source}: column {column!r} has the wrong type {feature}; expected one "
+                "Value('bool') per episode"
+            )
+    return present
+
+
+def _expected_width(task: Any, column: str) -> int:
+    spec = task.observation.get(column)
+    expected = spec.shape if spec is not None else task.action.shape
+    return int(np.prod(expected))
+
+
+def width_mismatch_message(
+    source: str, column: str, width: int, task: Any, config: str | None, episode: int | None = None
+) -> str:
+    """'<source>: [episode i: ]column c has W values per step but task t expects ...', with what
+    recorded the config's data and which tasks read it when the registry knows."""
+    spec = task.observation.get(column)
+    expected = spec.shape if spec is not None else task.action.shape
+    where = f"episode {episode}: " if episode is not None else ""
+    message = (
+        f"{source}: {where}column {column!r} has {width} values per step but task "
+        f"{task.id!r} ({_env_name(task)}) expects shape {tuple(expected)}"
+    )
+    if config is not None:
+        from gato.tasks.registry import list_tasks
+
+        try:
+            readers = [t for t in list_tasks() if t.dataset_config == config]
+        except (OSError, ValueError):
+            readers = []
+        recorded = next((t.dataset_env for t in readers if t.dataset_env), None)
+        if recorded:
+            message += f"; config {config!r} was recorded with {recorded}"
+        fitting = [t.id for t in readers if _expected_width(t, column) == width]
+        if fitting:
+            message += f"; read it as task {fitting[0]!r}"
+    return message
+
+
+def _env_name(task: Any) -> str:
+    env = getattr(task, "env", {}) or {}
+    return str(
+        env.get("id") or env.get("level") or env.get("name") or env.get("game") or task.suite
+    )
+
+
+def check_episodes(
+    dataset: Any, task: Any = None, source: str = "dataset", config: str | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Check a `datasets.Dataset` of episodes on its Arrow table.
+
+    Returns the episode columns present and the (E,) bool mask of empty episodes (no steps in
+    any column: JAT's data has such rows, and its own training drops them). Raises
+    `EpisodeSchemaError` naming the source, the episode, the column and what was expected. With
+    a `task` (a `TaskSpec`) the task's columns are required and vector widths must match its
+    specs; `config` (the JAT config read) lets a width error say what recorded the data.
     """
     import pyarrow.compute as pc
 
@@ -222,21 +307,26 @@ def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -
         raise EpisodeSchemaError(
             f"{source}: {'; '.join(problems)}; it has columns {sorted(dataset.column_names)}"
         )
-    _check_types(dataset.features, present)
+    _check_types(dataset.features, present, source)
+    ends = _check_ends(dataset.features, source)
     if len(dataset) == 0:
         raise EpisodeSchemaError(f"{source}: no episodes")
 
     table = dataset.data  # the Arrow table; fresh loads carry no indices mapping
     step_counts = {}
-    for column in present:
+    for column in [*present, *ends]:
         array = table.column(column)
         if array.null_count:
             row = _first_row(np.asarray(array.is_null()))
             raise EpisodeSchemaError(f"{source}: episode {row}: column {column!r} is missing")
-        step_counts[column] = np.asarray(pc.list_value_length(array), dtype=np.int64)
+        if column in present:
+            step_counts[column] = np.asarray(pc.list_value_length(array), dtype=np.int64)
     reference = step_counts[REWARD_COLUMN]
-    if (reference == 0).any():
-        raise EpisodeSchemaError(f"{source}: episode {_first_row(reference == 0)} has no steps")
+    empty = np.logical_and.reduce([counts == 0 for counts in step_counts.values()])
+    if empty.all():
+        raise EpisodeSchemaError(
+            f"{source}: no episodes with steps (episode 0 has no steps; all {len(empty)} are empty)"
+        )
     for column, counts in step_counts.items():
         if (counts != reference).any():
             row = _first_row(counts != reference)
@@ -244,10 +334,21 @@ def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -
                 f"{source}: episode {row}: ragged steps: {column!r} has {counts[row]} steps "
                 f"but 'rewards' has {reference[row]}"
             )
+    if len(ends) == 2:
+        both = np.asarray(table.column(ends[0])) & np.asarray(table.column(ends[1]))
+        if both.any():
+            raise EpisodeSchemaError(
+                f"{source}: episode {_first_row(both)}: both 'terminated' and 'truncated' are "
+                "true; an episode ends one way"
+            )
     for column in present:
         flat = pc.list_flatten(table.column(column))
         if flat.null_count:
-            raise EpisodeSchemaError(f"{source}: column {column!r} has missing steps")
+            step = _first_row(np.asarray(flat.is_null()))
+            row = int(np.searchsorted(np.cumsum(step_counts[column]), step, side="right"))
+            raise EpisodeSchemaError(
+                f"{source}: episode {row}: column {column!r} has a missing step"
+            )
         if column not in _VECTOR_COLUMNS:
             continue
         widths = np.asarray(pc.list_value_length(flat), dtype=np.int64)
@@ -259,22 +360,36 @@ def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -
                 f"{source}: episode {row}: ragged {column!r}: steps have {widths[step]} values "
                 f"where earlier ones have {widths[0]}"
             )
-        if task is not None and widths.size:
-            spec = task.observation.get(column)
-            expected = spec.shape if spec is not None else task.action.shape
-            if widths[0] != int(np.prod(expected)):
-                raise EpisodeSchemaError(
-                    f"{source}: column {column!r} has {widths[0]} values per step but task "
-                    f"{task.id!r} expects shape {expected}"
-                )
+        if task is not None and widths.size and widths[0] != _expected_width(task, column):
+            row = int(np.searchsorted(np.cumsum(step_counts[column]), 0, side="right"))
+            raise EpisodeSchemaError(
+                width_mismatch_message(source, column, int(widths[0]), task, config, row)
+            )
+    return present, empty
+
+
+def validate_episodes(dataset: Any, task: Any = None, source: str = "dataset") -> list[str]:
+    """`check_episodes` for datasets that must not hold empty episodes; returns the columns."""
+    present, empty = check_episodes(dataset, task, source)
+    if empty.any():
+        raise EpisodeSchemaError(f"{source}: episode {_first_row(empty)} has no steps")
     return present
+
+
+def _rewards(dataset: Any):
+    """The rewards column as Arrow, through the dataset's row selection if it has one."""
+    rewards = dataset.data.column(REWARD_COLUMN)
+    indices = getattr(dataset, "_indices", None)
+    if indices is not None:
+        rewards = rewards.take(indices.column(0))
+    return rewards
 
 
 def episode_returns(dataset: Any) -> np.ndarray:
     """(N,) float64 return of each episode, summed on the Arrow table (nothing is decoded)."""
     import pyarrow.compute as pc
 
-    rewards = dataset.data.column(REWARD_COLUMN)
+    rewards = _rewards(dataset)
     counts = np.asarray(pc.list_value_length(rewards), dtype=np.int64)
     flat = np.asarray(pc.list_flatten(rewards), dtype=np.float64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -284,38 +399,104 @@ def episode_returns(dataset: Any) -> np.ndarray:
     return out
 
 
+def episode_lengths(dataset: Any) -> np.ndarray:
+    """(N,) int64 steps of each episode, from the Arrow table."""
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.list_value_length(_rewards(dataset)), dtype=np.int64)
+
+
+def episode_ends(dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(terminated, truncated), two (N,) bool arrays, when the dataset records episode ends.
+
+    None when it does not (JAT's data). With only one of the two columns, the other is its
+    negation (every recorded episode ended one way or the other).
+    """
+    names = dataset.column_names or []
+    present = [c for c in END_COLUMNS if c in names]
+    if not present:
+        return None
+    values = {c: np.asarray(dataset.with_format(None)[c], dtype=bool) for c in present}
+    terminated = values.get(TERMINATED_COLUMN)
+    truncated = values.get(TRUNCATED_COLUMN)
+    if terminated is None:
+        terminated = ~truncated
+    if truncated is None:
+        truncated = ~terminated
+    return terminated, truncated
+
+
+def _drop_empty(dataset: Any, empty: np.ndarray, source: str):
+    if not empty.any():
+        return dataset
+    warnings.warn(
+        f"{source}: dropped {int(empty.sum())} empty episodes (no steps) of {len(empty)}",
+        stacklevel=3,
+    )
+    return dataset.select(np.flatnonzero(~empty))
+
+
+_SPLITS = ("train", "test", "validation")
+
+
 def load_episodes(
     source: str | Path,
+    task: Any = None,
     split: str = "train",
+    streaming: bool = False,
     *,
     name: str | None = None,
-    task: Any = None,
 ):
     """Episodes from a local dataset folder, Parquet files or a hub id, checked, numpy-formatted.
 
     Args:
-        source: a `save_to_disk` folder, a Parquet file / folder / glob, or a hub dataset id
-            ("jat-project/jat-dataset", with `name` its task configuration).
-        split: the split to read.
-        name: the hub configuration.
-        task: a `TaskSpec` (or a task id): require its columns and vector widths.
+        source: a `save_to_disk` folder, a Parquet file / folder / glob, a local mirror of a
+            multi-config hub dataset (`<root>/<config>/train/0000.parquet` or
+            `<root>/<config>/train-00000-of-00002-<hash>.parquet`), or a hub dataset id
+            ("jat-project/jat-dataset").
+        task: a `TaskSpec` (or a task id): require its columns and vector widths; its
+            `dataset_config` is the config read when `name` is not given.
+        split: the split to read ("train" or JAT's held-out "test").
+        streaming: return a `StreamingEpisodes` that reads shard by shard as it is iterated
+            (nothing is downloaded whole), checking each episode as it comes.
+        name: the configuration (a JAT task name such as "atari-pong").
 
     Returns:
         a `datasets.Dataset`, one row per episode, in numpy format: images as uint8
-        (T, H, W, C), vectors (T, D), actions and rewards (T,), text a (T,) object array. The
-        tokenizer's `encode_jat_episode(row)` takes a row as it is.
+        (T, H, W, C), vectors (T, D), actions and rewards (T,), text a (T,) object array, and
+        `terminated` / `truncated` where recorded. Empty episodes are dropped, counted in one
+        warning. The tokenizer's `encode_jat_episode(row)` takes a row as it is.
 
     Raises:
         EpisodeSchemaError: the dataset is not a valid set of episodes (nothing is returned).
     """
     from gato.data.io import load_rows
 
+    if isinstance(task, str) and task in _SPLITS and split == "train":
+        task, split = None, task  # the older positional form load_episodes(source, split)
     if isinstance(task, str):
         from gato.tasks.registry import get_task
 
         task = get_task(task)
-    dataset = load_rows(source, split, name=name)
+    if name is None and task is not None:
+        name = task.dataset_config
+    where = describe_source(source, name, split)
+    try:
+        dataset = load_rows(source, split, name=name, streaming=streaming)
+    except ValueError as err:
+        raise EpisodeSchemaError(str(err)) from None
+    if streaming:
+        from gato.data.streaming import StreamingEpisodes
+
+        return StreamingEpisodes(dataset, task=task, source=where, config=name)
     if getattr(dataset, "_indices", None) is not None:
         dataset = dataset.flatten_indices()
-    validate_episodes(dataset, task=task, source=str(source))
-    return dataset.with_format("numpy")
+    _, empty = check_episodes(dataset, task=task, source=where, config=name)
+    return _drop_empty(dataset, empty, where).with_format("numpy")
+
+
+def describe_source(source: str | Path, config: str | None, split: str) -> str:
+    """How errors name a dataset: 'path [config atari-pong, split train]'."""
+    parts = [f"config {config}"] if config else []
+    parts.append(f"split {split}")
+    return f"{source} [{', '.join(parts)}]"
