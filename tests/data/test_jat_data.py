@@ -219,3 +219,20 @@ def test_ragged_steps_and_widths_name_the_episode(tmp_path):
     with pytest.raises(EpisodeSchemaError, match=r"episode 1: ragged 'continuous_observations': "
                        r"steps have 12 values where earlier ones have 11"):  # fmt: skip
         load_episodes(tmp_path / "b", task="gym-hopper")
+
+
+def test_the_token_cache_refuses_a_width_mismatch_before_writing(tmp_path):
+    from gato.data.sources import ControlSource
+    from gato.data.token_cache import build_cache
+    from gato.tokens.tokenizer import GatoTokenizer
+
+    write_config(tmp_path / "jat", "mujoco-humanoid", splits=("train",))
+    tokenizer = GatoTokenizer()
+    wrong = ControlSource("gym-humanoid", str(tmp_path / "jat"), hub_name="mujoco-humanoid")
+    with pytest.raises(EpisodeSchemaError, match=r"376 values per step but task 'gym-humanoid'"):
+        build_cache(wrong, tokenizer, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("meta.json"))
+    right = ControlSource("gym-humanoid-v4", str(tmp_path / "jat"))  # the task names its config
+    with pytest.warns(UserWarning, match="dropped 1 empty"):
+        cache = build_cache(right, tokenizer, tmp_path / "cache")
+    assert cache.num_episodes == 2 and cache.meta["num_steps"] == 10
