@@ -426,6 +426,65 @@ def episode_ends(dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return terminated, truncated
 
 
+def complete_episodes(
+    lengths: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, episode_limit: int
+) -> np.ndarray:
+    """(N,) bool: the episode reached an end of the task's: a terminal state, or its step limit.
+
+    An episode truncated before `episode_limit` steps was cut short by whatever recorded it: its
+    return is partial and its last step is no ending (an end-of-episode prompt taken from it
+    would show an ending that never happened).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return np.asarray(terminated, bool) | (np.asarray(truncated, bool) & (lengths >= episode_limit))
+
+
+def training_mask(
+    returns: np.ndarray,
+    task: Any,
+    lengths: np.ndarray | None = None,
+    ends: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, float | None]:
+    """Gato's training filter, with episode ends where they are recorded.
+
+    Keeps an episode whose return reaches `filter_threshold` of the task's scores (80% of the
+    expert's; everything when the task has no scores) and, when `ends` (terminated, truncated)
+    are known, that is complete (`complete_episodes`): a partial return says nothing about the
+    policy that played it. Returns the (N,) mask and the threshold (None without scores).
+    """
+    from gato.tasks import scores as score_math
+
+    returns = np.asarray(returns, dtype=np.float64)
+    keep = np.ones(len(returns), dtype=bool)
+    threshold = None
+    if task.scores is not None:
+        threshold = score_math.filter_threshold(task.scores.expert, task.scores.random)
+        keep &= score_math.keep_mask(returns, task.scores.expert, task.scores.random)
+    if ends is not None:
+        if lengths is None:
+            raise ValueError("training_mask: episode ends need the episode lengths")
+        keep &= complete_episodes(lengths, *ends, task.episode_limit)
+    return keep, threshold
+
+
+def expert_score_of(
+    returns: np.ndarray,
+    lengths: np.ndarray | None = None,
+    ends: tuple[np.ndarray, np.ndarray] | None = None,
+    episode_limit: int | None = None,
+) -> float:
+    """Gato's expert score (best windowed mean return) over the complete episodes when ends are
+    known (a partial return would understate the expert), else over all of them."""
+    from gato.tasks import scores as score_math
+
+    returns = np.asarray(returns, dtype=np.float64)
+    if ends is not None and lengths is not None and episode_limit is not None:
+        complete = complete_episodes(lengths, *ends, episode_limit)
+        if complete.any():
+            returns = returns[complete]
+    return score_math.expert_score(returns)
+
+
 def _drop_empty(dataset: Any, empty: np.ndarray, source: str):
     if not empty.any():
         return dataset
