@@ -102,16 +102,23 @@ class StreamingEpisodes:
         self._formatted.load_state_dict(state["dataset"])
         self.position = int(state["position"])
 
-    def set_epoch(self, epoch: int) -> None:
-        """A new pass (datasets reshuffles shards by epoch when shuffling)."""
-        self._formatted.set_epoch(epoch)
+    def restart(self) -> None:
+        """Read from the first episode again (a new pass, in the same order).
+
+        Not `datasets`' `set_epoch`: on a stream split over nodes it moves files between the
+        parts (measured with datasets 5.2), and the parts must stay disjoint in every pass.
+        """
+        self._formatted = self.dataset.with_format("numpy")
         self.position = 0
 
     # -- reading -------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.dropped = 0
-        for row in self._formatted:
+        # `iter(batch_size=1)`, not `for row in dataset`: inside a DataLoader worker the latter
+        # splits the files among the workers on its own, over the split `shard` already made.
+        for batch in self._formatted.iter(batch_size=1):
+            row = {column: values[0] for column, values in batch.items()}
             index = self.position
             self.position += 1
             if self._check_row(row, index):

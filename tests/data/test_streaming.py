@@ -1,0 +1,160 @@
+"""Streaming: episodes split without overlap, tokenized windows, and resuming where it stopped."""
+
+from __future__ import annotations
+
+import warnings
+
+import datasets
+import numpy as np
+import pytest
+from jat_fixtures import write_config
+
+from gato.data import load_episodes
+from gato.data.mixture import MixtureConfig
+from gato.data.mixture.streaming import StreamingMixture, cut_windows
+from gato.data.sources import ControlSource
+from gato.tokens.tokenizer import GatoTokenizer
+from gato.tokens.windows import sequence_bounds
+
+EPISODES = 12
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", message=".*empty episodes")
+    yield
+    datasets.enable_progress_bars()
+
+
+def _marked_rows(count: int = EPISODES) -> dict[str, list]:
+    """Hopper episodes (v4 widths) whose first observation value names the episode; the fifth
+    is empty, as JAT's data has such rows."""
+    rng = np.random.default_rng(0)
+    lengths = [0 if k == 4 else 3 + k % 4 for k in range(count)]
+    observations = []
+    for k, t in enumerate(lengths):
+        obs = rng.uniform(-0.5, 0.5, (t, 11))
+        obs[:, 0] = 10.0 + k  # far from the others' values: its own token
+        observations.append(obs.tolist())
+    return {
+        "continuous_observations": observations,
+        "continuous_actions": [rng.uniform(-0.4, 0.4, (t, 3)).tolist() for t in lengths],
+        "rewards": [[1.0] * t for t in lengths],
+    }
+
+
+@pytest.fixture
+def hopper(tmp_path):
+    write_config(tmp_path, "mujoco-hopper", "uploaded", splits=("train",), shards=4,
+                 rows=_marked_rows())  # fmt: skip
+    return tmp_path
+
+
+def _marks(rows) -> list[int]:
+    return [int(round(r["continuous_observations"][0, 0])) - 10 for r in rows]
+
+
+def test_parts_of_a_stream_do_not_overlap_and_cover_it(hopper):
+    stream = load_episodes(hopper, task="gym-hopper", streaming=True)
+    assert stream.num_shards == 4
+    everything = _marks(stream)
+    assert sorted(everything) == [k for k in range(EPISODES) if k != 4]
+    for parts in (2, 3, 4, 8):  # whole files (2, 4), then every n-th episode (3, 8)
+        seen = [_marks(stream.shard(i, parts)) for i in range(parts)]
+        flat = [k for part in seen for k in part]
+        assert sorted(flat) == sorted(everything), parts
+
+
+def test_a_stream_resumes_at_the_next_episode(hopper):
+    stream = load_episodes(hopper, task="gym-hopper", streaming=True)
+    rows = iter(stream)
+    first = [next(rows) for _ in range(5)]
+    state = stream.state_dict()
+    rest = _marks(rows)
+    again = load_episodes(hopper, task="gym-hopper", streaming=True)
+    again.load_state_dict(state)
+    assert _marks(again) == rest
+    assert _marks(first) + rest == _marks(load_episodes(hopper, task="gym-hopper",
+                                                        streaming=True))  # fmt: skip
+
+
+def test_windows_are_whole_timesteps_that_rebuild_the_episode():
+    tokenizer = GatoTokenizer()
+    rng = np.random.default_rng(1)
+    episode = tokenizer.encode_jat_episode(
+        {
+            "continuous_observations": rng.normal(size=(9, 11)),
+            "continuous_actions": rng.uniform(-1, 1, (9, 3)),
+        }  # fmt: skip
+    )
+    windows = cut_windows(episode, 40, "hopper")  # 15 tokens a step: 2 steps a window
+    assert [w.num_timesteps for w in windows] == [2, 2, 2, 2, 1]
+    assert all(len(w) <= 40 for w in windows)
+    np.testing.assert_array_equal(np.concatenate([w.ids for w in windows]), episode.ids)
+    assert (np.diff(sequence_bounds(windows[0])) == 15).all()
+    with pytest.raises(ValueError, match="hopper: a timestep has 15 tokens, more than the "
+                       "context of 10"):  # fmt: skip
+        cut_windows(episode, 10, "hopper")
+
+
+def _mixture(hopper, workers=0, rank=0, world=1, batch=3):
+    source = ControlSource("gym-hopper", str(hopper))
+    config = MixtureConfig(context_length=32, batch_size=batch, seed=3)
+    return StreamingMixture([source], [1.0], config, workers=workers, rank=rank, world_size=world)
+
+
+def _episode_marks(batch) -> set[int]:
+    """Episodes a batch's windows came from (the first value of each timestep)."""
+    tokenizer = GatoTokenizer()
+    marks = set()
+    for row, ids in enumerate(batch.batch.input_ids):
+        for start in range(0, int(batch.batch.attention_mask[row].sum()), 15):
+            value = tokenizer.decode_continuous(ids[start : start + 1].numpy())[0]
+            marks.add(int(round(value)) - 10)
+    return marks
+
+
+def _same(a, b) -> bool:
+    return all(
+        torch_equal(getattr(a.batch, f), getattr(b.batch, f))
+        for f in ("input_ids", "loss_mask", "attention_mask")
+    ) and torch_equal(a.source_index, b.source_index)
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_resumed_loader_continues_the_stream(hopper, workers):
+    mixture = _mixture(hopper, workers)
+    loader = mixture.loader()
+    straight = [next(loader) for _ in range(9)]
+    loader.close()
+    stopped = mixture.loader()
+    for _ in range(5):
+        next(stopped)
+    state = stopped.state_dict()
+    stopped.close()
+    resumed = _mixture(hopper, workers).loader(state)
+    for expected in straight[5:]:
+        got = next(resumed)
+        assert got.step == expected.step and _same(got, expected)
+    resumed.close()
+    with pytest.raises(ValueError, match="saved stream state belongs to other"):
+        _mixture(hopper, workers, batch=4).loader(state)
+
+
+def test_processes_read_disjoint_parts(hopper):
+    seen = []
+    for rank in range(2):
+        loader = _mixture(hopper, rank=rank, world=2, batch=1).loader()
+        marks = set()
+        for _ in range(30):  # more windows than the part holds: a pass at least
+            marks |= _episode_marks(next(loader))
+        seen.append(marks)
+    assert not seen[0] & seen[1]
+    assert seen[0] | seen[1] == {k for k in range(EPISODES) if k != 4}
