@@ -158,3 +158,47 @@ def test_processes_read_disjoint_parts(hopper):
         seen.append(marks)
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] == {k for k in range(EPISODES) if k != 4}
+
+
+def test_a_streamed_cache_keeps_to_its_budget_and_matches_the_whole_cache(hopper, tmp_path):
+    from gato.data.token_cache import build_cache, build_streamed_cache
+
+    tokenizer = GatoTokenizer()
+    source = ControlSource("gym-hopper", str(hopper))
+    whole = build_cache(source, tokenizer, tmp_path / "whole")
+    streamed = build_streamed_cache(source, tokenizer, tmp_path / "streamed", budget_bytes=10**6)
+    assert streamed.meta["streamed"]["complete"] and streamed.num_episodes == EPISODES - 1
+    for index in range(whole.num_episodes):
+        np.testing.assert_array_equal(streamed.episode(index).ids, whole.episode(index).ids)
+    # 15 tokens a step: 75 bytes, and 16 bytes of offsets; episodes of 3 to 6 steps.
+    small = build_streamed_cache(source, tokenizer, tmp_path / "small", budget_bytes=1200)
+    meta = small.meta["streamed"]
+    assert not meta["complete"] and meta["bytes"] <= 1200 and 0 < small.num_episodes < 11
+    on_disk = sum(f.stat().st_size for f in small.path.glob("*.bin"))
+    assert on_disk == meta["bytes"]
+    with pytest.raises(ValueError, match="more than the budget of 100"):
+        build_streamed_cache(source, tokenizer, tmp_path / "tiny", budget_bytes=100)
+    assert not list((tmp_path / "tiny").rglob("meta.json"))
+
+
+def test_an_interrupted_streamed_build_leaves_the_previous_cache(hopper, tmp_path, monkeypatch):
+    from gato.data.token_cache import TokenCache, build_streamed_cache
+
+    tokenizer = GatoTokenizer()
+    source = ControlSource("gym-hopper", str(hopper))
+    first = build_streamed_cache(source, tokenizer, tmp_path, budget_bytes=10**6)
+    calls = []
+    real = tokenizer.encode_jat_episode
+
+    def crash_on_the_fourth(row):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(row)
+
+    monkeypatch.setattr(tokenizer, "encode_jat_episode", crash_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        build_streamed_cache(source, tokenizer, tmp_path, budget_bytes=2 * 10**6)
+    caches = [p for p in (tmp_path / "gym-hopper").iterdir()]
+    assert caches == [first.path]  # no temporary folder, the old cache whole
+    assert TokenCache(first.path).num_episodes == EPISODES - 1
