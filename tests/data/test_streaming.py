@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jat_fixtures import write_config
 
-from gato.data import load_episodes
+from gato.data import EpisodeSchemaError, load_episodes
 from gato.data.mixture import MixtureConfig
 from gato.data.mixture.streaming import StreamingMixture, cut_windows
 from gato.data.sources import ControlSource
@@ -202,3 +202,21 @@ def test_an_interrupted_streamed_build_leaves_the_previous_cache(hopper, tmp_pat
     caches = [p for p in (tmp_path / "gym-hopper").iterdir()]
     assert caches == [first.path]  # no temporary folder, the old cache whole
     assert TokenCache(first.path).num_episodes == EPISODES - 1
+
+
+def test_a_bad_stream_fails_when_the_mixture_opens(tmp_path):
+    from jat_fixtures import config_rows
+
+    rows = config_rows("mujoco-humanoid", np.random.default_rng(0))
+    write_config(tmp_path, "mujoco-humanoid", rows=rows, splits=("train",))
+    config = MixtureConfig(context_length=1024, batch_size=2)
+    wrong = ControlSource("gym-humanoid", str(tmp_path), hub_name="mujoco-humanoid")
+    expected = (
+        r"config mujoco-humanoid, split train\]: episode 0: column 'continuous_observations' has "
+        r"376 values per step but task 'gym-humanoid' \(Humanoid-v5\) expects shape \(348,\)"
+    )
+    with pytest.raises(EpisodeSchemaError, match=expected):
+        StreamingMixture([wrong], [1.0], config)
+    short = MixtureConfig(context_length=64, batch_size=2)
+    with pytest.raises(ValueError, match="a timestep has 394 tokens, more than the context of 64"):
+        StreamingMixture([ControlSource("gym-humanoid-v4", str(tmp_path))], [1.0], short)

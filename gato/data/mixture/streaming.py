@@ -235,6 +235,10 @@ class StreamingMixture:
         self.rank = rank
         self.world_size = world_size
         self.source_names = tuple(s.name for s in self.sources)
+        for source in self.sources:
+            # Fail before training starts, not in a worker: the columns, their types and the
+            # first episode's widths and timesteps (one episode read per source).
+            _SourceStream(source, 0, 1, config.context_length, self.tokenizer).next_window()
 
     @classmethod
     def from_recipe(cls, recipe: Any, config: Any, **kwargs: Any) -> StreamingMixture:
