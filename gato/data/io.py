@@ -82,11 +82,15 @@ file names (the split is the prefix)."""
 def file_split(file: Path, root: Path) -> str | None:
     """The split a Parquet file belongs to in the hub's layouts, None when it does not say.
 
-    `root/<split>/0000.parquet` (the converted layout) or `root/<split>-0000K-of-0000N-<hash>
-    .parquet` (the uploaded one), possibly under a `data/` folder.
+    `root/<split>/0000.parquet` (the converted layout; `partial-<split>/` for a split converted
+    in part) or `root/<split>-0000K-of-0000N-<hash>.parquet` (the uploaded one), possibly under
+    a `data/` folder.
     """
-    parts = file.relative_to(root).parts if root.is_dir() else (file.name,)
+    parts = file.relative_to(root).parts if file.is_relative_to(root) else ()
+    parts = parts or (file.name,)
     for folder in reversed(parts[:-1]):
+        # The converter names the folder of a split it converted only in part `partial-<split>`.
+        folder = folder.removeprefix("partial-")
         if folder in KNOWN_SPLITS:
             return folder
     match = _SPLIT_FILE.match(parts[-1])

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.data.episodes import (
+from gato.data.schema_checks import (
     _VECTOR_COLUMNS,
     EpisodeSchemaError,
     _check_ends,

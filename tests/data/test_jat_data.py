@@ -236,3 +236,21 @@ def test_the_token_cache_refuses_a_width_mismatch_before_writing(tmp_path):
     with pytest.warns(UserWarning, match="dropped 1 empty"):
         cache = build_cache(right, tokenizer, tmp_path / "cache")
     assert cache.num_episodes == 2 and cache.meta["num_steps"] == 10
+
+
+def test_split_names_in_every_hub_file_layout(tmp_path):
+    from pathlib import Path
+
+    from gato.data.io import file_split
+
+    root = Path("/hub/atari-pong")
+    cases = {
+        "train/0000.parquet": "train",
+        "partial-test/0003.parquet": "test",
+        "test-00001-of-00004-0a1b2c3d4e5f6a7b.parquet": "test",
+        "data/train-00000-of-00001.parquet": "train",
+        "validation.parquet": "validation",
+        "episodes.parquet": None,
+    }
+    for name, split in cases.items():
+        assert file_split(root / name, root) == split, name
