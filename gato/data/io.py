@@ -101,10 +101,17 @@ KNOWN_SPLITS = ("train", "test", "validation")
 
 
 def config_folders(root: Path) -> list[str]:
-    """Sub-folders of a local mirror of a multi-config hub dataset that hold Parquet files."""
+    """Sub-folders of a local mirror of a multi-config hub dataset that hold Parquet files (a
+    one-config folder's split folders, `train/`, `partial-test/`, `data/`, are not configs)."""
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.rglob("*.parquet")))
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir()
+        and p.name.removeprefix("partial-") not in (*KNOWN_SPLITS, "data")
+        and any(p.rglob("*.parquet"))
+    )
 
 
 def resolve_config(path: Path, name: str | None, source: str | Path) -> Path:
@@ -114,16 +121,21 @@ def resolve_config(path: Path, name: str | None, source: str | Path) -> Path:
     is itself one dataset (saved, or Parquet files of its splits) is returned as is. An unknown
     config raises `ValueError` naming it and the configs the folder holds.
     """
-    if name is None or not path.is_dir() or _is_saved_dataset(path):
+    if not path.is_dir() or _is_saved_dataset(path):
         return path
-    if (path / name).is_dir():
+    if name is not None and (path / name).is_dir():
         return path / name
     configs = config_folders(path)
-    direct = [f for f in path.glob("*.parquet")] + [
-        f for s in KNOWN_SPLITS for f in (path / s).glob("*.parquet")
-    ]
+    direct = any(path.glob("*.parquet")) or any(
+        f.is_dir() and f.name not in configs and any(f.rglob("*.parquet")) for f in path.iterdir()
+    )
     if direct or not configs:
         return path  # a one-config folder: its files are the config's
+    if name is None:
+        raise ValueError(
+            f"{source}: the folder holds configs {configs}; name the one to read "
+            "(`name`, or a task whose `dataset_config` names it)"
+        )
     close = difflib.get_close_matches(name, configs, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"{source}: unknown config {name!r}{hint} the folder holds configs {configs}")

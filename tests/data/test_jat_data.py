@@ -254,3 +254,42 @@ def test_split_names_in_every_hub_file_layout(tmp_path):
     }
     for name, split in cases.items():
         assert file_split(root / name, root) == split, name
+
+
+def test_a_mirror_of_many_configs_needs_a_config_and_the_old_positional_split_still_works(
+    tmp_path,
+):
+    write_config(tmp_path, "mujoco-hopper")
+    write_config(tmp_path, "mujoco-swimmer")
+    with pytest.raises(EpisodeSchemaError, match=r"holds configs \['mujoco-hopper', 'mujoco-swim"):
+        load_episodes(tmp_path)
+    with pytest.warns(UserWarning, match="dropped 1 empty"):
+        episodes = load_episodes(tmp_path / "mujoco-hopper", "test")  # load_episodes(src, split)
+    assert len(episodes) == 2
+
+
+def test_an_interrupted_cache_build_leaves_the_previous_cache(tmp_path, monkeypatch):
+    from gato.data.sources import ControlSource
+    from gato.data.token_cache import TokenCache, build_cache
+    from gato.tokens.tokenizer import GatoTokenizer
+
+    write_config(tmp_path / "jat", "mujoco-hopper", splits=("train",))
+    tokenizer = GatoTokenizer()
+    source = ControlSource("gym-hopper", str(tmp_path / "jat"))
+    with pytest.warns(UserWarning):
+        first = build_cache(source, tokenizer, tmp_path / "cache")
+    write_config(tmp_path / "jat", "mujoco-hopper", splits=("train",), seed=5)  # new data
+    real = tokenizer.encode_jat_episode
+    calls = []
+
+    def crash_on_the_second(row):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(row)
+
+    monkeypatch.setattr(tokenizer, "encode_jat_episode", crash_on_the_second)
+    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning):
+        build_cache(source, tokenizer, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "gym-hopper").iterdir()) == [first.path]
+    assert TokenCache(first.path).num_episodes == 2
