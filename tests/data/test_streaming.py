@@ -220,3 +220,28 @@ def test_a_bad_stream_fails_when_the_mixture_opens(tmp_path):
     short = MixtureConfig(context_length=64, batch_size=2)
     with pytest.raises(ValueError, match="a timestep has 394 tokens, more than the context of 64"):
         StreamingMixture([ControlSource("gym-humanoid-v4", str(tmp_path))], [1.0], short)
+
+
+def test_a_recipe_of_jat_configs_streams(tmp_path):
+    from gato.data.mixture import parse_recipe
+
+    write_config(tmp_path, "mujoco-hopper", "uploaded", splits=("train",))
+    write_config(tmp_path, "mujoco-humanoid", splits=("train",))
+    recipe = parse_recipe(
+        {
+            "name": "jat",
+            "sources": [
+                {"task": "gym-hopper", "weight": 3.0, "path": str(tmp_path)},
+                {"task": "gym-humanoid-v4", "weight": 1.0, "path": str(tmp_path)},
+            ],
+        }
+    )
+    config = MixtureConfig(context_length=512, batch_size=4, seed=0)
+    mixture = StreamingMixture.from_recipe(recipe, config)
+    assert mixture.source_names == ("gym-hopper", "gym-humanoid-v4")
+    np.testing.assert_allclose(mixture.probabilities, [0.75, 0.25])
+    loader = mixture.loader()
+    drawn = np.concatenate([next(loader).source_index.numpy() for _ in range(25)])
+    assert set(drawn.tolist()) == {0, 1} and 0.55 < (drawn == 0).mean() < 0.95
+    batch = next(loader).batch
+    assert batch.input_ids.shape == (4, 512) and batch.loss_mask.any()
