@@ -12,15 +12,25 @@ One row per episode; every column is a sequence over the episode's T steps:
 | `continuous_actions` | float32 (A,) in [-1, 1] | `List(List(Value("float32")))` |
 | `rewards` | float32 | `List(Value("float32"))` |
 
+Two optional columns hold one bool per episode, not per step: `terminated` (it reached a terminal
+state) and `truncated` (it was cut: by the step limit, or short of it by whoever recorded it).
+Collection writes them; JAT's data lacks them. Where they are present, the training filter drops
+episodes cut short of the step limit and the expert score counts complete episodes only
+(`training_mask`, `expert_score_of`).
+
 A task uses only its columns. Step t holds the observation the agent saw, the action it took and
 the reward that followed. Images are PNG: Atari's 4-frame stacks are 4-channel images, stored as
 RGBA PNG with each frame in one channel (lossless and about 30 times smaller than raw pixels:
 ~0.9 kB per 84x84x4 stack); they decode back to uint8 (H, W, C).
 
-`load_episodes` reads a `save_to_disk` folder, Parquet files or a hub dataset id, and checks the
-schema on the Arrow table before anything is decoded: missing columns, wrong types, missing
-values, episodes whose columns disagree on the number of steps, per-step vectors of varying
-length. A bad dataset raises `EpisodeSchemaError` and nothing is returned.
+`load_episodes` reads a `save_to_disk` folder, Parquet files, a local mirror of a hub dataset
+(one folder per config, in either layout the hub serves) or a hub dataset id, either split, whole
+or streamed (`gato.data.streaming`), and checks the schema on the Arrow table before anything is
+decoded: missing columns, wrong types, missing values, episodes whose columns disagree on the
+number of steps, per-step vectors of varying length, widths that differ from the task's. A bad
+dataset raises `EpisodeSchemaError` naming the source (path, config, split), the episode, the
+column and what was expected, and nothing is returned. Empty episodes (no steps; JAT's data has
+them) are dropped and counted in one warning.
 """
 
 from __future__ import annotations
