@@ -245,3 +245,11 @@ def test_a_recipe_of_jat_configs_streams(tmp_path):
     assert set(drawn.tolist()) == {0, 1} and 0.55 < (drawn == 0).mean() < 0.95
     batch = next(loader).batch
     assert batch.input_ids.shape == (4, 512) and batch.loss_mask.any()
+
+
+def test_a_part_without_episodes_is_a_clear_error(tmp_path):
+    rows = _marked_rows(3)  # episodes 0, 1, 2: more parts than episodes below
+    write_config(tmp_path, "mujoco-hopper", splits=("train",), rows=rows)
+    mixture = _mixture(tmp_path, rank=3, world=4, batch=1)
+    with pytest.raises(ValueError, match=r"part 3/4: this part of the stream holds no episode"):
+        next(mixture.loader())

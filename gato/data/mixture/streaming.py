@@ -112,13 +112,18 @@ class _SourceStream:
         try:
             row = next(self._iterator)
         except StopIteration:
-            if self.episodes.position == 0:
-                raise ValueError(f"{self.source.where()}: the stream has no episodes") from None
+            row = None
+        if row is None:
             self.epoch += 1  # a new pass over this part
             self.episodes.restart()
             self._iterator = iter(self.episodes)
             self._before = self.episodes.state_dict()
-            row = next(self._iterator)
+            row = next(self._iterator, None)
+            if row is None:
+                raise ValueError(
+                    f"{self.episodes.source}: this part of the stream holds no episode with "
+                    "steps (more processes x workers than episodes?)"
+                )
         where = f"{self.source.where()} episode {self.episodes.position - 1}"
         try:
             sequence = self.tokenizer.encode_jat_episode(row)
