@@ -1,7 +1,8 @@
-"""Data pipeline throughput: tokens/s and batch latency of a mixture, read from its token caches.
+"""Data pipeline throughput: tokens/s and batch latency of a mixture, from caches or streamed.
 
     python benchmarks/data_pipeline.py [--recipe demo] [--context 1024] [--batch-size 8]
         [--batches 300] [--modes main thread proc1 proc2] [--synthetic-control]
+        [--streaming --shards 8 --stream-modes main proc1 proc2] [--train-step tiny]
 
 Opens the mixture (tokenizing any source whose cache is missing, timed separately), then for each
 loader mode (in the loop's thread, a prefetch thread, 1 or 2 worker processes) draws batches and
@@ -12,6 +13,14 @@ frames for Atari, the state vectors of the others; 8 episodes of up to 500 steps
 control task whose episodes are not collected yet, so the pipeline can be measured before the
 data exists; the token counts per step, and so the speed, are those of the real tasks.
 Goal: >= 1M tokens/s on 2 cores.
+
+`--streaming` measures the streaming path as well: the recipe's control sources are written as
+local Parquet shards in the hub's converted layout (`<task>/train/0000.parquet`, `--shards`
+files per task) and read through `StreamingMixture`, the code that streams a hub config: each
+batch is read, decoded and tokenized from the shards as it is made (in the main thread or in
+DataLoader workers), nothing cached. `--train-step PRESET` times a training step (forward,
+backward, AdamW) of that model preset on the same batches and adds its tokens/s to the table,
+with each loader's tokens/s as a multiple of it: a loader keeps up when the multiple is >= 1.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from gato.data.mixture import (  # noqa: E402
     Mixture,
     MixtureConfig,
     Recipe,
+    StreamingMixture,
     load_recipe,
     resolve_source,
 )
@@ -89,14 +99,87 @@ def with_synthetic_control(recipe: Recipe, root: Path) -> Recipe:
     return replace(recipe, sources=tuple(sources))
 
 
+def parquet_shards(recipe: Recipe, root: Path, shards: int) -> list:
+    """The recipe's control sources written as Parquet shards (hub layout) under `root`, as
+    `ControlSource`s reading them; other sources are left out (streams are control only)."""
+    import datasets
+
+    from gato.data.io import load_rows
+    from gato.data.sources import ControlSource
+
+    sources = []
+    for entry in recipe.sources:
+        source = resolve_source(entry)
+        if source.kind != "control":
+            print(f"{entry.task}: {source.kind} source, not streamed")
+            continue
+        folder = root / entry.task / "train"
+        if not folder.exists():
+            rows = load_rows(source.path, source.split, name=source.hub_name)
+            count = min(shards, len(rows))
+            folder.mkdir(parents=True)
+            for index in range(count):
+                part = rows.shard(count, index, contiguous=True)
+                part.to_parquet(str(folder / f"{index:04d}.parquet"))
+        sources.append((ControlSource(entry.task, str(folder.parent)), entry.weight))
+    datasets.disable_progress_bars()
+    return sources
+
+
 MODES = {"main": (0, 0), "thread": (0, 8), "proc1": (1, 8), "proc2": (2, 8)}
 """Loader mode -> (worker processes, batches made ahead)."""
+STREAM_MODES = {"main": 0, "proc1": 1, "proc2": 2, "proc4": 4, "proc8": 8}
+"""Streaming loader mode -> DataLoader worker processes (0: the loop's thread)."""
 
 
 def measure(mixture: Mixture, batches: int, mode: str) -> dict[str, float]:
     workers, prefetch = MODES[mode]
     loader = mixture.loader(num_workers=workers, prefetch=prefetch)
-    for _ in range(3 + 2 * workers):  # warm up: page cache, workers
+    return measure_loader(loader, batches, warmup=3 + 2 * workers)
+
+
+def measure_stream(recipe_sources: list, config: MixtureConfig, batches: int, mode: str):
+    sources, weights = zip(*recipe_sources, strict=True)
+    mixture = StreamingMixture(list(sources), list(weights), config, workers=STREAM_MODES[mode])
+    return measure_loader(mixture.loader(), batches, warmup=2 + 2 * STREAM_MODES[mode])
+
+
+def train_step_tokens_per_s(preset: str, loader, steps: int = 5) -> float:
+    """Real tokens/s of a training step (forward, backward, AdamW) of a model preset on the
+    loader's batches, on CUDA when there is one."""
+    import torch
+
+    from gato.modeling.config import GatoConfig
+    from gato.modeling.model import GatoModel
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    batch = next(loader).batch
+    model = GatoModel(
+        GatoConfig.from_preset(preset, max_position_embeddings=batch.input_ids.shape[1])
+    )
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    inputs = batch.to(device).as_dict()
+    real = 0
+    for step in range(steps + 1):
+        if step == 1:  # the first step warms up (allocations, kernels)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            real = 0
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        real += batch.num_tokens
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return real / (time.perf_counter() - start)
+
+
+def measure_loader(loader, batches: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):  # warm up: page cache, workers
         next(loader)
     real = positions = patches = 0
     gaps = []
@@ -139,6 +222,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5, help="image-text pairs per sequence")
     parser.add_argument("--synthetic-control", action="store_true")
     parser.add_argument("--synthetic-dir", default=None, help="where synthetic episodes go")
+    parser.add_argument(
+        "--streaming", action="store_true", help="measure the streaming path over Parquet shards"
+    )
+    parser.add_argument("--shards", type=int, default=8, help="Parquet files per streamed task")
+    parser.add_argument(
+        "--stream-modes",
+        nargs="+",
+        default=["main", "proc1", "proc2"],
+        choices=list(STREAM_MODES),
+        help="main: batches streamed in the loop's thread; procN: by N DataLoader workers",
+    )
+    parser.add_argument(
+        "--train-step", default=None, metavar="PRESET",
+        help="also time a training step of this model preset (tiny, 79m, ...) on these batches",
+    )  # fmt: skip
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe)
@@ -160,19 +258,33 @@ def main() -> None:
         f"\ncontext {args.context}, batch {args.batch_size}, {args.batches} batches, "
         f"{os.cpu_count()} cores\n"
     )
+    step_rate = None
+    if args.train_step:
+        loader = mixture.loader(prefetch=0)
+        step_rate = train_step_tokens_per_s(args.train_step, loader)
+        print(f"training step ({args.train_step}): {step_rate / 1e6:.3f}M real tokens/s\n")
     header = (
-        "| loader | tokens/s | positions/s | patches/s | fill | p50 ms | p95 ms |\n"
-        "| ------ | -------- | ----------- | --------- | ---- | ------ | ------ |"
+        "| loader | tokens/s | positions/s | patches/s | fill | p50 ms | p95 ms | x step |\n"
+        "| ------ | -------- | ----------- | --------- | ---- | ------ | ------ | ------ |"
     )
     print(header)
-    for mode in args.modes:
-        r = measure(mixture, args.batches, mode)
+
+    def row(name: str, r: dict[str, float]) -> None:
+        ratio = f"{r['tokens_per_s'] / step_rate:.1f}" if step_rate else "-"
         print(
-            f"| {mode} | {r['tokens_per_s'] / 1e6:.2f}M | {r['positions_per_s'] / 1e6:.2f}M "
+            f"| {name} | {r['tokens_per_s'] / 1e6:.2f}M | {r['positions_per_s'] / 1e6:.2f}M "
             f"| {r['patches_per_s'] / 1e3:.0f}k | {r['fill']:.2f} | {r['p50_ms']:.2f} "
-            f"| {r['p95_ms']:.2f} |",
+            f"| {r['p95_ms']:.2f} | {ratio} |",
             flush=True,
         )
+
+    for mode in args.modes:
+        row(mode, measure(mixture, args.batches, mode))
+    if args.streaming:
+        root = Path(args.synthetic_dir or tempfile.gettempdir()) / "gato-benchmark-parquet"
+        sources = parquet_shards(recipe, root / recipe.name, args.shards)
+        for mode in args.stream_modes:
+            row(f"stream-{mode}", measure_stream(sources, config, args.batches, mode))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,15 @@ ACTION_KINDS: tuple[str, ...] = tuple(ACTION_COLUMNS.values())
 REWARD_COLUMN = "rewards"
 """The reward that followed each step's action (float32 per step; never a token)."""
 EPISODE_COLUMNS: tuple[str, ...] = (*OBSERVATION_COLUMNS, *ACTION_COLUMNS, REWARD_COLUMN)
-"""Every column of a control episode, in schema order."""
+"""Every per-step column of a control episode, in schema order."""
+TERMINATED_COLUMN = "terminated"
+"""Per episode (one bool, not a sequence): the episode reached a terminal state of the task (a
+goal, a crash, a game over). Optional: JAT's data does not record it."""
+TRUNCATED_COLUMN = "truncated"
+"""Per episode (one bool): the episode was cut before a terminal state, by the time limit or by
+whoever recorded it. Optional, like `terminated`; at most one of the two is true."""
+END_COLUMNS: tuple[str, ...] = (TERMINATED_COLUMN, TRUNCATED_COLUMN)
+"""The optional per-episode columns saying how an episode ended (gymnasium's two flags)."""
 
 _COLUMN_OF_KIND = {kind: column for column, kind in ACTION_COLUMNS.items()}
 

@@ -5,6 +5,8 @@ Commands:
     collect  roll a task's expert out and write its episodes (JAT schema) to a dataset folder;
              --suite / --all: every task with an offline expert, resumable task by task
     score    measure a task's expert and random scores (and write them into the registry)
+    count    episodes, timesteps and tokens per config of a dataset: exact for local data,
+             estimated from a sample for a hub dataset
 
 A command is an entry of `COMMANDS`: a help line and the dataclass of its options (read by
 `gato.cli`), and an entry of `RUNS`: a function running it with the parsed options (returning an
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gato.cli import Command, parse_command
 from gato.tasks.registry import UnknownTaskError, load_registry, write_scores
@@ -302,13 +304,62 @@ def _score(args: Score) -> int:
     return 0
 
 
+# -- count ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Count:
+    """Count episodes, timesteps and tokens per config: exact for local data; for a hub id,
+    estimated from the first --sample rows of each config (labelled as an estimate)."""
+
+    source: str = field(metadata={"positional": True})
+    """A dataset folder, Parquet files, a local mirror of a hub dataset, or a hub id."""
+    name: list[str] | None = None
+    """Configs to count (default: every config of the source)."""
+    split: list[str] | None = None
+    """Splits to count (default: train and, where there is one, test)."""
+    sample: int | None = None
+    """Rows per config to estimate from (default: every row of local data; 200 for a hub id)."""
+    json: bool = False
+    """Print JSON instead of a table."""
+
+
+HUB_SAMPLE = 200
+"""Rows per config a hub dataset is estimated from unless --sample says otherwise."""
+
+
+def _count(args: Count) -> int:
+    from pathlib import Path
+
+    from gato.data.count import configs_of, count_config, format_counts
+    from gato.tokens.tokenizer import GatoTokenizer
+
+    local = Path(args.source).exists()
+    if not local and args.source.count("/") != 1:
+        raise _UsageError(f"{args.source}: no such dataset folder or file, nor a hub id")
+    sample = args.sample if args.sample is not None or local else HUB_SAMPLE
+    tokenizer = GatoTokenizer()
+    counts = []
+    for name in configs_of(args.source, args.name):
+        for split in args.split or ["train", "test"]:
+            try:
+                counts.append(count_config(args.source, name, split, sample, tokenizer))
+            except ValueError as err:
+                if args.split is None and split != "train" and "no split" in str(err):
+                    continue  # no held-out split: count what there is
+                raise _UsageError(str(err)) from None
+    print(json.dumps([c.as_dict() for c in counts]) if args.json else format_counts(counts))
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "tasks": Command("list tasks, scores and data", (Tasks,)),
     "collect": Command("record expert episodes of a task", (Collect,), description=Collect.__doc__),
     "score": Command("measure expert and random scores", (Score,)),
+    "count": Command("count episodes, timesteps and tokens", (Count,), description=Count.__doc__),
 }
 """Subcommand name -> `Command`; add an entry here and in `RUNS` to add a command."""
-RUNS = {"tasks": _tasks, "collect": _collect, "score": _score}
+RUNS = {"tasks": _tasks, "collect": _collect, "score": _score, "count": _count}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from gato.data.episodes import expert_score_of, training_mask
+from gato.schema import END_COLUMNS, TERMINATED_COLUMN, TRUNCATED_COLUMN
 from gato.tasks import scores as score_math
 from gato.tasks.envs import make_env
 from gato.tasks.registry import Registry, Scores, TaskSpec, load_registry
@@ -80,6 +82,8 @@ class EpisodeResult:
     episode_return: float
     length: int
     batch: Any = None
+    terminated: bool = False
+    """The episode reached a terminal state (else the environment or the step limit cut it)."""
 
 
 @dataclass
@@ -152,11 +156,16 @@ def play_episode(
         observation = step.observation
         if step.terminated or step.truncated:
             break
-    result = EpisodeResult(seed, float(np.sum(rewards, dtype=np.float64)), len(rewards))
+    terminated = bool(step.terminated)  # both flags set: the terminal state is what happened
+    result = EpisodeResult(
+        seed, float(np.sum(rewards, dtype=np.float64)), len(rewards), terminated=terminated
+    )
     if record:
         data = {column: values for column, _, values in recorders}
         data[task.action.column] = actions
         data["rewards"] = rewards
+        data[TERMINATED_COLUMN] = terminated
+        data[TRUNCATED_COLUMN] = not terminated
         result.batch = episode_record_batch(data, features)
     return result
 
@@ -186,7 +195,7 @@ def _worker_play(args: tuple) -> EpisodeResult:
 def _features(task: TaskSpec):
     from gato.data.episodes import episode_features
 
-    return episode_features(task.columns)
+    return episode_features((*task.columns, *END_COLUMNS))
 
 
 def play_episodes(
@@ -280,6 +289,8 @@ def collect(config: CollectConfig) -> CollectResult:
     seeds = [config.seed + i for i in range(config.episodes)]
     start = time.perf_counter()
     returns: list[float] = []
+    lengths: list[int] = []
+    terminated: list[bool] = []
     steps = 0
     try:
         staging.mkdir()
@@ -294,8 +305,12 @@ def collect(config: CollectConfig) -> CollectResult:
                 ):  # fmt: skip
                     writer.write_batch(result.batch)
                     returns.append(result.episode_return)
+                    lengths.append(result.length)
+                    terminated.append(result.terminated)
                     steps += result.length
-        kept, threshold = _filter(task, returns, config.filter and policy == task.expert)
+        ends = (np.array(terminated), ~np.array(terminated))
+        kept, threshold = _filter(task, returns, config.filter and policy == task.expert,
+                                  lengths, ends)  # fmt: skip
         if not any(kept):
             raise RuntimeError(
                 f"task {task.id!r}: no episode reached the filter threshold {threshold:.4g} "
@@ -310,7 +325,8 @@ def collect(config: CollectConfig) -> CollectResult:
             "episodes_played": len(returns),
             "episodes_kept": int(sum(kept)),
             "filter_threshold": threshold,
-            "windowed_expert_score": score_math.expert_score(returns),
+            "windowed_expert_score": expert_score_of(returns, lengths, ends, task.episode_limit),
+            "episodes_terminated": int(sum(terminated)),
             "mean_return": float(np.mean(returns)),
             "returns": returns,
             "created_by": "python -m gato.data collect",
@@ -371,11 +387,18 @@ def _registry_path(registry: Registry, given: str | None) -> str | None:
     return given
 
 
-def _filter(task: TaskSpec, returns: list[float], enabled: bool) -> tuple[list[bool], float | None]:
+def _filter(
+    task: TaskSpec,
+    returns: list[float],
+    enabled: bool,
+    lengths: list[int] | None = None,
+    ends: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[list[bool], float | None]:
+    """Gato's 80% filter, dropping episodes cut short too (`training_mask`); only for an expert
+    whose scores the registry holds."""
     if not enabled or task.scores is None:
         return [True] * len(returns), None
-    threshold = score_math.filter_threshold(task.scores.expert, task.scores.random)
-    mask = score_math.keep_mask(returns, task.scores.expert, task.scores.random)
+    mask, threshold = training_mask(np.asarray(returns), task, lengths, ends)
     return mask.tolist(), threshold
 
 
@@ -426,12 +449,13 @@ def measure_scores(
     )
     start = time.perf_counter()
     kwargs = {"workers": workers, "registry_path": registry_path, "progress": progress}
-    expert = [
-        r.episode_return
-        for r in play_episodes(
+    played = list(
+        play_episodes(
             task, range(seed, seed + expert_episodes), task.expert, description="expert", **kwargs
         )
-    ]
+    )
+    expert = [r.episode_return for r in played]
+    ended = np.array([r.terminated for r in played], dtype=bool)
     rand = [
         r.episode_return
         for r in play_episodes(
@@ -439,7 +463,9 @@ def measure_scores(
         )
     ]
     scores = Scores(
-        expert=score_math.expert_score(expert),
+        expert=expert_score_of(
+            expert, [r.length for r in played], (ended, ~ended), task.episode_limit
+        ),
         random=score_math.random_score(rand),
         expert_episodes=expert_episodes,
         random_episodes=random_episodes,

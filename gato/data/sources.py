@@ -222,8 +222,18 @@ class ControlSource(Source):
     def _load(self):
         from gato.data.episodes import load_episodes
 
-        # Checks the JAT schema (columns, types, step counts) before anything is decoded.
-        return load_episodes(self.path, self.split, name=self.hub_name)
+        # Checks the JAT schema (columns, types, step counts) and, for a registry task, its
+        # columns and widths, before anything is decoded or cached.
+        return load_episodes(self.path, task=self.task(), split=self.split, name=self.hub_name)
+
+    def task(self):
+        """The registry task of this source (None for a control source outside the registry)."""
+        from gato.tasks.registry import UnknownTaskError, get_task
+
+        try:
+            return get_task(self.name)
+        except (UnknownTaskError, FileNotFoundError):
+            return None
 
     def tokenize(self, dataset, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:
         rows = dataset.with_format("numpy")  # (load_episodes formats so already; a no-op then)

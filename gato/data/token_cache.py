@@ -246,12 +246,7 @@ def build_cache(
             "tokenizer": tokenizer_settings(tokenizer, source.uses_text(dataset.column_names)),
         }
         writer.close(meta, tokenizer)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / "meta.json").exists():  # not a concurrent build of the same cache
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        _move_into_place(tmp, final)
     except BaseException:
         writer.abort()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -260,7 +255,124 @@ def build_cache(
     return TokenCache(final)
 
 
-def _remove_stale(parent: Path, final: Path, source: CacheInput) -> None:
+def stream_fingerprint(source: CacheInput, tokenizer: GatoTokenizer, budget: int) -> str:
+    """16 hex digits naming a streamed cache: the source, the files it streams (names, sizes,
+    modification times; a hub id names its config and split), the budget and the tokenizer."""
+    files = []
+    path = Path(source.record()["path"])
+    if path.exists():
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet"))
+        files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in found]
+    record = {
+        "version": CACHE_VERSION,
+        "streamed": True,
+        "source": {k: v for k, v in source.record().items() if k != "name"},
+        "files": files,
+        "budget": budget,
+        "tokenizer": tokenizer_settings(tokenizer, True),
+    }
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sequence_bytes(seq: TokenSequence) -> int:
+    """Bytes a sequence takes in a cache: ids, local positions, loss mask, patches, patch
+    positions and one step offset pair per timestep."""
+    n = len(seq)
+    patches = int(np.prod(seq.patches.shape))
+    return 5 * n + patches + 4 * int(seq.patches.shape[0]) + 16 * max(1, seq.num_timesteps)
+
+
+def build_streamed_cache(
+    source: Any,
+    tokenizer: GatoTokenizer,
+    root: str | Path = DEFAULT_CACHE_ROOT,
+    budget_bytes: int = 10 * 2**30,
+    progress: bool = False,
+) -> TokenCache:
+    """Tokenize a control source read as a stream, shard by shard, into a cache of at most
+    `budget_bytes` on disk; the same layout as `build_cache`, readable by `TokenCache`.
+
+    Nothing is downloaded whole: the episodes arrive from the stream (`load_episodes(...,
+    streaming=True)`: local Parquet shards or a hub config) and only their tokens are kept.
+    The cache stops before the episode that would pass the budget; `meta.json` says whether the
+    stream was read to its end (`complete`) and how many episodes it read. Written into a
+    temporary folder and renamed into place: an interrupted build leaves the previous complete
+    cache, which is replaced only once the new one is whole.
+    """
+    from gato.data.episodes import load_episodes
+
+    if budget_bytes < 1:
+        raise ValueError(f"build_streamed_cache: budget_bytes must be positive, got {budget_bytes}")
+    task = source.task() if hasattr(source, "task") else None
+    key = stream_fingerprint(source, tokenizer, budget_bytes)
+    parent = Path(root) / source.name
+    final = parent / f"{source.split}-{key}"
+    if (final / "meta.json").exists():
+        return TokenCache(final)
+    episodes = load_episodes(
+        source.path, task=task, split=source.split, streaming=True, name=source.hub_name
+    )
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".tmp-{source.split}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    writer = _Writer(tmp)
+    used, complete = 0, True
+    try:
+        rows = iter(episodes)
+        if progress:
+            from tqdm import tqdm
+
+            rows = tqdm(rows, desc=f"streaming {source.name}", unit="ep")
+        for index, row in enumerate(rows):
+            where = f"{source.name} episode {episodes.position - 1}"
+            try:
+                seq = tokenizer.encode_jat_episode(row)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None
+            size = sequence_bytes(seq)
+            if used + size > budget_bytes:
+                if index == 0:
+                    raise ValueError(
+                        f"{where}: {size:,d} bytes of tokens, more than the budget of "
+                        f"{budget_bytes:,d}"
+                    )
+                complete = False
+                break
+            writer.append(seq, where)
+            used += size
+        meta = {
+            "version": CACHE_VERSION,
+            "fingerprint": key,
+            "source": source.record(),
+            "tokenizer": tokenizer_settings(tokenizer, True),
+            "streamed": {
+                "budget_bytes": budget_bytes,
+                "bytes": used,
+                "complete": complete,
+                "episodes_read": episodes.position,
+            },
+        }
+        writer.close(meta, tokenizer)
+        _move_into_place(tmp, final)
+    except BaseException:
+        writer.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove_stale(parent, final, source, streamed=True)
+    return TokenCache(final)
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not (final / "meta.json").exists():  # not a concurrent build of the same cache
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale(parent: Path, final: Path, source: CacheInput, streamed: bool = False) -> None:
     """Remove older caches of this very source (same dataset location and settings).
 
     Caches of other datasets filed under the same name stay: two runs may train on two versions
@@ -275,7 +387,7 @@ def _remove_stale(parent: Path, final: Path, source: CacheInput) -> None:
             meta = json.loads((stale / "meta.json").read_text())
         except (OSError, ValueError):
             continue  # not a finished cache: not ours to judge
-        if meta.get("source") == wanted:
+        if meta.get("source") == wanted and ("streamed" in meta) == streamed:
             shutil.rmtree(stale, ignore_errors=True)
 
 

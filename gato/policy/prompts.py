@@ -102,8 +102,8 @@ def episode_steps(dataset: Any, index: int, count: int, from_end: bool = False) 
     window = slice(max(0, steps - count), steps) if from_end else slice(0, min(count, steps))
     out: dict[str, Any] = {}
     for column, values in row.items():
-        if values is None:
-            continue
+        if values is None or not isinstance(values, list):
+            continue  # per-episode values (`terminated`, `truncated`) are no steps
         values = values[window]
         if column == "image_observations":
             frames = []

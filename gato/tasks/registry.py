@@ -136,7 +136,11 @@ class TaskSpec:
         scores: expert and random returns, None until measured (`python -m gato.data score`).
         dataset: where the task's episodes live: a local folder (relative paths are relative to
             the registry file's folder) or a hub id such as "jat-project/jat-dataset".
-        dataset_config: the hub configuration of `dataset` (a task name for the JAT dataset).
+        dataset_config: the hub configuration of `dataset` (a task name for the JAT dataset),
+            named exactly as the hub names it.
+        dataset_env: the environment, with its version, that recorded the episodes of
+            `dataset_config` (JAT recorded gymnasium v4 MuJoCo, Meta-World v2, ALE v5); a task
+            whose own environment differs in observation or action widths cannot read them.
         description: one line for humans.
         reference: published random and human returns (Atari), None where there are none.
         source: the registry file that declares the task (where `write_scores` edits it).
@@ -154,6 +158,7 @@ class TaskSpec:
     scores: Scores | None = None
     dataset: str = ""
     dataset_config: str | None = None
+    dataset_env: str | None = None
     description: str = ""
     reference: Reference | None = None
     source: Path | None = None
@@ -242,7 +247,8 @@ def _parse_task(
         raise ValueError(f"{where}: ids are lowercase letters, digits, '-', '_' and '.'")
     known = {
         "suite", "env", "observation", "action", "episode_limit", "expert", "expert_params",
-        "action_noise", "scores", "dataset", "dataset_config", "description", "reference",
+        "action_noise", "scores", "dataset", "dataset_config", "dataset_env", "description",
+        "reference",
     }  # fmt: skip
     unknown = sorted(set(entry) - known)
     if unknown:
@@ -306,6 +312,12 @@ def _parse_task(
     noise = entry.get("action_noise", 0.0)
     if isinstance(noise, bool) or not isinstance(noise, int | float) or noise < 0:
         raise ValueError(f"{where}: action_noise must be a non-negative number, got {noise!r}")
+    config, recorded = entry.get("dataset_config"), entry.get("dataset_env")
+    for key, value in (("dataset_config", config), ("dataset_env", recorded)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{where}: {key} must be a non-empty string, got {value!r}")
+    if recorded is not None and config is None:
+        raise ValueError(f"{where}: dataset_env says what recorded dataset_config; set both")
     return TaskSpec(
         id=task_id,
         suite=str(entry["suite"]),
@@ -318,7 +330,8 @@ def _parse_task(
         action_noise=float(noise),
         scores=scores,
         dataset=str(entry.get("dataset", f"cache/episodes/{task_id}")),
-        dataset_config=entry.get("dataset_config"),
+        dataset_config=config,
+        dataset_env=recorded,
         description=str(entry.get("description", "")),
         reference=reference,
         source=source,

@@ -3,6 +3,8 @@
 - `recipe`: the recipe TOML (`data/mixtures/*.toml`) and its resolution into sources, once a run.
 - `sampler`: `Mixture`, weighted sampling of the sources' token caches into sequences.
 - `loader`: `MixtureBatch` and `MixtureLoader`, deterministic resumable batches.
+- `streaming`: `StreamingMixture`, control sources streamed (hub configs too large to download,
+  local Parquet shards) and tokenized in the loader's workers; resumable where it stopped.
 
 The sources themselves, one class per kind, are `gato.data.sources`.
 """
@@ -20,6 +22,7 @@ from gato.data.mixture.recipe import (
     resolve_source,
 )
 from gato.data.mixture.sampler import Mixture, MixtureConfig, Sample, open_mixture
+from gato.data.mixture.streaming import StreamingLoader, StreamingMixture
 from gato.data.sources import (
     BUILTIN_SOURCES,
     COLLECT_COMMAND,
@@ -43,6 +46,8 @@ __all__ = [
     "ResolvedRecipe",
     "Sample",
     "SourceEntry",
+    "StreamingLoader",
+    "StreamingMixture",
     "load_recipe",
     "open_mixture",
     "parse_recipe",
