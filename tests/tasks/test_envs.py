@@ -241,3 +241,26 @@ def test_importing_envs_and_experts_imports_no_simulator_and_no_rl():
     assert "gato.tasks.envs.gym" in after and "gato.tasks.experts.classic" in after
     others = ("ale_py", "dm_control", "minigrid", "metaworld", "gato.rl", "gato.tasks.envs.atari")
     assert [m for m in after if m.startswith(others)] == []
+
+
+@pytest.mark.parametrize(
+    "task_id", ["gym-pendulum", "gym-inverted-pendulum", "dmc-quadruped-walk", "dmc-lqr-lqr_2_1"]
+)
+def test_registry_action_bounds_are_the_environments(task_id):
+    # Raw-scale datasets are tokenized, and policies act, by the registry's bounds.
+    task = get_task(task_id)
+    try:
+        env = make_env(task)
+    except ImportError as err:
+        pytest.skip(f"{task_id}: {err}")
+    with env:
+        low, high = task.action.bounds()
+        np.testing.assert_allclose(env.action_bounds[0].reshape(low.shape), low, rtol=1e-6)
+        np.testing.assert_allclose(env.action_bounds[1].reshape(high.shape), high, rtol=1e-6)
+
+
+def test_registry_bounds_that_disagree_with_the_environment_are_refused():
+    spec = dataclasses.replace(get_task("gym-pendulum").action, low=(-1.0,), high=(1.0,))
+    task = dataclasses.replace(get_task("gym-pendulum"), action=spec)
+    with pytest.raises(ValueError, match=r"bounds are low=\[-2.0\], high=\[2.0\] but the registry"):
+        make_env(task)

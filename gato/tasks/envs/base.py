@@ -191,8 +191,24 @@ class ControlEnv:
         return np.array(out).reshape(spec.shape)
 
     def _set_bounds(self, low: Any, high: Any) -> None:
-        """Record the simulator's continuous action bounds (finite, low < high)."""
+        """Record the simulator's continuous action bounds (finite, low < high), which must be
+        the registry's when it states them (`ActionSpec.low`, `high`): raw-scale datasets are
+        tokenized and policies act by those."""
         self._low, self._high = _finite_bounds(low, high, self.task.id)
+        spec = self.task.action
+        # A registry without bounds (low None) leaves them to the environment, as before.
+        if spec.kind == "continuous" and spec.low is not None and self._low.size == spec.num_tokens:
+            expected = spec.bounds()
+            got = (self._low.reshape(spec.shape), self._high.reshape(spec.shape))
+            # float32 spaces store 0.4 as 0.4000000059604645
+            pairs = zip(got, expected, strict=True)
+            if not all(np.allclose(g, e, rtol=1e-6, atol=0) for g, e in pairs):
+                raise ValueError(
+                    f"task {self.task.id!r}: the environment's action bounds are low="
+                    f"{self._low.tolist()}, high={self._high.tolist()} but the registry says "
+                    f"low={expected[0].ravel().tolist()}, high={expected[1].ravel().tolist()}; "
+                    "set action.low and action.high in the registry to the environment's"
+                )
         self._scale = list(
             zip(self._low.ravel().tolist(), (0.5 * (self._high - self._low)).ravel().tolist(),
                 strict=True)
