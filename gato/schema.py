@@ -8,7 +8,7 @@ and the reward column. The registry (`gato.tasks`), the episode reader and write
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -59,8 +59,10 @@ class ActionSpec:
     shape: tuple[int, ...] = ()
     num_values: int = NUM_DISCRETE_VALUES
     mu_law: bool = False
-    low: tuple[float, ...] | None = None
-    high: tuple[float, ...] | None = None
+    # Not compared: two specs are equal when their actions are the same tokens (a checkpoint
+    # that plays one plays the other, zero-shot); the bounds only scale those to an environment.
+    low: tuple[float, ...] | None = field(default=None, compare=False)
+    high: tuple[float, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:

@@ -594,8 +594,9 @@ def _check_range(ids: np.ndarray, lo: int, hi: int, name: str) -> None:
 def _check_observation_mapping(observation: Any) -> Mapping[str, Any]:
     if not isinstance(observation, Mapping):
         raise ValueError(
-            f"an observation must be a mapping {{type: value}} with types {MODALITIES}, "
-            f"got {type(observation).__name__}"
+            f"an observation must be a mapping {{JAT column: value}} with keys among "
+            f"{tuple(OBSERVATION_COLUMNS)} (or the short types {MODALITIES}), got "
+            f"{type(observation).__name__}"
         )
     return observation
 
@@ -616,8 +617,8 @@ def _group_observations(observations: Mapping[str, Any]) -> dict[str, list[tuple
         kind = OBSERVATION_COLUMNS.get(key, key)
         if kind not in MODALITIES:
             raise ValueError(
-                f"unknown observation type {key!r}; expected one of {MODALITIES} "
-                f"or {tuple(OBSERVATION_COLUMNS)}"
+                f"unknown observation type {key!r}; expected one of the JAT columns "
+                f"{tuple(OBSERVATION_COLUMNS)} (or the short types {MODALITIES})"
             )
         if kind in grouped:
             raise ValueError(f"observation type {kind!r} given twice (as {key!r})")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
 
 from gato.tasks.envs.base import ControlEnv
+from gato.tasks.envs.convert import FrameStack
 from gato.tasks.registry import TaskSpec
 
 
@@ -62,7 +62,7 @@ class AtariEnv(ControlEnv):
         self._ale = base.unwrapped.ale
         self._frame_skip = frame_skip
         self._stack = stack
-        self._frames: deque[np.ndarray] = deque(maxlen=stack)
+        self._frames = FrameStack(stack)
         n = int(self._env.action_space.n)
         if n != task.action.num_values:
             raise ValueError(
@@ -97,20 +97,13 @@ class AtariEnv(ControlEnv):
     def lives(self) -> int:
         return int(self._ale.lives())
 
-    def _observation(self) -> dict[str, Any]:
-        # np.stack on the last axis builds the (H, W, stack) image in one pass.
-        return {"image_observations": np.stack(self._frames, axis=-1)}
-
     def _reset(self, seed: int | None) -> dict[str, Any]:
         frame, _ = self._env.reset(seed=seed)
-        self._frames.clear()
-        self._frames.extend([frame] * self._stack)  # the first stack repeats the first frame
-        return self._observation()
+        return {"image_observations": self._frames.reset(frame)}
 
     def _step(self, action: int) -> tuple[dict[str, Any], float, bool, bool]:
         frame, reward, terminated, truncated, _ = self._env.step(action)
-        self._frames.append(frame)
-        return self._observation(), reward, terminated, truncated
+        return {"image_observations": self._frames.push(frame)}, reward, terminated, truncated
 
     def close(self) -> None:
         self._env.close()

@@ -116,10 +116,7 @@ class ControlEnv:
     def __init__(self, task: TaskSpec) -> None:
         self.task = task
         self.step_count = 0
-        self._checks = [
-            (column, spec.shape, np.dtype(spec.dtype) if column != "text_observations" else None)
-            for column, spec in task.observation.items()
-        ]
+        self._checks = observation_checks(task)
         self._low = self._high = None
         self._scale: list[tuple[float, float]] = []
 
@@ -218,33 +215,7 @@ class ControlEnv:
 
     def _check(self, observation: dict[str, Any]) -> dict[str, Any]:
         """Validate one observation against the spec (cheap: shape, dtype, finiteness)."""
-        for column, shape, dtype in self._checks:
-            if column not in observation:
-                raise ObservationError(self.task.id, self.step_count, column, "missing")
-            value = observation[column]
-            if dtype is None:
-                if not isinstance(value, str):
-                    problem = f"expected str, got {type(value).__name__}"
-                    raise ObservationError(self.task.id, self.step_count, column, problem)
-                continue
-            if not isinstance(value, np.ndarray) or value.dtype != dtype:
-                got = getattr(value, "dtype", type(value).__name__)
-                problem = f"expected a {dtype} array, got {got}"
-                raise ObservationError(self.task.id, self.step_count, column, problem)
-            if value.shape != shape:
-                problem = f"expected shape {shape}, got {value.shape}"
-                raise ObservationError(self.task.id, self.step_count, column, problem)
-            # One reduction spots NaN and inf (a sum is non-finite iff some term is, barring
-            # overflow near 3e38, which the exact check below then clears).
-            if (
-                dtype.kind == "f"
-                and not math.isfinite(_add(value))
-                and not np.isfinite(value).all()
-            ):
-                bad = np.flatnonzero(~np.isfinite(value))
-                problem = f"non-finite values at indices {bad[:5].tolist()}"
-                raise ObservationError(self.task.id, self.step_count, column, problem)
-        return observation  # the adapters build a fresh dict every step
+        return check_observation(self.task.id, self._checks, observation, self.step_count)
 
     # -- to implement --------------------------------------------------------------------
 
@@ -256,6 +227,47 @@ class ControlEnv:
 
 
 _add = np.add.reduce
+
+
+def observation_checks(task: TaskSpec) -> list[tuple[str, tuple[int, ...], np.dtype | None]]:
+    """(column, shape, dtype; None for text) of each observation column of a task."""
+    return [
+        (column, spec.shape, np.dtype(spec.dtype) if column != "text_observations" else None)
+        for column, spec in task.observation.items()
+    ]
+
+
+def check_observation(
+    task_id: str,
+    checks: list[tuple[str, tuple[int, ...], np.dtype | None]],
+    observation: dict[str, Any],
+    step: int,
+) -> dict[str, Any]:
+    """Validate one canonical observation against `observation_checks(task)` (cheap: shape,
+    dtype, finiteness); `ObservationError` names the task, the step and the field."""
+    for column, shape, dtype in checks:
+        if column not in observation:
+            raise ObservationError(task_id, step, column, "missing")
+        value = observation[column]
+        if dtype is None:
+            if not isinstance(value, str):
+                problem = f"expected str, got {type(value).__name__}"
+                raise ObservationError(task_id, step, column, problem)
+            continue
+        if not isinstance(value, np.ndarray) or value.dtype != dtype:
+            got = getattr(value, "dtype", type(value).__name__)
+            problem = f"expected a {dtype} array, got {got}"
+            raise ObservationError(task_id, step, column, problem)
+        if value.shape != shape:
+            problem = f"expected shape {shape}, got {value.shape}"
+            raise ObservationError(task_id, step, column, problem)
+        # One reduction spots NaN and inf (a sum is non-finite iff some term is, barring
+        # overflow near 3e38, which the exact check below then clears).
+        if dtype.kind == "f" and not math.isfinite(_add(value)) and not np.isfinite(value).all():
+            bad = np.flatnonzero(~np.isfinite(value))
+            problem = f"non-finite values at indices {bad[:5].tolist()}"
+            raise ObservationError(task_id, step, column, problem)
+    return observation  # the adapters build a fresh dict every step
 
 
 def vector(value: Any, dtype: type) -> np.ndarray:
