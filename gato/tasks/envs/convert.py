@@ -35,11 +35,14 @@ from gato.tasks.registry import TaskSpec
 
 __all__ = [
     "FrameStack",
+    "check_action_space",
+    "check_observation_space",
     "ObservationConverter",
     "babyai_observation",
     "describe",
     "dmc_state",
     "gym_observation",
+    "space_bounds",
     "to_env_action",
 ]
 
@@ -233,3 +236,78 @@ class ObservationConverter:
             raise ValueError(f"a frame of shape {frame.shape} is neither a stack nor one frame")
         assert self._stack is not None
         return {"image_observations": self._stack.push(frame)}
+
+
+# ---------------------------------------------------------------------------------------------
+# gymnasium spaces against a task's specs
+# ---------------------------------------------------------------------------------------------
+
+
+def space_bounds(space: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) of a gymnasium Box; None for other spaces."""
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or high is None:
+        return None
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
+
+def check_action_space(space: Any, task: TaskSpec) -> None:
+    """Raise a ValueError naming both when a gymnasium action space is not the task's."""
+    import gymnasium as gym
+
+    spec = task.action
+    where = f"task {task.id!r}"
+    if spec.kind == "discrete":
+        if not isinstance(space, gym.spaces.Discrete):
+            raise ValueError(
+                f"{where}: the policy plays {spec.num_values} discrete actions, but the "
+                f"environment's action space is {space}"
+            )
+        if int(space.n) != spec.num_values or int(space.start) != 0:
+            raise ValueError(
+                f"{where}: the policy was trained on {spec.num_values} discrete actions "
+                f"[0, {spec.num_values}); the environment's action space is {space}"
+            )
+        return
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(
+            f"{where}: the policy plays continuous actions of shape {spec.shape}, but the "
+            f"environment's action space is {space}"
+        )
+    if tuple(space.shape) != spec.shape:
+        raise ValueError(
+            f"{where}: the policy was trained on continuous actions of shape {spec.shape}; the "
+            f"environment's action space is {space}"
+        )
+    bounds = space_bounds(space)
+    if spec.low is not None and bounds is not None:
+        low, high = spec.bounds()
+        if not (np.allclose(bounds[0], low, rtol=1e-6) and np.allclose(bounds[1], high, rtol=1e-6)):
+            raise ValueError(
+                f"{where}: the policy was trained on actions within low={low.ravel().tolist()}, "
+                f"high={high.ravel().tolist()}; the environment's action space is {space}"
+            )
+
+
+def check_observation_space(space: Any, task: TaskSpec) -> int:
+    """Check a gymnasium observation space against the task's; returns a Discrete's start."""
+    import gymnasium as gym
+
+    where = f"task {task.id!r}"
+    if isinstance(space, gym.spaces.Discrete):
+        expected = task.observation.get("discrete_observations")
+        if expected is None or expected.shape != (1,):
+            raise ValueError(
+                f"{where}: the policy observes {dict(task.observation)}; the environment's "
+                f"observation space is {space}"
+            )
+        return int(space.start)
+    if isinstance(space, gym.spaces.Box) and task.suite in ("gym", "metaworld"):
+        (column,) = task.observation_columns
+        shape = task.observation[column].shape
+        if int(np.prod(space.shape)) != int(np.prod(shape)):
+            raise ValueError(
+                f"{where}: the policy was trained on {column} of shape {shape}; the "
+                f"environment's observation space is {space}"
+            )
+    return 0
