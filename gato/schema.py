@@ -109,12 +109,12 @@ class ActionSpec:
         """(low, high) of a continuous action, each float64 of `shape`; [-1, 1] when unset."""
         if self.kind != "continuous":
             raise ValueError("a discrete action has no bounds")
-        low = -1.0 if self.low is None else np.asarray(self.low)
-        high = 1.0 if self.high is None else np.asarray(self.high)
-        return (
-            np.broadcast_to(np.asarray(low, dtype=np.float64), self.shape).copy(),
-            np.broadcast_to(np.asarray(high, dtype=np.float64), self.shape).copy(),
-        )
+
+        def shaped(value: tuple[float, ...] | None, default: float) -> np.ndarray:
+            flat = np.asarray(default if value is None else value, dtype=np.float64).ravel()
+            return np.broadcast_to(flat, (self.num_tokens,)).reshape(self.shape).copy()
+
+        return shaped(self.low, -1.0), shaped(self.high, 1.0)
 
     def to_unit(self, values: Any) -> tuple[np.ndarray, int]:
         """Environment actions (..., *shape) -> [-1, 1], and how many elements lay outside the

@@ -225,12 +225,6 @@ class ControlSource(Source):
         # Checks the JAT schema (columns, types, step counts) before anything is decoded.
         return load_episodes(self.path, self.split, name=self.hub_name)
 
-    def record(self) -> dict[str, Any]:
-        # Raw-scale actions are tokenized by the task's bounds: they name the tokens too.
-        spec = _task_action(self.name)
-        bounds = {} if spec is None or spec.low is None else {"bounds": [spec.low, spec.high]}
-        return {**super().record(), **bounds}
-
     def tokenize(self, dataset, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:
         from gato.data.action_scale import dataset_action_scale
 

@@ -69,6 +69,14 @@ def test_per_element_bounds_and_episodes(tok):
     assert ids[2, 1] == CONTINUOUS_OFFSET  # low -> the first bin
 
 
+def test_bounds_per_element_of_a_matrix_action():
+    spec = ActionSpec("continuous", (2, 2), low=(0.0, 1.0, 2.0, 3.0), high=10.0)
+    low, high = spec.bounds()
+    np.testing.assert_array_equal(low, [[0.0, 1.0], [2.0, 3.0]])
+    assert high.shape == (2, 2) and (high == 10.0).all()
+    np.testing.assert_allclose(spec.from_unit(-np.ones((2, 2))), low)
+
+
 def test_unit_scale_is_unchanged_by_bounds(tok):
     # Old datasets and checkpoints: [-1, 1] actions give the tokens they always gave.
     plain, bounded = ActionSpec("continuous", (1,)), get_task("gym-pendulum").action
