@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -192,9 +193,23 @@ class ControlEnv:
         the registry's when it states them (`ActionSpec.low`, `high`): raw-scale datasets are
         tokenized and policies act by those."""
         self._low, self._high = _finite_bounds(low, high, self.task.id)
+        self._scale = list(
+            zip(self._low.ravel().tolist(), (0.5 * (self._high - self._low)).ravel().tolist(),
+                strict=True)
+        )  # fmt: skip
         spec = self.task.action
-        # A registry without bounds (low None) leaves them to the environment, as before.
-        if spec.kind == "continuous" and spec.low is not None and self._low.size == spec.num_tokens:
+        if spec.kind == "continuous" and spec.low is None:
+            # Without bounds the adapter still rescales to the environment's (as it always
+            # did), but raw-scale data and policies in raw loops take [-1, 1]: say so.
+            if not ((self._low == -1.0).all() and (self._high == 1.0).all()):
+                warnings.warn(
+                    f"task {self.task.id!r}: the registry gives no action bounds but the "
+                    f"environment's are low={self._low.tolist()}, high={self._high.tolist()}; "
+                    "set action.low and action.high in the registry",
+                    stacklevel=3,
+                )
+            return
+        if spec.kind == "continuous" and self._low.size == spec.num_tokens:
             expected = spec.bounds()
             got = (self._low.reshape(spec.shape), self._high.reshape(spec.shape))
             # float32 spaces store 0.4 as 0.4000000059604645
@@ -206,10 +221,6 @@ class ControlEnv:
                     f"low={expected[0].ravel().tolist()}, high={expected[1].ravel().tolist()}; "
                     "set action.low and action.high in the registry to the environment's"
                 )
-        self._scale = list(
-            zip(self._low.ravel().tolist(), (0.5 * (self._high - self._low)).ravel().tolist(),
-                strict=True)
-        )  # fmt: skip
 
     # -- checks ----------------------------------------------------------------------------
 
