@@ -256,7 +256,8 @@ def _bounded_tasks() -> list[str]:
 
 
 @pytest.mark.parametrize("task_id", _bounded_tasks())
-def test_registry_action_bounds_are_the_environments(task_id):
+def test_registry_action_bounds_are_the_environments(task_id, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
     # Raw-scale datasets are tokenized, and policies act, by the registry's bounds.
     task = get_task(task_id)
     try:
