@@ -8,8 +8,8 @@ and the reward column. The registry (`gato.tasks`), the episode reader and write
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,18 +51,26 @@ class ActionSpec:
     """A task's action: what it looks like in tokens, and how tokens decode back into it.
 
     Attributes:
-        kind: "discrete" (an index in [0, num_values)) or "continuous" (floats in [-1, 1]; the
-            environment adapter rescales them to the environment's bounds).
+        kind: "discrete" (an index in [0, num_values)) or "continuous" (floats in [-1, 1] in
+            tokens: `to_unit` brings the environment's values there, `from_unit` back).
         shape: shape of one action; () for a single discrete index.
         num_values: discrete only: valid values are [0, num_values), at most 1024.
         mu_law: continuous only: mu-law encode before binning. Off by default: continuous actions
             are already in [-1, 1] ("mu-law encoded if not already there", Gato).
+        low, high: continuous only: the environment's action bounds, one number for every element
+            or one per element (row-major); None: the environment's actions lie in [-1, 1]
+            already. Every action reaches the tokens on one scale, [-1, 1] mapped linearly
+            onto [low, high], whatever scale a dataset stores (`ACTION_SCALES`).
     """
 
     kind: Literal["discrete", "continuous"]
     shape: tuple[int, ...] = ()
     num_values: int = NUM_DISCRETE_VALUES
     mu_law: bool = False
+    # Not compared: two specs are equal when their actions are the same tokens (a checkpoint
+    # that plays one plays the other, zero-shot); the bounds only scale those to an environment.
+    low: tuple[float, ...] | None = field(default=None, compare=False)
+    high: tuple[float, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:
@@ -75,6 +83,25 @@ class ActionSpec:
                 f"got {self.num_values}"
             )
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.low is None and self.high is None:
+            return
+        if self.kind != "continuous" or self.low is None or self.high is None:
+            raise ValueError(
+                f"ActionSpec: low and high go together, for continuous actions only; got "
+                f"kind={self.kind!r}, low={self.low}, high={self.high}"
+            )
+        bounds = []
+        for name, value in (("low", self.low), ("high", self.high)):
+            array = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+            if array.size not in (1, self.num_tokens) or not np.isfinite(array).all():
+                raise ValueError(
+                    f"ActionSpec.{name} must hold 1 or {self.num_tokens} finite numbers (one "
+                    f"per element of shape {self.shape}), got {value!r}"
+                )
+            bounds.append(np.broadcast_to(array, (self.num_tokens,)))
+            object.__setattr__(self, name, tuple(float(v) for v in array))
+        if (bounds[1] <= bounds[0]).any():
+            raise ValueError(f"ActionSpec: low must be below high, got {self.low} and {self.high}")
 
     @property
     def column(self) -> str:
@@ -86,8 +113,57 @@ class ActionSpec:
         """Tokens per action."""
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of a continuous action, each float64 of `shape`; [-1, 1] when unset."""
+        if self.kind != "continuous":
+            raise ValueError("a discrete action has no bounds")
+
+        def shaped(value: tuple[float, ...] | None, default: float) -> np.ndarray:
+            flat = np.asarray(default if value is None else value, dtype=np.float64).ravel()
+            return np.broadcast_to(flat, (self.num_tokens,)).reshape(self.shape).copy()
+
+        return shaped(self.low, -1.0), shaped(self.high, 1.0)
+
+    def to_unit(self, values: Any) -> tuple[np.ndarray, int]:
+        """Environment actions (..., *shape) -> [-1, 1], and how many elements lay outside the
+        bounds (clipped to them, as the environments clip what they are given)."""
+        low, high = self.bounds()
+        array = _check_action_values(values, self.shape, "actions")
+        unit = 2.0 * (array - low) / (high - low) - 1.0
+        outside = int(np.count_nonzero((unit < -1.0) | (unit > 1.0)))
+        return np.clip(unit, -1.0, 1.0), outside
+
+    def from_unit(self, values: Any) -> np.ndarray:
+        """[-1, 1] (..., *shape) -> environment actions in [low, high] (clipped first: decoded
+        bins may sit a hair outside [-1, 1]); float64."""
+        low, high = self.bounds()
+        array = np.clip(_check_action_values(values, self.shape, "actions"), -1.0, 1.0)
+        return low + (array + 1.0) * 0.5 * (high - low)
+
     def token_range(self) -> tuple[int, int]:
         """[lo, hi) of the ids an action token may take: the policy masks logits to it."""
         if self.kind == "discrete":
             return DISCRETE_OFFSET, DISCRETE_OFFSET + self.num_values
         return CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
+
+
+ACTION_SCALES: tuple[str, ...] = ("unit", "raw")
+"""How a dataset stores continuous actions: "unit", in [-1, 1] (what this project's adapters
+take and its collection records); "raw", the environment's own values (JAT's datasets, Minari's).
+The tokenizer maps "raw" actions into [-1, 1] by the task's `ActionSpec.bounds`."""
+
+
+def check_action_scale(scale: str) -> str:
+    """`scale` if it is one of `ACTION_SCALES`, else a ValueError naming them."""
+    if scale not in ACTION_SCALES:
+        raise ValueError(f"action scale must be one of {ACTION_SCALES}, got {scale!r}")
+    return scale
+
+
+def _check_action_values(values: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim < len(shape) or array.shape[array.ndim - len(shape) :] != shape:
+        raise ValueError(f"{name}: expected trailing shape {shape}, got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: continuous actions must be finite, got {array.ravel()[:8]}")
+    return array

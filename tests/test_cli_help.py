@@ -76,6 +76,7 @@ SINGLE = [
 ]
 SUBCOMMANDS = {
     "gato.data.__main__": ["tasks", "collect", "score"],
+    "gato.data.minari": ["import", "export"],
     "gato.evaluation.cli": ["control", "caption", "chat", "progress"],
     "gato.experiments.pathnet.__main__": ["supervised", "rl", "gato"],
     "gato.experiments.algorithm_distillation.__main__": ["collect", "train", "evaluate", "all"],

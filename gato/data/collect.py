@@ -330,6 +330,8 @@ def collect(config: CollectConfig) -> CollectResult:
             "mean_return": float(np.mean(returns)),
             "returns": returns,
             "created_by": "python -m gato.data collect",
+            # The adapters take [-1, 1] actions (`gato.data.action_scale`).
+            "action_scale": "unit",
         }
         dataset = datasets.Dataset.from_file(str(stream_path))
         if not all(kept):

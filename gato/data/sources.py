@@ -236,6 +236,9 @@ class ControlSource(Source):
             return None
 
     def tokenize(self, dataset, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:
+        from gato.data.action_scale import dataset_action_scale
+
+        spec, scale = _task_action(self.name), dataset_action_scale(dataset)
         rows = dataset.with_format("numpy")  # (load_episodes formats so already; a no-op then)
         for index in range(len(rows)):
             where = f"{self.where()} episode {index}"
@@ -244,7 +247,7 @@ class ControlSource(Source):
             except Exception as err:  # a broken image fails inside datasets' decoder
                 raise ValueError(f"{where}: cannot be read or decoded ({err})") from None
             try:
-                yield tokenizer.encode_jat_episode(row)
+                yield tokenizer.encode_jat_episode(row, spec, scale)
             except ValueError as err:
                 raise ValueError(f"{where}: {err}") from None
 
@@ -410,6 +413,16 @@ class TextSource(Source):
 SOURCE_CLASSES: dict[str, type[Source]] = {
     cls.kind: cls for cls in (ControlSource, PairsSource, TextSource)
 }
+
+
+def _task_action(task_id: str):
+    """The registry's action spec of a control source's task; None for a task it lacks."""
+    from gato.tasks.registry import UnknownTaskError, get_task
+
+    try:
+        return get_task(task_id).action
+    except UnknownTaskError:
+        return None
 
 
 def make_source(kind: str, name: str, path: str | Path, **fields: Any) -> Source:

@@ -3,6 +3,8 @@
 - `agent`: `GatoPolicy` (batched lockstep decoding, the sliding context), `PolicyConfig`.
 - `prompts`: `demonstration_prompt` (a task's best dataset episode), `prompt_budget`.
 - `loading`: `load_pretrained` from a model, checkpoint or run folder; `CheckpointError`.
+- `environment`: the policy in a user's own loop (the environment's observations and actions;
+  `GatoPolicy.for_env(env)`, a gymnasium wrapper).
 
 The decoding machinery lives in `gato.inference` (`KVCache`, `StaticDecoder`, `sample_tokens`);
 it is re-exported here, where a policy's users look for it.

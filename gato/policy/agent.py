@@ -69,9 +69,10 @@ from gato.inference.eager import CachedForward
 from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
 from gato.modeling.model import GatoModel
+from gato.policy.environment import is_canonical
 from gato.policy.loading import load_pretrained
 from gato.policy.prompts import demonstration_prompt
-from gato.schema import ActionSpec
+from gato.schema import OBSERVATION_COLUMNS, ActionSpec
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import NO_LOCAL_POSITION
@@ -185,6 +186,9 @@ class GatoPolicy:
         prompt: the default prompt of every episode (a tokenized demonstration), or None.
         config: sampling, sliding and speed options.
         num_envs: rows of the batch.
+        task: the task (`TaskSpec`) the policy plays, if known: `act` then also takes the
+            observation as the task's environment returns it and answers in that
+            environment's action space and bounds (see `gato.policy.environment`).
     """
 
     def __init__(
@@ -195,6 +199,7 @@ class GatoPolicy:
         prompt: TokenSequence | None = None,
         config: PolicyConfig | None = None,
         num_envs: int = 1,
+        task: Any = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -232,6 +237,16 @@ class GatoPolicy:
         compile_eager = self.config.compile and not self.config.static_cache
         self.forward_fn = CachedForward(model, 2 * capacity, compile=compile_eager)
         self.rows = [_Row(self.default_prompt) for _ in range(num_envs)]
+        self.task = task
+        if task is not None and task.action.num_tokens != action_spec.num_tokens:
+            raise ValueError(
+                f"task {task.id!r} has actions of shape {task.action.shape}, the action spec "
+                f"{action_spec.shape}"
+            )
+        # Environment-form observations, one converter per row (Atari stacks frames per row).
+        self._converters: list[Any] = [None] * num_envs
+        self._discrete_start = 0
+        self._action_bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._prompt_caches: dict[int, tuple[TokenSequence, KVCache]] = {}
         self.reset()
 
@@ -273,7 +288,24 @@ class GatoPolicy:
             prompt = (
                 demonstration_prompt(task, tokenizer, budget, config.prompt_from) if task else None
             )
-        return cls(model, tokenizer, action_spec, prompt, config, num_envs)
+        return cls(model, tokenizer, action_spec, prompt, config, num_envs, task)
+
+    def for_env(self, env: Any):
+        """`env` (a gymnasium environment of the policy's task) bound to this policy: a
+        `gymnasium.Wrapper` whose `reset` also restarts the policy and whose `act(observation)`
+        gives the environment's action (see `gato.policy.gym_wrapper.PolicyWrapper`)."""
+        from gato.policy.gym_wrapper import PolicyWrapper
+
+        return PolicyWrapper(env, self)
+
+    def bind_environment(
+        self, discrete_start: int = 0, action_bounds: tuple[Any, Any] | None = None
+    ) -> None:
+        """Facts of the bound environment beyond the task's spec: the `start` of a Discrete
+        observation space, and continuous action bounds (used when the registry gives none)."""
+        self._discrete_start = int(discrete_start)
+        self._action_bounds = action_bounds
+        self._converters = [None] * self.num_envs
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -294,11 +326,19 @@ class GatoPolicy:
         if prompt is not None:
             self._check_prompt(prompt)
         self.rows[index] = _Row(prompt if prompt is not None else self.default_prompt)
+        if index < len(self._converters) and self._converters[index] is not None:
+            self._converters[index].reset()
         self._rebuild(index)
 
     @torch.no_grad()
-    def act(self, observation: Mapping[str, Any]) -> Any:
-        """One environment: observation ({JAT column: value}) -> the environment's action."""
+    def act(self, observation: Any) -> Any:
+        """One environment: observation -> action.
+
+        The canonical dict ({JAT column: value}, what `gato.tasks.envs` adapters return) gives
+        the canonical action (what they take: an int, or floats in [-1, 1]). A policy with a
+        task also takes the observation exactly as the task's environment returns it and then
+        gives the action in that environment's own space and bounds.
+        """
         if self.num_envs != 1:
             raise ValueError(
                 f"act is for one environment; this policy has {self.num_envs}: use act_batch"
@@ -306,12 +346,18 @@ class GatoPolicy:
         return self.act_batch([observation])[0]
 
     @torch.no_grad()
-    def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """One observation per row -> one action per row; all rows advance one timestep."""
+    def act_batch(self, observations: Sequence[Any]) -> list[Any]:
+        """One observation per row -> one action per row; all rows advance one timestep.
+        Each observation is canonical or the environment's own, as in `act`."""
         if len(observations) != self.num_envs:
             raise ValueError(
                 f"act_batch got {len(observations)} observations for {self.num_envs} environments"
             )
+        native = [self.task is not None and not is_canonical(o) for o in observations]
+        observations = [
+            self._converter(i)(o) if n else o
+            for i, (o, n) in enumerate(zip(observations, native, strict=True))
+        ]
         encoded = [self._encode(o) for o in observations]
         for i, obs in enumerate(encoded):
             self._make_room(i, len(obs))
@@ -330,7 +376,7 @@ class GatoPolicy:
             row.pending = action.slice(len(action) - 1, len(action))
             row.steps += 1
             actions.append(self.tokenizer.decode_action(action_ids, self.action_spec))
-        return actions
+        return [self._env_action(a) if n else a for a, n in zip(actions, native, strict=True)]
 
     @torch.no_grad()
     def remove_envs(self, keep: Sequence[int]) -> None:
@@ -339,6 +385,7 @@ class GatoPolicy:
         if not keep:
             raise ValueError("remove_envs: keep at least one environment")
         self.rows = [self.rows[i] for i in keep]
+        self._converters = [self._converters[i] for i in keep]
         self.cache.select_rows(keep)
         if self.decoder is not None:  # captured graphs hold the old buffers
             self.decoder.reset_graphs()
@@ -357,8 +404,32 @@ class GatoPolicy:
                 f"context of {self.max_length}; use a shorter prompt (PolicyConfig.prompt_tokens)"
             )
 
+    def _converter(self, index: int):
+        """Row `index`'s converter of environment-form observations (made on first use)."""
+        if self._converters[index] is None:
+            from gato.tasks.envs.convert import ObservationConverter
+
+            self._converters[index] = ObservationConverter(self.task, self._discrete_start)
+        return self._converters[index]
+
+    def _env_action(self, action: Any) -> Any:
+        """A canonical action -> the environment's (the task's bounds, or the bound env's)."""
+        from gato.tasks.envs.convert import to_env_action
+
+        bounds = self._action_bounds if self.action_spec.low is None else None
+        return to_env_action(action, self.action_spec, bounds)
+
     def _encode(self, observation: Mapping[str, Any]) -> TokenSequence:
         """Observation tokens and the separator; errors name the problem."""
+        if not isinstance(observation, Mapping):
+            from gato.tasks.envs.convert import describe
+
+            raise ValueError(
+                f"an observation must be the canonical dict {{JAT column: value}} with keys "
+                f"among {tuple(OBSERVATION_COLUMNS)}, got {describe(observation)}; a policy "
+                "made for a task (GatoPolicy.from_pretrained(path, task=...)) also takes the "
+                "observation as the task's environment returns it"
+            )
         obs = self.tokenizer.encode_timestep(observation)
         observed = int((obs.local_positions >= 0).sum())
         if observed > self.model.config.max_local_positions:

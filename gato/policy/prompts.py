@@ -33,6 +33,7 @@ def demonstration_prompt(
 
     Episodes whose reset seed is in `exclude_seeds` (the evaluated episodes') are never the
     prompt (`demonstration_episode`)."""
+    from gato.data.action_scale import dataset_action_scale
     from gato.data.episodes import load_episodes
     from gato.tokens.windows import end_window, fit_stop, sequence_bounds, take_steps
 
@@ -57,7 +58,8 @@ def demonstration_prompt(
     # A step is at least 2 tokens (an observation token, the separator): no prompt needs more
     # steps than this, and a 27,000-step Atari episode is never decoded whole.
     row = episode_steps(dataset, best, budget // 2 + 1, from_end=which == "end")
-    episode = tokenizer.encode_jat_episode(row)
+    # Actions on the tokens' scale, as training saw them (`gato.data.action_scale`).
+    episode = tokenizer.encode_jat_episode(row, task.action, dataset_action_scale(dataset))
     bounds = sequence_bounds(episode)
     if which == "start":
         first, stop = 0, fit_stop(bounds, 0, budget)

@@ -287,7 +287,13 @@ def _parse_task(
     else:
         if not shape:
             raise ValueError(f"{where}: a continuous action needs a shape, e.g. [1]")
-        action_entry = ActionSpec("continuous", shape)
+        # The environment's bounds, scalar or per element; absent: [-1, 1] already.
+        try:
+            action_entry = ActionSpec(
+                "continuous", shape, low=action.get("low"), high=action.get("high")
+            )
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
 
     scores = None
     if entry.get("scores"):

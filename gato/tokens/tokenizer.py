@@ -10,13 +10,17 @@ then interleaved by index arithmetic), so a 1,000-step episode costs a handful o
 than thousands.
 
 Clipping, as in Gato: continuous observations are mu-law encoded and values whose encoding falls
-outside [-1, 1] (|x| > M) are clipped to the end bins; continuous actions are expected in [-1, 1]
-(environment adapters rescale their action spaces) and are binned uniformly without mu-law, values
-outside [-1, 1] being clipped likewise.
+outside [-1, 1] (|x| > M) are clipped to the end bins. Continuous actions reach the tokens on one
+scale, [-1, 1] mapped linearly onto the task's action bounds (`ActionSpec.bounds`), and are
+binned uniformly without mu-law. A dataset stores them either on that scale already
+(`action_scale="unit"`: this project's collections) or as the environment's own values
+(`action_scale="raw"`: JAT, Minari), which are mapped by the bounds here; raw values outside the
+bounds are clipped to them (the environment would clip them too) with a warning that counts them.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +40,13 @@ from gato.codecs import (
     normalize_patches,
     patch_position_bins,
 )
-from gato.schema import ACTION_COLUMNS, MODALITIES, OBSERVATION_COLUMNS, ActionSpec
+from gato.schema import (
+    ACTION_COLUMNS,
+    MODALITIES,
+    OBSERVATION_COLUMNS,
+    ActionSpec,
+    check_action_scale,
+)
 from gato.tokens.batch import TokenSequence
 from gato.vocab import (
     BOS_ID,
@@ -338,6 +348,7 @@ class GatoTokenizer:
         observations: Mapping[str, Any],
         actions: Mapping[str, Any] | None = None,
         action_spec: ActionSpec | None = None,
+        action_scale: str = "unit",
     ) -> TokenSequence:
         """Tokenize an episode given time-major arrays.
 
@@ -350,6 +361,9 @@ class GatoTokenizer:
                 `discrete_actions` / `continuous_actions`); T or T - 1 steps. A timestep with no
                 action still ends with the separator, ready for the policy to act.
             action_spec: checks and encodes the actions; inferred from the action type if None.
+            action_scale: how `actions` are stored when continuous: "unit" ([-1, 1], taken as
+                they are) or "raw" (the environment's values, mapped into [-1, 1] by
+                `action_spec`'s bounds; [-1, 1] without a spec).
 
         Returns:
             a `TokenSequence` with one timestep per observation step.
@@ -392,7 +406,7 @@ class GatoTokenizer:
             )
         )
         if actions is not None:
-            segments.append(self._action_segment(actions, action_spec, num_steps))
+            segments.append(self._action_segment(actions, action_spec, num_steps, action_scale))
 
         ids, local, loss, step_start = _interleave(segments)
         if pixels:
@@ -410,7 +424,7 @@ class GatoTokenizer:
         return np.zeros((0, self.image_channels, self.patch_size, self.patch_size), np.uint8)
 
     def _action_segment(
-        self, actions: Mapping[str, Any], spec: ActionSpec | None, num_steps: int
+        self, actions: Mapping[str, Any], spec: ActionSpec | None, num_steps: int, scale: str
     ) -> _Segment:
         if not isinstance(actions, Mapping) or len(actions) != 1:
             raise ValueError(
@@ -438,6 +452,8 @@ class GatoTokenizer:
             num_values = spec.num_values if spec is not None else NUM_DISCRETE_VALUES
             ids = self.encode_discrete(array, name, num_values=num_values)
         else:
+            if check_action_scale(scale) == "raw":
+                array = _raw_to_unit(array, spec, name)
             ids = self.encode_continuous(array, name, mu_law=spec.mu_law if spec else False)
         segment = _fixed_segment(ids, array.shape[0], name, observation=False, loss=True)
         if array.shape[0] < num_steps:
@@ -449,11 +465,13 @@ class GatoTokenizer:
         observation: Mapping[str, Any],
         action: Any = None,
         action_spec: ActionSpec | None = None,
+        action_scale: str = "unit",
     ) -> TokenSequence:
         """One timestep: observation tokens, separator, then the action's tokens if given.
 
         `observation` is {type: value} as in `encode_episode` without the time axis (text a str).
-        `action` is a mapping {"discrete"|"continuous": value}, or a bare value with `action_spec`.
+        `action` is a mapping {"discrete"|"continuous": value}, or a bare value with `action_spec`;
+        `action_scale` as in `encode_episode`.
         """
         batched = {}
         for key, value in _check_observation_mapping(observation).items():
@@ -465,10 +483,19 @@ class GatoTokenizer:
                     raise ValueError("a bare action needs an action_spec (or pass {kind: value})")
                 action = {action_spec.kind: action}
             actions = {k: np.asarray(v)[None] for k, v in action.items()}
-        return self.encode_episode(batched, actions, action_spec)
+        return self.encode_episode(batched, actions, action_spec, action_scale)
 
-    def encode_jat_episode(self, row: Mapping[str, Any]) -> TokenSequence:
-        """An episode row in the JAT column schema (rewards are not tokens in Gato)."""
+    def encode_jat_episode(
+        self,
+        row: Mapping[str, Any],
+        action_spec: ActionSpec | None = None,
+        action_scale: str = "unit",
+    ) -> TokenSequence:
+        """An episode row in the JAT column schema (rewards are not tokens in Gato).
+
+        `action_spec` (the task's) checks the actions; `action_scale` says how the dataset stores
+        continuous ones (see `encode_episode`; JAT's own datasets are "raw").
+        """
         observations = {k: row[k] for k in OBSERVATION_COLUMNS if row.get(k) is not None}
         actions = {k: row[k] for k in ACTION_COLUMNS if row.get(k) is not None}
         if not observations:
@@ -478,7 +505,7 @@ class GatoTokenizer:
             )
         if len(actions) > 1:
             raise ValueError(f"episode has both {sorted(actions)}; expected one action column")
-        return self.encode_episode(observations, actions or None)
+        return self.encode_episode(observations, actions or None, action_spec, action_scale)
 
     def encode_caption(
         self, image: np.ndarray, text: str, question: str | None = None
@@ -540,6 +567,24 @@ class GatoTokenizer:
 # ---------------------------------------------------------------------------------------------
 
 
+def _raw_to_unit(array: np.ndarray, spec: ActionSpec | None, name: str) -> np.ndarray:
+    """Environment actions (T, *shape) -> [-1, 1] by the spec's bounds (no spec: [-1, 1]);
+    values outside the bounds are clipped to them (as the environment clips them), with a
+    warning."""
+    if spec is None:  # no task to say otherwise: bounds [-1, 1]
+        spec = ActionSpec("continuous", array.shape[1:])
+    unit, outside = spec.to_unit(_as_floats(array, name))
+    if outside:
+        low, high = spec.bounds()
+        # One message per bounds (not per count), so a dataset warns once, not every episode.
+        warnings.warn(
+            f"{name}: raw actions outside the task's bounds [{low.min():g}, {high.max():g}] are "
+            "clipped to them, as the environment clips them",
+            stacklevel=4,
+        )
+    return unit
+
+
 def _check_range(ids: np.ndarray, lo: int, hi: int, name: str) -> None:
     if ids.size and (ids.min() < lo or ids.max() >= hi):
         bad = ids[(ids < lo) | (ids >= hi)].ravel()[0]
@@ -549,8 +594,9 @@ def _check_range(ids: np.ndarray, lo: int, hi: int, name: str) -> None:
 def _check_observation_mapping(observation: Any) -> Mapping[str, Any]:
     if not isinstance(observation, Mapping):
         raise ValueError(
-            f"an observation must be a mapping {{type: value}} with types {MODALITIES}, "
-            f"got {type(observation).__name__}"
+            f"an observation must be a mapping {{JAT column: value}} with keys among "
+            f"{tuple(OBSERVATION_COLUMNS)} (or the short types {MODALITIES}), got "
+            f"{type(observation).__name__}"
         )
     return observation
 
@@ -571,8 +617,8 @@ def _group_observations(observations: Mapping[str, Any]) -> dict[str, list[tuple
         kind = OBSERVATION_COLUMNS.get(key, key)
         if kind not in MODALITIES:
             raise ValueError(
-                f"unknown observation type {key!r}; expected one of {MODALITIES} "
-                f"or {tuple(OBSERVATION_COLUMNS)}"
+                f"unknown observation type {key!r}; expected one of the JAT columns "
+                f"{tuple(OBSERVATION_COLUMNS)} (or the short types {MODALITIES})"
             )
         if kind in grouped:
             raise ValueError(f"observation type {kind!r} given twice (as {key!r})")

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -241,3 +242,48 @@ def test_importing_envs_and_experts_imports_no_simulator_and_no_rl():
     assert "gato.tasks.envs.gym" in after and "gato.tasks.experts.classic" in after
     others = ("ale_py", "dm_control", "minigrid", "metaworld", "gato.rl", "gato.tasks.envs.atari")
     assert [m for m in after if m.startswith(others)] == []
+
+
+def _bounded_tasks() -> list[str]:
+    """Every continuous gymnasium task of the shipped registry, and dm-control's two kinds of
+    bounds other than [-1, 1] (per element, and LQR's unbounded)."""
+    from gato.tasks.registry import load_registry
+
+    gym_tasks = [
+        t.id for t in load_registry().values() if t.suite == "gym" and t.action.kind == "continuous"
+    ]
+    return [*gym_tasks, "dmc-quadruped-walk", "dmc-lqr-lqr_2_1"]
+
+
+@pytest.mark.parametrize("task_id", _bounded_tasks())
+def test_registry_action_bounds_are_the_environments(task_id, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
+    # Raw-scale datasets are tokenized, and policies act, by the registry's bounds.
+    task = get_task(task_id)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            env = make_env(task)
+    except ImportError as err:
+        pytest.skip(f"{task_id}: {err}")
+    with env:
+        assert not [w for w in caught if "no action bounds" in str(w.message)]
+        low, high = task.action.bounds()
+        np.testing.assert_allclose(env.action_bounds[0].reshape(low.shape), low, rtol=1e-6)
+        np.testing.assert_allclose(env.action_bounds[1].reshape(high.shape), high, rtol=1e-6)
+
+
+def test_a_registry_without_the_environments_bounds_is_announced():
+    spec = dataclasses.replace(get_task("gym-pendulum").action, low=None, high=None)
+    task = dataclasses.replace(get_task("gym-pendulum"), action=spec)
+    with pytest.warns(UserWarning, match=r"no action bounds but the environment's are low=\[-2"):
+        env = make_env(task)
+    with env:  # the adapter still rescales to the environment's bounds, as it always did
+        np.testing.assert_allclose(env.to_env_action(np.array([1.0])), [2.0])
+
+
+def test_registry_bounds_that_disagree_with_the_environment_are_refused():
+    spec = dataclasses.replace(get_task("gym-pendulum").action, low=(-1.0,), high=(1.0,))
+    task = dataclasses.replace(get_task("gym-pendulum"), action=spec)
+    with pytest.raises(ValueError, match=r"bounds are low=\[-2.0\], high=\[2.0\] but the registry"):
+        make_env(task)

@@ -29,6 +29,10 @@ Suites:
 - "metaworld": Meta-World's 50 MT50 tasks (`metaworld`, optional), goal observable: 39 floats,
   4 actions in [-1, 1]; each reset draws a new object and goal placement from the seed.
 
+The conversions from what a suite's simulator returns to the canonical dict, and from canonical
+actions to the simulator's, are pure functions in `convert` (`ObservationConverter`,
+`to_env_action`), shared by the adapters and by a policy dropped into a user's own loop.
+
 One module per suite; `make_env` imports the task's suite module when it builds an environment,
 and each adapter imports its library when it is constructed, so importing this package imports no
 simulator. A suite whose optional package is missing raises `MissingPackageError` naming the
@@ -51,6 +55,7 @@ from gato.tasks.envs.base import (
     require_suite,
     unit_to_bounds,
 )
+from gato.tasks.envs.convert import ObservationConverter, to_env_action
 from gato.tasks.registry import TaskSpec
 
 SUITES: dict[str, str] = {
@@ -82,11 +87,13 @@ __all__ = [
     "SUITE_PACKAGES",
     "ControlEnv",
     "MissingPackageError",
+    "ObservationConverter",
     "ObservationError",
     "Step",
     "bounds_to_unit",
     "make_env",
     "missing_package",
     "require_suite",
+    "to_env_action",
     "unit_to_bounds",
 ]

@@ -11,7 +11,6 @@ the protocol it was scored under.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gato.tasks.envs.base import ControlEnv
+from gato.tasks.envs.convert import FrameStack
 from gato.tasks.registry import TaskSpec
 
 
@@ -213,7 +213,7 @@ class AtariEnv(ControlEnv):
         self._ale = base.unwrapped.ale
         self._frame_skip = frame_skip
         self._stack = stack
-        self._frames: deque[np.ndarray] = deque(maxlen=stack)
+        self._frames = FrameStack(stack)
         meanings = base.unwrapped.get_action_meanings()
         # JAT's FireResetEnv applies where action 1 is FIRE and there are at least 3 actions.
         self._fire = fire_reset and len(meanings) >= 3 and meanings[1] == "FIRE"
@@ -252,10 +252,6 @@ class AtariEnv(ControlEnv):
     def lives(self) -> int:
         return int(self._ale.lives())
 
-    def _observation(self) -> dict[str, Any]:
-        # np.stack on the last axis builds the (H, W, stack) image in one pass.
-        return {"image_observations": np.stack(self._frames, axis=-1)}
-
     def _reset(self, seed: int | None) -> dict[str, Any]:
         frame, _ = self._env.reset(seed=seed)
         if self._fire:
@@ -264,12 +260,7 @@ class AtariEnv(ControlEnv):
                 if terminated or truncated:  # as FireResetEnv: start again
                     frame, _ = self._env.reset()
         self._lives = self.lives()
-        self._restack(frame)
-        return self._observation()
-
-    def _restack(self, frame: np.ndarray) -> None:
-        self._frames.clear()
-        self._frames.extend([frame] * self._stack)  # the first stack repeats the first frame
+        return {"image_observations": self._frames.reset(frame)}
 
     def _step(self, action: int) -> tuple[dict[str, Any], float, bool, bool]:
         frame, reward, terminated, truncated, _ = self._env.step(action)
@@ -281,11 +272,11 @@ class AtariEnv(ControlEnv):
                 reward += more
                 if terminated or truncated:
                     break
-            self._restack(frame)
+            stacked = self._frames.reset(frame)
         else:
-            self._frames.append(frame)
+            stacked = self._frames.push(frame)
         self._lives = self.lives()
-        return self._observation(), reward, terminated, truncated
+        return {"image_observations": stacked}, reward, terminated, truncated
 
     def close(self) -> None:
         self._env.close()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from gato.tasks.envs.base import ControlEnv, require_suite
+from gato.tasks.envs.convert import babyai_observation
 from gato.tasks.registry import TaskSpec
 
 
@@ -49,13 +47,7 @@ class BabyAIEnv(ControlEnv):
         """The gymnasium environment as made (the BabyAI bot takes this)."""
         return self._env
 
-    @staticmethod
-    def _observation(obs: Mapping[str, Any]) -> dict[str, Any]:
-        view = np.asarray(obs["image"], dtype=np.int64).reshape(-1)
-        return {
-            "text_observations": str(obs["mission"]),
-            "discrete_observations": np.concatenate(([int(obs["direction"])], view)),
-        }
+    _observation = staticmethod(babyai_observation)
 
     def _reset(self, seed: int | None) -> dict[str, Any]:
         obs, _ = self._env.reset(seed=seed)

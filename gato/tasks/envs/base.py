@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -116,10 +117,7 @@ class ControlEnv:
     def __init__(self, task: TaskSpec) -> None:
         self.task = task
         self.step_count = 0
-        self._checks = [
-            (column, spec.shape, np.dtype(spec.dtype) if column != "text_observations" else None)
-            for column, spec in task.observation.items()
-        ]
+        self._checks = observation_checks(task)
         self._low = self._high = None
         self._scale: list[tuple[float, float]] = []
 
@@ -191,44 +189,44 @@ class ControlEnv:
         return np.array(out).reshape(spec.shape)
 
     def _set_bounds(self, low: Any, high: Any) -> None:
-        """Record the simulator's continuous action bounds (finite, low < high)."""
+        """Record the simulator's continuous action bounds (finite, low < high), which must be
+        the registry's when it states them (`ActionSpec.low`, `high`): raw-scale datasets are
+        tokenized and policies act by those."""
         self._low, self._high = _finite_bounds(low, high, self.task.id)
         self._scale = list(
             zip(self._low.ravel().tolist(), (0.5 * (self._high - self._low)).ravel().tolist(),
                 strict=True)
         )  # fmt: skip
+        spec = self.task.action
+        if spec.kind == "continuous" and spec.low is None:
+            # Without bounds the adapter still rescales to the environment's (as it always
+            # did), but raw-scale data and policies in raw loops take [-1, 1]: say so.
+            if not ((self._low == -1.0).all() and (self._high == 1.0).all()):
+                warnings.warn(
+                    f"task {self.task.id!r}: the registry gives no action bounds but the "
+                    f"environment's are low={self._low.tolist()}, high={self._high.tolist()}; "
+                    "set action.low and action.high in the registry",
+                    stacklevel=3,
+                )
+            return
+        if spec.kind == "continuous" and self._low.size == spec.num_tokens:
+            expected = spec.bounds()
+            got = (self._low.reshape(spec.shape), self._high.reshape(spec.shape))
+            # float32 spaces store 0.4 as 0.4000000059604645
+            pairs = zip(got, expected, strict=True)
+            if not all(np.allclose(g, e, rtol=1e-6, atol=0) for g, e in pairs):
+                raise ValueError(
+                    f"task {self.task.id!r}: the environment's action bounds are low="
+                    f"{self._low.tolist()}, high={self._high.tolist()} but the registry says "
+                    f"low={expected[0].ravel().tolist()}, high={expected[1].ravel().tolist()}; "
+                    "set action.low and action.high in the registry to the environment's"
+                )
 
     # -- checks ----------------------------------------------------------------------------
 
     def _check(self, observation: dict[str, Any]) -> dict[str, Any]:
         """Validate one observation against the spec (cheap: shape, dtype, finiteness)."""
-        for column, shape, dtype in self._checks:
-            if column not in observation:
-                raise ObservationError(self.task.id, self.step_count, column, "missing")
-            value = observation[column]
-            if dtype is None:
-                if not isinstance(value, str):
-                    problem = f"expected str, got {type(value).__name__}"
-                    raise ObservationError(self.task.id, self.step_count, column, problem)
-                continue
-            if not isinstance(value, np.ndarray) or value.dtype != dtype:
-                got = getattr(value, "dtype", type(value).__name__)
-                problem = f"expected a {dtype} array, got {got}"
-                raise ObservationError(self.task.id, self.step_count, column, problem)
-            if value.shape != shape:
-                problem = f"expected shape {shape}, got {value.shape}"
-                raise ObservationError(self.task.id, self.step_count, column, problem)
-            # One reduction spots NaN and inf (a sum is non-finite iff some term is, barring
-            # overflow near 3e38, which the exact check below then clears).
-            if (
-                dtype.kind == "f"
-                and not math.isfinite(_add(value))
-                and not np.isfinite(value).all()
-            ):
-                bad = np.flatnonzero(~np.isfinite(value))
-                problem = f"non-finite values at indices {bad[:5].tolist()}"
-                raise ObservationError(self.task.id, self.step_count, column, problem)
-        return observation  # the adapters build a fresh dict every step
+        return check_observation(self.task.id, self._checks, observation, self.step_count)
 
     # -- to implement --------------------------------------------------------------------
 
@@ -240,6 +238,47 @@ class ControlEnv:
 
 
 _add = np.add.reduce
+
+
+def observation_checks(task: TaskSpec) -> list[tuple[str, tuple[int, ...], np.dtype | None]]:
+    """(column, shape, dtype; None for text) of each observation column of a task."""
+    return [
+        (column, spec.shape, np.dtype(spec.dtype) if column != "text_observations" else None)
+        for column, spec in task.observation.items()
+    ]
+
+
+def check_observation(
+    task_id: str,
+    checks: list[tuple[str, tuple[int, ...], np.dtype | None]],
+    observation: dict[str, Any],
+    step: int,
+) -> dict[str, Any]:
+    """Validate one canonical observation against `observation_checks(task)` (cheap: shape,
+    dtype, finiteness); `ObservationError` names the task, the step and the field."""
+    for column, shape, dtype in checks:
+        if column not in observation:
+            raise ObservationError(task_id, step, column, "missing")
+        value = observation[column]
+        if dtype is None:
+            if not isinstance(value, str):
+                problem = f"expected str, got {type(value).__name__}"
+                raise ObservationError(task_id, step, column, problem)
+            continue
+        if not isinstance(value, np.ndarray) or value.dtype != dtype:
+            got = getattr(value, "dtype", type(value).__name__)
+            problem = f"expected a {dtype} array, got {got}"
+            raise ObservationError(task_id, step, column, problem)
+        if value.shape != shape:
+            problem = f"expected shape {shape}, got {value.shape}"
+            raise ObservationError(task_id, step, column, problem)
+        # One reduction spots NaN and inf (a sum is non-finite iff some term is, barring
+        # overflow near 3e38, which the exact check below then clears).
+        if dtype.kind == "f" and not math.isfinite(_add(value)) and not np.isfinite(value).all():
+            bad = np.flatnonzero(~np.isfinite(value))
+            problem = f"non-finite values at indices {bad[:5].tolist()}"
+            raise ObservationError(task_id, step, column, problem)
+    return observation  # the adapters build a fresh dict every step
 
 
 def vector(value: Any, dtype: type) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from gato.tasks.envs.base import ControlEnv
+from gato.tasks.envs.convert import dmc_state
 from gato.tasks.registry import TaskSpec
 
 
@@ -62,9 +63,7 @@ class DMCEnv(ControlEnv):
         return max(1, round(self._env.control_timestep() / self.physics.timestep()))
 
     def _observation(self, timestep) -> dict[str, Any]:
-        obs = timestep.observation
-        # axis=None flattens every entry (scalars included) in the one call that casts.
-        state = np.concatenate([obs[k] for k in self._keys], axis=None, dtype=np.float32)
+        state = dmc_state(timestep.observation, self._keys)
         out: dict[str, Any] = {"continuous_observations": state}
         if self._pixels:
             out["image_observations"] = self.physics.render(**self._render_args)

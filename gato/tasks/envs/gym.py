@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from gato.tasks.envs.base import ControlEnv, vector
+from gato.tasks.envs.base import ControlEnv
+from gato.tasks.envs.convert import gym_observation
 from gato.tasks.registry import TaskSpec
 
 
@@ -28,14 +29,14 @@ class GymEnv(ControlEnv):
         )
         space = self._env.observation_space
         if isinstance(space, gym.spaces.Discrete):
-            column, self._convert = "discrete_observations", _discrete_observation(space.start)
+            column, start = "discrete_observations", int(space.start)
         elif isinstance(space, gym.spaces.Box):
-            column = "continuous_observations"
-            self._convert = _box_observation(np.issubdtype(space.dtype, np.integer))
+            column, start = "continuous_observations", 0
             if np.issubdtype(space.dtype, np.integer):
                 column = "discrete_observations"
         else:
             raise ValueError(f"task {task.id!r}: unsupported observation space {space}")
+        self._convert = lambda obs: gym_observation(obs, column, start)
         self._column = column
         action_space = self._env.action_space
         if isinstance(action_space, gym.spaces.Box):
@@ -67,12 +68,3 @@ class GymEnv(ControlEnv):
 
     def close(self) -> None:
         self._env.close()
-
-
-def _discrete_observation(start: int) -> Callable[[Any], np.ndarray]:
-    return lambda obs: np.array([int(obs) - start], dtype=np.int64)
-
-
-def _box_observation(integer: bool) -> Callable[[Any], np.ndarray]:
-    dtype = np.int64 if integer else np.float32
-    return lambda obs: vector(obs, dtype)

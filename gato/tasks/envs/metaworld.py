@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from gato.tasks.envs.base import ControlEnv, MissingPackageError, require_suite, vector
+from gato.tasks.envs.base import ControlEnv, MissingPackageError, require_suite
+from gato.tasks.envs.convert import gym_observation
 from gato.tasks.registry import TaskSpec
 
 _METAWORLD_MUJOCO_LIMIT = (3, 17)
@@ -73,12 +74,13 @@ class MetaWorldEnv(ControlEnv):
             self._env.seed(seed)
         obs, info = self._env.reset()
         self.last_info = dict(info)
-        return {"continuous_observations": vector(obs, np.float32)}
+        return {"continuous_observations": gym_observation(obs, "continuous_observations")}
 
     def _step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool]:
         obs, reward, terminated, truncated, info = self._env.step(action.astype(np.float32))
         self.last_info = dict(info)
-        return {"continuous_observations": vector(obs, np.float32)}, reward, terminated, truncated
+        observation = {"continuous_observations": gym_observation(obs, "continuous_observations")}
+        return observation, reward, terminated, truncated
 
     def close(self) -> None:
         self._env.close()
