@@ -65,9 +65,13 @@ class TrainConfig:
         default=False, metadata={"help": "recompute activations in backward to save memory"}
     )
     seed: int = field(default=0, metadata={"help": "seed for weights, data order and sampling"})
-    output_dir: str = field(default="runs/gato", metadata={"help": "run folder"})
+    output_dir: str = field(
+        default="runs/gato",
+        metadata={"help": "run folder (a relative one is under the home: $GATO_HOME or --home)"},
+    )
     cache_dir: str | None = field(
-        default=None, metadata={"help": "token cache folder (default data/cache/tokens)"}
+        default=None,
+        metadata={"help": "token cache folder (default <home>/data/cache/tokens)"},
     )
     log_every: int = field(default=10, metadata={"help": "steps between log lines"})
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})

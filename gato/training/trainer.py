@@ -44,7 +44,7 @@ from gato.checkpoints import (
     write_manifest,
 )
 from gato.cli import parse
-from gato.files import atomic_write_text
+from gato.files import atomic_write_text, home_path
 from gato.tokens.batch import GatoBatch, mask_actions
 from gato.training.config import TrainConfig
 from gato.training.model_card import model_card, task_family
@@ -109,7 +109,8 @@ class Trainer:
 
             # An unknown recipe or task fails before anything starts.
             self.recipe = resolve_recipe(recipe if recipe is not None else config.mixture)
-        self.output_dir = Path(config.output_dir)
+        # A relative run folder is under the home ($GATO_HOME; the checkout when run from one).
+        self.output_dir = home_path(config.output_dir)
         precision = config.mixed_precision
         if precision == "auto":
             precision = "bf16" if _has_bf16(config.cpu) else "no"

@@ -65,9 +65,9 @@ from gato.data.corpora.text_readers import (
     gnu_standards_paragraphs,
     python_doc_paragraphs,
 )
-from gato.files import REPO_ROOT
+from gato.files import cache_dir
 
-DEFAULT_CORPUS_PATH = REPO_ROOT / "data" / "cache" / "text" / "corpus.txt"
+DEFAULT_CORPUS_PATH = cache_dir() / "text" / "corpus.txt"
 
 
 # --------------------------------------------------------------------------------------
