@@ -47,6 +47,12 @@ from gato.cli import parse
 from gato.files import atomic_write_text, home_path
 from gato.tokens.batch import GatoBatch, mask_actions
 from gato.training.config import TrainConfig
+from gato.training.init_from import (
+    apply_freeze,
+    check_compatible,
+    check_local_positions,
+    load_initial_model,
+)
 from gato.training.model_card import model_card, task_family
 from gato.training.schedule import learning_rate_factor, parameter_groups
 
@@ -139,13 +145,21 @@ class Trainer:
         self._check_output_dir()
 
         set_seed(config.seed)
-        self.model_config = GatoConfig.from_preset(
-            config.preset, value_embedding_init=config.value_embedding_init
-        )
-        if config.context is not None:
-            self.model_config.max_position_embeddings = config.context
+        if config.init_from:
+            # Weights only: the optimizer, schedule and data position start afresh below.
+            model, text_model = load_initial_model(config.init_from, context=config.context)
+            check_compatible(model.config, text_model, config.init_from)
+            self.model_config = model.config
+        else:
+            self.model_config = GatoConfig.from_preset(
+                config.preset, value_embedding_init=config.value_embedding_init
+            )
+            if config.context is not None:
+                self.model_config.max_position_embeddings = config.context
+            model = GatoModel(self.model_config)
         self.context = self.model_config.max_position_embeddings
-        model = GatoModel(self.model_config)
+        if config.freeze_embedding or config.train_last_blocks is not None:
+            apply_freeze(model, config.freeze_embedding, config.train_last_blocks)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.optimizer = torch.optim.AdamW(
@@ -189,6 +203,8 @@ class Trainer:
                 tokenizer=GatoTokenizer.from_config(self.model_config),
                 progress=self.accelerator.is_main_process,
             )
+        if self.config.init_from:  # a pretrained model's position table is what it is
+            check_local_positions(self.model_config, mixture.caches, list(mixture.source_names))
         return mixture.loader()
 
     def _check_output_dir(self) -> None:
