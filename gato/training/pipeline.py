@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["timings"] = timings
         report["train"] = {"config": asdict(train), **result}
         (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        from gato.training.hub import refresh_card
+
+        refresh_card(checkpoint, report)  # the card's model-index: what the hub will show
         print_summary(report)
         print(f"report: {out_dir / 'report.md'}  ({timings['total'] / 60:.1f} min in all)")
         result["report"] = report

@@ -53,7 +53,7 @@ from gato.training.init_from import (
     check_local_positions,
     load_initial_model,
 )
-from gato.training.model_card import model_card, task_family
+from gato.training.model_card import model_card, task_family, tokens_trained
 from gato.training.schedule import learning_rate_factor, parameter_groups
 
 
@@ -258,7 +258,9 @@ class Trainer:
         from gato.tokens.text_model import DEFAULT_TEXT_MODEL_PATH
 
         shutil.copy2(DEFAULT_TEXT_MODEL_PATH, folder / Path(DEFAULT_TEXT_MODEL_PATH).name)
-        (folder / "README.md").write_text(model_card(self.config, self.command, self.step))
+        tokens = tokens_trained(self.output_dir, self.step)
+        card = model_card(self.config, self.command, self.step, tokens=tokens)
+        (folder / "README.md").write_text(card)
 
     def load_checkpoint(self, folder: Path) -> None:
         manifest = verify_checkpoint(folder)
