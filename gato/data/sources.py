@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from gato.data.token_cache import TokenCache
-from gato.files import REPO_ROOT
+from gato.files import gato_home
 from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.tokens.windows import (
@@ -121,12 +121,14 @@ class Source:
         """This source with a local `path` made absolute; `FileNotFoundError` naming the
         command that builds it when a local dataset is missing.
 
-        A relative path is tried against the working directory, then the repository root.
+        A relative path is tried against the working directory, then the home
+        (`gato.files.gato_home`: the checkout when the package runs from one).
         """
         path = self.path
         local = Path(path)
-        if not local.is_absolute() and (REPO_ROOT / local).exists() and not local.exists():
-            local = REPO_ROOT / local
+        home = gato_home()
+        if not local.is_absolute() and (home / local).exists() and not local.exists():
+            local = home / local
         looks_local = local.is_absolute() or path.startswith(".") or path.count("/") != 1
         if looks_local and not local.exists() and not any(ch in path for ch in "*?["):
             command = self.build_command

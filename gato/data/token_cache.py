@@ -40,12 +40,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gato.files import REPO_ROOT
+from gato.files import cache_dir
 from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import PATCH_ID
 
-DEFAULT_CACHE_ROOT = REPO_ROOT / "data" / "cache" / "tokens"
+DEFAULT_CACHE_ROOT = cache_dir() / "tokens"
 CACHE_VERSION = 1
 """Bump when the layout or the meaning of a cache changes: old caches are then rebuilt."""
 

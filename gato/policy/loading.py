@@ -1,13 +1,16 @@
 """Loading a checkpoint for deployment: model, checkpoint and run folders, with clear errors.
 
 `load_pretrained` accepts a `save_pretrained` folder, a training checkpoint (`step-N/`, whose
-`model/` it verifies against the checkpoint's manifest) or a run folder (`checkpoints/latest`);
-errors (`CheckpointError`) name what is missing or corrupt.
+`model/` it verifies against the checkpoint's manifest), a run folder (`checkpoints/latest`) or a
+Hugging Face hub id (`owner/name`, fetched with `huggingface_hub.snapshot_download`; with
+`HF_HUB_OFFLINE=1` only the local hub cache is read); errors (`CheckpointError`) name what is
+missing or corrupt.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from gato.checkpoints import (
     read_latest,
     verify_checkpoint,
 )
+from gato.files import home_path
 from gato.modeling.model import GatoModel
 from gato.tokens.tokenizer import GatoTokenizer
 
@@ -36,9 +40,16 @@ def resolve_model_dir(path: str | Path) -> Path:
 
     `path` may be the model folder itself (holds `config.json`), a training checkpoint
     (`<run>/checkpoints/step-N`, holds `model/`), a run's `checkpoints/` folder or the run folder
-    (`checkpoints/latest` names the newest checkpoint).
+    (`checkpoints/latest` names the newest checkpoint). A relative path that does not exist here
+    is tried under the home (`gato.files.gato_home`, where relative run folders are written); a
+    path that exists nowhere and looks like a hub id (`owner/name`) is downloaded, or read from
+    the hub cache.
     """
     root = Path(path).expanduser()
+    if not root.exists() and not root.is_absolute() and home_path(root).exists():
+        root = home_path(root)
+    if not root.exists() and _looks_like_hub_id(str(path)):
+        root = _hub_snapshot(str(path))
     if not root.exists():
         raise CheckpointError(f"checkpoint {root} does not exist")
     if not root.is_dir():
@@ -55,6 +66,26 @@ def resolve_model_dir(path: str | Path) -> Path:
         f"{root} is not a model folder (no config.json), a training checkpoint (no model/) or a "
         "run folder (no checkpoints/latest)"
     )
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """`owner/name` with the hub's characters (not `./x`, `/x`, `a/b/c` or `~/x`)."""
+    return bool(_HUB_ID.match(text)) and ".." not in text
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """The local folder of a hub model repository: downloaded, or from the cache when offline."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=repo_id, repo_type="model"))
+    except Exception as err:  # offline without a cached copy, unknown repo, no network
+        raise CheckpointError(
+            f"{repo_id!r} is neither a local folder nor a hub model that can be fetched ({err})"
+        ) from None
 
 
 def _model_folder(folder: Path) -> Path:

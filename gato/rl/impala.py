@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from gato.checkpoints import latest_checkpoint
+from gato.files import gato_home
 from gato.rl.actors import actor_settings
 from gato.rl.learner import (
     Learner,
@@ -43,7 +44,7 @@ from gato.rl.networks import ActorCritic, default_network
 from gato.rl.runner import make_layout, stack_unrolls
 from gato.rl.spaces import observation_column, task_spaces
 from gato.tasks.envs import make_env
-from gato.tasks.registry import REPO_ROOT, UnknownTaskError, get_task
+from gato.tasks.registry import UnknownTaskError, get_task
 
 
 @dataclass
@@ -172,7 +173,7 @@ class ImpalaConfig:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be positive widths, got {self.hidden}")
         if self.output_dir is None:
-            self.output_dir = str(REPO_ROOT / "runs" / "impala" / self.task)
+            self.output_dir = str(gato_home() / "runs" / "impala" / self.task)
 
     @property
     def unrolls_per_batch(self) -> int:

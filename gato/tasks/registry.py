@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gato.files import REPO_ROOT, atomic_write_text
+from gato.files import ASSETS_DIR, atomic_write_text, gato_home
 from gato.schema import ACTION_KINDS, OBSERVATION_COLUMNS, REWARD_COLUMN, ActionSpec
 
-DEFAULT_REGISTRY_PATH = REPO_ROOT / "data" / "tasks.toml"
+DEFAULT_REGISTRY_PATH = ASSETS_DIR / "data" / "tasks.toml"
 """The registry file shipped with the toolkit."""
 
 _DTYPES = {
@@ -162,9 +162,11 @@ class TaskSpec:
     description: str = ""
     reference: Reference | None = None
     source: Path | None = None
-    root: Path = REPO_ROOT / "data"
+    root: Path = ASSETS_DIR / "data"
     """Folder that relative dataset and checkpoint paths are resolved against (the root registry
-    file's folder)."""
+    file's folder). For the built-in registry, paths under `cache/` (generated data) are
+    resolved against `<home>/data` instead (`gato.files.gato_home`), so an installed package
+    never writes into its own folder."""
 
     @property
     def observation_columns(self) -> tuple[str, ...]:
@@ -182,7 +184,7 @@ class TaskSpec:
         path = Path(self.dataset)
         if path.is_absolute():
             return path
-        local = self.root / path
+        local = self._local(path)
         if local.exists() or not _looks_like_hub_id(self.dataset):
             return local
         return self.dataset
@@ -190,7 +192,13 @@ class TaskSpec:
     def resolve_path(self, value: str) -> Path:
         """A path of the registry (dataset, expert checkpoint): relative ones start at `root`."""
         path = Path(value).expanduser()
-        return path if path.is_absolute() else self.root / path
+        return path if path.is_absolute() else self._local(path)
+
+    def _local(self, path: Path) -> Path:
+        """A relative path of the registry as a local path (generated data under the home)."""
+        if path.parts[:1] == ("cache",) and self.root == ASSETS_DIR / "data":
+            return gato_home() / "data" / path
+        return self.root / path
 
     @property
     def has_offline_expert(self) -> bool:
@@ -437,7 +445,7 @@ def _read_tables(
 
 def parse_registry(
     text: str,
-    root: Path = REPO_ROOT / "data",
+    root: Path = ASSETS_DIR / "data",
     path: Path | None = None,
     overrides: Mapping[Path, str] | None = None,
 ):

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from gato.files import REPO_ROOT
+from gato.files import ASSETS_DIR
 
 TEXT_MODEL_NAME = "gato_text_32k"
 TEXT_MODEL_ENV = "GATO_TEXT_MODEL"
@@ -58,7 +58,7 @@ def default_text_model_path() -> Path:
     override = os.environ.get(TEXT_MODEL_ENV)
     if override:
         return Path(override).expanduser()
-    return REPO_ROOT / "tokenizers" / f"{TEXT_MODEL_NAME}.model"
+    return ASSETS_DIR / "tokenizers" / f"{TEXT_MODEL_NAME}.model"
 
 
 DEFAULT_TEXT_MODEL_PATH = default_text_model_path()

@@ -68,9 +68,13 @@ class TrainConfig:
         default=False, metadata={"help": "recompute activations in backward to save memory"}
     )
     seed: int = field(default=0, metadata={"help": "seed for weights, data order and sampling"})
-    output_dir: str = field(default="runs/gato", metadata={"help": "run folder"})
+    output_dir: str = field(
+        default="runs/gato",
+        metadata={"help": "run folder (a relative one is under the home: $GATO_HOME or --home)"},
+    )
     cache_dir: str | None = field(
-        default=None, metadata={"help": "token cache folder (default data/cache/tokens)"}
+        default=None,
+        metadata={"help": "token cache folder (default <home>/data/cache/tokens)"},
     )
     log_every: int = field(default=10, metadata={"help": "steps between log lines"})
     report_to: str = field(
@@ -80,6 +84,25 @@ class TrainConfig:
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
     keep_checkpoints: int = field(default=2, metadata={"help": "checkpoints kept on disk"})
     resume: bool = field(default=False, metadata={"help": "continue the run in output_dir"})
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "start a new run from these weights (a model, checkpoint or run folder, or a "
+            "hub id): not their optimizer, schedule or data position; the model's shape is the "
+            "checkpoint's (--preset then only sets the default learning rate)"
+        },
+    )
+    freeze_embedding: bool = field(
+        default=False,
+        metadata={
+            "help": "keep the input embedding fixed (token table and tied output head, value "
+            "function, patch encoder, position tables)"
+        },
+    )
+    train_last_blocks: int | None = field(
+        default=None,
+        metadata={"help": "train only the last N decoder blocks, the others frozen (None: all)"},
+    )
     cpu: bool = field(default=False, metadata={"help": "train on the CPU even with a GPU"})
 
     PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
@@ -110,6 +133,8 @@ class TrainConfig:
             self.learning_rate = self.PRESET_LEARNING_RATES.get(self.preset, 3e-4)
         if self.warmup_steps is None:
             self.warmup_steps = min(15_000, max(1, self.steps // 40))
+        if self.train_last_blocks is not None and self.train_last_blocks < 0:
+            raise ValueError(f"train_last_blocks must be >= 0, got {self.train_last_blocks}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -119,4 +144,7 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that make two runs the same run (not how long or how it is logged)."""
         keep = ("preset", "mixture", "global_batch", "context", "learning_rate", "seed")
-        return {k: getattr(self, k) for k in keep}
+        identity = {k: getattr(self, k) for k in keep}
+        if self.init_from:  # absent otherwise, so runs recorded before the field still resume
+            identity["init_from"] = self.init_from
+        return identity

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     timings["train"] = time.perf_counter() - start
     result: dict[str, Any] = {"steps": trainer.step, "final_loss": logs[-1].loss if logs else None}
     if pipeline.evaluate and trainer.accelerator.is_main_process:
-        out_dir = Path(train.output_dir)
+        out_dir = trainer.output_dir
         checkpoint = latest_checkpoint(out_dir)
         start = time.perf_counter()
         report = evaluate_run(checkpoint, train.mixture, pipeline, out_dir, recipe=recipe)
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["timings"] = timings
         report["train"] = {"config": asdict(train), **result}
         (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        from gato.training.hub import refresh_card
+
+        refresh_card(checkpoint, report)  # the card's model-index: what the hub will show
         print_summary(report)
         print(f"report: {out_dir / 'report.md'}  ({timings['total'] / 60:.1f} min in all)")
         result["report"] = report

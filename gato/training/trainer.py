@@ -44,10 +44,16 @@ from gato.checkpoints import (
     write_manifest,
 )
 from gato.cli import parse
-from gato.files import atomic_write_text
+from gato.files import atomic_write_text, home_path
 from gato.tokens.batch import GatoBatch, mask_actions
 from gato.training.config import TrainConfig
-from gato.training.model_card import model_card, task_family
+from gato.training.init_from import (
+    apply_freeze,
+    check_compatible,
+    check_local_positions,
+    load_initial_model,
+)
+from gato.training.model_card import model_card, task_family, tokens_trained
 from gato.training.schedule import learning_rate_factor, parameter_groups
 
 
@@ -109,7 +115,8 @@ class Trainer:
 
             # An unknown recipe or task fails before anything starts.
             self.recipe = resolve_recipe(recipe if recipe is not None else config.mixture)
-        self.output_dir = Path(config.output_dir)
+        # A relative run folder is under the home ($GATO_HOME; the checkout when run from one).
+        self.output_dir = home_path(config.output_dir)
         precision = config.mixed_precision
         if precision == "auto":
             precision = "bf16" if _has_bf16(config.cpu) else "no"
@@ -138,13 +145,21 @@ class Trainer:
         self._check_output_dir()
 
         set_seed(config.seed)
-        self.model_config = GatoConfig.from_preset(
-            config.preset, value_embedding_init=config.value_embedding_init
-        )
-        if config.context is not None:
-            self.model_config.max_position_embeddings = config.context
+        if config.init_from:
+            # Weights only: the optimizer, schedule and data position start afresh below.
+            model, text_model = load_initial_model(config.init_from, context=config.context)
+            check_compatible(model.config, text_model, config.init_from)
+            self.model_config = model.config
+        else:
+            self.model_config = GatoConfig.from_preset(
+                config.preset, value_embedding_init=config.value_embedding_init
+            )
+            if config.context is not None:
+                self.model_config.max_position_embeddings = config.context
+            model = GatoModel(self.model_config)
         self.context = self.model_config.max_position_embeddings
-        model = GatoModel(self.model_config)
+        if config.freeze_embedding or config.train_last_blocks is not None:
+            apply_freeze(model, config.freeze_embedding, config.train_last_blocks)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.optimizer = torch.optim.AdamW(
@@ -188,6 +203,8 @@ class Trainer:
                 tokenizer=GatoTokenizer.from_config(self.model_config),
                 progress=self.accelerator.is_main_process,
             )
+        if self.config.init_from:  # a pretrained model's position table is what it is
+            check_local_positions(self.model_config, mixture.caches, list(mixture.source_names))
         return mixture.loader()
 
     def _check_output_dir(self) -> None:
@@ -241,7 +258,9 @@ class Trainer:
         from gato.tokens.text_model import DEFAULT_TEXT_MODEL_PATH
 
         shutil.copy2(DEFAULT_TEXT_MODEL_PATH, folder / Path(DEFAULT_TEXT_MODEL_PATH).name)
-        (folder / "README.md").write_text(model_card(self.config, self.command, self.step))
+        tokens = tokens_trained(self.output_dir, self.step)
+        card = model_card(self.config, self.command, self.step, tokens=tokens)
+        (folder / "README.md").write_text(card)
 
     def load_checkpoint(self, folder: Path) -> None:
         manifest = verify_checkpoint(folder)

@@ -26,9 +26,9 @@ import datasets
 
 from gato.data.corpora.text_corpus import DEFAULT_CORPUS_PATH, read_paragraphs, split_corpus
 from gato.data.io import load_rows, save_dataset
-from gato.files import REPO_ROOT
+from gato.files import cache_dir
 
-TEXT_DATASET_PATH = REPO_ROOT / "data" / "cache" / "text" / "dataset"
+TEXT_DATASET_PATH = cache_dir() / "text" / "dataset"
 BUILD_COMMAND = "python -m gato.data.corpora.text"
 CORPUS_COMMAND = "python -m gato.data.corpora.text_corpus"
 SPLITS = ("train", "validation")

@@ -1,10 +1,19 @@
-"""An English text corpus built offline from Debian packages.
+"""An English text corpus built offline, from Debian packages or from the Python install.
 
 Gato learns text from a web-scale corpus; we cannot download one, but Debian ships a good
 deal of freely licensed English prose as ordinary packages, reachable through `apt` from
-the package mirror. This module installs those packages when their files are missing,
-cleans their markup away, and writes one paragraph per line, the form SentencePiece
-trains on and the form the chat data is later cut from.
+the package mirror, and every CPython install carries some (`text_portable`). This module
+picks a source (`choose_sources`), installs the Debian packages when asked and possible,
+cleans the markup away, and writes one paragraph per line, the form SentencePiece trains on
+and the form the chat data is later cut from.
+
+Which source (`--source`, or the environment variable `GATO_TEXT_SOURCE` for the main job):
+
+- `auto` (default): the Debian packages when their files are all there; else, when running as
+  root with `apt-get` on the PATH, install them; else (not root, no apt, or the install fails)
+  the Python install's own text. apt is an option, never a requirement.
+- `debian`: the Debian packages, installed with apt-get if missing; an error if that fails.
+- `python`: the Python install's text only (about 1.8 MB; PSF License Version 2).
 
 Sources, each a `Source` below (the licences are summarised from /usr/share/doc/PKG/copyright);
 their readers are in `text_readers`, the cleaning in `text_cleaning`:
@@ -18,6 +27,8 @@ their readers are in `text_readers`, the cleaning in `text_cleaning`:
   (GPL-2+; GPL-2+ or CC-BY-SA-3.0; GFDL without invariant sections).
 - `dict-gcide`: the GNU Collaborative International Dictionary of English, mostly the 1913
   Webster with its literary quotations (GPL-2+).
+- `python-stdlib` (the portable source, no package): the docstrings of CPython's standard
+  library and its `pydoc_data` topics (PSF License Version 2).
 
 CLI: ``python -m gato.data.corpora.text_corpus --out data/cache/text/corpus.txt``
 """
@@ -33,10 +44,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
+from gato.data.corpora import text_portable
 from gato.data.corpora.text_cleaning import clean_paragraphs
 from gato.data.corpora.text_readers import (
     DEBIAN_HANDBOOK_DIR,
@@ -53,9 +65,9 @@ from gato.data.corpora.text_readers import (
     gnu_standards_paragraphs,
     python_doc_paragraphs,
 )
-from gato.files import REPO_ROOT
+from gato.files import cache_dir
 
-DEFAULT_CORPUS_PATH = REPO_ROOT / "data" / "cache" / "text" / "corpus.txt"
+DEFAULT_CORPUS_PATH = cache_dir() / "text" / "corpus.txt"
 
 
 # --------------------------------------------------------------------------------------
@@ -64,12 +76,13 @@ DEFAULT_CORPUS_PATH = REPO_ROOT / "data" / "cache" / "text" / "corpus.txt"
 
 @dataclass(frozen=True)
 class Source:
-    """One Debian package (or pair) of English text and how to read it."""
+    """One Debian package (or pair) of English text, or the Python install's, and how to read
+    it."""
 
     name: str
     """Short name used in statistics."""
     packages: tuple[str, ...]
-    """Debian packages that provide the files."""
+    """Debian packages that provide the files (none for the Python install's text)."""
     probe: Path
     """A file that exists exactly when the packages are installed."""
     licence: str
@@ -131,6 +144,66 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
+PYTHON_SOURCES: tuple[Source, ...] = (
+    Source(
+        "python-stdlib",
+        (),
+        text_portable.stdlib_dir() / "os.py",
+        text_portable.PSF_LICENCE,
+        text_portable.python_paragraphs,
+    ),
+)
+"""The source that needs neither root nor apt: it comes with the interpreter."""
+
+TextSourceKind = Literal["auto", "debian", "python"]
+TEXT_SOURCE_KINDS: tuple[str, ...] = ("auto", "debian", "python")
+TEXT_SOURCE_ENV = "GATO_TEXT_SOURCE"
+"""Environment variable naming the source kind when no `--source` is given (the main job)."""
+
+
+def default_source_kind() -> str:
+    """`$GATO_TEXT_SOURCE`, or `auto` when it is unset."""
+    return os.environ.get(TEXT_SOURCE_ENV, "") or "auto"
+
+
+def _can_install() -> bool:
+    """Whether `apt-get install` can work here: apt-get on the PATH and root privileges."""
+    geteuid = getattr(os, "geteuid", None)
+    return shutil.which("apt-get") is not None and geteuid is not None and geteuid() == 0
+
+
+def choose_sources(kind: str | None = None, install: bool = True) -> tuple[Source, ...]:
+    """The sources of the corpus for a source kind (see the module docstring).
+
+    `kind` None means `default_source_kind()`. `install=False` never runs apt-get: `auto` then
+    takes the Debian packages only when they are already there, and `debian` fails when they
+    are not.
+    """
+    kind = default_source_kind() if kind is None else kind
+    if kind not in TEXT_SOURCE_KINDS:
+        raise ValueError(f"text source must be one of {TEXT_SOURCE_KINDS}, got {kind!r}")
+    if kind == "python":
+        return PYTHON_SOURCES
+    if kind == "debian":
+        ensure_packages(SOURCES, install=install)
+        return SOURCES
+    if all(source.probe.exists() for source in SOURCES):
+        return SOURCES
+    if install and _can_install():
+        try:
+            ensure_packages(SOURCES, install=True)
+            return SOURCES
+        except RuntimeError as error:
+            print(f"{error}; using the Python install's text instead", file=sys.stderr)
+    else:
+        print(
+            "Debian text packages missing and apt-get unavailable (not root, or no apt): "
+            "using the Python install's text (PSF licence)",
+            file=sys.stderr,
+        )
+    return PYTHON_SOURCES
+
+
 def ensure_packages(sources: Sequence[Source] = SOURCES, install: bool = True) -> None:
     """Install the Debian packages whose files are missing, or say which ones are.
 
@@ -160,16 +233,18 @@ def ensure_packages(sources: Sequence[Source] = SOURCES, install: bool = True) -
 
 
 def iter_corpus(
-    sources: Sequence[Source] = SOURCES,
+    sources: Sequence[Source] | None = None,
     install: bool = True,
     counts: Counter[str] | None = None,
     sizes: Counter[str] | None = None,
 ) -> Iterator[str]:
     """Clean paragraphs of every source in a fixed order, exact duplicates removed.
 
-    `counts` and `sizes`, when given, receive the paragraphs and UTF-8 bytes (newlines
-    included) kept per source.
+    `sources` None means `choose_sources(install=install)`. `counts` and `sizes`, when given,
+    receive the paragraphs and UTF-8 bytes (newlines included) kept per source.
     """
+    if sources is None:
+        sources = choose_sources(install=install)
     ensure_packages(sources, install=install)
     seen: set[bytes] = set()
     for source in sources:
@@ -223,14 +298,23 @@ class CorpusStats(NamedTuple):
 
 def build_corpus(
     out_path: str | Path = DEFAULT_CORPUS_PATH,
-    sources: Sequence[Source] = SOURCES,
+    sources: Sequence[Source] | None = None,
     install: bool = True,
+    kind: str | None = None,
 ) -> CorpusStats:
-    """Gather, clean and write the corpus; one paragraph per line, UTF-8."""
+    """Gather, clean and write the corpus; one paragraph per line, UTF-8.
+
+    `sources` None means `choose_sources(kind, install)`; the licences of the sources used are
+    written beside the corpus (`<name>.licences.txt`).
+    """
+    if sources is None:
+        sources = choose_sources(kind, install=install)
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     lines = iter_corpus(sources, install=install, counts=counts, sizes=sizes)
     size = write_lines_atomically(lines, out_path)
+    licences = [f"{source.name}: {source.licence}" for source in sources]
+    write_lines_atomically(licences, Path(out_path).with_suffix(".licences.txt"))
     per_source = {name: (counts[name], sizes[name]) for name in counts}
     return CorpusStats(Path(out_path), sum(counts.values()), size, per_source)
 
@@ -281,7 +365,10 @@ class CorpusOptions:
     out: Path = DEFAULT_CORPUS_PATH
     """Corpus file."""
     install: bool = True
-    """Install missing sources with apt-get (--no_install: fail instead)."""
+    """Install missing Debian sources with apt-get when possible (--no_install: never)."""
+    source: TextSourceKind = field(default_factory=default_source_kind)  # type: ignore[assignment]
+    """Text source: auto (Debian packages if present or installable, else the Python
+    install's text), debian, or python (default: $GATO_TEXT_SOURCE, else auto)."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -294,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__.split("\n\n")[0],
     )
     start = time.perf_counter()
-    stats = build_corpus(args.out, install=args.install)
+    stats = build_corpus(args.out, install=args.install, kind=args.source)
     for name, (count, size) in stats.per_source.items():
         print(f"{name:18s} {count:9,d} paragraphs {size / 1e6:7.2f} MB")
     print(

@@ -48,9 +48,9 @@ import datasets
 import numpy as np
 
 from gato.data.io import load_rows, save_dataset
-from gato.files import REPO_ROOT
+from gato.files import cache_dir
 
-DEFAULT_OUTPUT = REPO_ROOT / "data" / "cache" / "vision_language"
+DEFAULT_OUTPUT = cache_dir() / "vision_language"
 CAPTIONS_PATH = DEFAULT_OUTPUT / "captions"
 VQA_PATH = DEFAULT_OUTPUT / "vqa"
 BUILD_COMMAND = "python -m gato.data.corpora.vision_language"

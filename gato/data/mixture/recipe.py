@@ -46,9 +46,9 @@ from gato.data.sources import (
     builtin_source,
     make_source,
 )
-from gato.files import REPO_ROOT
+from gato.files import ASSETS_DIR
 
-MIXTURES_DIR = REPO_ROOT / "data" / "mixtures"
+MIXTURES_DIR = ASSETS_DIR / "data" / "mixtures"
 
 
 @dataclass(frozen=True)
