@@ -160,6 +160,15 @@ class GatoConfig(PreTrainedConfig):
     "embedding" (each bin's whole input embedding, the row plus the value function, so that
     neighbouring bins' logits share what is learnt; needs a value function in
     `value_embedding`). `GatoModel.output_weight` is the head either way."""
+    continuous_observation_group: int = 0
+    """0: every continuous observation value is its own token (Gato). K > 0: each timestep's
+    continuous observation values enter the transformer K at a time, one position per chunk,
+    embedded by a learned linear map of the chunk's values (`gato.modeling.groups`). The
+    tokenizer's sequence is the same either way; the model compacts it."""
+    continuous_action_group: int = 0
+    """0: a continuous action is decoded one token per dimension (Gato). K > 0: K dimensions
+    at a time, all predicted from one position (`ActionGroupHead`: K softmaxes over the 1,024
+    bins), and fed back as one position."""
     use_cache: bool = True
     """Whether forward returns a KV cache by default in eval mode."""
 
@@ -192,6 +201,11 @@ class GatoConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         self.check()
+
+    @property
+    def grouped(self) -> bool:
+        """Whether continuous values enter in groups (`gato.modeling.groups`)."""
+        return bool(self.continuous_observation_group or self.continuous_action_group)
 
     def check(self) -> None:
         """Raise `ValueError` naming the first inconsistent field (run at construction)."""
@@ -283,6 +297,13 @@ class GatoConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"GatoConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("continuous_observation_group", "continuous_action_group"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(
+                    f"GatoConfig.{name} must be a non-negative integer (0: one token per "
+                    f"value), got {value!r}"
+                )
         if self.value_head not in VALUE_HEADS:
             raise ValueError(
                 f"GatoConfig.value_head must be one of {VALUE_HEADS}, got {self.value_head!r}"

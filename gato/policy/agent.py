@@ -68,13 +68,14 @@ from gato.inference.cache import KVCache
 from gato.inference.eager import CachedForward
 from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
+from gato.modeling.groups import compact_length
 from gato.modeling.model import GatoModel
 from gato.policy.loading import load_pretrained
 from gato.policy.prompts import demonstration_prompt
 from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import NO_LOCAL_POSITION
+from gato.vocab import CONTINUOUS_OFFSET, NO_LOCAL_POSITION, NUM_CONTINUOUS_BINS
 
 __all__ = ["GatoPolicy", "PolicyConfig", "prompt_budget"]
 
@@ -204,9 +205,24 @@ class GatoPolicy:
         self.config = config or PolicyConfig()
         self.max_length = model.config.max_position_embeddings
         self.num_action_tokens = action_spec.num_tokens
-        if self.num_action_tokens + 2 > self.max_length:
+        cfg = model.config
+        self.grouped = cfg.grouped
+        # Grouped actions: `action_chunk` dimensions per forward pass (0: one token each).
+        chunk = cfg.continuous_action_group if action_spec.kind == "continuous" else 0
+        self.action_chunk = chunk
+        n = self.num_action_tokens
+        # Positions an action takes in the context, and the tokens of its last one (fed with
+        # the next observation).
+        self.action_units = -(-n // chunk) if chunk else n
+        self.last_unit_tokens = n - (self.action_units - 1) * chunk if chunk else 1
+        if self.grouped and self.config.static_cache:
             raise ValueError(
-                f"an action of {self.num_action_tokens} tokens does not fit the model's context "
+                "PolicyConfig.static_cache does not support grouped values (the model's "
+                "continuous_observation_group / continuous_action_group); use the eager path"
+            )
+        if self.action_units + 2 > self.max_length:
+            raise ValueError(
+                f"an action of {self.action_units} positions does not fit the model's context "
                 f"of {self.max_length}"
             )
         self.device = model.lm_head.weight.device
@@ -314,7 +330,7 @@ class GatoPolicy:
             )
         encoded = [self._encode(o) for o in observations]
         for i, obs in enumerate(encoded):
-            self._make_room(i, len(obs))
+            self._make_room(i, self._span(obs))
         self._maybe_compact()
         chunks = [
             obs if row.pending is None else TokenSequence.concatenate([row.pending, obs])
@@ -324,10 +340,10 @@ class GatoPolicy:
         ids = self._action_tokens(batch).cpu().numpy()  # (B, n)
         actions = []
         for row, obs, chunk, action_ids in zip(self.rows, encoded, chunks, ids, strict=True):
-            row.in_cache += len(chunk) + self.num_action_tokens - 1
+            row.in_cache += self._span(chunk) + self.action_units - 1
             action = self._action_sequence(action_ids)
             row.history.append(TokenSequence.concatenate([obs, action]))
-            row.pending = action.slice(len(action) - 1, len(action))
+            row.pending = action.slice(len(action) - self.last_unit_tokens, len(action))
             row.steps += 1
             actions.append(self.tokenizer.decode_action(action_ids, self.action_spec))
         return actions
@@ -350,8 +366,20 @@ class GatoPolicy:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _span(self, tokens: TokenSequence) -> int:
+        """Positions `tokens` take in the cache (fewer than tokens with grouped values)."""
+        if not self.grouped:
+            return len(tokens)
+        cfg = self.model.config
+        return compact_length(
+            tokens.ids,
+            tokens.local_positions,
+            cfg.continuous_observation_group,
+            cfg.continuous_action_group,
+        )
+
     def _check_prompt(self, prompt: TokenSequence) -> None:
-        if len(prompt) + self.num_action_tokens + 2 > self.max_length:
+        if self._span(prompt) + self.action_units + 2 > self.max_length:
             raise ValueError(
                 f"a prompt of {len(prompt)} tokens leaves no room for a timestep in the model's "
                 f"context of {self.max_length}; use a shorter prompt (PolicyConfig.prompt_tokens)"
@@ -382,12 +410,12 @@ class GatoPolicy:
     def _make_room(self, index: int, observation_tokens: int) -> None:
         """Drop the oldest timesteps of row `index` if this step would overflow the context."""
         row = self.rows[index]
-        pending = 0 if row.pending is None else len(row.pending)
-        need = row.in_cache + pending + observation_tokens + self.num_action_tokens
+        pending = 0 if row.pending is None else self._span(row.pending)
+        need = row.in_cache + pending + observation_tokens + self.action_units
         if need <= self.max_length:
             return
-        prompt = len(row.prompt)
-        if prompt + observation_tokens + self.num_action_tokens > self.max_length:
+        prompt = self._span(row.prompt)
+        if prompt + observation_tokens + self.action_units > self.max_length:
             raise ValueError(
                 f"a prompt of {prompt} tokens and an observation of {observation_tokens} tokens "
                 f"leave no room for a {self.num_action_tokens}-token action in the context of "
@@ -396,7 +424,7 @@ class GatoPolicy:
         target = need - self.max_length + int(self.config.slack() * (self.max_length - prompt))
         dropped = steps = 0
         while row.history and dropped < target:
-            dropped += len(row.history.popleft())
+            dropped += self._span(row.history.popleft())
             steps += 1
         if self.config.slide == "recompute" or not row.history:
             # No kept timestep (or recomputation asked for): rebuild from the tokens.
@@ -439,7 +467,8 @@ class GatoPolicy:
     def _encode_context(self, tokens: TokenSequence, prefix: KVCache | None = None) -> KVCache:
         """A one-row cache holding `prefix`'s keys and values then those of `tokens`."""
         start = 0 if prefix is None else prefix.length
-        source = KVCache.for_model(self.model, 1, max(start + len(tokens), 1))
+        span = self._span(tokens)
+        source = KVCache.for_model(self.model, 1, max(start + span, 1))
         if prefix is not None and start:
             for i in range(len(source.keys)):
                 source.keys[i][:, :, :start] = prefix.keys[i][:, :, :start]
@@ -456,7 +485,7 @@ class GatoPolicy:
                 use_cache=True,
                 return_logits=False,
             )
-            source.advance(len(tokens))
+            source.advance(span)
         source.mask[:, : source.length] = True
         return source
 
@@ -478,6 +507,7 @@ class GatoPolicy:
         cache, device = self.cache, self.device
         if (
             self.decoder is None
+            and not self.grouped
             and self.config.temperature == 0
             and cache.dense
             and bool(new_mask.all())
@@ -500,7 +530,6 @@ class GatoPolicy:
             )
             cache.advance(length + n - 1)
             return tokens
-        tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
         hidden = self._forward(
             batch.input_ids,
             new_mask,
@@ -508,6 +537,9 @@ class GatoPolicy:
             batch.patches,
             batch.patch_positions,
         )
+        if self.action_chunk:
+            return self._grouped_action(hidden)
+        tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
         for j in range(n):
             if j > 0:
                 hidden = self._forward(tokens[:, j - 1 : j], None, None, None, None)
@@ -515,6 +547,22 @@ class GatoPolicy:
             picked = sample_tokens(logits, self.config.temperature, self.generator)
             tokens[:, j] = picked + self.action_lo
         return tokens
+
+    def _grouped_action(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Every dimension of a continuous action from the grouped head, `action_chunk` at a
+        time (each chunk but the last fed back to predict the next) -> (B, n) ids."""
+        n, chunk = self.num_action_tokens, self.action_chunk
+        parts: list[torch.Tensor] = []
+        for start in range(0, n, chunk):
+            if start:
+                hidden = self._forward(parts[-1], None, None, None, None)
+            size = min(chunk, n - start)
+            logits = self.model.action_head(hidden)[:, :size]  # (B, size, 1024)
+            picked = sample_tokens(
+                logits.reshape(-1, NUM_CONTINUOUS_BINS), self.config.temperature, self.generator
+            )
+            parts.append(picked.view(-1, size) + CONTINUOUS_OFFSET)
+        return torch.cat(parts, dim=1)
 
     def _forward(
         self,
@@ -526,6 +574,10 @@ class GatoPolicy:
     ) -> torch.Tensor:
         """Feed (B, L) new tokens on top of the cache -> (B, D) final hidden state of the last."""
         cache = self.cache
+        if self.grouped:
+            return self._grouped_forward(
+                input_ids, new_mask, local_positions, patches, patch_positions
+            )
         b, length = input_ids.shape
         cache.reserve(length, grow=self.decoder is None)
         cache.open_columns(new_mask if new_mask is not None else torch.ones(b, length, dtype=bool))
@@ -542,4 +594,34 @@ class GatoPolicy:
             None if patch_positions is None else patch_positions.to(device),
         )
         cache.advance(length)
+        return hidden
+
+    def _grouped_forward(
+        self,
+        input_ids: torch.Tensor,
+        new_mask: torch.Tensor | None,
+        local_positions: torch.Tensor | None,
+        patches: torch.Tensor | None,
+        patch_positions: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """`_forward` with grouped values: the new tokens compacted (rows end together, as the
+        left-padded batch does) and fed as their (B, L', D) embeddings."""
+        device = self.device
+
+        def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        x, layout = self.model.embed(
+            input_ids.to(device),
+            on_device(local_positions),
+            on_device(patches),
+            on_device(patch_positions),
+            on_device(new_mask),
+            right_align=True,
+        )
+        length = x.shape[1]
+        self.cache.reserve(length)
+        self.cache.open_columns(layout.real.cpu())
+        hidden = self.forward_fn(self.cache, input_ids, embedded=x)
+        self.cache.advance(length)
         return hidden
