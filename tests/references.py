@@ -30,6 +30,7 @@ from gato.vocab import (
     NO_LOCAL_POSITION,
     NUM_CONTINUOUS_BINS,
     NUM_DISCRETE_VALUES,
+    SEPARATOR_ID,
 )
 
 
@@ -279,12 +280,17 @@ def range_loss_reference(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 # ---------------------------------------------------------------------------------------------
 
 
-def slow_groups(ids, local, observation_group: int, action_group: int) -> list[tuple[int, list]]:
+def slow_groups(
+    ids, local, observation_group: int, action_group: int, keep_separator: bool = True
+) -> list[tuple[int, list]]:
     """One sequence's compact positions as (kind, [token indices]), walking the tokens: a
     continuous observation value (local >= 0) joins the open observation group if the previous
-    token was one and the group holds fewer than K; likewise actions (no local position)."""
+    token was one and the group holds fewer than K; likewise actions (no local position).
+    Without `keep_separator`, a separator takes no position (it still ends a group)."""
     positions: list[tuple[int, list]] = []
     for t, (i, p) in enumerate(zip(list(ids), list(local), strict=True)):
+        if not keep_separator and int(i) == SEPARATOR_ID:
+            continue
         value = CONTINUOUS_OFFSET <= int(i) < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
         kind = 0
         if value and p >= 0 and observation_group:
@@ -315,7 +321,7 @@ def grouped_loss_reference(model, batch) -> torch.Tensor:
         local = batch.local_positions[r][real].tolist()
         loss = batch.loss_mask[r][real].tolist()
         groups = slow_groups(ids, local, cfg.continuous_observation_group,
-                             cfg.continuous_action_group)  # fmt: skip
+                             cfg.continuous_action_group, cfg.keep_separator)  # fmt: skip
         for c, (kind, members) in enumerate(groups):
             for slot, t in enumerate(members):
                 if not loss[t] or c == 0:
@@ -323,7 +329,8 @@ def grouped_loss_reference(model, batch) -> torch.Tensor:
                 h = hidden[r, c - 1]
                 if kind == 2:
                     logits = model.action_head(h)[slot]
-                    target = ids[t] - CONTINUOUS_OFFSET
+                    span = NUM_CONTINUOUS_BINS // cfg.action_group_bins
+                    target = (ids[t] - CONTINUOUS_OFFSET) // span
                 elif CONTINUOUS_OFFSET <= ids[t] < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
                     logits = (
                         h @ weight[CONTINUOUS_OFFSET : CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS].T
@@ -346,7 +353,7 @@ class GroupedReferencePolicy(ReferencePolicy):
     def _span(self, seq: TokenSequence) -> int:
         cfg = self.model.config
         return len(slow_groups(seq.ids, seq.local_positions, cfg.continuous_observation_group,
-                               cfg.continuous_action_group))  # fmt: skip
+                               cfg.continuous_action_group, cfg.keep_separator))  # fmt: skip
 
     def act(self, obs: dict):
         o = self.tokenizer.encode_timestep(obs)
@@ -374,6 +381,8 @@ class GroupedReferencePolicy(ReferencePolicy):
                     return_logits=False,
                 ).last_hidden_state[0, -1]
                 logits = self.model.action_head(hidden)[: min(chunk, n - len(ids))]
-            ids.extend((logits.argmax(dim=-1) + CONTINUOUS_OFFSET).tolist())
+            span = NUM_CONTINUOUS_BINS // self.model.config.action_group_bins
+            classes = logits.argmax(dim=-1).tolist()
+            ids.extend(CONTINUOUS_OFFSET + c * span + span // 2 for c in classes)
         self.steps.append(TokenSequence.concatenate([o, action_tokens(ids)]))
         return self.tokenizer.decode_action(ids, self.spec)

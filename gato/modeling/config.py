@@ -169,6 +169,13 @@ class GatoConfig(PreTrainedConfig):
     """0: a continuous action is decoded one token per dimension (Gato). K > 0: K dimensions
     at a time, all predicted from one position (`ActionGroupHead`: K softmaxes over the 1,024
     bins), and fed back as one position."""
+    action_group_bins: int = 1024
+    """With grouped actions: classes per action dimension in `ActionGroupHead` (a divisor of
+    1,024; coarser classes each span 1024 / bins of the tokens' bins)."""
+    keep_separator: bool = True
+    """With grouped values only: whether the separator takes a position. False: an action
+    follows its observation directly and is predicted from the observation's last position,
+    as in JAT (a MuJoCo-like timestep is then 2 positions instead of 3)."""
     use_cache: bool = True
     """Whether forward returns a KV cache by default in eval mode."""
 
@@ -297,6 +304,13 @@ class GatoConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"GatoConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.keep_separator, bool):
+            raise ValueError(
+                f"GatoConfig.keep_separator must be True or False, got {self.keep_separator!r}"
+            )
+        bins = self.action_group_bins
+        if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1 or 1024 % bins:
+            raise ValueError(f"GatoConfig.action_group_bins must divide 1024, got {bins!r}")
         for name in ("continuous_observation_group", "continuous_action_group"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

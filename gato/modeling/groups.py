@@ -7,14 +7,18 @@ batches and prompts are unchanged) and compacts it inside the model:
 
 * observation groups (`GatoConfig.continuous_observation_group` = K > 0): each timestep's run of
   continuous observation tokens (local position >= 0) is cut into chunks of K; a chunk becomes
-  one position whose embedding is a learned linear map of its K values (the bin centres in
-  [-1, 1]) and of which of the K slots are filled, plus the local position of its first value;
+  one position whose embedding is a learned linear map of its K values' Fourier features (those
+  of the per-value embedding, `value_fourier_features` of each bin centre in [-1, 1]) and of
+  which of the K slots are filled, plus the local position of its first value;
 * action groups (`continuous_action_group` = K > 0): each run of continuous action tokens
   (continuous ids without a local position) is cut into chunks of K likewise; a chunk is
   predicted all at once, from the position before it, by `ActionGroupHead`: K softmaxes over
   the 1,024 bins. A continuous action of at most K dimensions is then one forward pass.
 
-Every other token (text, patches, discrete values, separators, padding) keeps its own position.
+Every other token (text, patches, discrete values, separators, padding) keeps its own position,
+except that with `GatoConfig.keep_separator=False` separators take none: the action then
+follows the observation directly (JAT's two positions per timestep), and is predicted from the
+observation's last position.
 A compacted batch is aligned as its input was: rows start at position 0 (training batches) or,
 `right_align`, end at the last position (the policy's left-padded batches), so the positions of
 the real tokens are contiguous either way.
@@ -32,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS
+from gato.modeling.embedding import value_fourier_features
+from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
 __all__ = [
     "ACTION_GROUP",
@@ -103,6 +108,7 @@ def group_layout(
     observation_group: int,
     action_group: int,
     right_align: bool = False,
+    keep_separator: bool = True,
 ) -> GroupLayout:
     """The compaction of a batch.
 
@@ -113,6 +119,7 @@ def group_layout(
         attention_mask: (B, L) 1 on real tokens; None: every token is real.
         observation_group, action_group: the group sizes K (0: that kind is not grouped).
         right_align: end every row at the last compact position (left-padded inputs).
+        keep_separator: False: separators take no position (index -1, like padding).
     """
     if observation_group < 0 or action_group < 0:
         raise ValueError(
@@ -122,6 +129,8 @@ def group_layout(
     real = (
         torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
     )
+    if not keep_separator:
+        real = real & (ids != SEPARATOR_ID)
     kind = _token_kinds(ids, local_positions, observation_group, action_group) * real
     previous = F.pad(kind[:, :-1], (1, 0), value=PLAIN)
     run_start = (kind != PLAIN) & (kind != previous)
@@ -144,10 +153,17 @@ def group_layout(
 
 
 def compact_length(
-    ids: np.ndarray, local_positions: np.ndarray, observation_group: int, action_group: int
+    ids: np.ndarray,
+    local_positions: np.ndarray,
+    observation_group: int,
+    action_group: int,
+    keep_separator: bool = True,
 ) -> int:
     """Positions one (L,) sequence takes once compacted (`group_layout`'s count, in numpy)."""
     ids = np.asarray(ids)
+    if not keep_separator:
+        kept = ids != SEPARATOR_ID
+        ids, local_positions = ids[kept], np.asarray(local_positions)[kept]
     if not (observation_group or action_group) or ids.size == 0:
         return int(ids.size)
     is_value = (ids >= CONTINUOUS_OFFSET) & (ids < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
@@ -168,25 +184,37 @@ def compact_length(
     return total
 
 
-def _bin_values(ids: torch.Tensor) -> torch.Tensor:
-    """Continuous ids -> their bins' centres in [-1, 1] (float32)."""
-    bins = (ids - CONTINUOUS_OFFSET).clamp(0, NUM_CONTINUOUS_BINS - 1)
-    return (2 * bins + 1).float() / NUM_CONTINUOUS_BINS - 1.0
-
-
 class GroupEmbedding(nn.Module):
-    """A value group's embedding: Linear([values, filled]) of its K slots, one map per kind.
+    """A value group's embedding: Linear([features of each slot, filled]) of its K slots, one map
+    per kind; a slot's features are `value_fourier_features` of its bin centre (2 F + 1 numbers).
 
-    Empty slots (a chunk shorter than K, or an action hidden by `mask_actions`) read 0 with
-    filled = 0, so a value of 0 and a missing value differ.
+    Why features and not the values: a continuous observation's coordinate is its mu-law code,
+    and typical values sit in a sliver of [-1, 1] (|x| <= 1 codes within 0.07); a linear map of
+    the codes learnt pendulum at -18% of expert where the features learn as the per-value
+    embedding does (docs/control_learning.md). Empty slots (a chunk shorter than K, an action
+    hidden by `mask_actions`) read 0 with filled = 0, so a value of 0 and a missing one differ.
     """
 
-    def __init__(self, width: int, observation_group: int, action_group: int) -> None:
+    def __init__(
+        self,
+        width: int,
+        observation_group: int,
+        action_group: int,
+        num_frequencies: int = 16,
+        top: int = 64,
+    ) -> None:
         super().__init__()
         self.observation_group = observation_group
         self.action_group = action_group
-        self.observations = nn.Linear(2 * observation_group, width) if observation_group else None
-        self.actions = nn.Linear(2 * action_group, width) if action_group else None
+        self.num_frequencies = num_frequencies
+        self.top = top
+        per_slot = 2 * num_frequencies + 2  # the features and the filled flag
+
+        def projection(size: int) -> nn.Linear | None:
+            return nn.Linear(per_slot * size, width) if size else None
+
+        self.observations = projection(observation_group)
+        self.actions = projection(action_group)
 
     def forward(
         self, layout: GroupLayout, input_ids: torch.Tensor, dtype: torch.dtype
@@ -198,12 +226,15 @@ class GroupEmbedding(nn.Module):
         width = max(self.observation_group, self.action_group)
         grouped = layout.kind != PLAIN  # (B, L)
         known = grouped & (input_ids != ACTION_MASK_ID)
-        slots = torch.zeros(b, compact, width, device=input_ids.device)
-        filled = torch.zeros_like(slots)
+        per_slot = 2 * self.num_frequencies + 2
+        slots = torch.zeros(b, compact, width, per_slot, device=input_ids.device)
         rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
-        where = (rows[known], layout.index[known], layout.offset[known])
-        slots[where] = _bin_values(input_ids[known])
-        filled[where] = 1.0
+        bins = input_ids[known] - CONTINUOUS_OFFSET
+        features = value_fourier_features(bins, self.num_frequencies, self.top)  # (n, 2F + 1)
+        filled = torch.ones(features.shape[0], 1, device=features.device)
+        slots[rows[known], layout.index[known], layout.offset[known]] = torch.cat(
+            [features, filled], dim=-1
+        )
         out = None
         for module, size, kind in (
             (self.observations, self.observation_group, OBSERVATION_GROUP),
@@ -211,21 +242,39 @@ class GroupEmbedding(nn.Module):
         ):
             if module is None:
                 continue
-            features = torch.cat([slots[..., :size], filled[..., :size]], dim=-1)
-            part = module(features.to(module.weight.dtype)).to(dtype)  # (B, L', D)
+            inputs = slots[:, :, :size].flatten(2)  # (B, L', K (2F + 2))
+            part = module(inputs.to(module.weight.dtype)).to(dtype)  # (B, L', D)
             part = part * (layout.compact_kind == kind).unsqueeze(-1).to(dtype)
             out = part if out is None else out + part
         return out
 
 
 class ActionGroupHead(nn.Module):
-    """(N, D) hidden states -> (N, K, 1024) logits: the bins of a whole action chunk at once."""
+    """(N, D) hidden states -> (N, K, bins) logits: every slot of an action chunk at once.
 
-    def __init__(self, width: int, action_group: int) -> None:
+    `bins` (dividing 1,024) may be coarser than the tokens' bins: a target token's class is its
+    bin // (1024 / bins), and a decoded class stands for the token at the middle of its span
+    (`token_ids`). Coarser classes cost less (the head is most of a grouped training step) and
+    each is learnt from more examples.
+    """
+
+    def __init__(self, width: int, action_group: int, bins: int = NUM_CONTINUOUS_BINS) -> None:
         super().__init__()
+        if bins < 1 or NUM_CONTINUOUS_BINS % bins:
+            raise ValueError(f"action head bins must divide {NUM_CONTINUOUS_BINS}, got {bins}")
         self.action_group = action_group
-        self.projection = nn.Linear(width, action_group * NUM_CONTINUOUS_BINS)
+        self.bins = bins
+        self.span = NUM_CONTINUOUS_BINS // bins
+        self.projection = nn.Linear(width, action_group * bins)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.projection(hidden)
-        return logits.view(*hidden.shape[:-1], self.action_group, NUM_CONTINUOUS_BINS)
+        return logits.view(*hidden.shape[:-1], self.action_group, self.bins)
+
+    def classes(self, ids: torch.Tensor) -> torch.Tensor:
+        """Continuous action ids -> the head's classes (int64, same shape)."""
+        return (ids - CONTINUOUS_OFFSET) // self.span
+
+    def token_ids(self, classes: torch.Tensor) -> torch.Tensor:
+        """The head's classes -> the continuous ids they decode to (the middle of each span)."""
+        return classes * self.span + self.span // 2 + CONTINUOUS_OFFSET

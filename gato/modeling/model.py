@@ -136,8 +136,12 @@ class GatoModel(PreTrainedModel):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         width = config.hidden_size
         ko, ka = config.continuous_observation_group, config.continuous_action_group
-        self.groups = GroupEmbedding(width, ko, ka) if config.grouped else None
-        self.action_head = ActionGroupHead(width, ka) if ka else None
+        self.groups = (
+            GroupEmbedding(width, ko, ka, config.value_fourier_features, config.value_fourier_top)
+            if config.grouped
+            else None
+        )
+        self.action_head = ActionGroupHead(width, ka, config.action_group_bins) if ka else None
         self.post_init()
 
     # -- transformers plumbing -------------------------------------------------------------------
@@ -351,6 +355,7 @@ class GatoModel(PreTrainedModel):
             cfg.continuous_observation_group,
             cfg.continuous_action_group,
             right_align,
+            cfg.keep_separator,
         )
         ids = layout.gather(input_ids, PAD_ID)  # (B, L')
         local = None if local_positions is None else layout.gather(local_positions, -1)
@@ -369,7 +374,8 @@ class GatoModel(PreTrainedModel):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """`_masked_loss` over a compacted batch: each target token of the (B, L) inputs is
         predicted from the compact position before its own; a grouped action token by
-        `action_head`'s slot for it, every other token by the vocabulary head as usual.
+        `action_head`'s slot for it (its class: `ActionGroupHead.classes`), every other token
+        by the vocabulary head as usual.
         The same targets count as without grouping; hidden is (B, L', D)."""
         source = layout.index - 1  # (B, L)
         b = hidden.shape[0]
@@ -391,9 +397,9 @@ class GatoModel(PreTrainedModel):
             firsts = grouped & (layout.offset == 0)
             logits = self.action_head(hidden[rows[firsts], source[firsts]])  # (M, K, 1024)
             group_of = firsts.flatten().long().cumsum(0).view_as(labels) - 1  # (B, L)
-            picked = logits[group_of[grouped], layout.offset[grouped]]  # (N, 1024)
+            picked = logits[group_of[grouped], layout.offset[grouped]]  # (N, bins)
             losses = F.cross_entropy(
-                picked.float(), labels[grouped] - CONTINUOUS_OFFSET, reduction="none"
+                picked.float(), self.action_head.classes(labels[grouped]), reduction="none"
             )
             total = total + losses.sum()
             per_target[grouped] = losses

@@ -75,7 +75,7 @@ from gato.policy.prompts import demonstration_prompt
 from gato.schema import ActionSpec
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import CONTINUOUS_OFFSET, NO_LOCAL_POSITION, NUM_CONTINUOUS_BINS
+from gato.vocab import NO_LOCAL_POSITION
 
 __all__ = ["GatoPolicy", "PolicyConfig", "prompt_budget"]
 
@@ -376,6 +376,7 @@ class GatoPolicy:
             tokens.local_positions,
             cfg.continuous_observation_group,
             cfg.continuous_action_group,
+            cfg.keep_separator,
         )
 
     def _check_prompt(self, prompt: TokenSequence) -> None:
@@ -557,11 +558,12 @@ class GatoPolicy:
             if start:
                 hidden = self._forward(parts[-1], None, None, None, None)
             size = min(chunk, n - start)
-            logits = self.model.action_head(hidden)[:, :size]  # (B, size, 1024)
+            head = self.model.action_head
+            logits = head(hidden)[:, :size]  # (B, size, bins)
             picked = sample_tokens(
-                logits.reshape(-1, NUM_CONTINUOUS_BINS), self.config.temperature, self.generator
+                logits.reshape(-1, head.bins), self.config.temperature, self.generator
             )
-            parts.append(picked.view(-1, size) + CONTINUOUS_OFFSET)
+            parts.append(head.token_ids(picked.view(-1, size)))
         return torch.cat(parts, dim=1)
 
     def _forward(

@@ -3,6 +3,8 @@ and the grouped loss against references written from their definitions, save/loa
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,13 +12,16 @@ from helpers import make_config
 from references import grouped_loss_reference, slow_groups
 
 from gato.modeling.config import GatoConfig
+from gato.modeling.embedding import fourier_multiples
 from gato.modeling.groups import compact_length, group_layout
 from gato.modeling.model import GatoModel
 from gato.tokens.batch import collate, mask_actions
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS
+from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
 GROUPS = [(4, 2), (32, 8), (3, 0), (0, 2)]
+BINS = {(4, 2): 1024, (32, 8): 256, (3, 0): 1024, (0, 2): 64}
+SEPARATOR = [True, False]
 
 
 def mixed_batch(seed: int = 0):
@@ -43,20 +48,22 @@ def mixed_batch(seed: int = 0):
     return collate([continuous, with_image, discrete, text])
 
 
+@pytest.mark.parametrize("keep_separator", SEPARATOR)
 @pytest.mark.parametrize("right_align", [False, True])
 @pytest.mark.parametrize(("ko", "ka"), GROUPS)
-def test_layout_matches_a_token_by_token_walk(ko, ka, right_align):
+def test_layout_matches_a_token_by_token_walk(ko, ka, right_align, keep_separator):
     batch = mixed_batch()
     layout = group_layout(
-        batch.input_ids, batch.local_positions, batch.attention_mask, ko, ka, right_align
-    )
+        batch.input_ids, batch.local_positions, batch.attention_mask, ko, ka, right_align,
+        keep_separator,
+    )  # fmt: skip
     for r in range(batch.input_ids.shape[0]):
         real = batch.attention_mask[r].bool()
         ids, local = batch.input_ids[r][real], batch.local_positions[r][real]
-        expected = slow_groups(ids.tolist(), local.tolist(), ko, ka)
+        expected = slow_groups(ids.tolist(), local.tolist(), ko, ka, keep_separator)
         shift = layout.length - len(expected) if right_align else 0
         assert int(layout.real[r].sum()) == len(expected)
-        assert compact_length(ids.numpy(), local.numpy(), ko, ka) == len(expected)
+        assert compact_length(ids.numpy(), local.numpy(), ko, ka, keep_separator) == len(expected)
         for c, (kind, members) in enumerate(expected):
             assert int(layout.first[r, shift + c]) == members[0]
             assert int(layout.compact_kind[r, shift + c]) == kind
@@ -64,6 +71,8 @@ def test_layout_matches_a_token_by_token_walk(ko, ka, right_align):
                 assert int(layout.index[r, t]) == shift + c
                 assert int(layout.offset[r, t]) == slot
         assert bool((layout.index[r][~real] == -1).all())
+        if not keep_separator:
+            assert bool((layout.index[r][batch.input_ids[r] == SEPARATOR_ID] == -1).all())
 
 
 def test_ungrouped_tokens_keep_their_embedding_and_groups_embed_their_values():
@@ -86,12 +95,18 @@ def test_ungrouped_tokens_keep_their_embedding_and_groups_embed_their_values():
             torch.testing.assert_close(x[r, c], plain[r, members[0]])
             continue
         size = 4 if kind == 1 else 2
-        values = torch.zeros(size)
-        filled = torch.zeros(size)
-        values[: len(members)] = (2 * (ids - CONTINUOUS_OFFSET) + 1).float() / 1024 - 1
-        filled[: len(members)] = 1
+        # Each slot: [v, sin(n_k pi v), cos(n_k pi v)] of its bin centre v, then filled = 1;
+        # empty slots all 0 (written from the formula, not the module's helper).
+        n = model.config.value_fourier_features
+        multiples = fourier_multiples(n, model.config.value_fourier_top)
+        slots = torch.zeros(size, 2 * n + 2)
+        for slot, token in enumerate(ids.tolist()):
+            v = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
+            angles = [math.pi * m * v for m in multiples]
+            row = [v] + [math.sin(a) for a in angles] + [math.cos(a) for a in angles] + [1.0]
+            slots[slot] = torch.tensor(row)
         module = model.groups.observations if kind == 1 else model.groups.actions
-        expected = module.weight @ torch.cat([values, filled]) + module.bias
+        expected = module.weight @ slots.flatten() + module.bias
         if kind == 1:
             expected = (
                 expected
@@ -100,10 +115,17 @@ def test_ungrouped_tokens_keep_their_embedding_and_groups_embed_their_values():
         torch.testing.assert_close(x[r, c], expected)
 
 
+@pytest.mark.parametrize("keep_separator", SEPARATOR)
 @pytest.mark.parametrize(("ko", "ka"), GROUPS)
-def test_grouped_loss_matches_the_reference_and_counts_every_target(ko, ka):
+def test_grouped_loss_matches_the_reference_and_counts_every_target(ko, ka, keep_separator):
     torch.manual_seed(0)
-    model = GatoModel(make_config(continuous_observation_group=ko, continuous_action_group=ka))
+    config = make_config(
+        continuous_observation_group=ko,
+        continuous_action_group=ka,
+        keep_separator=keep_separator,
+        action_group_bins=BINS[ko, ka],
+    )
+    model = GatoModel(config)
     model.eval()  # training draws patch positions at random: two forwards would differ
     batch = mixed_batch(1)
     out = model(**batch.as_dict())
@@ -142,6 +164,7 @@ def test_grouping_shortens_a_mujoco_like_timestep_to_three_positions():
     assert len(seq) == 10 * 24
     assert compact_length(seq.ids, seq.local_positions, 32, 8) == 10 * 3
     assert compact_length(seq.ids, seq.local_positions, 0, 0) == 10 * 24
+    assert compact_length(seq.ids, seq.local_positions, 32, 8, keep_separator=False) == 10 * 2
 
 
 def test_save_and_load_round_trip_keeps_the_groups(tmp_path):
@@ -171,6 +194,23 @@ def test_an_ungrouped_config_has_no_group_modules_and_old_configs_load_ungrouped
 def test_bad_group_sizes_raise(field, value):
     with pytest.raises(ValueError, match=field):
         GatoConfig(**{field: value})
+
+
+@pytest.mark.parametrize("value", [0, 3, 2048, True])
+def test_head_bins_must_divide_the_token_bins(value):
+    with pytest.raises(ValueError, match="action_group_bins must divide 1024"):
+        GatoConfig(action_group_bins=value)
+
+
+def test_coarse_head_classes_decode_to_the_middle_of_their_span():
+    torch.manual_seed(0)
+    model = GatoModel(make_config(continuous_action_group=2, action_group_bins=256))
+    head = model.action_head
+    ids = torch.arange(CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
+    classes = head.classes(ids)
+    assert classes.min() == 0 and classes.max() == 255
+    assert bool((head.classes(head.token_ids(classes)) == classes).all())
+    assert head.token_ids(torch.tensor([0])).item() == CONTINUOUS_OFFSET + 2
 
 
 def test_a_grouped_context_is_checked_in_positions_not_tokens():

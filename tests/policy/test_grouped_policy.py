@@ -17,13 +17,17 @@ from gato.tokens.tokenizer import GatoTokenizer
 SPEC = ActionSpec("continuous", (3,))
 
 
-def grouped_model(ko: int, ka: int, seed: int = 0) -> GatoModel:
+def grouped_model(
+    ko: int, ka: int, seed: int = 0, keep_separator: bool = True, bins: int = 1024
+) -> GatoModel:
     torch.manual_seed(seed)
     config = make_config(
+        action_group_bins=bins,
         max_position_embeddings=24,
         initializer_range=0.2,
         continuous_observation_group=ko,
         continuous_action_group=ka,
+        keep_separator=keep_separator,
     )
     return GatoModel(config).eval()
 
@@ -43,10 +47,13 @@ def observation(rng, width=5, image=False):
     return obs
 
 
-@pytest.mark.parametrize(("ko", "ka"), [(4, 2), (8, 8), (2, 3)])
-def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka):
+@pytest.mark.parametrize(
+    ("ko", "ka", "keep_separator"),
+    [(4, 2, True), (8, 8, True), (2, 3, True), (8, 8, False), (4, 2, False)],
+)
+def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, keep_separator):
     tokenizer = GatoTokenizer()
-    model = grouped_model(ko, ka)
+    model = grouped_model(ko, ka, keep_separator=keep_separator, bins=256 if ko == 8 else 1024)
     prompt = demo_prompt(tokenizer, 2)
     policy = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
     reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)
@@ -81,9 +88,10 @@ def test_a_shifted_context_counts_its_positions_as_the_cache_holds_them():
         assert row.in_cache + pending <= model.config.max_position_embeddings
 
 
-def test_batched_ragged_rows_match_rows_decoded_alone():
+@pytest.mark.parametrize("keep_separator", [True, False])
+def test_batched_ragged_rows_match_rows_decoded_alone(keep_separator):
     tokenizer = GatoTokenizer()
-    model = grouped_model(4, 2, seed=1)
+    model = grouped_model(4, 2, seed=1, keep_separator=keep_separator)
     prompts = [demo_prompt(tokenizer, 1, seed=0), None, demo_prompt(tokenizer, 1, seed=5)]
     widths = [5, 3, 7]
     batched = GatoPolicy(model, tokenizer, SPEC, None, PolicyConfig(slide="recompute"), 3)
