@@ -98,7 +98,7 @@ class Trainer:
         from accelerate.state import AcceleratorState
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
-        from gato.modeling.config import GatoConfig
+        from gato.modeling.config import ENCODINGS, GatoConfig
         from gato.modeling.model import GatoModel
 
         self.config = config
@@ -139,7 +139,9 @@ class Trainer:
 
         set_seed(config.seed)
         self.model_config = GatoConfig.from_preset(
-            config.preset, value_embedding_init=config.value_embedding_init
+            config.preset,
+            value_embedding_init=config.value_embedding_init,
+            **ENCODINGS[config.encoding],
         )
         if config.context is not None:
             self.model_config.max_position_embeddings = config.context
