@@ -55,9 +55,10 @@ one-token step) and replays; optionally `torch.compile`d first. On the CPU it ru
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,10 +217,13 @@ class GatoPolicy:
         self.action_units = -(-n // chunk) if chunk else n
         self.last_unit_tokens = n - (self.action_units - 1) * chunk if chunk else 1
         if self.grouped and self.config.static_cache:
-            raise ValueError(
+            # A speed option, not a behaviour: the eager cache gives the same actions.
+            warnings.warn(
                 "PolicyConfig.static_cache does not support grouped values (the model's "
-                "continuous_observation_group / continuous_action_group); use the eager path"
+                "continuous_observation_group / continuous_action_group): using the eager cache",
+                stacklevel=2,
             )
+            self.config = replace(self.config, static_cache=False, cuda_graphs=False)
         if self.action_units + 2 > self.max_length:
             raise ValueError(
                 f"an action of {self.action_units} positions does not fit the model's context "

@@ -126,7 +126,14 @@ def test_discrete_actions_decode_token_by_token_beside_grouped_observations():
     assert policy.action_units == 1
 
 
-def test_static_cache_with_groups_is_refused_with_a_reason():
+def test_static_cache_with_groups_falls_back_to_the_eager_cache_with_a_warning():
     tokenizer = GatoTokenizer()
-    with pytest.raises(ValueError, match="static_cache does not support grouped"):
-        GatoPolicy(grouped_model(4, 2), tokenizer, SPEC, None, PolicyConfig(static_cache=True))
+    model = grouped_model(4, 2)
+    with pytest.warns(UserWarning, match="static_cache does not support grouped"):
+        policy = GatoPolicy(model, tokenizer, SPEC, None, PolicyConfig(static_cache=True))
+    assert policy.decoder is None and not policy.config.static_cache
+    reference = GroupedReferencePolicy(model, tokenizer, SPEC, None)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
