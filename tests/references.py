@@ -346,8 +346,8 @@ def grouped_loss_reference(model, batch) -> torch.Tensor:
 
 
 class GroupedReferencePolicy(ReferencePolicy):
-    """`ReferencePolicy` for a model with grouped values: the window counted in compact
-    positions; a continuous action read chunk by chunk from `action_head` at the last position
+    """`ReferencePolicy` for a model with grouped values: the same window rule (in tokens); a
+    continuous action read chunk by chunk from `action_head` at the last position
     of the whole context, recomputed for every chunk."""
 
     def _span(self, seq: TokenSequence) -> int:
@@ -359,14 +359,13 @@ class GroupedReferencePolicy(ReferencePolicy):
         o = self.tokenizer.encode_timestep(obs)
         max_len, n = self.model.config.max_position_embeddings, self.spec.num_tokens
         chunk = self.model.config.continuous_action_group
-        units = -(-n // chunk)
-        prompt = self._span(self.prompt)
-        need = prompt + sum(self._span(s) for s in self.steps) + self._span(o) + units
+        # The window in tokens, as training windows are (the grouped positions are fewer).
+        need = len(self.prompt) + sum(len(s) for s in self.steps) + len(o) + n
         if need > max_len:
-            target = need - max_len + int(self.slack * (max_len - prompt))
+            target = need - max_len + int(self.slack * (max_len - len(self.prompt)))
             dropped = 0
             while self.steps and dropped < target:
-                dropped += self._span(self.steps.pop(0))
+                dropped += len(self.steps.pop(0))
         ids: list[int] = []
         while len(ids) < n:
             seq = TokenSequence.concatenate([self.prompt, *self.steps, o, action_tokens(ids)])

@@ -160,6 +160,7 @@ class _Row:
 
     prompt: TokenSequence
     history: deque[TokenSequence] = field(default_factory=deque)
+    history_tokens: int = 0
     pending: TokenSequence | None = None
     in_cache: int = 0
     steps: int = 0
@@ -334,7 +335,7 @@ class GatoPolicy:
             )
         encoded = [self._encode(o) for o in observations]
         for i, obs in enumerate(encoded):
-            self._make_room(i, self._span(obs))
+            self._make_room(i, obs)
         self._maybe_compact()
         chunks = [
             obs if row.pending is None else TokenSequence.concatenate([row.pending, obs])
@@ -347,6 +348,7 @@ class GatoPolicy:
             row.in_cache += self._span(chunk) + self.action_units - 1
             action = self._action_sequence(action_ids)
             row.history.append(TokenSequence.concatenate([obs, action]))
+            row.history_tokens += len(row.history[-1])
             row.pending = action.slice(len(action) - self.last_unit_tokens, len(action))
             row.steps += 1
             actions.append(self.tokenizer.decode_action(action_ids, self.action_spec))
@@ -412,25 +414,31 @@ class GatoPolicy:
             patches=self.tokenizer._no_patches(),
         )
 
-    def _make_room(self, index: int, observation_tokens: int) -> None:
-        """Drop the oldest timesteps of row `index` if this step would overflow the context."""
+    def _make_room(self, index: int, observation: TokenSequence) -> None:
+        """Drop the oldest timesteps of row `index` if this step would overflow the context.
+
+        The window is counted in tokens, as training windows are: a model with grouped values
+        holds fewer positions in its cache, but conditions on as many timesteps as it was trained
+        on (a window of positions would show it several times the history it learnt from)."""
         row = self.rows[index]
-        pending = 0 if row.pending is None else self._span(row.pending)
-        need = row.in_cache + pending + observation_tokens + self.action_units
+        observation_tokens = len(observation)
+        need = len(row.prompt) + row.history_tokens + observation_tokens + self.num_action_tokens
         if need <= self.max_length:
             return
-        prompt = self._span(row.prompt)
-        if prompt + observation_tokens + self.action_units > self.max_length:
+        prompt = len(row.prompt)
+        if prompt + observation_tokens + self.num_action_tokens > self.max_length:
             raise ValueError(
                 f"a prompt of {prompt} tokens and an observation of {observation_tokens} tokens "
                 f"leave no room for a {self.num_action_tokens}-token action in the context of "
                 f"{self.max_length}"
             )
         target = need - self.max_length + int(self.config.slack() * (self.max_length - prompt))
-        dropped = steps = 0
+        dropped = positions = 0
         while row.history and dropped < target:
-            dropped += self._span(row.history.popleft())
-            steps += 1
+            step = row.history.popleft()
+            dropped += len(step)
+            positions += self._span(step)
+        row.history_tokens -= dropped
         if self.config.slide == "recompute" or not row.history:
             # No kept timestep (or recomputation asked for): rebuild from the tokens.
             row.pending = None
@@ -440,10 +448,10 @@ class GatoPolicy:
         if self.num_envs == 1 and self.cache.dense:
             # One row, no holes: column = rank; move the tail left (the cache stays dense and
             # attention needs no mask).
-            self.cache.remove_columns(prompt, dropped, theta)
+            self.cache.remove_columns(self._span(row.prompt), positions, theta)
         else:
-            self.cache.drop_tokens(index, prompt, dropped, theta)
-        row.in_cache -= dropped
+            self.cache.drop_tokens(index, self._span(row.prompt), positions, theta)
+        row.in_cache -= positions
 
     def _rebuild(self, index: int) -> None:
         """Feed row `index`'s context through the model alone and install it in the cache. The
