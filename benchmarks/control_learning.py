@@ -17,8 +17,10 @@ Learners (`--learners`, comma-separated):
   `:key=value`: `top=<int>` (`GatoConfig.value_fourier_top`), `loss=range|vocabulary`
   (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
   and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
-  `action_dropout`), e.g.
-  `gato:table+fourier:8:top=8:loss=range:lr=3e-3`.
+  `action_dropout`), `obs=<K>` and `act=<K>` (grouped values:
+  `GatoConfig.continuous_observation_group` / `continuous_action_group`), `bins=<n>`
+  (`action_group_bins`), `sep=0|1` (`keep_separator`), e.g.
+  `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
 (so the machine's load hits all alike), the median milliseconds of a step.
@@ -208,6 +210,10 @@ MODEL_OPTIONS = {
     "top": ("value_fourier_top", int),
     "loss": ("value_loss", str),
     "head": ("value_head", str),
+    "obs": ("continuous_observation_group", int),
+    "act": ("continuous_action_group", int),
+    "bins": ("action_group_bins", int),
+    "sep": ("keep_separator", lambda v: bool(int(v))),
 }
 TRAIN_OPTIONS = {
     "lr": ("lr", float),

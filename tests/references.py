@@ -30,6 +30,7 @@ from gato.vocab import (
     NO_LOCAL_POSITION,
     NUM_CONTINUOUS_BINS,
     NUM_DISCRETE_VALUES,
+    SEPARATOR_ID,
 )
 
 
@@ -272,3 +273,115 @@ def range_loss_reference(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
             lo, hi = DISCRETE_OFFSET, DISCRETE_OFFSET + NUM_DISCRETE_VALUES
         out.append(-F.log_softmax(row[lo:hi].double(), dim=0)[y - lo])
     return torch.stack(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouped continuous values (gato.modeling.groups), token by token
+# ---------------------------------------------------------------------------------------------
+
+
+def slow_groups(
+    ids, local, observation_group: int, action_group: int, keep_separator: bool = True
+) -> list[tuple[int, list]]:
+    """One sequence's compact positions as (kind, [token indices]), walking the tokens: a
+    continuous observation value (local >= 0) joins the open observation group if the previous
+    token was one and the group holds fewer than K; likewise actions (no local position).
+    Without `keep_separator`, a separator takes no position (it still ends a group)."""
+    positions: list[tuple[int, list]] = []
+    for t, (i, p) in enumerate(zip(list(ids), list(local), strict=True)):
+        if not keep_separator and int(i) == SEPARATOR_ID:
+            continue
+        value = CONTINUOUS_OFFSET <= int(i) < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS
+        kind = 0
+        if value and p >= 0 and observation_group:
+            kind, size = 1, observation_group
+        elif value and p < 0 and action_group:
+            kind, size = 2, action_group
+        if kind and positions and positions[-1][0] == kind and positions[-1][1][-1] == t - 1:
+            if len(positions[-1][1]) < size:
+                positions[-1][1].append(t)
+                continue
+        positions.append((kind, [t]))
+    return positions
+
+
+def grouped_loss_reference(model, batch) -> torch.Tensor:
+    """The grouped model's mean loss from its compact hidden states, target by target: a token
+    of an action group from `action_head`'s slot at the position before its group, every other
+    target from the full vocabulary head (value targets over their 1,024 ids, `value_loss`
+    "range") at the position before it."""
+    cfg = model.config
+    out = model(**batch.as_dict(), return_logits=False)
+    hidden = out.last_hidden_state
+    weight = model.output_weight()
+    losses = []
+    for r in range(batch.input_ids.shape[0]):
+        real = batch.attention_mask[r].bool()
+        ids = batch.input_ids[r][real].tolist()
+        local = batch.local_positions[r][real].tolist()
+        loss = batch.loss_mask[r][real].tolist()
+        groups = slow_groups(ids, local, cfg.continuous_observation_group,
+                             cfg.continuous_action_group, cfg.keep_separator)  # fmt: skip
+        for c, (kind, members) in enumerate(groups):
+            for slot, t in enumerate(members):
+                if not loss[t] or c == 0:
+                    continue
+                h = hidden[r, c - 1]
+                if kind == 2:
+                    logits = model.action_head(h)[slot]
+                    span = NUM_CONTINUOUS_BINS // cfg.action_group_bins
+                    target = (ids[t] - CONTINUOUS_OFFSET) // span
+                elif CONTINUOUS_OFFSET <= ids[t] < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
+                    logits = (
+                        h @ weight[CONTINUOUS_OFFSET : CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS].T
+                    )
+                    target = ids[t] - CONTINUOUS_OFFSET
+                elif DISCRETE_OFFSET <= ids[t] < DISCRETE_OFFSET + NUM_DISCRETE_VALUES:
+                    logits = h @ weight[DISCRETE_OFFSET : DISCRETE_OFFSET + NUM_DISCRETE_VALUES].T
+                    target = ids[t] - DISCRETE_OFFSET
+                else:
+                    logits, target = h @ weight.T, ids[t]
+                losses.append(F.cross_entropy(logits[None].float(), torch.tensor([target])))
+    return torch.stack(losses).mean()
+
+
+class GroupedReferencePolicy(ReferencePolicy):
+    """`ReferencePolicy` for a model with grouped values: the same window rule (in tokens); a
+    continuous action read chunk by chunk from `action_head` at the last position
+    of the whole context, recomputed for every chunk."""
+
+    def _span(self, seq: TokenSequence) -> int:
+        cfg = self.model.config
+        return len(slow_groups(seq.ids, seq.local_positions, cfg.continuous_observation_group,
+                               cfg.continuous_action_group, cfg.keep_separator))  # fmt: skip
+
+    def act(self, obs: dict):
+        o = self.tokenizer.encode_timestep(obs)
+        max_len, n = self.model.config.max_position_embeddings, self.spec.num_tokens
+        chunk = self.model.config.continuous_action_group
+        # The window in tokens, as training windows are (the grouped positions are fewer).
+        need = len(self.prompt) + sum(len(s) for s in self.steps) + len(o) + n
+        if need > max_len:
+            target = need - max_len + int(self.slack * (max_len - len(self.prompt)))
+            dropped = 0
+            while self.steps and dropped < target:
+                dropped += len(self.steps.pop(0))
+        ids: list[int] = []
+        while len(ids) < n:
+            seq = TokenSequence.concatenate([self.prompt, *self.steps, o, action_tokens(ids)])
+            batch = collate([seq])
+            with torch.no_grad():
+                hidden = self.model(
+                    input_ids=batch.input_ids,
+                    local_positions=batch.local_positions,
+                    patches=batch.patches,
+                    patch_positions=batch.patch_positions,
+                    use_cache=False,
+                    return_logits=False,
+                ).last_hidden_state[0, -1]
+                logits = self.model.action_head(hidden)[: min(chunk, n - len(ids))]
+            span = NUM_CONTINUOUS_BINS // self.model.config.action_group_bins
+            classes = logits.argmax(dim=-1).tolist()
+            ids.extend(CONTINUOUS_OFFSET + c * span + span // 2 for c in classes)
+        self.steps.append(TokenSequence.concatenate([o, action_tokens(ids)]))
+        return self.tokenizer.decode_action(ids, self.spec)

@@ -79,12 +79,18 @@ class CachedForward:
         local_positions: torch.Tensor | None = None,
         patches: torch.Tensor | None = None,
         patch_positions: torch.Tensor | None = None,
+        embedded: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Feed (B, L) new tokens at the cache's current length (its new columns already opened
-        with `open_columns`; the caller advances it afterwards) -> (B, D)."""
-        b, length = input_ids.shape
+        with `open_columns`; the caller advances it afterwards) -> (B, D). `embedded`: the
+        (B, L', D) inputs already embedded (`GatoModel.embed` of grouped values); the ids are
+        then not read."""
         past = cache.length
-        x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
+        if embedded is None:
+            x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
+        else:
+            x = embedded
+        b, length = x.shape[:2]
         self.rotary.grow(past + length)
         if cache.dense:
             mask = causal_padding_mask(None, length, past, x.device)  # None for one token

@@ -264,6 +264,7 @@ class GatoEmbedding(nn.Module):
         local_positions: torch.Tensor | None = None,
         patches: torch.Tensor | None = None,
         patch_positions: torch.Tensor | None = None,
+        replace: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Embed a batch.
 
@@ -272,11 +273,16 @@ class GatoEmbedding(nn.Module):
             local_positions: (B, L) int64, -1 where a token has none; None = none anywhere.
             patches: (N, C, P, P) uint8 in placeholder order (row-major over the batch).
             patch_positions: (N, 4) int64 [row_lo, row_hi, col_lo, col_hi) in position bins.
+            replace: (mask (B, L) bool, vectors (B, L, D)): where mask, the vector stands for the
+                id's lookup (a value group's embedding); positions are added as usual.
 
         Returns:
             (B, L, D) in the token table's dtype.
         """
         x = self.embed_ids(input_ids)  # (B, L, D)
+        if replace is not None:
+            mask, vectors = replace
+            x = torch.where(mask.unsqueeze(-1), vectors.to(x.dtype), x)
         if patches is not None and patches.shape[0]:
             rows = patch_position_indices(patch_positions[:, 0:2], self.training)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training)

@@ -47,6 +47,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers import initialization as init
@@ -56,6 +57,14 @@ from transformers.utils import ModelOutput
 
 from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import GatoEmbedding, ordinal_embedding
+from gato.modeling.groups import (
+    ACTION_GROUP,
+    PLAIN,
+    ActionGroupHead,
+    GroupEmbedding,
+    GroupLayout,
+    group_layout,
+)
 from gato.modeling.layers import GatoBlock
 from gato.modeling.loss import linear_cross_entropy
 from gato.modeling.masks import causal_padding_mask
@@ -67,6 +76,7 @@ from gato.vocab import (
     DISCRETE_OFFSET,
     NUM_CONTINUOUS_BINS,
     NUM_DISCRETE_VALUES,
+    PAD_ID,
     PATCH_ID,
 )
 
@@ -124,6 +134,14 @@ class GatoModel(PreTrainedModel):
         self.layers = nn.ModuleList(GatoBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        width = config.hidden_size
+        ko, ka = config.continuous_observation_group, config.continuous_action_group
+        self.groups = (
+            GroupEmbedding(width, ko, ka, config.value_fourier_features, config.value_fourier_top)
+            if config.grouped
+            else None
+        )
+        self.action_head = ActionGroupHead(width, ka, config.action_group_bins) if ka else None
         self.post_init()
 
     # -- transformers plumbing -------------------------------------------------------------------
@@ -259,8 +277,24 @@ class GatoModel(PreTrainedModel):
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache()
 
-        x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
-        b, length = input_ids.shape
+        layout = None
+        if self.config.grouped:
+            # Positions are compact from here on: every (B, L) input becomes (B, L').
+            x, layout = self.embed(
+                input_ids, local_positions, patches, patch_positions, attention_mask, labels
+            )
+            if attention_mask is not None:
+                cached = attention_mask[:, : attention_mask.shape[1] - input_ids.shape[1]]
+                attention_mask = torch.cat([cached, layout.real.to(attention_mask.dtype)], 1)
+            b, length = layout.real.shape
+            if validate and length > self.config.max_position_embeddings:
+                raise ValueError(
+                    f"input_ids take {length} positions once grouped, more than the context "
+                    f"max_position_embeddings={self.config.max_position_embeddings}"
+                )
+        else:
+            x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
+            b, length = input_ids.shape
         mask = causal_padding_mask(attention_mask, length, past_length, input_ids.device)
         if position_ids is None:
             position_ids = default_position_ids(
@@ -273,7 +307,11 @@ class GatoModel(PreTrainedModel):
         hidden = self.norm(x)  # (B, L, D)
 
         loss = num_loss_tokens = row_sums = row_counts = None
-        if loss_mask is not None:
+        if loss_mask is not None and layout is not None:
+            loss, num_loss_tokens, row_sums, row_counts = self._grouped_loss(
+                hidden, layout, input_ids if labels is None else labels, loss_mask
+            )
+        elif loss_mask is not None:
             loss, num_loss_tokens, row_sums, row_counts = self._masked_loss(
                 hidden, input_ids if labels is None else labels, loss_mask, attention_mask
             )
@@ -290,6 +328,87 @@ class GatoModel(PreTrainedModel):
             num_loss_tokens=num_loss_tokens,
             sequence_loss_sums=row_sums,
             sequence_loss_counts=row_counts,
+        )
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        local_positions: torch.Tensor | None = None,
+        patches: torch.Tensor | None = None,
+        patch_positions: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        right_align: bool | None = None,
+    ) -> tuple[torch.Tensor, GroupLayout]:
+        """The transformer's input of a (B, L) batch with grouped values -> (x (B, L', D), its
+        `GroupLayout`). `attention_mask`: (B, L) over these tokens only. `right_align`: None
+        infers it (rows end at the last position unless a row ends in padding)."""
+        cfg = self.config
+        if attention_mask is not None:
+            attention_mask = attention_mask[:, -input_ids.shape[1] :]
+        if right_align is None:
+            right_align = attention_mask is None or bool(attention_mask[:, -1].bool().all())
+        layout = group_layout(
+            input_ids if labels is None else labels,
+            local_positions,
+            attention_mask,
+            cfg.continuous_observation_group,
+            cfg.continuous_action_group,
+            right_align,
+            cfg.keep_separator,
+        )
+        ids = layout.gather(input_ids, PAD_ID)  # (B, L')
+        local = None if local_positions is None else layout.gather(local_positions, -1)
+        dtype = self.embedding.tokens.weight.dtype
+        grouped = self.groups(layout, input_ids, dtype)  # (B, L', D)
+        replace = (layout.compact_kind != PLAIN, grouped)
+        x = self.embedding(ids, local, patches, patch_positions, replace=replace)
+        return x, layout
+
+    def _grouped_loss(
+        self,
+        hidden: torch.Tensor,
+        layout: GroupLayout,
+        labels: torch.Tensor,
+        loss_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`_masked_loss` over a compacted batch: each target token of the (B, L) inputs is
+        predicted from the compact position before its own; a grouped action token by
+        `action_head`'s slot for it (its class: `ActionGroupHead.classes`), every other token
+        by the vocabulary head as usual.
+        The same targets count as without grouping; hidden is (B, L', D)."""
+        source = layout.index - 1  # (B, L)
+        b = hidden.shape[0]
+        usable = layout.real.gather(1, source.clamp(min=0)) & (source >= 0)
+        targets = loss_mask.bool() & (layout.index >= 0) & usable  # (B, L)
+        rows = torch.arange(b, device=hidden.device)[:, None].expand_as(labels)
+        grouped = targets & (layout.kind == ACTION_GROUP)
+        plain = targets & ~grouped
+        per_target = torch.zeros(labels.shape, device=hidden.device)  # (B, L)
+        total = hidden.new_zeros((), dtype=torch.float32)
+        if bool(plain.any()):
+            part, losses = self._head_cross_entropy(
+                hidden[rows[plain], source[plain]], labels[plain]
+            )
+            total = total + part
+            per_target[plain] = losses.float()
+        if bool(grouped.any()):
+            # One head call per group (its first token), then each token's slot.
+            firsts = grouped & (layout.offset == 0)
+            logits = self.action_head(hidden[rows[firsts], source[firsts]])  # (M, K, 1024)
+            group_of = firsts.flatten().long().cumsum(0).view_as(labels) - 1  # (B, L)
+            picked = logits[group_of[grouped], layout.offset[grouped]]  # (N, bins)
+            losses = F.cross_entropy(
+                picked.float(), self.action_head.classes(labels[grouped]), reduction="none"
+            )
+            total = total + losses.sum()
+            per_target[grouped] = losses
+        count = targets.sum()
+        return (
+            total / count.clamp(min=1),
+            count,
+            per_target.sum(dim=1),
+            targets.sum(dim=1),
         )
 
     def _masked_loss(
@@ -405,7 +524,7 @@ class GatoModel(PreTrainedModel):
         b, length = input_ids.shape
         if length == 0:
             raise ValueError("input_ids must hold at least one token, got shape (B, 0)")
-        if length > cfg.max_position_embeddings:
+        if length > cfg.max_position_embeddings and not cfg.grouped:
             raise ValueError(
                 f"input_ids has {length} tokens, more than the context "
                 f"max_position_embeddings={cfg.max_position_embeddings}"

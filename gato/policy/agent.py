@@ -55,9 +55,10 @@ one-token step) and replays; optionally `torch.compile`d first. On the CPU it ru
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +69,7 @@ from gato.inference.cache import KVCache
 from gato.inference.eager import CachedForward
 from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
+from gato.modeling.groups import compact_length
 from gato.modeling.model import GatoModel
 from gato.policy.environment import is_canonical
 from gato.policy.loading import load_pretrained
@@ -159,6 +161,7 @@ class _Row:
 
     prompt: TokenSequence
     history: deque[TokenSequence] = field(default_factory=deque)
+    history_tokens: int = 0
     pending: TokenSequence | None = None
     in_cache: int = 0
     steps: int = 0
@@ -209,9 +212,27 @@ class GatoPolicy:
         self.config = config or PolicyConfig()
         self.max_length = model.config.max_position_embeddings
         self.num_action_tokens = action_spec.num_tokens
-        if self.num_action_tokens + 2 > self.max_length:
+        cfg = model.config
+        self.grouped = cfg.grouped
+        # Grouped actions: `action_chunk` dimensions per forward pass (0: one token each).
+        chunk = cfg.continuous_action_group if action_spec.kind == "continuous" else 0
+        self.action_chunk = chunk
+        n = self.num_action_tokens
+        # Positions an action takes in the context, and the tokens of its last one (fed with
+        # the next observation).
+        self.action_units = -(-n // chunk) if chunk else n
+        self.last_unit_tokens = n - (self.action_units - 1) * chunk if chunk else 1
+        if self.grouped and self.config.static_cache:
+            # A speed option, not a behaviour: the eager cache gives the same actions.
+            warnings.warn(
+                "PolicyConfig.static_cache does not support grouped values (the model's "
+                "continuous_observation_group / continuous_action_group): using the eager cache",
+                stacklevel=2,
+            )
+            self.config = replace(self.config, static_cache=False, cuda_graphs=False)
+        if self.action_units + 2 > self.max_length:
             raise ValueError(
-                f"an action of {self.num_action_tokens} tokens does not fit the model's context "
+                f"an action of {self.action_units} positions does not fit the model's context "
                 f"of {self.max_length}"
             )
         self.device = model.lm_head.weight.device
@@ -360,7 +381,7 @@ class GatoPolicy:
         ]
         encoded = [self._encode(o) for o in observations]
         for i, obs in enumerate(encoded):
-            self._make_room(i, len(obs))
+            self._make_room(i, obs)
         self._maybe_compact()
         chunks = [
             obs if row.pending is None else TokenSequence.concatenate([row.pending, obs])
@@ -370,10 +391,11 @@ class GatoPolicy:
         ids = self._action_tokens(batch).cpu().numpy()  # (B, n)
         actions = []
         for row, obs, chunk, action_ids in zip(self.rows, encoded, chunks, ids, strict=True):
-            row.in_cache += len(chunk) + self.num_action_tokens - 1
+            row.in_cache += self._span(chunk) + self.action_units - 1
             action = self._action_sequence(action_ids)
             row.history.append(TokenSequence.concatenate([obs, action]))
-            row.pending = action.slice(len(action) - 1, len(action))
+            row.history_tokens += len(row.history[-1])
+            row.pending = action.slice(len(action) - self.last_unit_tokens, len(action))
             row.steps += 1
             actions.append(self.tokenizer.decode_action(action_ids, self.action_spec))
         return [self._env_action(a) if n else a for a, n in zip(actions, native, strict=True)]
@@ -397,8 +419,21 @@ class GatoPolicy:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _span(self, tokens: TokenSequence) -> int:
+        """Positions `tokens` take in the cache (fewer than tokens with grouped values)."""
+        if not self.grouped:
+            return len(tokens)
+        cfg = self.model.config
+        return compact_length(
+            tokens.ids,
+            tokens.local_positions,
+            cfg.continuous_observation_group,
+            cfg.continuous_action_group,
+            cfg.keep_separator,
+        )
+
     def _check_prompt(self, prompt: TokenSequence) -> None:
-        if len(prompt) + self.num_action_tokens + 2 > self.max_length:
+        if self._span(prompt) + self.action_units + 2 > self.max_length:
             raise ValueError(
                 f"a prompt of {len(prompt)} tokens leaves no room for a timestep in the model's "
                 f"context of {self.max_length}; use a shorter prompt (PolicyConfig.prompt_tokens)"
@@ -450,11 +485,15 @@ class GatoPolicy:
             patches=self.tokenizer._no_patches(),
         )
 
-    def _make_room(self, index: int, observation_tokens: int) -> None:
-        """Drop the oldest timesteps of row `index` if this step would overflow the context."""
+    def _make_room(self, index: int, observation: TokenSequence) -> None:
+        """Drop the oldest timesteps of row `index` if this step would overflow the context.
+
+        The window is counted in tokens, as training windows are: a model with grouped values
+        holds fewer positions in its cache, but conditions on as many timesteps as it was trained
+        on (a window of positions would show it several times the history it learnt from)."""
         row = self.rows[index]
-        pending = 0 if row.pending is None else len(row.pending)
-        need = row.in_cache + pending + observation_tokens + self.num_action_tokens
+        observation_tokens = len(observation)
+        need = len(row.prompt) + row.history_tokens + observation_tokens + self.num_action_tokens
         if need <= self.max_length:
             return
         prompt = len(row.prompt)
@@ -465,10 +504,12 @@ class GatoPolicy:
                 f"{self.max_length}"
             )
         target = need - self.max_length + int(self.config.slack() * (self.max_length - prompt))
-        dropped = steps = 0
+        dropped = positions = 0
         while row.history and dropped < target:
-            dropped += len(row.history.popleft())
-            steps += 1
+            step = row.history.popleft()
+            dropped += len(step)
+            positions += self._span(step)
+        row.history_tokens -= dropped
         if self.config.slide == "recompute" or not row.history:
             # No kept timestep (or recomputation asked for): rebuild from the tokens.
             row.pending = None
@@ -478,10 +519,10 @@ class GatoPolicy:
         if self.num_envs == 1 and self.cache.dense:
             # One row, no holes: column = rank; move the tail left (the cache stays dense and
             # attention needs no mask).
-            self.cache.remove_columns(prompt, dropped, theta)
+            self.cache.remove_columns(self._span(row.prompt), positions, theta)
         else:
-            self.cache.drop_tokens(index, prompt, dropped, theta)
-        row.in_cache -= dropped
+            self.cache.drop_tokens(index, self._span(row.prompt), positions, theta)
+        row.in_cache -= positions
 
     def _rebuild(self, index: int) -> None:
         """Feed row `index`'s context through the model alone and install it in the cache. The
@@ -510,7 +551,8 @@ class GatoPolicy:
     def _encode_context(self, tokens: TokenSequence, prefix: KVCache | None = None) -> KVCache:
         """A one-row cache holding `prefix`'s keys and values then those of `tokens`."""
         start = 0 if prefix is None else prefix.length
-        source = KVCache.for_model(self.model, 1, max(start + len(tokens), 1))
+        span = self._span(tokens)
+        source = KVCache.for_model(self.model, 1, max(start + span, 1))
         if prefix is not None and start:
             for i in range(len(source.keys)):
                 source.keys[i][:, :, :start] = prefix.keys[i][:, :, :start]
@@ -527,7 +569,7 @@ class GatoPolicy:
                 use_cache=True,
                 return_logits=False,
             )
-            source.advance(len(tokens))
+            source.advance(span)
         source.mask[:, : source.length] = True
         return source
 
@@ -549,6 +591,7 @@ class GatoPolicy:
         cache, device = self.cache, self.device
         if (
             self.decoder is None
+            and not self.grouped
             and self.config.temperature == 0
             and cache.dense
             and bool(new_mask.all())
@@ -571,7 +614,6 @@ class GatoPolicy:
             )
             cache.advance(length + n - 1)
             return tokens
-        tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
         hidden = self._forward(
             batch.input_ids,
             new_mask,
@@ -579,6 +621,9 @@ class GatoPolicy:
             batch.patches,
             batch.patch_positions,
         )
+        if self.action_chunk:
+            return self._grouped_action(hidden)
+        tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
         for j in range(n):
             if j > 0:
                 hidden = self._forward(tokens[:, j - 1 : j], None, None, None, None)
@@ -586,6 +631,23 @@ class GatoPolicy:
             picked = sample_tokens(logits, self.config.temperature, self.generator)
             tokens[:, j] = picked + self.action_lo
         return tokens
+
+    def _grouped_action(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Every dimension of a continuous action from the grouped head, `action_chunk` at a
+        time (each chunk but the last fed back to predict the next) -> (B, n) ids."""
+        n, chunk = self.num_action_tokens, self.action_chunk
+        parts: list[torch.Tensor] = []
+        for start in range(0, n, chunk):
+            if start:
+                hidden = self._forward(parts[-1], None, None, None, None)
+            size = min(chunk, n - start)
+            head = self.model.action_head
+            logits = head(hidden)[:, :size]  # (B, size, bins)
+            picked = sample_tokens(
+                logits.reshape(-1, head.bins), self.config.temperature, self.generator
+            )
+            parts.append(head.token_ids(picked.view(-1, size)))
+        return torch.cat(parts, dim=1)
 
     def _forward(
         self,
@@ -597,6 +659,10 @@ class GatoPolicy:
     ) -> torch.Tensor:
         """Feed (B, L) new tokens on top of the cache -> (B, D) final hidden state of the last."""
         cache = self.cache
+        if self.grouped:
+            return self._grouped_forward(
+                input_ids, new_mask, local_positions, patches, patch_positions
+            )
         b, length = input_ids.shape
         cache.reserve(length, grow=self.decoder is None)
         cache.open_columns(new_mask if new_mask is not None else torch.ones(b, length, dtype=bool))
@@ -613,4 +679,34 @@ class GatoPolicy:
             None if patch_positions is None else patch_positions.to(device),
         )
         cache.advance(length)
+        return hidden
+
+    def _grouped_forward(
+        self,
+        input_ids: torch.Tensor,
+        new_mask: torch.Tensor | None,
+        local_positions: torch.Tensor | None,
+        patches: torch.Tensor | None,
+        patch_positions: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """`_forward` with grouped values: the new tokens compacted (rows end together, as the
+        left-padded batch does) and fed as their (B, L', D) embeddings."""
+        device = self.device
+
+        def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        x, layout = self.model.embed(
+            input_ids.to(device),
+            on_device(local_positions),
+            on_device(patches),
+            on_device(patch_positions),
+            on_device(new_mask),
+            right_align=True,
+        )
+        length = x.shape[1]
+        self.cache.reserve(length)
+        self.cache.open_columns(layout.real.cpu())
+        hidden = self.forward_fn(self.cache, input_ids, embedded=x)
+        self.cache.advance(length)
         return hidden

@@ -24,6 +24,14 @@ class TrainConfig:
             "bins alike; GatoConfig.value_embedding_init)"
         },
     )
+    encoding: str = field(
+        default="values",
+        metadata={
+            "help": "how continuous values enter the model: values (one token each, Gato) or "
+            "grouped (a whole observation one position, an action in one pass; "
+            "gato.modeling.config.ENCODINGS)"
+        },
+    )
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
@@ -108,10 +116,12 @@ class TrainConfig:
     PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
 
     def __post_init__(self) -> None:
-        from gato.modeling.config import PRESETS, VALUE_EMBEDDING_INITS
+        from gato.modeling.config import ENCODINGS, PRESETS, VALUE_EMBEDDING_INITS
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {self.encoding!r}; encodings: {sorted(ENCODINGS)}")
         for name in ("steps", "global_batch", "grad_accum", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

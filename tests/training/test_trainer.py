@@ -239,3 +239,34 @@ def test_report_to_wandb_offline_and_none(small_recipe, reference_run, tmp_path,
     assert not (quiet / "tensorboard").exists() and (quiet / "metrics.jsonl").exists()
     with pytest.raises(ValueError, match="report_to must be one of"):
         TrainConfig(report_to="mlflow")
+
+
+def test_a_grouped_run_trains_saves_and_acts(small_recipe, tmp_path):
+    """`--encoding grouped`: the checkpoint records the grouping, and a policy built from it
+    acts on the task's observations (a 2-dimensional continuous action in one pass)."""
+    import numpy as np
+
+    from gato.policy import GatoPolicy
+    from gato.schema import ActionSpec
+
+    run = tmp_path / "run"
+    _train(_args(small_recipe, run, tmp_path / "cache", 3, "--encoding", "grouped"))
+    losses = _losses(run)
+    assert len(losses) == 3 and all(np.isfinite(v) for v in losses.values())
+    spec = ActionSpec("continuous", (2,))
+    policy = GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
+    assert policy.model.config.continuous_observation_group == 32
+    assert policy.action_units == 1
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        obs = {
+            "discrete_observations": rng.integers(0, 5, 2),
+            "continuous_observations": rng.normal(size=3).astype(np.float32),
+        }
+        action = policy.act(obs)
+        assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+
+
+def test_unknown_encoding_is_refused():
+    with pytest.raises(ValueError, match=r"unknown encoding 'packed'.*grouped"):
+        TrainConfig(encoding="packed")

@@ -1,0 +1,216 @@
+"""Grouped continuous values against one token per value: training timesteps/s and policy step.
+
+Two measurements, each interleaved in one process (every contender's step i runs within
+moments of the others', so their ratios survive a shared, noisy machine):
+
+* training: a MuJoCo-like task (17 continuous observations, 6 continuous actions), the same
+  model depth and width, the same timesteps per batch (rows x window), one AdamW step
+  (forward, backward, update) per call; environment timesteps per second, median over steps;
+* acting: a dm-control-like task (30 observations, 6 actions) with a demonstration prompt of
+  half the context; milliseconds per environment step of `GatoPolicy`: one token per value on
+  the eager and the compiled path (the fastest CPU path), grouped on the eager path.
+
+    python benchmarks/grouped_encoding.py                    # both tables, tiny preset
+    python benchmarks/grouped_encoding.py --part train --steps 20 --json out.json
+
+Grouped: `GatoConfig.continuous_observation_group` (default 32 here: a whole observation of up
+to 32 values is one position) and `continuous_action_group` (8: an action of up to 8 dimensions
+decoded in one forward pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gato.modeling.config import GatoConfig
+from gato.modeling.model import GatoModel
+from gato.policy import GatoPolicy, PolicyConfig
+from gato.schema import ActionSpec
+from gato.tokens.batch import collate
+from gato.tokens.tokenizer import GatoTokenizer
+
+
+def episode(tokenizer: GatoTokenizer, steps: int, obs: int, act: int, rng: np.random.Generator):
+    return tokenizer.encode_episode(
+        {"continuous_observations": rng.normal(size=(steps, obs)).astype(np.float32)},
+        {"continuous_actions": rng.uniform(-1, 1, (steps, act)).astype(np.float32)},
+        ActionSpec("continuous", (act,)),
+    )
+
+
+def make_model(preset: str, groups: tuple[int, int, bool], context: int) -> GatoModel:
+    torch.manual_seed(0)
+    config = GatoConfig.from_preset(
+        preset,
+        max_position_embeddings=context,
+        continuous_observation_group=groups[0],
+        continuous_action_group=groups[1],
+        keep_separator=groups[2],
+    )
+    return GatoModel(config)
+
+
+def measure_training(args: argparse.Namespace) -> list[dict]:
+    tokenizer = GatoTokenizer()
+    rng = np.random.default_rng(0)
+    per_step = args.train_obs + 1 + args.train_act
+    context = max(per_step * args.window, 8)
+    ko, ka = args.groups
+    contenders = {
+        "one token per value": (0, 0, True),
+        "grouped": (ko, ka, True),
+        "grouped, no separator": (ko, ka, False),
+    }
+    setups = {}
+    for name, groups in contenders.items():
+        model = make_model(args.preset, groups, context).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+        setups[name] = (model, optimizer)
+    batches = []
+    for _ in range(4):
+        rows = [
+            episode(tokenizer, args.window, args.train_obs, args.train_act, rng)
+            for _ in range(args.rows)
+        ]
+        batches.append(collate(rows).as_dict())
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for i in range(args.warmup + args.steps):
+        batch = batches[i % len(batches)]
+        for name, (model, optimizer) in setups.items():
+            start = time.perf_counter()
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    timesteps = args.rows * args.window
+    base = statistics.median(times["one token per value"])
+    rows = []
+    for name, spent in times.items():
+        median = statistics.median(spent)
+        groups = contenders[name]
+        positions = per_step if not groups[0] else 2 + groups[2]  # observation, [sep,] action
+        rows.append(
+            {
+                "part": "train",
+                "encoding": name,
+                "positions_per_timestep": positions,
+                "ms_per_step": median * 1e3,
+                "timesteps_per_s": timesteps / median,
+                "speedup": base / median,
+            }
+        )
+    return rows
+
+
+def measure_acting(args: argparse.Namespace) -> list[dict]:
+    tokenizer = GatoTokenizer()
+    rng = np.random.default_rng(1)
+    spec = ActionSpec("continuous", (args.act_act,))
+    ko, ka = args.groups
+    contenders = {
+        "one token per value, eager": ((0, 0, True), False),
+        "one token per value, compiled": ((0, 0, True), True),
+        "grouped, eager": ((ko, ka, True), False),
+        "grouped, no separator, eager": ((ko, ka, False), False),
+    }
+    per_step = args.act_obs + 1 + args.act_act
+    context = 1024
+    demo = episode(tokenizer, context // 2 // per_step, args.act_obs, args.act_act, rng)
+    prompt = demo
+    models = {}
+    policies = {}
+    for name, (groups, compiled) in contenders.items():
+        if groups not in models:
+            models[groups] = make_model(args.preset, groups, context).eval()
+        config = PolicyConfig(compile=compiled)
+        policies[name] = GatoPolicy(models[groups], tokenizer, spec, prompt, config)
+    observations = [
+        {"continuous_observations": rng.normal(size=args.act_obs).astype(np.float32)}
+        for _ in range(16)
+    ]
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    with torch.no_grad():
+        for i in range(args.warmup + args.policy_steps):
+            for name, policy in policies.items():
+                start = time.perf_counter()
+                policy.act(observations[i % len(observations)])
+                if i >= args.warmup:
+                    times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["one token per value, compiled"])
+    return [
+        {
+            "part": "act",
+            "encoding": name,
+            "prompt_tokens": len(prompt),
+            "ms_per_step": statistics.median(spent) * 1e3,
+            "speedup_vs_compiled": base / statistics.median(spent),
+        }
+        for name, spent in times.items()
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=["train", "act", "both"], default="both")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--groups", type=int, nargs=2, default=[32, 8], metavar=("OBS", "ACT"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=8, help="training batch rows")
+    parser.add_argument("--window", type=int, default=16, help="timesteps per training row")
+    parser.add_argument("--train-obs", type=int, default=17)
+    parser.add_argument("--train-act", type=int, default=6)
+    parser.add_argument("--act-obs", type=int, default=30)
+    parser.add_argument("--act-act", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--policy-steps", type=int, default=200, help="timed policy steps")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if min(args.groups) < 1:
+        parser.error("--groups: both sizes must be >= 1")
+    torch.set_num_threads(args.threads)
+    print(f"# CPU, {args.threads} thread(s), preset {args.preset}, groups {args.groups}\n")
+    rows: list[dict] = []
+    if args.part in ("train", "both"):
+        trained = measure_training(args)
+        print(
+            f"Training: {args.train_obs} observations, {args.train_act} actions, "
+            f"{args.rows} rows x {args.window} timesteps per batch\n"
+        )
+        print("| encoding | positions / timestep | ms / step | timesteps / s | speed-up |")
+        print("| --- | --- | --- | --- | --- |")
+        for r in trained:
+            print(
+                f"| {r['encoding']} | {r['positions_per_timestep']} | {r['ms_per_step']:.1f} | "
+                f"{r['timesteps_per_s']:,.0f} | {r['speedup']:.1f}x |"
+            )
+        rows += trained
+    if args.part in ("act", "both"):
+        acted = measure_acting(args)
+        print(
+            f"\nActing: {args.act_obs} observations, {args.act_act} actions, a prompt of "
+            f"{acted[0]['prompt_tokens']} tokens\n"
+        )
+        print("| policy | ms / step (median) | speed-up vs compiled |")
+        print("| --- | --- | --- |")
+        for r in acted:
+            print(f"| {r['encoding']} | {r['ms_per_step']:.2f} | {r['speedup_vs_compiled']:.2f}x |")
+        rows += acted
+    if args.json is not None:
+        from gato.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

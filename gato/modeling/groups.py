@@ -1,0 +1,280 @@
+"""Grouped continuous values: a run of continuous tokens enters the transformer as one position.
+
+Gato's sequence gives every continuous value its own token: a MuJoCo-like timestep of 17
+observation and 6 action values is 24 tokens, and an action of D dimensions takes D decoding
+steps. The grouped encoding keeps that sequence as the interface (the tokenizer, token caches,
+batches and prompts are unchanged) and compacts it inside the model:
+
+* observation groups (`GatoConfig.continuous_observation_group` = K > 0): each timestep's run of
+  continuous observation tokens (local position >= 0) is cut into chunks of K; a chunk becomes
+  one position whose embedding is a learned linear map of its K values' Fourier features (those
+  of the per-value embedding, `value_fourier_features` of each bin centre in [-1, 1]) and of
+  which of the K slots are filled, plus the local position of its first value;
+* action groups (`continuous_action_group` = K > 0): each run of continuous action tokens
+  (continuous ids without a local position) is cut into chunks of K likewise; a chunk is
+  predicted all at once, from the position before it, by `ActionGroupHead`: K softmaxes over
+  the 1,024 bins. A continuous action of at most K dimensions is then one forward pass.
+
+Every other token (text, patches, discrete values, separators, padding) keeps its own position,
+except that with `GatoConfig.keep_separator=False` separators take none: the action then
+follows the observation directly (JAT's two positions per timestep), and is predicted from the
+observation's last position.
+A compacted batch is aligned as its input was: rows start at position 0 (training batches) or,
+`right_align`, end at the last position (the policy's left-padded batches), so the positions of
+the real tokens are contiguous either way.
+
+`group_layout` is pure index arithmetic over the (B, L) ids; `compact_length` counts the same
+positions for one numpy sequence (the policy's context bookkeeping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gato.modeling.embedding import value_fourier_features
+from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
+
+__all__ = [
+    "ACTION_GROUP",
+    "OBSERVATION_GROUP",
+    "PLAIN",
+    "ActionGroupHead",
+    "GroupEmbedding",
+    "GroupLayout",
+    "compact_length",
+    "group_layout",
+]
+
+PLAIN, OBSERVATION_GROUP, ACTION_GROUP = 0, 1, 2
+"""What a token (or a compact position) is: its own position, or part of a value group."""
+
+
+@dataclass
+class GroupLayout:
+    """Where every token of a (B, L) batch sits in the compacted (B, L') batch.
+
+    Attributes:
+        kind: (B, L) int64 PLAIN, OBSERVATION_GROUP or ACTION_GROUP per token (PLAIN on padding).
+        index: (B, L) int64 the compact position of each token (its group's position for a
+            grouped token), -1 on padding.
+        offset: (B, L) int64 a grouped token's slot in its group (0 for plain tokens).
+        first: (B, L') int64 the first token of each compact position, -1 where a row has none.
+        compact_kind: (B, L') int64 the kind of each compact position (PLAIN where empty).
+        real: (B, L') bool: a position holds a token.
+    """
+
+    kind: torch.Tensor
+    index: torch.Tensor
+    offset: torch.Tensor
+    first: torch.Tensor
+    compact_kind: torch.Tensor
+    real: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return int(self.first.shape[1])
+
+    def gather(self, tokens: torch.Tensor, fill: int) -> torch.Tensor:
+        """(B, L) per-token values -> (B, L') the value at each position's first token."""
+        picked = tokens.gather(1, self.first.clamp(min=0))
+        return picked.masked_fill(~self.real, fill)
+
+
+def _token_kinds(
+    ids: torch.Tensor,
+    local_positions: torch.Tensor | None,
+    observation_group: int,
+    action_group: int,
+) -> torch.Tensor:
+    is_value = (ids >= CONTINUOUS_OFFSET) & (ids < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
+    has_local = local_positions >= 0 if local_positions is not None else torch.zeros_like(is_value)
+    kind = torch.zeros_like(ids)
+    if observation_group:
+        kind = kind.masked_fill(is_value & has_local, OBSERVATION_GROUP)
+    if action_group:
+        kind = kind.masked_fill(is_value & ~has_local, ACTION_GROUP)
+    return kind
+
+
+def group_layout(
+    ids: torch.Tensor,
+    local_positions: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    observation_group: int,
+    action_group: int,
+    right_align: bool = False,
+    keep_separator: bool = True,
+) -> GroupLayout:
+    """The compaction of a batch.
+
+    Args:
+        ids: (B, L) int64 target ids (a training batch's `labels` where actions were hidden:
+            a hidden action still belongs to its group).
+        local_positions: (B, L) int64, -1 where none; None: none anywhere.
+        attention_mask: (B, L) 1 on real tokens; None: every token is real.
+        observation_group, action_group: the group sizes K (0: that kind is not grouped).
+        right_align: end every row at the last compact position (left-padded inputs).
+        keep_separator: False: separators take no position (index -1, like padding).
+    """
+    if observation_group < 0 or action_group < 0:
+        raise ValueError(
+            f"group sizes must be >= 0, got observation {observation_group}, action {action_group}"
+        )
+    b, length = ids.shape
+    real = (
+        torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    )
+    if not keep_separator:
+        real = real & (ids != SEPARATOR_ID)
+    kind = _token_kinds(ids, local_positions, observation_group, action_group) * real
+    previous = F.pad(kind[:, :-1], (1, 0), value=PLAIN)
+    run_start = (kind != PLAIN) & (kind != previous)
+    steps = torch.arange(length, device=ids.device).expand(b, length)
+    last_start = torch.where(run_start, steps, -1).cummax(dim=1).values  # (B, L)
+    size = torch.where(kind == OBSERVATION_GROUP, max(observation_group, 1), max(action_group, 1))
+    offset = torch.where(kind != PLAIN, (steps - last_start) % size, 0)
+    starts = real & (offset == 0)  # plain tokens have offset 0
+    rank = starts.long().cumsum(dim=1) - 1  # (B, L)
+    counts = starts.sum(dim=1)  # (B,)
+    compact = int(counts.max()) if b else 0
+    shift = (compact - counts)[:, None] if right_align else 0
+    index = torch.where(real, rank + shift, -1)
+    first = torch.full((b, compact), -1, dtype=torch.long, device=ids.device)
+    rows = torch.arange(b, device=ids.device)[:, None].expand(b, length)
+    first[rows[starts], index[starts]] = steps[starts]
+    filled = first >= 0
+    compact_kind = kind.gather(1, first.clamp(min=0)).masked_fill(~filled, PLAIN)
+    return GroupLayout(kind, index, offset, first, compact_kind, filled)
+
+
+def compact_length(
+    ids: np.ndarray,
+    local_positions: np.ndarray,
+    observation_group: int,
+    action_group: int,
+    keep_separator: bool = True,
+) -> int:
+    """Positions one (L,) sequence takes once compacted (`group_layout`'s count, in numpy)."""
+    ids = np.asarray(ids)
+    if not keep_separator:
+        kept = ids != SEPARATOR_ID
+        ids, local_positions = ids[kept], np.asarray(local_positions)[kept]
+    if not (observation_group or action_group) or ids.size == 0:
+        return int(ids.size)
+    is_value = (ids >= CONTINUOUS_OFFSET) & (ids < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
+    has_local = np.asarray(local_positions) >= 0
+    kind = np.zeros(ids.shape, np.int64)
+    if observation_group:
+        kind[is_value & has_local] = OBSERVATION_GROUP
+    if action_group:
+        kind[is_value & ~has_local] = ACTION_GROUP
+    # Runs of equal non-plain kind: each takes ceil(len / K) positions.
+    change = np.flatnonzero(np.diff(kind, prepend=-1, append=-1))
+    total = int((kind == PLAIN).sum())
+    for start, stop in zip(change[:-1], change[1:], strict=True):
+        k = kind[start]
+        if k != PLAIN:
+            group = observation_group if k == OBSERVATION_GROUP else action_group
+            total += -(-int(stop - start) // group)
+    return total
+
+
+class GroupEmbedding(nn.Module):
+    """A value group's embedding: Linear([features of each slot, filled]) of its K slots, one map
+    per kind; a slot's features are `value_fourier_features` of its bin centre (2 F + 1 numbers).
+
+    Why features and not the values: a continuous observation's coordinate is its mu-law code,
+    and typical values sit in a sliver of [-1, 1] (|x| <= 1 codes within 0.07); a linear map of
+    the codes learnt pendulum at -18% of expert where the features learn as the per-value
+    embedding does (docs/control_learning.md). Empty slots (a chunk shorter than K, an action
+    hidden by `mask_actions`) read 0 with filled = 0, so a value of 0 and a missing one differ.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        observation_group: int,
+        action_group: int,
+        num_frequencies: int = 16,
+        top: int = 64,
+    ) -> None:
+        super().__init__()
+        self.observation_group = observation_group
+        self.action_group = action_group
+        self.num_frequencies = num_frequencies
+        self.top = top
+        per_slot = 2 * num_frequencies + 2  # the features and the filled flag
+
+        def projection(size: int) -> nn.Linear | None:
+            return nn.Linear(per_slot * size, width) if size else None
+
+        self.observations = projection(observation_group)
+        self.actions = projection(action_group)
+
+    def forward(
+        self, layout: GroupLayout, input_ids: torch.Tensor, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """-> (B, L', D) the groups' embeddings (0 at plain positions).
+
+        `input_ids` (B, L) are the inputs (a hidden action's id is `ACTION_MASK_ID`)."""
+        b, compact = layout.real.shape
+        width = max(self.observation_group, self.action_group)
+        grouped = layout.kind != PLAIN  # (B, L)
+        known = grouped & (input_ids != ACTION_MASK_ID)
+        per_slot = 2 * self.num_frequencies + 2
+        slots = torch.zeros(b, compact, width, per_slot, device=input_ids.device)
+        rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
+        bins = input_ids[known] - CONTINUOUS_OFFSET
+        features = value_fourier_features(bins, self.num_frequencies, self.top)  # (n, 2F + 1)
+        filled = torch.ones(features.shape[0], 1, device=features.device)
+        slots[rows[known], layout.index[known], layout.offset[known]] = torch.cat(
+            [features, filled], dim=-1
+        )
+        out = None
+        for module, size, kind in (
+            (self.observations, self.observation_group, OBSERVATION_GROUP),
+            (self.actions, self.action_group, ACTION_GROUP),
+        ):
+            if module is None:
+                continue
+            inputs = slots[:, :, :size].flatten(2)  # (B, L', K (2F + 2))
+            part = module(inputs.to(module.weight.dtype)).to(dtype)  # (B, L', D)
+            part = part * (layout.compact_kind == kind).unsqueeze(-1).to(dtype)
+            out = part if out is None else out + part
+        return out
+
+
+class ActionGroupHead(nn.Module):
+    """(N, D) hidden states -> (N, K, bins) logits: every slot of an action chunk at once.
+
+    `bins` (dividing 1,024) may be coarser than the tokens' bins: a target token's class is its
+    bin // (1024 / bins), and a decoded class stands for the token at the middle of its span
+    (`token_ids`). Coarser classes cost less (the head is most of a grouped training step) and
+    each is learnt from more examples.
+    """
+
+    def __init__(self, width: int, action_group: int, bins: int = NUM_CONTINUOUS_BINS) -> None:
+        super().__init__()
+        if bins < 1 or NUM_CONTINUOUS_BINS % bins:
+            raise ValueError(f"action head bins must divide {NUM_CONTINUOUS_BINS}, got {bins}")
+        self.action_group = action_group
+        self.bins = bins
+        self.span = NUM_CONTINUOUS_BINS // bins
+        self.projection = nn.Linear(width, action_group * bins)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.projection(hidden)
+        return logits.view(*hidden.shape[:-1], self.action_group, self.bins)
+
+    def classes(self, ids: torch.Tensor) -> torch.Tensor:
+        """Continuous action ids -> the head's classes (int64, same shape)."""
+        return (ids - CONTINUOUS_OFFSET) // self.span
+
+    def token_ids(self, classes: torch.Tensor) -> torch.Tensor:
+        """The head's classes -> the continuous ids they decode to (the middle of each span)."""
+        return classes * self.span + self.span // 2 + CONTINUOUS_OFFSET

@@ -1,0 +1,236 @@
+"""Grouped continuous values: the compaction against a token-by-token walk, the group embedding
+and the grouped loss against references written from their definitions, save/load, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import make_config
+from references import grouped_loss_reference, slow_groups
+
+from gato.modeling.config import GatoConfig
+from gato.modeling.embedding import fourier_multiples
+from gato.modeling.groups import compact_length, group_layout
+from gato.modeling.model import GatoModel
+from gato.tokens.batch import collate, mask_actions
+from gato.tokens.tokenizer import GatoTokenizer
+from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
+
+GROUPS = [(4, 2), (32, 8), (3, 0), (0, 2)]
+BINS = {(4, 2): 1024, (32, 8): 256, (3, 0): 1024, (0, 2): 64}
+SEPARATOR = [True, False]
+
+
+def mixed_batch(seed: int = 0):
+    """Continuous observations of several keys and an image, continuous and discrete actions,
+    text: every kind of token, ragged rows (right padding)."""
+    tokenizer = GatoTokenizer()
+    rng = np.random.default_rng(seed)
+    continuous = tokenizer.encode_episode(
+        {"continuous": {"a": rng.normal(size=(4, 5)), "b": rng.normal(size=(4, 3))}},
+        {"continuous": rng.uniform(-1, 1, (4, 3))},
+    )
+    with_image = tokenizer.encode_episode(
+        {
+            "continuous": rng.normal(size=(2, 9)),
+            "image": rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8),
+        },
+        {"continuous": rng.uniform(-1, 1, (2, 5))},
+    )
+    discrete = tokenizer.encode_episode(
+        {"continuous": rng.normal(size=(3, 2)), "discrete": rng.integers(0, 9, (3, 2))},
+        {"discrete": rng.integers(0, 6, (3,))},
+    )
+    text = tokenizer.encode_text_sequence("a red square above a blue circle")
+    return collate([continuous, with_image, discrete, text])
+
+
+@pytest.mark.parametrize("keep_separator", SEPARATOR)
+@pytest.mark.parametrize("right_align", [False, True])
+@pytest.mark.parametrize(("ko", "ka"), GROUPS)
+def test_layout_matches_a_token_by_token_walk(ko, ka, right_align, keep_separator):
+    batch = mixed_batch()
+    layout = group_layout(
+        batch.input_ids, batch.local_positions, batch.attention_mask, ko, ka, right_align,
+        keep_separator,
+    )  # fmt: skip
+    for r in range(batch.input_ids.shape[0]):
+        real = batch.attention_mask[r].bool()
+        ids, local = batch.input_ids[r][real], batch.local_positions[r][real]
+        expected = slow_groups(ids.tolist(), local.tolist(), ko, ka, keep_separator)
+        shift = layout.length - len(expected) if right_align else 0
+        assert int(layout.real[r].sum()) == len(expected)
+        assert compact_length(ids.numpy(), local.numpy(), ko, ka, keep_separator) == len(expected)
+        for c, (kind, members) in enumerate(expected):
+            assert int(layout.first[r, shift + c]) == members[0]
+            assert int(layout.compact_kind[r, shift + c]) == kind
+            for slot, t in enumerate(members):
+                assert int(layout.index[r, t]) == shift + c
+                assert int(layout.offset[r, t]) == slot
+        assert bool((layout.index[r][~real] == -1).all())
+        if not keep_separator:
+            assert bool((layout.index[r][batch.input_ids[r] == SEPARATOR_ID] == -1).all())
+
+
+def test_ungrouped_tokens_keep_their_embedding_and_groups_embed_their_values():
+    torch.manual_seed(0)
+    model = GatoModel(make_config(continuous_observation_group=4, continuous_action_group=2))
+    model.eval()
+    batch = mixed_batch()
+    x, layout = model.embed(
+        batch.input_ids, batch.local_positions, batch.patches, batch.patch_positions,
+        batch.attention_mask,
+    )  # fmt: skip
+    plain = model.embedding(
+        batch.input_ids, batch.local_positions, batch.patches, batch.patch_positions
+    )
+    r = 0  # the first row: continuous observations of two keys, continuous actions
+    groups = slow_groups(batch.input_ids[r].tolist(), batch.local_positions[r].tolist(), 4, 2)
+    for c, (kind, members) in enumerate(groups):
+        ids = batch.input_ids[r, members]
+        if kind == 0:
+            torch.testing.assert_close(x[r, c], plain[r, members[0]])
+            continue
+        size = 4 if kind == 1 else 2
+        # Each slot: [v, sin(n_k pi v), cos(n_k pi v)] of its bin centre v, then filled = 1;
+        # empty slots all 0 (written from the formula, not the module's helper).
+        n = model.config.value_fourier_features
+        multiples = fourier_multiples(n, model.config.value_fourier_top)
+        slots = torch.zeros(size, 2 * n + 2)
+        for slot, token in enumerate(ids.tolist()):
+            v = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
+            angles = [math.pi * m * v for m in multiples]
+            row = [v] + [math.sin(a) for a in angles] + [math.cos(a) for a in angles] + [1.0]
+            slots[slot] = torch.tensor(row)
+        module = model.groups.observations if kind == 1 else model.groups.actions
+        expected = module.weight @ slots.flatten() + module.bias
+        if kind == 1:
+            expected = (
+                expected
+                + model.embedding.local_positions.weight[batch.local_positions[r, members[0]]]
+            )
+        torch.testing.assert_close(x[r, c], expected)
+
+
+@pytest.mark.parametrize("keep_separator", SEPARATOR)
+@pytest.mark.parametrize(("ko", "ka"), GROUPS)
+def test_grouped_loss_matches_the_reference_and_counts_every_target(ko, ka, keep_separator):
+    torch.manual_seed(0)
+    config = make_config(
+        continuous_observation_group=ko,
+        continuous_action_group=ka,
+        keep_separator=keep_separator,
+        action_group_bins=BINS[ko, ka],
+    )
+    model = GatoModel(config)
+    model.eval()  # training draws patch positions at random: two forwards would differ
+    batch = mixed_batch(1)
+    out = model(**batch.as_dict())
+    torch.testing.assert_close(out.loss, grouped_loss_reference(model, batch))
+    # The same targets as one token per value (each real target after the first token).
+    targets = batch.loss_mask[:, 1:].bool() & batch.attention_mask[:, 1:].bool()
+    assert int(out.num_loss_tokens) == int(targets.sum())
+    out.loss.backward()
+    if ka:
+        assert model.action_head.projection.weight.grad.abs().sum() > 0
+    if ko:
+        assert model.groups.observations.weight.grad.abs().sum() > 0
+
+
+def test_hidden_actions_stay_targets_and_read_as_empty_slots():
+    torch.manual_seed(0)
+    model = GatoModel(make_config(continuous_observation_group=4, continuous_action_group=2))
+    batch = mixed_batch()
+    hidden = mask_actions(batch, 0.5, torch.Generator().manual_seed(0))
+    assert bool((hidden.input_ids == ACTION_MASK_ID).any())
+    out = model(**hidden.as_dict())
+    assert int(out.num_loss_tokens) == int(model(**batch.as_dict()).num_loss_tokens)
+    x, _ = model.embed(hidden.input_ids, hidden.local_positions, hidden.patches,
+                       hidden.patch_positions, hidden.attention_mask, hidden.labels)  # fmt: skip
+    y, _ = model.embed(batch.input_ids, batch.local_positions, batch.patches,
+                       batch.patch_positions, batch.attention_mask)  # fmt: skip
+    assert x.shape == y.shape and not torch.allclose(x, y)
+
+
+def test_grouping_shortens_a_mujoco_like_timestep_to_three_positions():
+    tokenizer = GatoTokenizer()
+    rng = np.random.default_rng(0)
+    seq = tokenizer.encode_episode(
+        {"continuous": rng.normal(size=(10, 17))}, {"continuous": rng.uniform(-1, 1, (10, 6))}
+    )
+    assert len(seq) == 10 * 24
+    assert compact_length(seq.ids, seq.local_positions, 32, 8) == 10 * 3
+    assert compact_length(seq.ids, seq.local_positions, 0, 0) == 10 * 24
+    assert compact_length(seq.ids, seq.local_positions, 32, 8, keep_separator=False) == 10 * 2
+
+
+def test_save_and_load_round_trip_keeps_the_groups(tmp_path):
+    torch.manual_seed(0)
+    model = GatoModel(make_config(continuous_observation_group=4, continuous_action_group=2))
+    model.eval()
+    model.save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.continuous_observation_group == 4
+    assert loaded.config.continuous_action_group == 2
+    batch = mixed_batch()
+    with torch.no_grad():
+        a = model(**batch.as_dict()).loss
+        b = loaded(**batch.as_dict()).loss
+    torch.testing.assert_close(a, b)
+
+
+def test_an_ungrouped_config_has_no_group_modules_and_old_configs_load_ungrouped():
+    model = GatoModel(make_config())
+    assert model.groups is None and model.action_head is None
+    legacy = GatoConfig.from_dict({"hidden_size": 64, "num_attention_heads": 2, "head_dim": 32})
+    assert legacy.continuous_observation_group == 0 and not legacy.grouped
+
+
+@pytest.mark.parametrize("field", ["continuous_observation_group", "continuous_action_group"])
+@pytest.mark.parametrize("value", [-1, 1.5, True])
+def test_bad_group_sizes_raise(field, value):
+    with pytest.raises(ValueError, match=field):
+        GatoConfig(**{field: value})
+
+
+@pytest.mark.parametrize("value", [0, 3, 2048, True])
+def test_head_bins_must_divide_the_token_bins(value):
+    with pytest.raises(ValueError, match="action_group_bins must divide 1024"):
+        GatoConfig(action_group_bins=value)
+
+
+def test_coarse_head_classes_decode_to_the_middle_of_their_span():
+    torch.manual_seed(0)
+    model = GatoModel(make_config(continuous_action_group=2, action_group_bins=256))
+    head = model.action_head
+    ids = torch.arange(CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
+    classes = head.classes(ids)
+    assert classes.min() == 0 and classes.max() == 255
+    assert bool((head.classes(head.token_ids(classes)) == classes).all())
+    assert head.token_ids(torch.tensor([0])).item() == CONTINUOUS_OFFSET + 2
+
+
+def test_a_grouped_context_is_checked_in_positions_not_tokens():
+    torch.manual_seed(0)
+    model = GatoModel(
+        make_config(
+            max_position_embeddings=32, continuous_observation_group=32, continuous_action_group=8
+        )  # fmt: skip
+    ).eval()
+    tokenizer = GatoTokenizer()
+    rng = np.random.default_rng(0)
+    seq = tokenizer.encode_episode(
+        {"continuous": rng.normal(size=(10, 17))}, {"continuous": rng.uniform(-1, 1, (10, 6))}
+    )  # 240 tokens, 30 positions
+    batch = collate([seq])
+    with torch.no_grad():
+        model(**batch.as_dict())
+    long = tokenizer.encode_episode(
+        {"continuous": rng.normal(size=(11, 17))}, {"continuous": rng.uniform(-1, 1, (11, 6))}
+    )
+    with pytest.raises(ValueError, match="33 positions once grouped"):
+        model(**collate([long]).as_dict())
+    assert NUM_CONTINUOUS_BINS == 1024

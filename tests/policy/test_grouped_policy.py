@@ -1,0 +1,139 @@
+"""GatoPolicy with grouped continuous values: cached decoding against recomputing the whole
+context (`GroupedReferencePolicy`), batched ragged rows, bad configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import make_config
+from references import GroupedReferencePolicy
+
+from gato.modeling.model import GatoModel
+from gato.policy import GatoPolicy, PolicyConfig
+from gato.schema import ActionSpec
+from gato.tokens.tokenizer import GatoTokenizer
+
+SPEC = ActionSpec("continuous", (3,))
+
+
+def grouped_model(
+    ko: int, ka: int, seed: int = 0, keep_separator: bool = True, bins: int = 1024
+) -> GatoModel:
+    torch.manual_seed(seed)
+    config = make_config(
+        action_group_bins=bins,
+        max_position_embeddings=48,
+        initializer_range=0.2,
+        continuous_observation_group=ko,
+        continuous_action_group=ka,
+        keep_separator=keep_separator,
+    )
+    return GatoModel(config).eval()
+
+
+def demo_prompt(tokenizer, steps, seed=0, width=5):
+    rng = np.random.default_rng(seed)
+    return tokenizer.encode_episode(
+        {"continuous": rng.normal(size=(steps, width))},
+        {"continuous": rng.uniform(-1, 1, (steps, 3))},
+    )
+
+
+def observation(rng, width=5, image=False):
+    obs = {"continuous_observations": rng.normal(size=width).astype(np.float32)}
+    if image:
+        obs["image_observations"] = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return obs
+
+
+@pytest.mark.parametrize(
+    ("ko", "ka", "keep_separator"),
+    [(4, 2, True), (8, 8, True), (2, 3, True), (8, 8, False), (4, 2, False)],
+)
+def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, keep_separator):
+    tokenizer = GatoTokenizer()
+    model = grouped_model(ko, ka, keep_separator=keep_separator, bins=256 if ko == 8 else 1024)
+    prompt = demo_prompt(tokenizer, 2)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
+    reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)
+    rng = np.random.default_rng(1)
+    slides = 0
+    for step in range(30):
+        if step == 19:
+            policy.reset()
+            reference.reset()
+        obs = observation(rng)
+        before = len(policy.rows[0].history)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+        slides += len(policy.rows[0].history) <= before  # a step was added, others dropped
+        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+        assert policy.rows[0].in_cache < model.config.max_position_embeddings
+    assert slides >= 2
+
+
+def test_a_shifted_context_counts_its_positions_as_the_cache_holds_them():
+    """Shifting keeps the old keys (not equal to recomputing), but the bookkeeping in positions
+    must match the cache and the window rule."""
+    tokenizer = GatoTokenizer()
+    model = grouped_model(4, 2)
+    policy = GatoPolicy(model, tokenizer, SPEC, demo_prompt(tokenizer, 2), PolicyConfig())
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        policy.act(observation(rng))
+        row = policy.rows[0]
+        assert policy.cache.length == row.in_cache
+        pending = policy._span(row.pending)
+        assert row.in_cache + pending == policy._span(policy.context())
+        assert len(policy.context()) <= model.config.max_position_embeddings  # tokens
+
+
+@pytest.mark.parametrize("keep_separator", [True, False])
+def test_batched_ragged_rows_match_rows_decoded_alone(keep_separator):
+    tokenizer = GatoTokenizer()
+    model = grouped_model(4, 2, seed=1, keep_separator=keep_separator)
+    prompts = [demo_prompt(tokenizer, 1, seed=0), None, demo_prompt(tokenizer, 1, seed=5)]
+    widths = [5, 3, 7]
+    batched = GatoPolicy(model, tokenizer, SPEC, None, PolicyConfig(slide="recompute"), 3)
+    for i, p in enumerate(prompts):
+        if p is not None:
+            batched.reset_env(i, p)
+    singles = [GroupedReferencePolicy(model, tokenizer, SPEC, p) for p in prompts]
+    rng = np.random.default_rng(2)
+    rows = [0, 1, 2]
+    for step in range(10):
+        if step == 4:
+            batched.reset_env(1, prompts[1])
+            singles[1].reset()
+        if step == 7:
+            batched.remove_envs([1, 2])
+            rows = [1, 2]
+        observations = [observation(rng, widths[r], image=step % 3 == 0) for r in rows]
+        actions = batched.act_batch(observations)
+        for k, r in enumerate(rows):
+            np.testing.assert_array_equal(actions[k], singles[r].act(observations[k]))
+
+
+def test_discrete_actions_decode_token_by_token_beside_grouped_observations():
+    tokenizer = GatoTokenizer()
+    model = grouped_model(4, 2)
+    spec = ActionSpec("discrete", (), num_values=4)
+    policy = GatoPolicy(model, tokenizer, spec, None)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        action = policy.act(observation(rng))
+        assert isinstance(action, int) and 0 <= action < 4
+    assert policy.action_units == 1
+
+
+def test_static_cache_with_groups_falls_back_to_the_eager_cache_with_a_warning():
+    tokenizer = GatoTokenizer()
+    model = grouped_model(4, 2)
+    with pytest.warns(UserWarning, match="static_cache does not support grouped"):
+        policy = GatoPolicy(model, tokenizer, SPEC, None, PolicyConfig(static_cache=True))
+    assert policy.decoder is None and not policy.config.static_cache
+    reference = GroupedReferencePolicy(model, tokenizer, SPEC, None)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
