@@ -282,11 +282,11 @@ def test_an_interrupted_cache_build_leaves_the_previous_cache(tmp_path, monkeypa
     real = tokenizer.encode_jat_episode
     calls = []
 
-    def crash_on_the_second(row):
+    def crash_on_the_second(row, *args):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(row)
+        return real(row, *args)
 
     monkeypatch.setattr(tokenizer, "encode_jat_episode", crash_on_the_second)
     with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning):
