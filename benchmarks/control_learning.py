@@ -7,7 +7,12 @@ loop as `gato.evaluation` (`run_episodes`), as the registry's expert-normalised 
 
 Learners (`--learners`, comma-separated):
 - `mlp`: the specialist reference, a 2 x 256 ReLU MLP on standardised raw observations, each
-  action dimension a 256-bin cross-entropy over [-1, 1] (continuous actions only);
+  action dimension a 256-bin cross-entropy over [-1, 1] (continuous actions), or one
+  cross-entropy over the task's actions (discrete actions: gym-cartpole);
+- `cnn`: the specialist for image tasks (atari-pong): the Nature DQN network (Mnih et al. 2015:
+  convolutions 32x8x8/4, 64x4x4/2, 64x3x3/1, a 512-unit layer) on the environment's 84x84x4
+  frame stacks (the tokenizer-independent frames, scaled to [0, 1]), a cross-entropy over the
+  task's discrete actions;
 - `gato:<value_embedding>:<window>`: `GatoModel` (`--width`, `--layers`) through the real
   tokenizer, `collate`, forward and loss, on windows of `<window>` timesteps (a batch holds
   batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
@@ -200,10 +205,154 @@ def mlp_learner(episodes: list[dict], config: BenchConfig):
 
 
 def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+    if task.action.kind == "discrete":
+        return train_specialist("mlp", task, episodes, config)
     net, batch = mlp_learner(episodes, config)
     return _train(
         "mlp", net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Specialists for discrete actions: an MLP on state, a Nature CNN on frames
+# ---------------------------------------------------------------------------------------------
+
+
+class DiscreteMLP(nn.Module):
+    """Standardised observations (B, O) -> logits over the task's actions (B, num_values)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, num_values: int, hidden: int = 256):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.net = nn.Sequential(
+            nn.Linear(mean.shape[0], hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, num_values),
+        )  # fmt: skip
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net((obs - self.mean) / self.std)
+
+
+class NatureCNN(nn.Module):
+    """uint8 frame stacks (B, 84, 84, C) -> logits over the task's actions (B, num_values)."""
+
+    def __init__(self, channels: int, num_values: int, side: int = 84):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+        )  # fmt: skip
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, channels, side, side)).shape[1]
+        self.head = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_values))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).float() / 255.0
+        return self.head(self.conv(x))
+
+
+class FrameStacks:
+    """Every step's frame stack of some Atari episodes, holding each frame once.
+
+    The adapter's observation at step t stacks frames t-3..t (oldest first, the first frame
+    repeated at the reset), so keeping each step's newest frame rebuilds every stack exactly, in
+    a quarter of the memory (Pong's 8 demo episodes: ~200 MB instead of ~800 MB).
+    """
+
+    def __init__(self, episodes: list[dict]):
+        stacks = [np.asarray(e["image_observations"]) for e in episodes]
+        if any(s.ndim != 4 for s in stacks):
+            raise ValueError("image episodes must hold (T, H, W, stack) frame stacks")
+        self.depth = stacks[0].shape[-1]
+        for s in stacks:  # the claim above, checked on the data
+            later = s[self.depth :]
+            if len(later) and not np.array_equal(later[..., -2], s[self.depth - 1 : -1, ..., -1]):
+                raise ValueError("frame stacks do not shift by one frame per step")
+        self.frames = torch.from_numpy(np.concatenate([s[..., -1] for s in stacks]))
+        starts = np.cumsum([0] + [len(s) for s in stacks[:-1]])
+        self.first = torch.from_numpy(np.concatenate(
+            [np.full(len(s), start) for s, start in zip(stacks, starts, strict=True)]
+        ))  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        """(B,) step indices -> (B, H, W, stack) uint8 stacks."""
+        lags = torch.arange(self.depth - 1, -1, -1)
+        rows = torch.maximum(index[:, None] - lags[None, :], self.first[index][:, None])
+        return self.frames[rows].permute(0, 2, 3, 1)
+
+
+class DiscreteActor:
+    """A network of observations -> action logits behind the interface `run_episodes` drives;
+    plays the most likely action."""
+
+    def __init__(self, net: nn.Module, column: str, num_envs: int) -> None:
+        self.net, self.column, self.num_envs = net, column, num_envs
+
+    def act_batch(self, observations: list[dict]) -> list[int]:
+        obs = torch.from_numpy(np.stack([o[self.column] for o in observations]))
+        with torch.no_grad():
+            return [int(a) for a in self.net(obs).argmax(-1)]
+
+    def reset(self) -> None:
+        pass
+
+    def reset_env(self, row: int) -> None:
+        pass
+
+    def remove_envs(self, keep: list[int]) -> None:
+        self.num_envs = len(keep)
+
+
+def discrete_learner(kind: str, task: Any, episodes: list[dict], config: BenchConfig):
+    """(model, loss of a sampled batch, actor factory) of a discrete-action specialist: `kind`
+    "mlp" (state) or "cnn" (frames); cross-entropy on the recorded actions."""
+    if task.action.kind != "discrete":
+        raise ValueError(f"{kind}: task {task.id!r} has {task.action.kind} actions, not discrete")
+    num_values = task.action.num_values
+    y = torch.from_numpy(np.concatenate([e["discrete_actions"] for e in episodes]).astype(np.int64))
+    torch.manual_seed(config.seed)
+    if kind == "cnn":
+        if "image_observations" not in episodes[0]:
+            raise ValueError(f"cnn: task {task.id!r} has no image observations (use mlp)")
+        x = FrameStacks(episodes)
+        net: nn.Module = NatureCNN(x.depth, num_values, side=x.frames.shape[-1])
+        column = "image_observations"
+    elif kind == "mlp":
+        if "continuous_observations" not in episodes[0]:
+            raise ValueError(f"mlp: task {task.id!r} has no continuous observations (use cnn)")
+        obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
+        net = DiscreteMLP(obs.mean(0), obs.std(0) + 1e-6, num_values)
+        x = torch.from_numpy(obs)
+        column = "continuous_observations"
+    else:
+        raise ValueError(f"unknown discrete specialist {kind!r}: mlp or cnn")
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} observations but {len(y)} actions")
+
+    def batch(rng: np.random.Generator) -> torch.Tensor:
+        idx = torch.from_numpy(rng.integers(0, len(y), config.batch_timesteps))
+        return F.cross_entropy(net(x[idx]), y[idx])
+
+    return net, batch, lambda: DiscreteActor(net.eval(), column, config.eval_episodes)
+
+
+def train_specialist(kind: str, task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+    net, batch, actor = discrete_learner(kind, task, episodes, config)
+    return _train(kind, net, batch, actor, task, config)
+
+
+SPECIALISTS = {
+    "mlp": train_mlp,
+    "cnn": lambda task, episodes, config: train_specialist("cnn", task, episodes, config),
+}
+"""Specialist learner name -> `(task, episodes, config) -> Curve`."""
 
 
 MODEL_OPTIONS = {
@@ -381,13 +530,14 @@ def run(config: BenchConfig) -> list[Curve]:
     curves = _DONE
     curves.clear()
     for name in config.learners.split(","):
-        if name == "mlp":
-            curves.append(train_mlp(task, episodes, config))
+        if name in SPECIALISTS:
+            curves.append(SPECIALISTS[name](task, episodes, config))
         elif name.startswith("gato:"):
             curves.append(train_gato(task, episodes, name, config))
         else:
             raise ValueError(
-                f"unknown learner {name!r}: mlp or gato:<value_embedding>:<window>[:key=value...]"
+                f"unknown learner {name!r}: {' or '.join(SPECIALISTS)} or "
+                "gato:<value_embedding>:<window>[:key=value...]"
             )
     return list(curves)
 
@@ -401,8 +551,10 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     episodes = [dataset[i] for i in range(len(dataset))]
     steppers = {}
     for name in config.learners.split(","):
-        if name == "mlp":
+        if name == "mlp" and task.action.kind != "discrete":
             model, batch = mlp_learner(episodes, config)
+        elif name in SPECIALISTS:
+            model, batch, _ = discrete_learner(name, task, episodes, config)
         else:
             model, batch, _, _ = gato_learner(task, episodes, name, config)
         steppers[name] = (model.train(), batch, torch.optim.Adam(model.parameters(), lr=config.lr))

@@ -143,6 +143,9 @@ class Collect:
     action_noise: float | None = None
     """Noise on the expert's played actions: a std on [-1, 1] (continuous) or the probability
     of a random action (discrete); default: the task's, from the registry."""
+    dart: float | None = None
+    """DART: play with this noise (as --action_noise) but record the expert's own action in
+    each state reached; default: the task's `dart`, from the registry."""
     overwrite: bool = False
     """Suites: redo tasks with data."""
     estimate_only: bool = False
@@ -174,6 +177,7 @@ def _collect(args: Collect) -> int:
             progress=not args.quiet,
             registry=args.registry,
             action_noise=args.action_noise,
+            dart=args.dart,
         )
     )
     kept = f"{result.num_kept}/{len(result.returns)} episodes"

@@ -63,6 +63,11 @@ class CollectConfig:
     """Noise on the played actions (`NoisyExpert`): a standard deviation for continuous
     actions, a probability of a random action for discrete ones; None: the task's
     `action_noise` from the registry (0 unless set)."""
+    dart: float | None = None
+    """DART (Laskey et al. 2017): play the expert with this noise (as `action_noise`) but record
+    the expert's own clean action in every state the noise led to, the correction a behaviour
+    clone must learn; None: the task's `dart` from the registry (0 unless set). Exclusive with
+    `action_noise`."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -71,7 +76,28 @@ class CollectConfig:
             raise ValueError(f"workers must be positive, got {self.workers}")
         if self.action_noise is not None and self.action_noise < 0:
             raise ValueError(f"action_noise must be non-negative, got {self.action_noise}")
+        if self.dart is not None and self.dart < 0:
+            raise ValueError(f"dart must be non-negative, got {self.dart}")
+        if self.dart and self.action_noise:
+            raise ValueError(
+                f"action_noise ({self.action_noise}) and dart ({self.dart}) both set: dart is "
+                "noise with the expert's action recorded, action_noise with the played one"
+            )
         score_math.check_not_evaluation_seeds(self.seed, self.episodes)
+
+
+def noise_setting(
+    task: TaskSpec, action_noise: float | None, dart: float | None
+) -> tuple[float, str]:
+    """(noise, what is recorded) of a collection: the given options over the registry's."""
+    noise = task.action_noise if action_noise is None else action_noise
+    dart = task.dart if dart is None else dart
+    if dart and noise:
+        raise ValueError(
+            f"task {task.id!r}: action_noise {noise} and dart {dart} both set; pick one "
+            "(dart records the expert's action, action_noise the played one)"
+        )
+    return (float(dart), "expert") if dart else (float(noise), "played")
 
 
 @dataclass
@@ -133,8 +159,10 @@ def play_episode(
 ) -> EpisodeResult:
     """Play one episode from `env.reset(seed)`; with `record`, build its Arrow row.
 
-    Step t records the observation, the action taken and the reward that followed; only the
-    task's observation columns are recorded (an expert may see more, e.g. state behind pixels).
+    Step t records the observation, the action (the one played, or for a policy with
+    `act_and_label` the label it gives: the expert's own action under DART) and the reward that
+    followed; only the task's observation columns are recorded (an expert may see more, e.g.
+    state behind pixels).
     """
     from gato.data.episodes import episode_record_batch
 
@@ -144,14 +172,14 @@ def play_episode(
     rewards: list[float] = []
     observation = env.reset(seed=seed)
     policy.reset(seed)
-    act = policy.act
+    act = getattr(policy, "act_and_label", None) or (lambda o, e: (policy.act(o, e),) * 2)
     while True:
-        action = act(observation, env)
+        action, label = act(observation, env)
         for column, keep, values in recorders:
             values.append(keep(observation[column]))
         step = env.step(action)
         if record:
-            actions.append(action)
+            actions.append(label)
         rewards.append(step.reward)
         observation = step.observation
         if step.terminated or step.truncated:
@@ -179,13 +207,13 @@ _WORKER_CACHE: dict[tuple, tuple[Any, Any, TaskSpec]] = {}
 
 def _worker_play(args: tuple) -> EpisodeResult:
     """Process-pool job: one episode, with the environment kept between jobs."""
-    registry_path, task_id, policy_name, seed, record, noise = args
-    key = (registry_path, task_id, policy_name, noise)
+    registry_path, task_id, policy_name, seed, record, noise, recorded = args
+    key = (registry_path, task_id, policy_name, noise, recorded)
     if key not in _WORKER_CACHE:
         from gato.tasks.experts import make_expert
 
         task = load_registry(registry_path)[task_id]
-        expert = make_expert(task, seed, policy_name, noise)
+        expert = make_expert(task, seed, policy_name, noise, recorded)
         _WORKER_CACHE[key] = (make_env(task), expert, task)
     env, policy, task = _WORKER_CACHE[key]
     features = _features(task) if record else None
@@ -209,16 +237,19 @@ def play_episodes(
     progress: bool = True,
     description: str = "",
     action_noise: float = 0.0,
+    recorded: str = "played",
 ) -> Iterator[EpisodeResult]:
-    """Play one episode per seed with `policy` (default the task's expert; `action_noise`: see
-    `NoisyExpert`), yielding in order."""
+    """Play one episode per seed with `policy` (default the task's expert; `action_noise` and
+    `recorded`, "played" or "expert" (DART): see `NoisyExpert`), yielding in order."""
     from tqdm.auto import tqdm
 
     policy = policy or task.expert
     bar = tqdm(total=len(seeds), unit="ep", desc=description or task.id, disable=not progress)
     steps, start = 0, time.perf_counter()
     try:
-        for result in _results(task, seeds, policy, record, workers, registry_path, action_noise):
+        for result in _results(
+            task, seeds, policy, record, workers, registry_path, action_noise, recorded
+        ):
             steps += result.length
             bar.update(1)
             bar.set_postfix(
@@ -232,13 +263,13 @@ def play_episodes(
 
 
 def _results(
-    task, seeds, policy, record, workers, registry_path, action_noise=0.0
+    task, seeds, policy, record, workers, registry_path, action_noise=0.0, recorded="played"
 ) -> Iterator[EpisodeResult]:
     if workers == 1:
         from gato.tasks.experts import make_expert
 
         env = make_env(task)
-        expert = make_expert(task, seeds[0] if seeds else 0, policy, action_noise)
+        expert = make_expert(task, seeds[0] if seeds else 0, policy, action_noise, recorded)
         features = _features(task) if record else None
         try:
             for seed in seeds:
@@ -252,7 +283,7 @@ def _results(
     # spawn: a forked child would share the parent's simulator and GL state.
     context = multiprocessing.get_context("spawn")
     path = str(Path(registry_path).resolve()) if registry_path else None
-    jobs = [(path, task.id, policy, seed, record, action_noise) for seed in seeds]
+    jobs = [(path, task.id, policy, seed, record, action_noise, recorded) for seed in seeds]
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(_worker_play, jobs)
 
@@ -284,7 +315,7 @@ def collect(config: CollectConfig) -> CollectResult:
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.tmp-collect-{uuid.uuid4().hex[:8]}")
-    noise = task.action_noise if config.action_noise is None else config.action_noise
+    noise, recorded = noise_setting(task, config.action_noise, config.dart)
     features = _features(task)
     seeds = [config.seed + i for i in range(config.episodes)]
     start = time.perf_counter()
@@ -301,7 +332,7 @@ def collect(config: CollectConfig) -> CollectResult:
                     task, seeds, policy, record=True, workers=config.workers,
                     registry_path=_registry_path(registry, config.registry),
                     progress=config.progress, description=f"collect {task.id}",
-                    action_noise=noise,
+                    action_noise=noise, recorded=recorded,
                 ):  # fmt: skip
                     writer.write_batch(result.batch)
                     returns.append(result.episode_return)
@@ -319,7 +350,8 @@ def collect(config: CollectConfig) -> CollectResult:
         metadata = {
             "task": task.id,
             "policy": policy,
-            "action_noise": noise,
+            "action_noise": noise if recorded == "played" else 0.0,
+            "dart": noise if recorded == "expert" else 0.0,
             "seeds": [seeds[0], seeds[-1]],
             "episode_seeds": [s for s, k in zip(seeds, kept, strict=True) if k],
             "episodes_played": len(returns),

@@ -133,6 +133,8 @@ class TaskSpec:
         expert_params: keyword arguments for the expert.
         action_noise: noise on the expert's played actions when its data is collected (see
             `gato.tasks.experts.NoisyExpert`); 0: none. Scores are always measured noiseless.
+        dart: like `action_noise`, but the expert's own clean action is recorded (DART: the
+            correction in the states noise leads to); 0: none. Exclusive with `action_noise`.
         scores: expert and random returns, None until measured (`python -m gato.data score`).
         dataset: where the task's episodes live: a local folder (relative paths are relative to
             the registry file's folder) or a hub id such as "jat-project/jat-dataset".
@@ -155,6 +157,7 @@ class TaskSpec:
     expert: str | None = None
     expert_params: Mapping[str, Any] = field(default_factory=dict)
     action_noise: float = 0.0
+    dart: float = 0.0
     scores: Scores | None = None
     dataset: str = ""
     dataset_config: str | None = None
@@ -255,8 +258,8 @@ def _parse_task(
         raise ValueError(f"{where}: ids are lowercase letters, digits, '-', '_' and '.'")
     known = {
         "suite", "env", "observation", "action", "episode_limit", "expert", "expert_params",
-        "action_noise", "scores", "dataset", "dataset_config", "dataset_env", "description",
-        "reference",
+        "action_noise", "dart", "scores", "dataset", "dataset_config", "dataset_env",
+        "description", "reference",
     }  # fmt: skip
     unknown = sorted(set(entry) - known)
     if unknown:
@@ -332,6 +335,12 @@ def _parse_task(
             raise ValueError(f"{where}: {key} must be a non-empty string, got {value!r}")
     if recorded is not None and config is None:
         raise ValueError(f"{where}: dataset_env says what recorded dataset_config; set both")
+    dart = entry.get("dart", 0.0)
+    if isinstance(dart, bool) or not isinstance(dart, int | float) or dart < 0:
+        raise ValueError(f"{where}: dart must be a non-negative number, got {dart!r}")
+    if dart and noise:
+        raise ValueError(f"{where}: action_noise and dart both set; dart records the expert's "
+                         "action, action_noise the played one: pick one")  # fmt: skip
     return TaskSpec(
         id=task_id,
         suite=str(entry["suite"]),
@@ -342,6 +351,7 @@ def _parse_task(
         expert=entry.get("expert"),
         expert_params=dict(entry.get("expert_params", {})),
         action_noise=float(noise),
+        dart=float(dart),
         scores=scores,
         dataset=str(entry.get("dataset", f"cache/episodes/{task_id}")),
         dataset_config=config,

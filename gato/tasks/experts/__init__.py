@@ -106,12 +106,19 @@ EXPERTS: Mapping[str, Callable[..., Expert]] = _Experts()
 
 
 def make_expert(
-    task: TaskSpec, seed: int | None = 0, name: str | None = None, action_noise: float = 0.0
+    task: TaskSpec,
+    seed: int | None = 0,
+    name: str | None = None,
+    action_noise: float = 0.0,
+    record: str = "played",
 ) -> Expert:
     """The task's expert (or the one called `name`; "random" is the random policy), reset;
-    with `action_noise` > 0, wrapped in a `NoisyExpert`."""
+    with `action_noise` > 0, wrapped in a `NoisyExpert` that records `record` ("played": the
+    noisy action; "expert": the expert's own, DART)."""
     if action_noise:
-        return NoisyExpert(make_expert(task, seed, name), action_noise, seed)
+        return NoisyExpert(make_expert(task, seed, name), action_noise, seed, record)
+    if record not in NoisyExpert.RECORDS:
+        raise ValueError(f"record must be one of {NoisyExpert.RECORDS}, got {record!r}")
     name = name or task.expert
     if name is None:
         raise ValueError(f"task {task.id!r} has no expert in the registry")

@@ -28,7 +28,9 @@ class PongRAM(Expert):
     controller for each offset in `offsets` until the ball is returned and then until the
     opponent misses it or returns it, and replays the actions of the first return the opponent
     misses (else of the steepest return, the hardest to reach). Episodes are deterministic given
-    the seed (no sticky actions), so a replayed plan does what the simulation did.
+    the seed (no sticky actions), so a replayed plan does what the simulation did; when another
+    action is played instead (`NoisyExpert`, DART collection), the plan is dropped and made
+    again from the state reached.
 
     Args:
         offsets: paddle offsets tried by the planner, in order of preference.
@@ -133,6 +135,9 @@ class PongRAM(Expert):
         action = self._plan.pop(0) if self._plan else self._track(ram, prev, self.default_offset)
         self._prev = (bx, by)
         return action
+
+    def played(self, action: Any, chosen: Any) -> None:
+        self._plan = []  # made for the chosen action: the state it predicted will not happen
 
 
 _BREAKOUT_NOOP, _BREAKOUT_FIRE, _BREAKOUT_RIGHT, _BREAKOUT_LEFT = 0, 1, 2, 3

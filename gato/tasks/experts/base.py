@@ -30,6 +30,16 @@ class Expert:
     def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
         raise NotImplementedError
 
+    def act_and_label(self, observation: Mapping[str, Any], env: ControlEnv) -> tuple[Any, Any]:
+        """(the action to play, the action to record): the same action, except for experts that
+        play one action and teach another (`NoisyExpert` with `record="expert"`, DART)."""
+        action = self.act(observation, env)
+        return action, action
+
+    def played(self, action: Any, chosen: Any) -> None:
+        """Told after `act` when the action played was not the one it chose (`NoisyExpert`):
+        an expert that follows a plan made from the state drops the plan here. Default: no-op."""
+
 
 REGISTERED: dict[str, Callable[..., Expert]] = {}
 """Expert name -> factory `(task, **expert_params) -> Expert`, for the expert modules imported so
@@ -61,11 +71,21 @@ class NoisyExpert(Expert):
     predictor of the next and the observation a good one.
 
     Continuous actions: each value + N(0, noise^2), clipped to [-1, 1]. Discrete actions: a
-    uniformly random action with probability `noise` (epsilon-greedy). The recorded action is
-    the one played.
+    uniformly random action with probability `noise` (epsilon-greedy).
+
+    What is recorded (`act_and_label`'s second action) is set by `record`: "played", the noisy
+    action (exploration data, as an RL replay holds it), or "expert", the wrapped expert's own
+    clean action in the state the noise led to: DART proper, the label a behaviour clone must
+    learn (it teaches the correction, not the noise).
     """
 
-    def __init__(self, expert: Expert, noise: float, seed: int | None = 0) -> None:
+    RECORDS = ("played", "expert")
+
+    def __init__(
+        self, expert: Expert, noise: float, seed: int | None = 0, record: str = "played"
+    ) -> None:
+        if record not in self.RECORDS:
+            raise ValueError(f"record must be one of {self.RECORDS}, got {record!r}")
         if not 0.0 < noise <= (1.0 if expert.task.action.kind == "discrete" else 2.0):
             raise ValueError(
                 f"action_noise must lie in (0, 1] for discrete actions (a probability) and in "
@@ -74,7 +94,9 @@ class NoisyExpert(Expert):
         super().__init__(expert.task)
         self.expert = expert
         self.noise = float(noise)
-        self.name = f"{getattr(expert, 'name', type(expert).__name__)}+noise{noise:g}"
+        self.record = record
+        kind = "dart" if record == "expert" else "noise"
+        self.name = f"{getattr(expert, 'name', type(expert).__name__)}+{kind}{noise:g}"
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -83,12 +105,20 @@ class NoisyExpert(Expert):
         self.rng = np.random.default_rng(None if seed is None else [seed, 0x5EED])
 
     def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
+        return self.act_and_label(observation, env)[0]
+
+    def act_and_label(self, observation: Mapping[str, Any], env: ControlEnv) -> tuple[Any, Any]:
         action = self.expert.act(observation, env)
         if self.task.action.kind == "discrete":
-            return env.sample_action(self.rng) if self.rng.random() < self.noise else action
-        action = np.asarray(action, dtype=np.float32)
-        noisy = action + self.noise * self.rng.standard_normal(action.shape)
-        return np.clip(noisy, -1.0, 1.0).astype(np.float32)
+            played = env.sample_action(self.rng) if self.rng.random() < self.noise else action
+            if played != action:
+                self.expert.played(played, action)
+        else:
+            action = np.asarray(action, dtype=np.float32)
+            noisy = action + self.noise * self.rng.standard_normal(action.shape)
+            played = np.clip(noisy, -1.0, 1.0).astype(np.float32)
+            action = np.clip(action, -1.0, 1.0)
+        return played, (action if self.record == "expert" else played)
 
 
 @register_expert("random")
