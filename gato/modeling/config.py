@@ -50,14 +50,16 @@ ENCODINGS: dict[str, dict[str, Any]] = {
     # Gato's: one token per continuous value, the separator, actions token by token.
     "values": dict(continuous_observation_group=0, continuous_action_group=0),
     # Whole observations (up to 32 values a position) and actions (8 dimensions a forward pass,
-    # 256 classes each), no separator position: on gym-pendulum's behaviour clone it reached
-    # 80% of expert at 1,000 steps where one token per value reached 40%, and a MuJoCo-like
-    # training step runs ~10x the timesteps/s (docs/control_learning.md).
+    # 256 classes each), no separator position, smoother value features (frequencies up to
+    # 8 pi): on gym-pendulum's behaviour clone it reached 92% of expert at 1,500 steps where one
+    # token per value reached 56%, and a MuJoCo-like training step runs several times the
+    # timesteps/s (docs/control_learning.md, benchmarks/grouped_encoding.py).
     "grouped": dict(
         continuous_observation_group=32,
         continuous_action_group=8,
         action_group_bins=256,
         keep_separator=False,
+        value_fourier_top=8,
     ),
 }
 """Named encodings of continuous values: `GatoConfig` fields, applied over a preset."""

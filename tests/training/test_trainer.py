@@ -256,6 +256,7 @@ def test_a_grouped_run_trains_saves_and_acts(small_recipe, tmp_path):
     spec = ActionSpec("continuous", (2,))
     policy = GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
     assert policy.model.config.continuous_observation_group == 32
+    assert policy.model.config.value_fourier_top == 8
     assert policy.action_units == 1
     rng = np.random.default_rng(0)
     for _ in range(3):
