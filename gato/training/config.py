@@ -25,11 +25,12 @@ class TrainConfig:
         },
     )
     encoding: str = field(
-        default="values",
+        default="grouped",
         metadata={
-            "help": "how continuous values enter the model: values (one token each, Gato) or "
-            "grouped (a whole observation one position, an action in one pass; "
-            "gato.modeling.config.ENCODINGS)"
+            "help": "how continuous values enter the model: grouped (a whole observation one "
+            "position, an action in one pass: learns pendulum's clone ~2x faster, "
+            "docs/control_learning.md) or values (one token each, as Gato); "
+            "gato.modeling.config.ENCODINGS"
         },
     )
     mixture: str = field(
@@ -157,4 +158,6 @@ class TrainConfig:
         identity = {k: getattr(self, k) for k in keep}
         if self.init_from:  # absent otherwise, so runs recorded before the field still resume
             identity["init_from"] = self.init_from
+        if self.encoding != "values":  # runs recorded before the field used one token per value
+            identity["encoding"] = self.encoding
         return identity

@@ -228,7 +228,8 @@ class Trainer:
                 raise ValueError(
                     f"{self.output_dir} holds a different run: {previous.get('identity')} vs "
                     f"{self.config.identity()}; resume needs the same preset, mixture, batch, "
-                    "context, learning rate and seed"
+                    "context, learning rate, seed and encoding (a run recorded without one used "
+                    "--encoding values)"
                 )
         elif self.config.resume:
             raise ValueError(f"--resume: {self.output_dir} holds no run to continue")
