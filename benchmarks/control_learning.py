@@ -9,6 +9,10 @@ Learners (`--learners`, comma-separated):
 - `mlp`: the specialist reference, a 2 x 256 ReLU MLP on standardised raw observations, each
   action dimension a 256-bin cross-entropy over [-1, 1] (continuous actions), or one
   cross-entropy over the task's actions (discrete actions: gym-cartpole);
+- `mlp-features`: the same MLP on what a grouped `GatoModel` is given of an observation (each
+  value's mu-law bin, then the Fourier features of `ENCODINGS["grouped"]`) instead of
+  standardised floats: beside `mlp` and the grouped GatoModel it says whether a gap lies in the
+  representation of values or in the transformer;
 - `cnn`: the specialist for image tasks (atari-pong): the Nature DQN network (Mnih et al. 2015:
   convolutions 32x8x8/4, 64x4x4/2, 64x3x3/1, a 512-unit layer) on the environment's 84x84x4
   frame stacks (the tokenizer-independent frames, scaled to [0, 1]), a cross-entropy over the
@@ -56,10 +60,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gato.codecs import continuous_to_bins, mu_law_encode  # noqa: E402
 from gato.data import load_episodes  # noqa: E402
 from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
-from gato.modeling.config import GatoConfig  # noqa: E402
+from gato.modeling.config import ENCODINGS, GatoConfig  # noqa: E402
+from gato.modeling.embedding import value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
@@ -122,16 +128,45 @@ class Curve:
 # ---------------------------------------------------------------------------------------------
 
 
-class MLPPolicy(nn.Module):
-    """Standardised observations -> per-dimension logits over ACTION_BINS bins of [-1, 1]."""
+def gato_value_features(obs: torch.Tensor) -> torch.Tensor:
+    """(B, O) raw observations -> (B, O * (2 F + 1)): what a grouped `GatoModel` is given of them
+    (each value's mu-law bin as the tokenizer cuts it, then `value_fourier_features` with
+    `ENCODINGS["grouped"]`'s frequencies), before its learned projection."""
+    grouped = GatoConfig(**ENCODINGS["grouped"])
+    bins = continuous_to_bins(mu_law_encode(obs.double().numpy()))
+    features = value_fourier_features(
+        torch.from_numpy(bins), grouped.value_fourier_features, grouped.value_fourier_top
+    )
+    return features.flatten(1)
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, action_dims: int, hidden: int = 256):
+
+class MLPPolicy(nn.Module):
+    """Standardised observations -> per-dimension logits over ACTION_BINS bins of [-1, 1].
+
+    `features=True` (the `mlp-features` ablation): the MLP reads `gato_value_features` of the
+    observation instead, the grouped GatoModel's input, so the pair isolates the
+    representation of values from the transformer trunk."""
+
+    def __init__(
+        self,
+        mean: np.ndarray,
+        std: np.ndarray,
+        action_dims: int,
+        hidden: int = 256,
+        features: bool = False,
+    ):
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
         self.action_dims = action_dims
+        self.features = features
+        inputs = (
+            gato_value_features(torch.zeros(1, mean.shape[0])).shape[1]
+            if features
+            else mean.shape[0]
+        )
         self.net = nn.Sequential(
-            nn.Linear(mean.shape[0], hidden),
+            nn.Linear(inputs, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
@@ -140,7 +175,7 @@ class MLPPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, O) -> (B, A, ACTION_BINS) logits."""
-        x = (obs - self.mean) / self.std
+        x = gato_value_features(obs) if self.features else (obs - self.mean) / self.std
         return self.net(x).view(obs.shape[0], self.action_dims, ACTION_BINS)
 
 
@@ -188,12 +223,12 @@ def score(task: Any, actor: Any, config: BenchConfig) -> float:
     return float(normalized_score(stats.returns.mean(), task.scores.expert, task.scores.random))
 
 
-def mlp_learner(episodes: list[dict], config: BenchConfig):
+def mlp_learner(episodes: list[dict], config: BenchConfig, features: bool = False):
     """(model, loss of a sampled batch)."""
     obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
     actions = np.concatenate([e["continuous_actions"] for e in episodes])
     torch.manual_seed(config.seed)
-    net = MLPPolicy(obs.mean(0), obs.std(0) + 1e-6, actions.shape[1])
+    net = MLPPolicy(obs.mean(0), obs.std(0) + 1e-6, actions.shape[1], features=features)
     x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
 
     def batch(rng: np.random.Generator) -> torch.Tensor:
@@ -204,12 +239,19 @@ def mlp_learner(episodes: list[dict], config: BenchConfig):
     return net, batch
 
 
-def train_mlp(task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
-    if task.action.kind == "discrete":
+def train_mlp(
+    task: Any, episodes: list[dict], config: BenchConfig, features: bool = False
+) -> Curve:
+    if task.action.kind == "discrete" and not features:
         return train_specialist("mlp", task, episodes, config)
-    net, batch = mlp_learner(episodes, config)
+    if task.action.kind == "discrete" or task.observation_columns != ("continuous_observations",):
+        raise ValueError(
+            f"mlp-features needs continuous observations and actions; {task.id} has not"
+        )
+    net, batch = mlp_learner(episodes, config, features)
+    name = "mlp-features" if features else "mlp"
     return _train(
-        "mlp", net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
+        name, net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
     )
 
 
@@ -350,6 +392,7 @@ def train_specialist(kind: str, task: Any, episodes: list[dict], config: BenchCo
 
 SPECIALISTS = {
     "mlp": train_mlp,
+    "mlp-features": lambda task, episodes, config: train_mlp(task, episodes, config, True),
     "cnn": lambda task, episodes, config: train_specialist("cnn", task, episodes, config),
 }
 """Specialist learner name -> `(task, episodes, config) -> Curve`."""
