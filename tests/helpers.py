@@ -20,3 +20,12 @@ TEST_SHAPE = dict(
 def make_config(**overrides) -> GatoConfig:
     """A `GatoConfig` of `TEST_SHAPE`, with `overrides` applied."""
     return GatoConfig(**{**TEST_SHAPE, **overrides})
+
+
+def tensorboard_scalars(directory) -> dict[str, dict[int, float]]:
+    """Every scalar of the event files in `directory`, read back: {tag: {step: value}}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(directory))
+    events.Reload()
+    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}

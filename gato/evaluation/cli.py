@@ -6,6 +6,7 @@
     python eval.py caption --checkpoint runs/gato --image scene.png [--question "..."]
     python eval.py chat --checkpoint runs/gato [--prompt "..."]
     python eval.py progress --run runs/gato --episodes 4   # every kept checkpoint vs tokens
+    python eval.py progress --run runs/gato --report_to tensorboard   # + runs/gato/eval_logs/
 
 `--checkpoint` takes a `save_pretrained` model folder, a training checkpoint (`step-N/`) or a run
 folder (its latest checkpoint). Bad input (a missing or corrupt checkpoint, an unknown task, an
@@ -15,6 +16,8 @@ line `error: ...` naming the problem and exit status 2.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +29,7 @@ import torch
 from gato.cli import Command, Section, parse_command
 from gato.evaluation.control import ControlEvalConfig
 from gato.policy import CheckpointError, PolicyConfig
+from gato.tracking import Tracker, check_installed, open_tracker
 
 EXIT_BAD_INPUT = 2
 
@@ -122,6 +126,20 @@ class Progress:
             raise ValueError("--episodes and --caption_limit must be at least 1")
 
 
+@dataclass
+class Tracking:
+    """Where the scores go besides the report, as training's --report_to."""
+
+    report_to: str = "none"
+    """tensorboard, wandb or none (none, the default: an evaluation writes no logs unless asked)."""
+    log_dir: Path | None = None
+    """Tracker logs go to LOG_DIR/<command> (default: eval_logs/ beside --json, in --out or the
+    run folder for progress, else in the current folder)."""
+
+    def __post_init__(self) -> None:
+        check_installed(self.report_to)
+
+
 COMMANDS = {
     "control": Command(
         "roll out control tasks",
@@ -132,12 +150,13 @@ COMMANDS = {
             # The device decides these two: the static cache and CUDA graphs on a GPU. The
             # sampling seed follows --seed (the evaluation's, whose default is the held-out range).
             Section(PolicyConfig, frozenset({"static_cache", "cuda_graphs", "seed"})),
+            Tracking,
         ),
     ),
-    "caption": Command("caption images, score a split", (Model, Caption)),
+    "caption": Command("caption images, score a split", (Model, Caption, Tracking)),
     "chat": Command("continue a text prompt", (Model, Chat)),
     "progress": Command(
-        "score every kept checkpoint of a run against training tokens", (Progress,)
+        "score every kept checkpoint of a run against training tokens", (Progress, Tracking)
     ),
 }
 """Subcommand -> its options; `RUNS` holds what each one does."""
@@ -151,11 +170,31 @@ def _device_and_dtype(model: Model) -> tuple[torch.device, torch.dtype]:
     return device, getattr(torch, name)
 
 
+def _tracker(tracking: Tracking, command: str, beside: Path | None, *options: Any) -> Tracker:
+    """The tracker of `--report_to`, logging to <log dir>/<command>; the options are the run's
+    config (wandb records them)."""
+    root = tracking.log_dir or (beside if beside is not None else Path()) / "eval_logs"
+    config = {type(o).__name__.lower(): dataclasses.asdict(o) for o in options}
+    print(f"logging to {root / command} ({tracking.report_to})")
+    return open_tracker(
+        tracking.report_to,
+        root / command,
+        name=f"eval-{command}",
+        # JSON-safe values (paths as text) for wandb's config.
+        config=json.loads(json.dumps(config, default=str)),
+    )
+
+
 def run_control(
-    model: Model, control: Control, config: ControlEvalConfig, policy: PolicyConfig
+    model: Model,
+    control: Control,
+    config: ControlEvalConfig,
+    policy: PolicyConfig,
+    tracking: Tracking | None = None,
 ) -> dict[str, Any]:
     from gato.evaluation.control import evaluate_control
     from gato.evaluation.report import control_table, write_control_report
+    from gato.evaluation.scalars import checkpoint_step, control_rows, control_scalars
 
     device, dtype = _device_and_dtype(model)
     on_gpu = device.type == "cuda"
@@ -178,13 +217,21 @@ def run_control(
     if control.json is not None:
         written = write_control_report(report, control.json)
         print("wrote " + ", ".join(str(p) for p in written.values() if p is not None))
+    if tracking is not None and tracking.report_to != "none":
+        beside = None if control.json is None else control.json.parent
+        with _tracker(tracking, "control", beside, model, control, config) as tracker:
+            # At the checkpoint's training step: beside the training curves of its run.
+            step = checkpoint_step(model.checkpoint)
+            tracker.log(control_scalars(report), step=step)
+            tracker.log_table("eval/control", *control_rows(report), step=step)
     return report
 
 
-def run_caption(model: Model, args: Caption) -> dict[str, Any]:
+def run_caption(model: Model, args: Caption, tracking: Tracking | None = None) -> dict[str, Any]:
     from gato.evaluation.language import caption_image, evaluate_captions
     from gato.evaluation.loading import load_model
     from gato.evaluation.report import write_json
+    from gato.evaluation.scalars import caption_scalars, checkpoint_step
 
     device, dtype = _device_and_dtype(model)
     loaded = load_model(model.checkpoint, device=device, dtype=dtype)[:2]
@@ -223,6 +270,10 @@ def run_caption(model: Model, args: Caption) -> dict[str, Any]:
         print(f"  {question}target: {_clip(e['target'])!r}  output: {_clip(e['output'])!r}")
     if args.json is not None:
         print(f"wrote {write_json(report, args.json)}")
+    if tracking is not None and tracking.report_to != "none":
+        beside = None if args.json is None else args.json.parent
+        with _tracker(tracking, "caption", beside, model, args) as tracker:
+            tracker.log(caption_scalars(report), step=checkpoint_step(model.checkpoint))
     return report
 
 
@@ -257,9 +308,10 @@ def run_chat(model: Model, args: Chat) -> dict[str, Any]:
     return {"kind": "chat", "turns": turns}
 
 
-def run_progress(args: Progress) -> dict[str, Any]:
+def run_progress(args: Progress, tracking: Tracking | None = None) -> dict[str, Any]:
     from gato.evaluation.progress import evaluate_progress, plot_progress, progress_markdown
     from gato.evaluation.report import write_json
+    from gato.evaluation.scalars import progress_scalars
 
     report = evaluate_progress(
         args.run,
@@ -278,6 +330,11 @@ def run_progress(args: Progress) -> dict[str, Any]:
     (out / "progress.md").write_text(table)
     plot = plot_progress(report, out / "progress.png")
     print(f"wrote {out / 'progress.json'}, {out / 'progress.md'}, {plot}")
+    if tracking is not None and tracking.report_to != "none":
+        with _tracker(tracking, "progress", out, args) as tracker:
+            for row in report["checkpoints"]:
+                # The checkpoint's training step: the curves line up with training's.
+                tracker.log(progress_scalars(row), step=row["step"])
     return report
 
 

@@ -6,10 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig"]
+from gato.tracking import REPORT_TO, check_report_to
 
-REPORT_TO = ("tensorboard", "wandb", "none")
-"""Metric trackers, spelt as transformers' Trainer spells `report_to` (wandb is an extra)."""
+__all__ = ["REPORT_TO", "TrainConfig"]
 
 
 @dataclass
@@ -130,8 +129,7 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
             )
-        if self.report_to not in REPORT_TO:
-            raise ValueError(f"report_to must be one of {list(REPORT_TO)}, got {self.report_to!r}")
+        check_report_to(self.report_to)
         if not 0 <= self.action_dropout < 1:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_config
+from helpers import make_config, tensorboard_scalars
 
 from gato.evaluation.cli import main
 from gato.modeling.model import GatoModel
@@ -58,7 +58,7 @@ def test_control_writes_table_json_markdown_chart_and_video(run_dir, tmp_path, c
     argv = ["control", "--checkpoint", str(run_dir), "--task", "gym-pendulum"]
     argv += ["--episodes", "3", "--num-envs", "2", "--max-steps", "5", "--no-progress"]
     argv += ["--json", str(out), "--video", str(tmp_path / "videos")]
-    report = main(argv)
+    report = main([*argv, "--report_to", "tensorboard"])
     printed = capsys.readouterr().out
     assert "gym-pendulum" in printed and "at or above 50% of expert" in printed
     assert json.loads(out.read_text())["tasks"][0]["lengths"] == [5, 5, 5]
@@ -69,7 +69,16 @@ def test_control_writes_table_json_markdown_chart_and_video(run_dir, tmp_path, c
         report["summary"]["aggregates"]["all"]["iqm"]["value"]
     )
     assert len(written["tasks"][0]["normalized_scores"]) == 3
+    # --report_to: the scores at the checkpoint's training step, beside the report.
+    logged = tensorboard_scalars(tmp_path / "eval_logs" / "control")
+    iqm = report["summary"]["aggregates"]["all"]["iqm"]
+    assert logged["eval/aggregate/all/iqm"] == {3: pytest.approx(iqm["value"])}
+    assert logged["eval/aggregate/all/iqm_high"] == {3: pytest.approx(iqm["high"])}
     task = report["tasks"][0]
+    assert logged["eval/gym-pendulum/mean_return"] == {3: pytest.approx(task["mean_return"])}
+    assert logged["eval/gym-pendulum/normalized_score"] == {
+        3: pytest.approx(task["normalized_score"])
+    }
     if task["video"] is not None:  # classic control renders only with pygame installed
         import imageio.v2 as imageio
 
@@ -105,8 +114,13 @@ def test_caption_an_image_and_score_a_split(run_dir, tmp_path, capsys):
     out = tmp_path / "captions.json"
     argv = ["caption", "--checkpoint", str(run_dir), "--source", str(tmp_path / "vqa")]
     argv += ["--limit", "2", "--max-new-tokens", "3", "--no-progress", "--json", str(out)]
-    report = main(argv)
+    logs = tmp_path / "logs"
+    report = main([*argv, "--report_to", "tensorboard", "--log_dir", str(logs)])
     assert report["count"] == 2 and report["examples"][0]["question"]
+    logged = tensorboard_scalars(logs / "caption")
+    assert logged["eval/vqa/heldout/exact_match"] == {3: pytest.approx(report["exact_match"])}
+    assert logged["eval/vqa/heldout/bleu"] == {3: pytest.approx(report["bleu"])}
+    assert not (tmp_path / "eval_logs").exists()
     assert "exact match" in capsys.readouterr().out
     assert json.loads(out.read_text())["split"] == "heldout"
 
@@ -136,6 +150,12 @@ def test_bad_input_ends_with_one_clear_error(run_dir, tmp_path, capsys):
     assert "cannot be decoded" in err
     err = bad_input(["caption", "--checkpoint", str(run_dir), "--image", str(tmp_path)], capsys)
     assert "no image file" in err
+    # Refused as the command line is read, before any model loads.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["caption", "--checkpoint", str(run_dir), "--report_to", "mlflow"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "report_to must be one of ['tensorboard', 'wandb', 'none'], got 'mlflow'" in err
 
 
 def test_eval_script_runs_as_a_program():
@@ -163,8 +183,14 @@ def test_progress_scores_every_checkpoint_against_tokens(run_dir, tmp_path, caps
     recipe = tmp_path / "pendulum.toml"
     recipe.write_text('name = "p"\n[[sources]]\ntask = "gym-pendulum"\nweight = 1.0\n')
     argv = ["progress", "--run", str(run), "--mixture", str(recipe), "--episodes", "1"]
-    report = main([*argv, "--max-steps", "3", "--no-progress"])
+    report = main([*argv, "--max-steps", "3", "--no-progress", "--report_to", "tensorboard"])
     steps = [(r["step"], r["tokens"]) for r in report["checkpoints"]]
+    # --report_to: one point per checkpoint at its training step, in the run folder.
+    logged = tensorboard_scalars(run / "eval_logs" / "progress")
+    assert logged["eval/tokens"] == {3: 600.0, 6: 2500.0}
+    assert logged["eval/gym-pendulum/normalized_score"] == {
+        r["step"]: pytest.approx(r["control"]["gym-pendulum"]) for r in report["checkpoints"]
+    }
     assert steps == [(3, 600), (6, 600 + 400 + 500 + 1000)]
     assert set(report["checkpoints"][0]["control"]) == {"gym-pendulum"}
     saved = json.loads((run / "progress.json").read_text())
@@ -195,6 +221,8 @@ def test_progress_of_a_run_without_control_tasks(run_dir, tmp_path, capsys):
     (row,) = report["checkpoints"]
     assert row["control"] == {} and set(row["captions"]) == {"validation", "heldout"}
     assert "captions heldout" in (tmp_path / "out" / "progress.md").read_text()
+    # The default --report_to none: no tracker logs anywhere.
+    assert not list(tmp_path.rglob("eval_logs")) and not list(tmp_path.rglob("*tfevents*"))
     text = tmp_path / "text.toml"
     text.write_text('name = "t"\n[[sources]]\ntask = "text"\nweight = 1.0\n')
     capsys.readouterr()  # the dataset build's progress bars
