@@ -148,3 +148,30 @@ def test_a_source_that_cannot_stream_is_refused_by_name(stream_recipe, small_rec
         TrainConfig(stream_workers=2)
     with pytest.raises(ValueError, match="stream_workers must be >= 0"):
         TrainConfig(streaming=True, stream_workers=-1)
+
+
+@pytest.mark.slow
+def test_two_processes_read_the_stream_as_one(stream_recipe, tmp_path):
+    """Each process reads the whole stream and keeps its rows: the same global batches, so the
+    same losses (within the rounding of an all-reduce) as one process."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    launchers = {
+        "one": [sys.executable],
+        "two": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2"],
+    }  # fmt: skip
+    for name, launcher in launchers.items():
+        args = [*_args(stream_recipe, tmp_path / name), "--build_data", "false"]
+        command = [*launcher, str(root / "train.py"), *args, "--evaluate", "false"]
+        out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert sorted(two) == list(range(1, STEPS + 1))
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=1e-4), step
