@@ -220,10 +220,11 @@ def _metadata(source: Any, task) -> dict[str, Any]:
     }
 
 
-def read_minari(source: Any, task: Any):
+def read_minari(source: Any, task: Any, fingerprint: str | None = None):
     """A Minari dataset (id, folder or `MinariDataset`) as a `datasets.Dataset` of `task`'s
     episodes in the JAT schema plus `terminated` / `truncated` (see the module docstring),
-    checked, actions recorded as raw-scale, in numpy format."""
+    checked, actions recorded as raw-scale, in numpy format. `fingerprint` keys the table for
+    caches (default: a random one, as `datasets` gives a table made in memory)."""
     import datasets
     import pyarrow as pa
 
@@ -236,7 +237,8 @@ def read_minari(source: Any, task: Any):
         raise EpisodeSchemaError(f"Minari dataset {source!r} has no non-empty episodes")
     table = pa.Table.from_batches(batches, schema=features.arrow_schema)
     info = datasets.DatasetInfo(description=json.dumps(_metadata(source, task)), features=features)
-    dataset = with_action_scale(datasets.Dataset(table, info=info), "raw")
+    table_dataset = datasets.Dataset(table, info=info, fingerprint=fingerprint)
+    dataset = with_action_scale(table_dataset, "raw")
     validate_episodes(dataset, task=task, source=f"Minari dataset {source}")
     return dataset.with_format("numpy")
 

@@ -228,6 +228,21 @@ class ControlSource(Source):
         # columns and widths, before anything is decoded or cached.
         return load_episodes(self.path, task=self.task(), split=self.split, name=self.hub_name)
 
+    def stream(self):
+        """The split as a `gato.data.streaming.StreamingEpisodes` (read shard by shard)."""
+        from gato.data.episodes import load_episodes
+
+        return load_episodes(
+            self.path, task=self.task(), split=self.split, streaming=True, name=self.hub_name
+        )
+
+    def action_encoding(self, dataset) -> tuple[Any, str]:
+        """(the task's action spec or None, how `dataset` stores continuous actions): what
+        `GatoTokenizer.encode_jat_episode` needs to put actions on the policy's scale."""
+        from gato.data.action_scale import dataset_action_scale
+
+        return _task_action(self.name), dataset_action_scale(dataset)
+
     def task(self):
         """The registry task of this source (None for a control source outside the registry)."""
         from gato.tasks.registry import UnknownTaskError, get_task
@@ -238,9 +253,7 @@ class ControlSource(Source):
             return None
 
     def tokenize(self, dataset, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:
-        from gato.data.action_scale import dataset_action_scale
-
-        spec, scale = _task_action(self.name), dataset_action_scale(dataset)
+        spec, scale = self.action_encoding(dataset)
         rows = dataset.with_format("numpy")  # (load_episodes formats so already; a no-op then)
         for index in range(len(rows)):
             where = f"{self.where()} episode {index}"

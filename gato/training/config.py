@@ -84,6 +84,21 @@ class TrainConfig:
         default=None,
         metadata={"help": "token cache folder (default <home>/data/cache/tokens)"},
     )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "read the recipe's control sources as streams (Parquet shards, hub configs, "
+            "Minari; tokenized as batches are made) instead of from the token cache; every source "
+            "must be a control source (gato.data.mixture.StreamingMixture)"
+        },
+    )
+    stream_workers: int = field(
+        default=0,
+        metadata={
+            "help": "--streaming: DataLoader worker processes reading and tokenizing the stream "
+            "(0: in the training process); a resumed run needs the same number"
+        },
+    )
     log_every: int = field(default=10, metadata={"help": "steps between log lines"})
     report_to: str = field(
         default="tensorboard",
@@ -144,6 +159,13 @@ class TrainConfig:
             self.warmup_steps = min(15_000, max(1, self.steps // 40))
         if self.train_last_blocks is not None and self.train_last_blocks < 0:
             raise ValueError(f"train_last_blocks must be >= 0, got {self.train_last_blocks}")
+        if self.stream_workers < 0:
+            raise ValueError(f"stream_workers must be >= 0, got {self.stream_workers}")
+        if self.stream_workers and not self.streaming:
+            raise ValueError(
+                f"stream_workers={self.stream_workers} applies to --streaming only; add "
+                "--streaming true or leave it out"
+            )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -158,4 +180,7 @@ class TrainConfig:
             identity["init_from"] = self.init_from
         if self.encoding != "values":  # runs recorded before the field used one token per value
             identity["encoding"] = self.encoding
+        if self.streaming:  # a stream's saved position is only valid for the same split of it
+            identity["streaming"] = True
+            identity["stream_workers"] = self.stream_workers
         return identity

@@ -201,6 +201,8 @@ class Trainer:
             seed=self.config.seed,
             **extra,
         )
+        if self.config.streaming:
+            return self._streaming_data(config)
         # The main process builds missing token caches; the others then map its files.
         with self.accelerator.main_process_first():
             mixture = Mixture(
@@ -211,6 +213,28 @@ class Trainer:
             )
         if self.config.init_from:  # a pretrained model's position table is what it is
             check_local_positions(self.model_config, mixture.caches, list(mixture.source_names))
+        return mixture.loader()
+
+    def _streaming_data(self, config: Any) -> Any:
+        """`--streaming`: the recipe's control sources read as streams, no token cache.
+
+        Every process reads the whole stream (rank 0 of 1) and keeps its rows of each global
+        batch, as it does from the cache: the data then stays independent of the number of
+        processes, and the loss's global target count needs no communication. The DataLoader
+        workers (`--stream_workers`) are what spread the reading and tokenizing.
+        """
+        from gato.data.mixture import StreamingMixture
+        from gato.tokens.tokenizer import GatoTokenizer
+
+        try:
+            mixture = StreamingMixture.from_recipe(
+                self.recipe,
+                config,
+                tokenizer=GatoTokenizer.from_config(self.model_config),
+                workers=self.config.stream_workers,
+            )
+        except ValueError as err:
+            raise ValueError(f"--streaming, recipe {self.recipe.name!r}: {err}") from None
         return mixture.loader()
 
     def _check_output_dir(self) -> None:
@@ -228,8 +252,8 @@ class Trainer:
                 raise ValueError(
                     f"{self.output_dir} holds a different run: {previous.get('identity')} vs "
                     f"{self.config.identity()}; resume needs the same preset, mixture, batch, "
-                    "context, learning rate, seed and encoding (a run recorded without one used "
-                    "--encoding values)"
+                    "context, learning rate, seed, encoding (a run recorded without one used "
+                    "--encoding values) and streaming (with its stream_workers)"
                 )
         elif self.config.resume:
             raise ValueError(f"--resume: {self.output_dir} holds no run to continue")

@@ -185,3 +185,57 @@ def test_a_minari_babyai_dataset_goes_through_the_adapters_conversion():
     )  # fmt: skip
     np.testing.assert_array_equal(row["discrete_observations"], expected)  # the JAT layout
     np.testing.assert_array_equal(row["discrete_actions"], episode.actions)
+
+
+# ---------------------------------------------------------------------------------------------
+# A Minari dataset as a recipe source
+# ---------------------------------------------------------------------------------------------
+
+
+def _recipe(task: str, path: str):
+    from gato.data.mixture import parse_recipe, resolve_recipe
+
+    entry = {"task": task, "weight": 1.0, "path": path}
+    return resolve_recipe(parse_recipe({"name": "minari", "sources": [entry]}))
+
+
+def test_a_recipe_reads_a_minari_dataset_by_id_or_folder(minari_root, tmp_path):
+    from gato.data.minari_source import MinariSource
+    from gato.data.mixture import Mixture, MixtureConfig, StreamingMixture
+
+    _collect("Pendulum-v1", "test/pendulum/random-v0", episodes=3, max_steps=12)
+    by_id = _recipe("gym-pendulum", "minari:test/pendulum/random-v0")
+    (source,) = by_id.sources
+    assert isinstance(source, MinariSource) and not source.is_missing()
+    folder = minari_root / "test" / "pendulum" / "random-v0"
+    (by_folder,) = _recipe("gym-pendulum", str(folder)).sources
+    assert isinstance(by_folder, MinariSource)
+    assert by_folder.located().path == source.located().path  # the same data folder
+
+    dataset = source.located().load()
+    assert len(dataset) == 3 and json.loads(dataset.info.description)["action_scale"] == "raw"
+    # The token cache of an unchanged Minari dataset is reused, not rebuilt every run.
+    config = MixtureConfig(context_length=64, batch_size=2, cache_root=str(tmp_path / "cache"))
+    first = Mixture(by_id, config).caches[0].path
+    assert Mixture(by_id, config).caches[0].path == first
+    # Streamed too: raw [-2, 2] actions tokenized on the task's bounds, as the cache has them.
+    streamed = StreamingMixture.from_recipe(by_id, config).loader()
+    batch = next(streamed).batch
+    assert batch.input_ids.shape == (2, 64) and batch.loss_mask.any()
+    (whole,) = list(source.tokenize(dataset.select([0]), GatoTokenizer()))
+    assert len(whole) <= 64  # episode 0 is the first window, whole
+    length = int(batch.attention_mask[0].sum())
+    np.testing.assert_array_equal(batch.input_ids[0, :length].numpy(), whole.ids)
+
+
+def test_a_minari_source_that_is_wrong_names_the_dataset(minari_root):
+    with pytest.raises(FileNotFoundError, match=r"source 'gym-pendulum': no Minari dataset "
+                       r"'test/no-such-v0'.*local datasets: none"):  # fmt: skip
+        _recipe("gym-pendulum", "minari:test/no-such-v0").located()
+    _collect("CartPole-v1", "cartpole-random-v0", episodes=1)
+    wrong = _recipe("gym-pendulum", "minari:cartpole-random-v0").sources[0].located()
+    with pytest.raises(ValueError, match=r"source 'gym-pendulum': Minari dataset "
+                       r"'.*cartpole-random-v0.*'.*gym-pendulum"):  # fmt: skip
+        wrong.load()
+    with pytest.raises(ValueError, match="'my-pendulum'.*needs a registry task"):
+        _recipe("my-pendulum", "minari:cartpole-random-v0").located()

@@ -21,8 +21,13 @@ equally among them (the recipe then follows the data as it is collected):
 Optional per source: `split` (default "train"), `path` (a dataset folder, Parquet files or hub id,
 overriding the built-in or registry location), `hub_name` (a hub configuration), `kind`
 ("control", "captions" or "text"; needed with `path` for a source that is neither built-in nor
-registered), `image_size` (captions: resize images to this square side). Unknown keys, unknown
-tasks and weights <= 0 are errors; nothing is dropped silently.
+registered), `image_size` (captions: resize images to this square side).
+
+A Minari dataset is a control source of a registry task: `path = "minari:<dataset id>"` (the
+local Minari root, MINARI_DATASETS_PATH; nothing is downloaded), `"minari:<folder>"`, or the path
+of a Minari dataset folder (`gato.data.minari_source`).
+
+Unknown keys, unknown tasks and weights <= 0 are errors; nothing is dropped silently.
 
 A run reads and resolves its recipe once (`resolve_recipe`: the TOML, the `[control]` selection,
 the registry's dataset locations) and hands the `ResolvedRecipe` to building, training and
@@ -38,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from gato.data.minari_source import MinariSource, is_minari_path
 from gato.data.sources import (
     BUILTIN_SOURCES,
     SOURCE_KINDS,
@@ -195,14 +201,22 @@ def _control_location(task: str) -> tuple[str, str | None]:
 def resolve_entry(entry: SourceEntry, split: str | None = None) -> Source:
     """The source of a recipe entry: its kind, dataset location and builder.
 
-    Raises `ValueError` for a task that is neither built-in nor in the registry (unless the entry
-    gives `kind` and `path`); does not look at the disk (see `Source.located`).
+    A `path` of "minari:<dataset id or folder>" (or a Minari dataset folder) is a
+    `MinariSource` of the registry task `task`. Raises `ValueError` for a task that is neither
+    built-in nor in the registry (unless the entry gives `kind` and `path`); does not read the
+    data (see `Source.located`).
     """
     fields_ = dict(split=split or entry.split, hub_name=entry.hub_name, image_size=entry.image_size)
     if entry.task in BUILTIN_SOURCES:
         cls, default = builtin_source(entry.task)
         if entry.kind in (None, cls.kind):
             return cls(entry.task, entry.path or str(default), buildable=True, **fields_)
+    if is_minari_path(entry.path) and entry.kind in (None, "control"):
+        if entry.hub_name is not None:
+            raise ValueError(
+                f"source {entry.task!r}: hub_name does not apply to a Minari dataset ({entry.path})"
+            )
+        return MinariSource(entry.task, entry.path, **fields_)
     if entry.path is not None and entry.kind is not None:
         return make_source(entry.kind, entry.task, entry.path, **fields_)
     path, hub_name = _control_location(entry.task)

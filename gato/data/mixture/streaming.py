@@ -72,15 +72,13 @@ class _SourceStream:
 
     def __init__(self, source: ControlSource, part: int, parts: int, context: int,
                  tokenizer: GatoTokenizer) -> None:  # fmt: skip
-        from gato.data.episodes import load_episodes
-
         self.source = source
         self.context = context
         self.tokenizer = tokenizer
-        episodes = load_episodes(
-            source.path, task=source.task(), split=source.split, streaming=True,
-            name=source.hub_name,
-        )  # fmt: skip
+        episodes = source.stream()
+        # The task's spec and the data's scale, as the token cache encodes them: raw JAT and
+        # Minari actions mapped by the task's bounds (a policy decodes them so), mu-law too.
+        self.action_spec, self.action_scale = source.action_encoding(episodes.dataset)
         self.episodes = episodes.shard(part, parts) if parts > 1 else episodes
         self.epoch = 0
         self._before: dict[str, Any] = self.episodes.state_dict()
@@ -126,7 +124,7 @@ class _SourceStream:
                 )
         where = f"{self.source.where()} episode {self.episodes.position - 1}"
         try:
-            sequence = self.tokenizer.encode_jat_episode(row)
+            sequence = self.tokenizer.encode_jat_episode(row, self.action_spec, self.action_scale)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
         self._windows = cut_windows(sequence, self.context, where)
@@ -224,9 +222,13 @@ class StreamingMixture:
                  world_size: int = 1) -> None:  # fmt: skip
         if not sources or len(sources) != len(weights):
             raise ValueError("StreamingMixture needs one weight per source, and a source")
-        if any(not isinstance(s, ControlSource) for s in sources):
-            kinds = sorted({s.kind for s in sources})
-            raise ValueError(f"StreamingMixture streams control sources only, got {kinds}")
+        refused = [f"{s.name!r} ({s.kind})" for s in sources if not isinstance(s, ControlSource)]
+        if refused:
+            raise ValueError(
+                f"StreamingMixture streams control sources only; {', '.join(refused)} cannot be "
+                "streamed: leave it out of the recipe, or train from the token cache (no "
+                "--streaming)"
+            )
         if min(weights) <= 0:
             raise ValueError(f"StreamingMixture: weights must be positive, got {weights}")
         if not 0 <= rank < world_size or workers < 0:
