@@ -12,8 +12,13 @@ import numpy as np
 
 from gato.vocab import NUM_CONTINUOUS_BINS
 
+MU_LAW_MU = 100.0
+MU_LAW_M = 256.0
+"""Gato's mu-law parameters (mu, M): the tokenizer's defaults, and what the model assumes when
+it decodes an observation's bin back to its value (`gato.modeling.groups`)."""
 
-def mu_law_encode(x: np.ndarray | float, mu: float = 100.0, M: float = 256.0) -> np.ndarray:
+
+def mu_law_encode(x: np.ndarray | float, mu: float = MU_LAW_MU, M: float = MU_LAW_M) -> np.ndarray:
     """Gato's companding F(x) = sgn(x) log(|x| mu + 1) / log(M mu + 1), clipped to [-1, 1].
 
     Values with |x| > M land outside [-1, 1] before the clip and are clipped, as in Gato.
@@ -23,7 +28,7 @@ def mu_law_encode(x: np.ndarray | float, mu: float = 100.0, M: float = 256.0) ->
     return np.clip(y, -1.0, 1.0)
 
 
-def mu_law_decode(y: np.ndarray | float, mu: float = 100.0, M: float = 256.0) -> np.ndarray:
+def mu_law_decode(y: np.ndarray | float, mu: float = MU_LAW_MU, M: float = MU_LAW_M) -> np.ndarray:
     """Inverse of `mu_law_encode` on [-1, 1]: x = sgn(y) ((M mu + 1)^|y| - 1) / mu."""
     y = np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0)
     return np.sign(y) * np.expm1(np.abs(y) * np.log1p(M * mu)) / mu

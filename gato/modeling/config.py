@@ -190,6 +190,11 @@ class GatoConfig(PreTrainedConfig):
     action_group_bins: int = 1024
     """With grouped actions: classes per action dimension in `ActionGroupHead` (a divisor of
     1,024; coarser classes each span 1024 / bins of the tokens' bins)."""
+    group_value_features: str = "fourier"
+    """With grouped values: what a group's linear map sees of each value
+    (`gato.modeling.groups.GroupEmbedding`): "fourier" (Fourier features of its bin centre, the
+    mu-law code of an observation) or "symlog" (sign(x) log(1 + |x|) of the value in the
+    environment's units)."""
     keep_separator: bool = True
     """With grouped values only: whether the separator takes a position. False: an action
     follows its observation directly and is predicted from the observation's last position,
@@ -325,6 +330,11 @@ class GatoConfig(PreTrainedConfig):
         if not isinstance(self.keep_separator, bool):
             raise ValueError(
                 f"GatoConfig.keep_separator must be True or False, got {self.keep_separator!r}"
+            )
+        if self.group_value_features not in ("fourier", "symlog"):
+            raise ValueError(
+                "GatoConfig.group_value_features must be 'fourier' or 'symlog', got "
+                f"{self.group_value_features!r}"
             )
         bins = self.action_group_bins
         if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1 or 1024 % bins:

@@ -29,6 +29,7 @@ positions for one numpy sequence (the policy's context bookkeeping).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gato.codecs import MU_LAW_M as M
+from gato.codecs import MU_LAW_MU as MU
 from gato.modeling.embedding import value_fourier_features
 from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
@@ -184,15 +187,36 @@ def compact_length(
     return total
 
 
+GROUP_VALUE_FEATURES = ("fourier", "symlog")
+"""What a group's slot sees of its value (`GatoConfig.group_value_features`)."""
+
+
+def symlog_value_features(bins: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+    """(n,) int64 bins, (n,) bool -> (n, 1) symlog(x) = sign(x) log(1 + |x|) of the value a bin
+    stands for in the environment's own units: an observation's bin centre decoded from mu-law
+    (`gato.codecs.mu_law_decode`, up to +-256), an action's bin centre as it is (actions are
+    tokenized in [-1, 1] without mu-law)."""
+    n = NUM_CONTINUOUS_BINS
+    centre = (2 * bins + 1 - n).double() / n  # the bin centre in [-1, 1]
+    decoded = torch.sign(centre) * torch.expm1(centre.abs() * math.log1p(MU * M)) / MU
+    x = torch.where(observation, decoded, centre)
+    return (torch.sign(x) * torch.log1p(x.abs())).float().unsqueeze(-1)
+
+
 class GroupEmbedding(nn.Module):
     """A value group's embedding: Linear([features of each slot, filled]) of its K slots, one map
-    per kind; a slot's features are `value_fourier_features` of its bin centre (2 F + 1 numbers).
+    per kind. A slot's features (`features`):
 
-    Why features and not the values: a continuous observation's coordinate is its mu-law code,
-    and typical values sit in a sliver of [-1, 1] (|x| <= 1 codes within 0.07); a linear map of
-    the codes learnt pendulum at -18% of expert where the features learn as the per-value
-    embedding does (docs/control_learning.md). Empty slots (a chunk shorter than K, an action
-    hidden by `mask_actions`) read 0 with filled = 0, so a value of 0 and a missing one differ.
+    - "fourier": `value_fourier_features` of its bin centre (2 F + 1 numbers), the centre being
+      an observation's mu-law code. A linear map of the codes alone learnt pendulum at -18% of
+      expert (typical values sit in a sliver of [-1, 1]: |x| <= 1 codes within 0.46);
+    - "symlog": one number, symlog of the value in the environment's units
+      (`symlog_value_features`). Fourier features of the mu-law code let a clone fit its data
+      closely and act badly off it: an MLP given them reached 26% of expert on the swing-up
+      where the same MLP on the values reached 89% (docs/control_learning.md).
+
+    Empty slots (a chunk shorter than K, an action hidden by `mask_actions`) read 0 with
+    filled = 0, so a value of 0 and a missing one differ.
     """
 
     def __init__(
@@ -202,16 +226,23 @@ class GroupEmbedding(nn.Module):
         action_group: int,
         num_frequencies: int = 16,
         top: int = 64,
+        features: str = "fourier",
     ) -> None:
         super().__init__()
+        if features not in GROUP_VALUE_FEATURES:
+            raise ValueError(
+                f"group value features must be one of {list(GROUP_VALUE_FEATURES)}, "
+                f"got {features!r}"
+            )
         self.observation_group = observation_group
         self.action_group = action_group
         self.num_frequencies = num_frequencies
         self.top = top
-        per_slot = 2 * num_frequencies + 2  # the features and the filled flag
+        self.features = features
+        self.per_slot = (2 * num_frequencies + 2) if features == "fourier" else 2
 
         def projection(size: int) -> nn.Linear | None:
-            return nn.Linear(per_slot * size, width) if size else None
+            return nn.Linear(self.per_slot * size, width) if size else None
 
         self.observations = projection(observation_group)
         self.actions = projection(action_group)
@@ -226,11 +257,13 @@ class GroupEmbedding(nn.Module):
         width = max(self.observation_group, self.action_group)
         grouped = layout.kind != PLAIN  # (B, L)
         known = grouped & (input_ids != ACTION_MASK_ID)
-        per_slot = 2 * self.num_frequencies + 2
-        slots = torch.zeros(b, compact, width, per_slot, device=input_ids.device)
+        slots = torch.zeros(b, compact, width, self.per_slot, device=input_ids.device)
         rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
         bins = input_ids[known] - CONTINUOUS_OFFSET
-        features = value_fourier_features(bins, self.num_frequencies, self.top)  # (n, 2F + 1)
+        if self.features == "fourier":
+            features = value_fourier_features(bins, self.num_frequencies, self.top)  # (n, 2F + 1)
+        else:
+            features = symlog_value_features(bins, layout.kind[known] == OBSERVATION_GROUP)
         filled = torch.ones(features.shape[0], 1, device=features.device)
         slots[rows[known], layout.index[known], layout.offset[known]] = torch.cat(
             [features, filled], dim=-1
@@ -242,7 +275,7 @@ class GroupEmbedding(nn.Module):
         ):
             if module is None:
                 continue
-            inputs = slots[:, :, :size].flatten(2)  # (B, L', K (2F + 2))
+            inputs = slots[:, :, :size].flatten(2)  # (B, L', K per_slot)
             part = module(inputs.to(module.weight.dtype)).to(dtype)  # (B, L', D)
             part = part * (layout.compact_kind == kind).unsqueeze(-1).to(dtype)
             out = part if out is None else out + part

@@ -137,7 +137,14 @@ class GatoModel(PreTrainedModel):
         width = config.hidden_size
         ko, ka = config.continuous_observation_group, config.continuous_action_group
         self.groups = (
-            GroupEmbedding(width, ko, ka, config.value_fourier_features, config.value_fourier_top)
+            GroupEmbedding(
+                width,
+                ko,
+                ka,
+                config.value_fourier_features,
+                config.value_fourier_top,
+                config.group_value_features,
+            )
             if config.grouped
             else None
         )

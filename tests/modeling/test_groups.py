@@ -11,9 +11,10 @@ import torch
 from helpers import make_config
 from references import grouped_loss_reference, slow_groups
 
+from gato.codecs import mu_law_decode
 from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import fourier_multiples
-from gato.modeling.groups import compact_length, group_layout
+from gato.modeling.groups import compact_length, group_layout, symlog_value_features
 from gato.modeling.model import GatoModel
 from gato.tokens.batch import collate, mask_actions
 from gato.tokens.tokenizer import GatoTokenizer
@@ -167,12 +168,74 @@ def test_grouping_shortens_a_mujoco_like_timestep_to_three_positions():
     assert compact_length(seq.ids, seq.local_positions, 32, 8, keep_separator=False) == 10 * 2
 
 
-def test_save_and_load_round_trip_keeps_the_groups(tmp_path):
+def test_symlog_groups_embed_each_value_in_its_own_units():
+    """`group_value_features="symlog"`: a slot reads [symlog(x), 1] with x an observation's
+    bin centre decoded from mu-law (numpy's `mu_law_decode`, the tokenizer's inverse) or an
+    action's bin centre as it is; checked against the formula on every group of a mixed row."""
     torch.manual_seed(0)
-    model = GatoModel(make_config(continuous_observation_group=4, continuous_action_group=2))
+    config = make_config(
+        continuous_observation_group=4, continuous_action_group=2, group_value_features="symlog"
+    )
+    model = GatoModel(config).eval()
+    batch = mixed_batch()
+    x, _ = model.embed(
+        batch.input_ids, batch.local_positions, batch.patches, batch.patch_positions,
+        batch.attention_mask,
+    )  # fmt: skip
+    r = 0
+    groups = slow_groups(batch.input_ids[r].tolist(), batch.local_positions[r].tolist(), 4, 2)
+    checked = 0
+    for c, (kind, members) in enumerate(groups):
+        if kind == 0:
+            continue
+        size = 4 if kind == 1 else 2
+        slots = torch.zeros(size, 2)
+        for slot, token in enumerate(batch.input_ids[r, members].tolist()):
+            centre = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
+            value = float(mu_law_decode(centre)) if kind == 1 else centre
+            slots[slot] = torch.tensor([math.copysign(math.log1p(abs(value)), value), 1.0])
+        module = model.groups.observations if kind == 1 else model.groups.actions
+        expected = module.weight @ slots.flatten() + module.bias
+        if kind == 1:
+            expected = (
+                expected
+                + model.embedding.local_positions.weight[batch.local_positions[r, members[0]]]
+            )
+        torch.testing.assert_close(x[r, c], expected)
+        checked += 1
+    assert checked >= 2  # observation and action groups both seen
+
+
+def test_symlog_features_recover_the_observed_values():
+    """The embedding reads back (to a bin's precision) what the tokenizer was given."""
+    tokenizer = GatoTokenizer()
+    values = np.array([-200.0, -3.0, -0.5, 0.0, 0.01, 1.0, 7.5, 100.0])
+    bins = torch.from_numpy(tokenizer.encode_continuous(values) - CONTINUOUS_OFFSET)
+    features = symlog_value_features(bins, torch.ones_like(bins, dtype=torch.bool))[:, 0]
+    recovered = torch.sign(features) * torch.expm1(features.abs())
+    np.testing.assert_allclose(recovered.numpy(), values, rtol=0.03, atol=2e-4)
+
+
+@pytest.mark.parametrize("value", ["raw", "", None])
+def test_unknown_group_value_features_raise(value):
+    with pytest.raises(ValueError, match="group_value_features"):
+        GatoConfig(group_value_features=value)
+
+
+@pytest.mark.parametrize("features", ["fourier", "symlog"])
+def test_save_and_load_round_trip_keeps_the_groups(tmp_path, features):
+    torch.manual_seed(0)
+    model = GatoModel(
+        make_config(
+            continuous_observation_group=4,
+            continuous_action_group=2,
+            group_value_features=features,
+        )
+    )
     model.eval()
     model.save_pretrained(tmp_path)
     loaded = GatoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.group_value_features == features
     assert loaded.config.continuous_observation_group == 4
     assert loaded.config.continuous_action_group == 2
     batch = mixed_batch()
