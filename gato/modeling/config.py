@@ -331,9 +331,9 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 f"GatoConfig.keep_separator must be True or False, got {self.keep_separator!r}"
             )
-        if self.group_value_features not in ("fourier", "symlog"):
+        if self.group_value_features not in ("fourier", "symlog", "symlog_mlp"):
             raise ValueError(
-                "GatoConfig.group_value_features must be 'fourier' or 'symlog', got "
+                "GatoConfig.group_value_features must be 'fourier', 'symlog' or 'symlog_mlp', got "
                 f"{self.group_value_features!r}"
             )
         bins = self.action_group_bins

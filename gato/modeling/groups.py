@@ -187,7 +187,7 @@ def compact_length(
     return total
 
 
-GROUP_VALUE_FEATURES = ("fourier", "symlog")
+GROUP_VALUE_FEATURES = ("fourier", "symlog", "symlog_mlp")
 """What a group's slot sees of its value (`GatoConfig.group_value_features`)."""
 
 
@@ -241,8 +241,18 @@ class GroupEmbedding(nn.Module):
         self.features = features
         self.per_slot = (2 * num_frequencies + 2) if features == "fourier" else 2
 
-        def projection(size: int) -> nn.Linear | None:
-            return nn.Linear(self.per_slot * size, width) if size else None
+        def projection(size: int) -> nn.Module | None:
+            if not size:
+                return None
+            if features == "symlog_mlp":
+                # The values through a hidden layer: the first non-linearity comes before the
+                # trunk, as in the MLP specialist.
+                return nn.Sequential(
+                    nn.Linear(self.per_slot * size, 4 * width),
+                    nn.GELU(),
+                    nn.Linear(4 * width, width),
+                )
+            return nn.Linear(self.per_slot * size, width)
 
         self.observations = projection(observation_group)
         self.actions = projection(action_group)
@@ -276,7 +286,8 @@ class GroupEmbedding(nn.Module):
             if module is None:
                 continue
             inputs = slots[:, :, :size].flatten(2)  # (B, L', K per_slot)
-            part = module(inputs.to(module.weight.dtype)).to(dtype)  # (B, L', D)
+            weight_dtype = next(module.parameters()).dtype
+            part = module(inputs.to(weight_dtype)).to(dtype)  # (B, L', D)
             part = part * (layout.compact_kind == kind).unsqueeze(-1).to(dtype)
             out = part if out is None else out + part
         return out
