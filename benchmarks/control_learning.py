@@ -23,7 +23,8 @@ Learners (`--learners`, comma-separated):
   `GatoPolicy` over a context of the same `<window>` timesteps, no prompt. `<value_embedding>` is a
   `GatoConfig.value_embedding` choice: the ablation of how continuous values are embedded; the
   window is the ablation of how much history the context holds. Options may follow, each as
-  `:key=value`: `top=<int>` (`GatoConfig.value_fourier_top`), `loss=range|vocabulary`
+  `:key=value`: `top=<int>` (`GatoConfig.value_fourier_top`), `freq=<int>`
+  (`value_fourier_features`), `loss=range|vocabulary`
   (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
   and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
   `action_dropout`), `obs=<K>` and `act=<K>` (grouped values:
@@ -401,6 +402,7 @@ SPECIALISTS = {
 
 MODEL_OPTIONS = {
     "top": ("value_fourier_top", int),
+    "freq": ("value_fourier_features", int),
     "loss": ("value_loss", str),
     "head": ("value_head", str),
     "obs": ("continuous_observation_group", int),

@@ -209,7 +209,7 @@ class GroupEmbedding(nn.Module):
 
     - "fourier": `value_fourier_features` of its bin centre (2 F + 1 numbers), the centre being
       an observation's mu-law code. A linear map of the codes alone learnt pendulum at -18% of
-      expert (typical values sit in a sliver of [-1, 1]: |x| <= 1 codes within 0.46);
+      expert (typical values sit in a sliver of [-1, 1]: |x| <= 1 codes within +-0.46);
     - "symlog": one number, symlog of the value in the environment's units
       (`symlog_value_features`). Fourier features of the mu-law code let a clone fit its data
       closely and act badly off it: an MLP given them reached 26% of expert on the swing-up
