@@ -753,7 +753,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     fields["json"] = args.json
     fields["steps"] = tuple(int(s) for s in str(args.steps).split(","))
     if args.tiny:
-        fields.update(TINY)
+        # --tiny shrinks the run; learners named on the command line are kept.
+        fields.update(
+            {k: v for k, v in TINY.items() if k != "learners" or args.learners == defaults.learners}
+        )
     config = BenchConfig(**fields)
     if args.time:
         time_steps(config, args.time)

@@ -66,3 +66,40 @@ def test_specialist_cache_holds_the_mlps_last_mean_score(tmp_path):
     assert (entry["steps"], entry["seeds"], entry["learner"]) == (20, 2, "mlp")
     with pytest.raises(ValueError, match="needs the mlp learner"):
         control_learning.cache_specialist(curves[2:], config, str(cache))
+
+
+def test_mlp_features_reads_what_a_grouped_model_is_given():
+    """`gato_value_features` is, slot for slot, the feature block `GroupEmbedding` writes for the
+    tokenizer's ids of the same observation (checked through a linear map with an identity
+    weight, so any reordering or other coordinate fails)."""
+    import numpy as np
+    import torch
+
+    from gato.modeling.config import ENCODINGS, GatoConfig
+    from gato.modeling.groups import GroupEmbedding, group_layout
+    from gato.tokens.tokenizer import GatoTokenizer
+
+    obs = np.array([[0.3, -2.0, 7.5]], dtype=np.float32)
+    ours = control_learning.gato_value_features(torch.from_numpy(obs))  # (1, 3 (2F + 1))
+    grouped = GatoConfig(**ENCODINGS["grouped"])
+    f = grouped.value_fourier_features
+    assert ours.shape == (1, 3 * (2 * f + 1))
+    sequence = GatoTokenizer().encode_episode({"continuous": obs}, {"continuous": np.zeros((1, 1))})
+    ids = torch.as_tensor(sequence.ids)[None]
+    local = torch.as_tensor(sequence.local_positions)[None]
+    layout = group_layout(ids, local, None, 3, 1, keep_separator=False)
+    module = GroupEmbedding(3 * (2 * f + 2), 3, 1, f, grouped.value_fourier_top)
+    with torch.no_grad():
+        module.observations.weight.copy_(torch.eye(3 * (2 * f + 2)))
+        module.observations.bias.zero_()
+    embedded = module(layout, ids, torch.float32)[0, 0].view(3, 2 * f + 2)
+    torch.testing.assert_close(embedded[:, :-1].reshape(1, -1), ours)
+    assert torch.all(embedded[:, -1] == 1)  # the filled flags
+
+
+def test_mlp_features_learner_trains(episodes):
+    curves = control_learning.main(
+        ["--tiny", "--data", str(episodes), "--learners", "mlp-features"]
+    )
+    assert [c.learner for c in curves] == ["mlp-features"]
+    assert curves[0].losses[-1] < curves[0].losses[0]

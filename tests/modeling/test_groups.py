@@ -222,7 +222,7 @@ def test_unknown_group_value_features_raise(value):
         GatoConfig(group_value_features=value)
 
 
-@pytest.mark.parametrize("features", ["fourier", "symlog"])
+@pytest.mark.parametrize("features", ["fourier", "symlog", "symlog_mlp"])
 def test_save_and_load_round_trip_keeps_the_groups(tmp_path, features):
     torch.manual_seed(0)
     model = GatoModel(
