@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import datasets
@@ -45,6 +46,16 @@ def small_recipe(tmp_path_factory) -> Path:
         f'[[sources]]\ntask = "text"\nweight = 1.0\npath = "{root / "text"}"\n'
     )
     return recipe
+
+
+@pytest.fixture
+def quiet_datasets():
+    """No progress bars, and no warning for the empty episodes JAT-shaped fixtures hold."""
+    datasets.disable_progress_bars()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*empty episodes")
+        yield
+    datasets.enable_progress_bars()
 
 
 @pytest.fixture(autouse=True, scope="session")

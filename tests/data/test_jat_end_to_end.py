@@ -10,9 +10,7 @@ back on the way out.
 from __future__ import annotations
 
 import json
-import warnings
 
-import datasets
 import numpy as np
 import pytest
 from jat_fixtures import write_config
@@ -37,13 +35,7 @@ def _pusher_rows(seed: int = 0) -> dict[str, list]:
     }
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    datasets.disable_progress_bars()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*empty episodes")
-        yield
-    datasets.enable_progress_bars()
+pytestmark = pytest.mark.usefixtures("quiet_datasets")
 
 
 @pytest.fixture

@@ -49,6 +49,17 @@ def mixed_batch(seed: int = 0):
     return collate([continuous, with_image, discrete, text])
 
 
+def expected_group(model, batch, row: int, kind: int, members: list[int], slots: torch.Tensor):
+    """A group's embedding from its slots' features: the kind's linear map, plus the first
+    member's local position for an observation group."""
+    module = model.groups.observations if kind == 1 else model.groups.actions
+    expected = module.weight @ slots.flatten() + module.bias
+    if kind == 1:
+        local = batch.local_positions[row, members[0]]
+        expected = expected + model.embedding.local_positions.weight[local]
+    return expected
+
+
 @pytest.mark.parametrize("keep_separator", SEPARATOR)
 @pytest.mark.parametrize("right_align", [False, True])
 @pytest.mark.parametrize(("ko", "ka"), GROUPS)
@@ -106,14 +117,7 @@ def test_ungrouped_tokens_keep_their_embedding_and_groups_embed_their_values():
             angles = [math.pi * m * v for m in multiples]
             row = [v] + [math.sin(a) for a in angles] + [math.cos(a) for a in angles] + [1.0]
             slots[slot] = torch.tensor(row)
-        module = model.groups.observations if kind == 1 else model.groups.actions
-        expected = module.weight @ slots.flatten() + module.bias
-        if kind == 1:
-            expected = (
-                expected
-                + model.embedding.local_positions.weight[batch.local_positions[r, members[0]]]
-            )
-        torch.testing.assert_close(x[r, c], expected)
+        torch.testing.assert_close(x[r, c], expected_group(model, batch, r, kind, members, slots))
 
 
 @pytest.mark.parametrize("keep_separator", SEPARATOR)
@@ -194,14 +198,7 @@ def test_symlog_groups_embed_each_value_in_its_own_units():
             centre = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
             value = float(mu_law_decode(centre)) if kind == 1 else centre
             slots[slot] = torch.tensor([math.copysign(math.log1p(abs(value)), value), 1.0])
-        module = model.groups.observations if kind == 1 else model.groups.actions
-        expected = module.weight @ slots.flatten() + module.bias
-        if kind == 1:
-            expected = (
-                expected
-                + model.embedding.local_positions.weight[batch.local_positions[r, members[0]]]
-            )
-        torch.testing.assert_close(x[r, c], expected)
+        torch.testing.assert_close(x[r, c], expected_group(model, batch, r, kind, members, slots))
         checked += 1
     assert checked >= 2  # observation and action groups both seen
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pytest
 
@@ -35,13 +33,7 @@ def _rows(count: int = 10) -> dict[str, list]:
     }
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    datasets.disable_progress_bars()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*empty episodes")
-        yield
-    datasets.enable_progress_bars()
+pytestmark = pytest.mark.usefixtures("quiet_datasets")
 
 
 @pytest.fixture(scope="module")
