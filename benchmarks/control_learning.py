@@ -29,8 +29,8 @@ Learners (`--learners`, comma-separated):
   and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
   `action_dropout`), `obs=<K>` and `act=<K>` (grouped values:
   `GatoConfig.continuous_observation_group` / `continuous_action_group`), `bins=<n>`
-  (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=fourier|symlog`
-  (`group_value_features`), e.g.
+  (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=fourier|symlog|symlog_mlp`
+  (`group_value_features`), `dropout=<p>` (`GatoConfig.dropout`), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -410,6 +410,7 @@ MODEL_OPTIONS = {
     "bins": ("action_group_bins", int),
     "sep": ("keep_separator", lambda v: bool(int(v))),
     "feat": ("group_value_features", str),
+    "dropout": ("dropout", float),
 }
 TRAIN_OPTIONS = {
     "lr": ("lr", float),
