@@ -61,10 +61,12 @@ class TrainConfig:
     eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
     action_dropout: float = field(
-        default=0.0,
+        default=0.9,
         metadata={
             "help": "probability of hiding each action token of the context in training, so the "
-            "policy reads observations rather than copying its last action (mask_actions)"
+            "policy reads observations rather than copying its last action (mask_actions); "
+            "0.9 lifted the main job's pendulum from -0.3% to 12.5% of expert and a grouped "
+            "model's eight-timestep pendulum clone from 48% to 65% (docs/control_learning.md)"
         },
     )
     mixed_precision: str = field(
