@@ -130,14 +130,17 @@ class Curve:
 # ---------------------------------------------------------------------------------------------
 
 
+_GROUPED = GatoConfig(**ENCODINGS["grouped"])
+"""The grouped encoding whose value features `mlp-features` reads (built once, not per batch)."""
+
+
 def gato_value_features(obs: torch.Tensor) -> torch.Tensor:
     """(B, O) raw observations -> (B, O * (2 F + 1)): what a grouped `GatoModel` is given of them
     (each value's mu-law bin as the tokenizer cuts it, then `value_fourier_features` with
     `ENCODINGS["grouped"]`'s frequencies), before its learned projection."""
-    grouped = GatoConfig(**ENCODINGS["grouped"])
     bins = continuous_to_bins(mu_law_encode(obs.double().numpy()))
     features = value_fourier_features(
-        torch.from_numpy(bins), grouped.value_fourier_features, grouped.value_fourier_top
+        torch.from_numpy(bins), _GROUPED.value_fourier_features, _GROUPED.value_fourier_top
     )
     return features.flatten(1)
 

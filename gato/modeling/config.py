@@ -38,6 +38,10 @@ VALUE_LOSSES = ("vocabulary", "range")
 VALUE_HEADS = ("table", "embedding")
 """The choices of `GatoConfig.value_head`."""
 
+GROUP_VALUE_FEATURES = ("fourier", "symlog", "symlog_mlp")
+"""What a group's linear map sees of each value (`GatoConfig.group_value_features`,
+`gato.modeling.groups.GroupEmbedding`)."""
+
 LEGACY_VALUE_EMBEDDING = "table"
 """What a saved config without a `value_embedding` field used (every checkpoint before it)."""
 
@@ -194,8 +198,9 @@ class GatoConfig(PreTrainedConfig):
     group_value_features: str = "fourier"
     """With grouped values: what a group's linear map sees of each value
     (`gato.modeling.groups.GroupEmbedding`): "fourier" (Fourier features of its bin centre, the
-    mu-law code of an observation) or "symlog" (sign(x) log(1 + |x|) of the value in the
-    environment's units)."""
+    mu-law code of an observation), "symlog" (sign(x) log(1 + |x|) of the value in the
+    environment's units) or "symlog_mlp" (the same through a GELU hidden layer). The symlog forms
+    are benchmark options, measured worse (docs/control_learning.md)."""
     keep_separator: bool = True
     """With grouped values only: whether the separator takes a position. False: an action
     follows its observation directly and is predicted from the observation's last position,
@@ -332,9 +337,9 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 f"GatoConfig.keep_separator must be True or False, got {self.keep_separator!r}"
             )
-        if self.group_value_features not in ("fourier", "symlog", "symlog_mlp"):
+        if self.group_value_features not in GROUP_VALUE_FEATURES:
             raise ValueError(
-                "GatoConfig.group_value_features must be 'fourier', 'symlog' or 'symlog_mlp', got "
+                f"GatoConfig.group_value_features must be one of {GROUP_VALUE_FEATURES}, got "
                 f"{self.group_value_features!r}"
             )
         bins = self.action_group_bins

@@ -39,6 +39,7 @@ from torch import nn
 
 from gato.codecs import MU_LAW_M as M
 from gato.codecs import MU_LAW_MU as MU
+from gato.modeling.config import GROUP_VALUE_FEATURES
 from gato.modeling.embedding import value_fourier_features
 from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
@@ -187,10 +188,6 @@ def compact_length(
     return total
 
 
-GROUP_VALUE_FEATURES = ("fourier", "symlog", "symlog_mlp")
-"""What a group's slot sees of its value (`GatoConfig.group_value_features`)."""
-
-
 def symlog_value_features(bins: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
     """(n,) int64 bins, (n,) bool -> (n, 1) symlog(x) = sign(x) log(1 + |x|) of the value a bin
     stands for in the environment's own units: an observation's bin centre decoded from mu-law
@@ -213,7 +210,10 @@ class GroupEmbedding(nn.Module):
     - "symlog": one number, symlog of the value in the environment's units
       (`symlog_value_features`). Fourier features of the mu-law code let a clone fit its data
       closely and act badly off it: an MLP given them reached 26% of expert on the swing-up
-      where the same MLP on the values reached 89% (docs/control_learning.md).
+      where the same MLP on the values reached 89% (docs/control_learning.md);
+    - "symlog_mlp": the symlog values through a GELU hidden layer (4 x width) before the map.
+
+    Both symlog forms scored below "fourier" in the transformer (docs/control_learning.md).
 
     Empty slots (a chunk shorter than K, an action hidden by `mask_actions`) read 0 with
     filled = 0, so a value of 0 and a missing one differ.
