@@ -494,7 +494,9 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
         return model(**batch.as_dict()).loss
 
     def actor() -> GatoPolicy:
-        policy_config = PolicyConfig(prompt_tokens=0, slide="recompute")
+        policy_config = PolicyConfig(
+            prompt_tokens=0, slide="recompute", hide_actions=config.action_dropout == 1.0
+        )
         model.eval()
         spec = task.action
         return GatoPolicy(model, tokenizer, spec, None, policy_config, config.eval_episodes)

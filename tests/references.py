@@ -25,6 +25,7 @@ from gato.tokens.windows import (
     take_steps,
 )
 from gato.vocab import (
+    ACTION_MASK_ID,
     CONTINUOUS_OFFSET,
     DISCRETE_OFFSET,
     NO_LOCAL_POSITION,
@@ -131,11 +132,32 @@ def action_tokens(ids: list[int]) -> TokenSequence:
 class ReferencePolicy:
     """Gato's deployment loop written plainly: no cache; the window rule of `slide="recompute"`."""
 
-    def __init__(self, model, tokenizer, spec, prompt, slack: float = 0.25) -> None:  # recompute
+    def __init__(
+        self, model, tokenizer, spec, prompt, slack: float = 0.25, hide_actions: bool = False
+    ) -> None:  # recompute
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self.prompt = prompt if prompt is not None else action_tokens([])
         self.slack = slack
+        self.hide_actions = hide_actions
         self.steps: list[TokenSequence] = []
+
+    def inputs(self, seq: TokenSequence) -> dict:
+        """The model's keyword inputs for one sequence; with `hide_actions`, every action target
+        (a discrete or continuous id with a loss) fed as ACTION_MASK_ID, its id kept as label."""
+        batch = collate([seq])
+        ids = batch.input_ids
+        out = dict(
+            local_positions=batch.local_positions,
+            patches=batch.patches,
+            patch_positions=batch.patch_positions,
+        )
+        if not self.hide_actions:
+            return {**out, "input_ids": ids}
+        hidden = ids.clone()
+        for t in range(ids.shape[1]):
+            if bool(batch.loss_mask[0, t]) and DISCRETE_OFFSET <= int(ids[0, t]) < SEPARATOR_ID:
+                hidden[0, t] = ACTION_MASK_ID
+        return {**out, "input_ids": hidden, "labels": ids}
 
     def reset(self) -> None:
         self.steps = []
@@ -153,13 +175,9 @@ class ReferencePolicy:
         ids: list[int] = []
         for _ in range(n):
             seq = TokenSequence.concatenate([self.prompt, *self.steps, o, action_tokens(ids)])
-            batch = collate([seq])
             with torch.no_grad():
                 logits = self.model(
-                    input_ids=batch.input_ids,
-                    local_positions=batch.local_positions,
-                    patches=batch.patches,
-                    patch_positions=batch.patch_positions,
+                    **self.inputs(seq),
                     use_cache=False,
                     return_logits=True,
                 ).logits[0, -1]
@@ -369,13 +387,9 @@ class GroupedReferencePolicy(ReferencePolicy):
         ids: list[int] = []
         while len(ids) < n:
             seq = TokenSequence.concatenate([self.prompt, *self.steps, o, action_tokens(ids)])
-            batch = collate([seq])
             with torch.no_grad():
                 hidden = self.model(
-                    input_ids=batch.input_ids,
-                    local_positions=batch.local_positions,
-                    patches=batch.patches,
-                    patch_positions=batch.patch_positions,
+                    **self.inputs(seq),
                     use_cache=False,
                     return_logits=False,
                 ).last_hidden_state[0, -1]

@@ -75,9 +75,9 @@ from gato.policy.environment import is_canonical
 from gato.policy.loading import load_pretrained
 from gato.policy.prompts import demonstration_prompt
 from gato.schema import OBSERVATION_COLUMNS, ActionSpec
-from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.batch import GatoBatch, TokenSequence, collate, mask_actions
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import NO_LOCAL_POSITION
+from gato.vocab import ACTION_MASK_ID, NO_LOCAL_POSITION
 
 __all__ = ["GatoPolicy", "PolicyConfig", "prompt_budget"]
 
@@ -118,6 +118,11 @@ class PolicyConfig:
     serves every cache length (the CPU's fastest path). The first steps pay the compilation."""
     seed: int = 0
     """Seed of the sampling generator."""
+    hide_actions: bool | None = None
+    """Feed every action of the context (the episode's, and the prompt's where they are loss
+    targets) as `ACTION_MASK_ID`, as training with `action_dropout=1` showed them
+    (`gato.tokens.batch.mask_actions`); the model then conditions on observations alone. None:
+    the model's `GatoConfig.hide_context_actions` (set by such training)."""
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
@@ -210,6 +215,9 @@ class GatoPolicy:
         self.tokenizer = tokenizer
         self.action_spec = action_spec
         self.config = config or PolicyConfig()
+        if self.config.hide_actions is None:
+            hide = bool(getattr(model.config, "hide_context_actions", False))
+            self.config = replace(self.config, hide_actions=hide)
         self.max_length = model.config.max_position_embeddings
         self.num_action_tokens = action_spec.num_tokens
         cfg = model.config
@@ -387,7 +395,7 @@ class GatoPolicy:
             obs if row.pending is None else TokenSequence.concatenate([row.pending, obs])
             for row, obs in zip(self.rows, encoded, strict=True)
         ]
-        batch = collate(chunks, padding_side="left")
+        batch = self._hidden(collate(chunks, padding_side="left"))
         ids = self._action_tokens(batch).cpu().numpy()  # (B, n)
         actions = []
         for row, obs, chunk, action_ids in zip(self.rows, encoded, chunks, ids, strict=True):
@@ -476,6 +484,17 @@ class GatoPolicy:
             raise ValueError("observation images do not match the model's image channels")
         return obs
 
+    def _hidden(self, batch: GatoBatch) -> GatoBatch:
+        """What the model is fed of a batch: its actions hidden when `hide_actions` (their ids
+        then in `labels`, which a grouped model's layout reads), else the batch itself."""
+        return mask_actions(batch, 1.0) if self.config.hide_actions else batch
+
+    def _feedback(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A sampled action piece fed back within the step -> (input ids, labels or None)."""
+        if not self.config.hide_actions:
+            return ids, None
+        return torch.full_like(ids, ACTION_MASK_ID), ids
+
     def _action_sequence(self, ids: np.ndarray) -> TokenSequence:
         n = len(ids)
         return TokenSequence(
@@ -559,9 +578,10 @@ class GatoPolicy:
                 source.values[i][:, :, :start] = prefix.values[i][:, :, :start]
             source.advance(start)
         if len(tokens):
-            batch = collate([tokens])
+            batch = self._hidden(collate([tokens]))
             self.model(
                 input_ids=batch.input_ids.to(self.device),
+                labels=None if batch.labels is None else batch.labels.to(self.device),
                 local_positions=batch.local_positions.to(self.device),
                 patches=batch.patches.to(self.device),
                 patch_positions=batch.patch_positions.to(self.device),
@@ -593,6 +613,7 @@ class GatoPolicy:
             self.decoder is None
             and not self.grouped
             and self.config.temperature == 0
+            and not self.config.hide_actions
             and cache.dense
             and bool(new_mask.all())
         ):
@@ -620,13 +641,15 @@ class GatoPolicy:
             batch.local_positions,
             batch.patches,
             batch.patch_positions,
+            batch.labels,
         )
         if self.action_chunk:
             return self._grouped_action(hidden)
         tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
         for j in range(n):
             if j > 0:
-                hidden = self._forward(tokens[:, j - 1 : j], None, None, None, None)
+                fed, labels = self._feedback(tokens[:, j - 1 : j])
+                hidden = self._forward(fed, None, None, None, None, labels)
             logits = hidden @ self.action_head.T  # (B, n)
             picked = sample_tokens(logits, self.config.temperature, self.generator)
             tokens[:, j] = picked + self.action_lo
@@ -639,7 +662,8 @@ class GatoPolicy:
         parts: list[torch.Tensor] = []
         for start in range(0, n, chunk):
             if start:
-                hidden = self._forward(parts[-1], None, None, None, None)
+                fed, labels = self._feedback(parts[-1])
+                hidden = self._forward(fed, None, None, None, None, labels)
             size = min(chunk, n - start)
             head = self.model.action_head
             logits = head(hidden)[:, :size]  # (B, size, bins)
@@ -656,12 +680,14 @@ class GatoPolicy:
         local_positions: torch.Tensor | None,
         patches: torch.Tensor | None,
         patch_positions: torch.Tensor | None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Feed (B, L) new tokens on top of the cache -> (B, D) final hidden state of the last."""
+        """Feed (B, L) new tokens on top of the cache -> (B, D) final hidden state of the last.
+        `labels`: the true ids where `input_ids` hides actions (a grouped layout reads them)."""
         cache = self.cache
         if self.grouped:
             return self._grouped_forward(
-                input_ids, new_mask, local_positions, patches, patch_positions
+                input_ids, new_mask, local_positions, patches, patch_positions, labels
             )
         b, length = input_ids.shape
         cache.reserve(length, grow=self.decoder is None)
@@ -688,6 +714,7 @@ class GatoPolicy:
         local_positions: torch.Tensor | None,
         patches: torch.Tensor | None,
         patch_positions: torch.Tensor | None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`_forward` with grouped values: the new tokens compacted (rows end together, as the
         left-padded batch does) and fed as their (B, L', D) embeddings."""
@@ -702,6 +729,7 @@ class GatoPolicy:
             on_device(patches),
             on_device(patch_positions),
             on_device(new_mask),
+            on_device(labels),
             right_align=True,
         )
         length = x.shape[1]

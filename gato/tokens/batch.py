@@ -320,18 +320,27 @@ def mask_actions(
     the input is hidden: a hidden token stays a target, with its id in `labels` (it is predicted
     from the positions before it, which do not see it), so no training signal is lost.
 
+    `probability=1` hides every action (no draw): a model trained so never sees an action in
+    its context, and its policy must hide them too (`PolicyConfig.hide_actions`, which calls
+    this function on what it feeds).
+
     Returns a new batch; `batch` is not modified. Shapes as `GatoBatch`.
     """
-    if not 0.0 <= probability < 1.0:
-        raise ValueError(f"mask_actions: probability must be in [0, 1), got {probability}")
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"mask_actions: probability must be in [0, 1], got {probability}")
     if probability == 0.0:
         return batch
     ids = batch.input_ids
+    if batch.labels is not None:
+        ids = torch.where(ids == ACTION_MASK_ID, batch.labels, ids)  # hidden before: re-read
     is_action = batch.loss_mask & (ids >= DISCRETE_OFFSET) & (ids < SEPARATOR_ID)
-    draw = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
-    hidden = is_action & (draw < probability)  # (B, L)
+    if probability == 1.0:
+        hidden = is_action
+    else:
+        draw = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
+        hidden = is_action & (draw < probability)  # (B, L)
     changed = {
-        "input_ids": ids.masked_fill(hidden, ACTION_MASK_ID),
+        "input_ids": batch.input_ids.masked_fill(hidden, ACTION_MASK_ID),
         "labels": ids if batch.labels is None else batch.labels,
     }
     return GatoBatch(**{f.name: changed.get(f.name, getattr(batch, f.name)) for f in fields(batch)})

@@ -66,7 +66,8 @@ class TrainConfig:
             "help": "probability of hiding each action token of the context in training, so the "
             "policy reads observations rather than copying its last action (mask_actions); "
             "0.9 lifted the main job's pendulum from -0.3% to 12.5% of expert and a grouped "
-            "model's eight-timestep pendulum clone from 45-48% to 67% (docs/control_learning.md)"
+            "model's eight-timestep pendulum clone from 45-48% to 67% (docs/control_learning.md); "
+            "1.0 hides every action, and the run's policy then hides them too"
         },
     )
     mixed_precision: str = field(
@@ -147,8 +148,8 @@ class TrainConfig:
                 f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
             )
         check_report_to(self.report_to)
-        if not 0 <= self.action_dropout < 1:
-            raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if not 0 <= self.action_dropout <= 1:
+            raise ValueError(f"action_dropout must be in [0, 1], got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:

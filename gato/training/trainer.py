@@ -160,6 +160,9 @@ class Trainer:
                 self.model_config.max_position_embeddings = config.context
             model = GatoModel(self.model_config)
         self.context = self.model_config.max_position_embeddings
+        # The policy of a model that never saw an action in its context must hide them too; a
+        # fine-tuning run that shows some actions again makes a model that reads them.
+        self.model_config.hide_context_actions = config.action_dropout == 1.0
         if config.freeze_embedding or config.train_last_blocks is not None:
             apply_freeze(model, config.freeze_embedding, config.train_last_blocks)
         if config.gradient_checkpointing:

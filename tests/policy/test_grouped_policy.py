@@ -72,6 +72,26 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, ke
     assert slides >= 2
 
 
+@pytest.mark.parametrize(("ko", "ka"), [(4, 2), (8, 8)])
+def test_hidden_actions_keep_their_groups_and_decode_as_the_full_forward(ko, ka):
+    # A hidden action still belongs to its group (the layout reads the true ids), as in
+    # training with action_dropout=1; its slots read as empty.
+    tokenizer = GatoTokenizer()
+    model = grouped_model(ko, ka, seed=2)
+    prompt = demo_prompt(tokenizer, 2)
+    config = PolicyConfig(slide="recompute", hide_actions=True)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, config)
+    reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt, hide_actions=True)
+    rng = np.random.default_rng(3)
+    for step in range(24):
+        if step == 15:
+            policy.reset()
+            reference.reset()
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+
+
 def test_a_shifted_context_counts_its_positions_as_the_cache_holds_them():
     """Shifting keeps the old keys (not equal to recomputing), but the bookkeeping in positions
     must match the cache and the window rule."""

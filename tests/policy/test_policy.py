@@ -91,6 +91,31 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(model, tok
 
 
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_hidden_actions_decode_as_the_full_forward_of_the_hidden_context(tokenizer, static):
+    # A model that learnt with action_dropout=1 reads every context action as ACTION_MASK_ID,
+    # the action being decoded included (each token is fed back hidden).
+    model = small_model(seed=3)
+    model.config.hide_context_actions = True
+    prompt = demo_prompt(tokenizer, 3)
+    config = PolicyConfig(slide="recompute", static_cache=static)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, config)
+    assert policy.config.hide_actions  # taken from the model's config
+    reference = ReferencePolicy(model, tokenizer, SPEC, prompt, hide_actions=True)
+    shown = ReferencePolicy(model, tokenizer, SPEC, prompt)
+    rng = np.random.default_rng(2)
+    differ = 0
+    for _ in range(16):
+        obs = observation(rng)
+        action = policy.act(obs)
+        np.testing.assert_array_equal(action, reference.act(obs))
+        differ += not np.array_equal(action, shown.act(obs))
+        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+    assert differ  # hiding changed what the model decided: the test can tell the two apart
+    explicit = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(hide_actions=False))
+    assert not explicit.config.hide_actions  # an explicit choice wins over the model's
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 @pytest.mark.parametrize("variant", ["table+fourier", "fourier"])
 def test_a_value_embedding_head_decodes_as_the_full_forward(tokenizer, static, variant):
     """With `value_head="embedding"` the policy's action logits come from the computed head

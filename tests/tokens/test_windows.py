@@ -161,5 +161,12 @@ def test_mask_actions_hides_only_action_inputs_and_keeps_their_targets():
     assert mask_actions(batch, 0.0) is batch
     again = mask_actions(batch, 0.5, torch.Generator().manual_seed(0))
     assert torch.equal(again.input_ids, out.input_ids)  # seeded: the same tokens
-    with pytest.raises(ValueError, match="probability must be in"):
-        mask_actions(batch, 1.0)
+    every = mask_actions(batch, 1.0)  # every action target hidden, nothing else
+    assert torch.equal(every.input_ids == ACTION_MASK_ID, actions)
+    assert torch.equal(every.labels, batch.input_ids)
+    # A batch hidden before is hidden from its true ids again, never from the mask ids.
+    assert torch.equal(mask_actions(out, 1.0).input_ids, every.input_ids)
+    assert torch.equal(mask_actions(out, 1.0).labels, batch.input_ids)
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match="probability must be in"):
+            mask_actions(batch, bad)

@@ -90,6 +90,7 @@ def test_tiny_run_writes_a_checkpoint_that_loads(reference_run):
     model = GatoModel.from_pretrained(checkpoint / "model")
     assert isinstance(AutoModel.from_pretrained(checkpoint / "model"), GatoModel)
     assert model.config.max_position_embeddings == 128
+    assert not model.config.hide_context_actions  # action_dropout 0.2: actions are read
     card = (checkpoint / "model" / "README.md").read_text()
     assert "train.py" in card and '"preset": "tiny"' in card
     assert (checkpoint / "model" / "gato_text_32k.model").exists()
@@ -155,6 +156,20 @@ def test_two_processes_match_one(small_recipe, reference_run, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+def test_a_run_that_hides_every_action_makes_a_policy_that_hides_them(small_recipe, tmp_path):
+    from gato.modeling.model import GatoModel
+    from gato.policy import GatoPolicy
+    from gato.schema import ActionSpec
+
+    run = tmp_path / "run"
+    _train([*_args(small_recipe, run, tmp_path / "cache", 1), "--action_dropout", "1.0"])
+    model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
+    assert model.config.hide_context_actions
+    spec = ActionSpec("continuous", (2,))
+    policy = GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
+    assert policy.config.hide_actions
+
+
 def test_unknown_preset_and_bad_numbers():
     with pytest.raises(ValueError, match=r"unknown preset 'huge'.*tiny"):
         TrainConfig(preset="huge")
@@ -162,7 +177,7 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="mixed_precision"):
         TrainConfig(mixed_precision="fp8")
-    with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\]"):
         TrainConfig(action_dropout=1.5)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):
         TrainConfig(value_embedding_init="fourier")
