@@ -61,13 +61,14 @@ class TrainConfig:
     eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
     action_dropout: float = field(
-        default=0.9,
+        default=1.0,
         metadata={
             "help": "probability of hiding each action token of the context in training, so the "
-            "policy reads observations rather than copying its last action (mask_actions); "
-            "0.9 lifted the main job's pendulum from -0.3% to 12.5% of expert and a grouped "
-            "model's eight-timestep pendulum clone from 45-48% to 67% (docs/control_learning.md); "
-            "1.0 hides every action, and the run's policy then hides them too"
+            "policy reads observations rather than copying its last action (mask_actions); 1.0 "
+            "hides every action and the run's policy then hides them too (the model records it: "
+            "GatoConfig.hide_context_actions). A grouped model's eight-timestep pendulum clone: "
+            "45-48% of expert with none, 67% at 0.9, 78% at 1.0; the main job's pendulum: -0.3%, "
+            "12.5%, 18.9% (docs/control_learning.md)"
         },
     )
     mixed_precision: str = field(

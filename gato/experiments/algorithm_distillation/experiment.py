@@ -111,6 +111,9 @@ def train(
                 global_batch=config.batch_size,
                 context=config.context_tokens,
                 learning_rate=config.learning_rate,
+                # In-context RL learns from the actions it took and what they earned: the
+                # history's actions must stay visible (the control default hides them).
+                action_dropout=0.0,
                 seed=seed,
                 output_dir=str(out),
                 log_every=10,

@@ -201,5 +201,11 @@ def test_tiny_end_to_end_on_cpu(tmp_path, fresh_accelerate):
     assert len(results["curves"]["source"]["mean"]) == 24
     assert (out / "curves.png").stat().st_size > 1000
     assert (out / "models" / "ad-seed0" / "checkpoints" / "latest").exists()
+    # In-context RL reads its own actions: training hides none (the control default hides all).
+    latest = (out / "models" / "ad-seed0" / "checkpoints" / "latest").read_text().strip()
+    model_config = out / "models" / "ad-seed0" / "checkpoints" / latest / "model" / "config.json"
+    assert json.loads(model_config.read_text())["hide_context_actions"] is False
+    run = json.loads((out / "models" / "ad-seed0" / "run.json").read_text())
+    assert run["config"]["action_dropout"] == 0.0
     assert set(outputs["train"]) == {"ad-seed0", "ed-seed0"}
     assert outputs["collect"]["histories"] == 77
