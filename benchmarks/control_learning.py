@@ -27,7 +27,8 @@ Learners (`--learners`, comma-separated):
   (`value_fourier_features`), `loss=range|vocabulary`
   (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
   and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
-  `action_dropout`), `obs=<K>` and `act=<K>` (grouped values:
+  `action_dropout`), `hist=<n>` (the policy keeps n past timesteps,
+  `PolicyConfig.history_steps`), `obs=<K>` and `act=<K>` (grouped values:
   `GatoConfig.continuous_observation_group` / `continuous_action_group`), `bins=<n>`
   (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=fourier|symlog|symlog_mlp`
   (`group_value_features`), `dropout=<p>` (`GatoConfig.dropout`), e.g.
@@ -96,6 +97,9 @@ class BenchConfig:
     action_dropout: float = 0.0
     """GatoModel: hide each context action token with this probability in training
     (`gato.tokens.batch.mask_actions`, the Trainer's `action_dropout`)."""
+    act_history: int | None = None
+    """GatoModel: past timesteps the policy keeps (`PolicyConfig.history_steps`); None: the
+    training window's (window - 1)."""
     eval_episodes: int = 10
     max_episodes: int | None = None
     """Train on the first episodes only."""
@@ -419,6 +423,7 @@ TRAIN_OPTIONS = {
     "lr": ("lr", float),
     "warmup": ("warmup", int),
     "drop": ("action_dropout", float),
+    "hist": ("act_history", int),
 }
 
 
@@ -495,7 +500,10 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
 
     def actor() -> GatoPolicy:
         policy_config = PolicyConfig(
-            prompt_tokens=0, slide="recompute", hide_actions=config.action_dropout == 1.0
+            prompt_tokens=0,
+            slide="recompute",
+            hide_actions=config.action_dropout == 1.0,
+            history_steps=config.act_history,
         )
         model.eval()
         spec = task.action

@@ -133,12 +133,20 @@ class ReferencePolicy:
     """Gato's deployment loop written plainly: no cache; the window rule of `slide="recompute"`."""
 
     def __init__(
-        self, model, tokenizer, spec, prompt, slack: float = 0.25, hide_actions: bool = False
+        self,
+        model,
+        tokenizer,
+        spec,
+        prompt,
+        slack: float = 0.25,
+        hide_actions: bool = False,
+        history_steps: int | None = None,
     ) -> None:  # recompute
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self.prompt = prompt if prompt is not None else action_tokens([])
         self.slack = slack
         self.hide_actions = hide_actions
+        self.history_steps = history_steps
         self.steps: list[TokenSequence] = []
 
     def inputs(self, seq: TokenSequence) -> dict:
@@ -171,6 +179,8 @@ class ReferencePolicy:
             dropped = 0
             while self.steps and dropped < target:
                 dropped += len(self.steps.pop(0))
+        if self.history_steps is not None:
+            del self.steps[: max(0, len(self.steps) - self.history_steps)]
         lo, hi = self.spec.token_range()
         ids: list[int] = []
         for _ in range(n):
@@ -384,6 +394,8 @@ class GroupedReferencePolicy(ReferencePolicy):
             dropped = 0
             while self.steps and dropped < target:
                 dropped += len(self.steps.pop(0))
+        if self.history_steps is not None:
+            del self.steps[: max(0, len(self.steps) - self.history_steps)]
         ids: list[int] = []
         while len(ids) < n:
             seq = TokenSequence.concatenate([self.prompt, *self.steps, o, action_tokens(ids)])

@@ -33,6 +33,7 @@ from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.tokens.windows import (
     count_fitting,
+    fit_stop,
     prompt_window,
     random_window,
     text_window_start,
@@ -73,6 +74,7 @@ class SamplingConfig(Protocol):
     prompt_fraction: float
     prompt_loss: bool
     pairs_per_sequence: int
+    control_window_steps: int | None
 
 
 @dataclass(frozen=True)
@@ -302,10 +304,35 @@ class ControlSource(Source):
                     parts[0].loss_mask[:] = False
                 prompt = PROMPT_END if kind == "end" else PROMPT_UNIFORM
         budget = context - (len(parts[0]) if parts else 0)
-        first, stop = random_window(cache.bounds(episode), budget, rng)
-        parts.append(cache.read_steps(episode, first, stop))
+        limit = getattr(config, "control_window_steps", None)
+        if limit is None:
+            first, stop = random_window(cache.bounds(episode), budget, rng)
+            parts.append(cache.read_steps(episode, first, stop))
+        else:
+            parts.extend(self._short_windows(cache, episode, budget, limit, rng))
         sequence = parts[0] if len(parts) == 1 else TokenSequence.concatenate(parts)
         return sequence, prompt
+
+    @staticmethod
+    def _short_windows(
+        cache: TokenCache, episode: int, budget: int, limit: int, rng: np.random.Generator
+    ) -> list[TokenSequence]:
+        """Windows of at most `limit` whole timesteps within `budget` tokens: the first of
+        `episode`, each next one of a random episode, until the next would not fit one
+        timestep (the first is always taken, as the context's single window would be)."""
+        windows: list[TokenSequence] = []
+        while True:
+            bounds = cache.bounds(episode)
+            steps = len(bounds) - 1
+            first = int(rng.integers(max(1, steps - limit + 1)))
+            stop = min(fit_stop(bounds, first, budget), first + limit)
+            if stop <= first and windows:
+                return windows
+            windows.append(cache.read_steps(episode, first, stop))
+            budget -= len(windows[-1])
+            if stop <= first or budget <= 0:
+                return windows
+            episode = int(rng.integers(cache.num_episodes))
 
 
 @dataclass(frozen=True)

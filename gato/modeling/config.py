@@ -205,6 +205,10 @@ class GatoConfig(PreTrainedConfig):
     """With grouped values only: whether the separator takes a position. False: an action
     follows its observation directly and is predicted from the observation's last position,
     as in JAT (a MuJoCo-like timestep is then 2 positions instead of 3)."""
+    policy_history_steps: int | None = None
+    """Past timesteps the policy keeps after its prompt (`PolicyConfig.history_steps`), set by
+    training on short control windows (`TrainConfig.control_window_steps` - 1); None: as many
+    as the context holds."""
     hide_context_actions: bool = False
     """The model learnt with every context action hidden (`TrainConfig.action_dropout=1`): it
     has never seen an action id in its input, so its policy feeds them hidden too

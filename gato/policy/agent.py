@@ -118,6 +118,12 @@ class PolicyConfig:
     serves every cache length (the CPU's fastest path). The first steps pay the compilation."""
     seed: int = 0
     """Seed of the sampling generator."""
+    history_steps: int | None = None
+    """Most past timesteps the context keeps after the prompt (the oldest leave first, one
+    per step once full). A model trained on windows of W timesteps acts from the same view with
+    W - 1: a clone shown a long history can fit its data better and act worse
+    (docs/control_learning.md). None: the model's `GatoConfig.policy_history_steps` (set by
+    training with `control_window_steps`; None there: as many as the context holds)."""
     hide_actions: bool | None = None
     """Feed every action of the context (the episode's, and the prompt's where they are loss
     targets) as `ACTION_MASK_ID`, as training with `action_dropout=1` showed them
@@ -137,6 +143,15 @@ class PolicyConfig:
             raise ValueError("PolicyConfig: slide_slack in [0, 1), compact_fraction in (0, 1]")
         if self.cuda_graphs and not self.static_cache:
             raise ValueError("PolicyConfig: cuda_graphs needs static_cache=True")
+        if self.history_steps is not None and (
+            isinstance(self.history_steps, bool)
+            or not isinstance(self.history_steps, int)
+            or self.history_steps < 0
+        ):
+            raise ValueError(
+                "PolicyConfig.history_steps must be None or an int >= 0, got "
+                f"{self.history_steps!r}"
+            )
 
     def slack(self) -> float:
         """`slide_slack`, or the default of the slide mode."""
@@ -218,6 +233,9 @@ class GatoPolicy:
         if self.config.hide_actions is None:
             hide = bool(getattr(model.config, "hide_context_actions", False))
             self.config = replace(self.config, hide_actions=hide)
+        if self.config.history_steps is None:
+            history = getattr(model.config, "policy_history_steps", None)
+            self.config = replace(self.config, history_steps=history)
         self.max_length = model.config.max_position_embeddings
         self.num_action_tokens = action_spec.num_tokens
         cfg = model.config
@@ -505,29 +523,36 @@ class GatoPolicy:
         )
 
     def _make_room(self, index: int, observation: TokenSequence) -> None:
-        """Drop the oldest timesteps of row `index` if this step would overflow the context.
+        """Drop the oldest timesteps of row `index` if this step would overflow the context, or
+        if the row holds more than `history_steps` past timesteps.
 
         The window is counted in tokens, as training windows are: a model with grouped values
         holds fewer positions in its cache, but conditions on as many timesteps as it was trained
         on (a window of positions would show it several times the history it learnt from)."""
         row = self.rows[index]
+        limit = self.config.history_steps
+        excess = 0 if limit is None else max(0, len(row.history) - limit)
         observation_tokens = len(observation)
         need = len(row.prompt) + row.history_tokens + observation_tokens + self.num_action_tokens
-        if need <= self.max_length:
+        if need <= self.max_length and not excess:
             return
         prompt = len(row.prompt)
-        if prompt + observation_tokens + self.num_action_tokens > self.max_length:
-            raise ValueError(
-                f"a prompt of {prompt} tokens and an observation of {observation_tokens} tokens "
-                f"leave no room for a {self.num_action_tokens}-token action in the context of "
-                f"{self.max_length}"
-            )
-        target = need - self.max_length + int(self.config.slack() * (self.max_length - prompt))
-        dropped = positions = 0
-        while row.history and dropped < target:
+        target = 0
+        if need > self.max_length:
+            if prompt + observation_tokens + self.num_action_tokens > self.max_length:
+                raise ValueError(
+                    f"a prompt of {prompt} tokens and an observation of {observation_tokens} "
+                    f"tokens leave no room for a {self.num_action_tokens}-token action in the "
+                    f"context of {self.max_length}"
+                )
+            slack = int(self.config.slack() * (self.max_length - prompt))
+            target = need - self.max_length + slack
+        dropped = positions = steps = 0
+        while row.history and (dropped < target or steps < excess):
             step = row.history.popleft()
             dropped += len(step)
             positions += self._span(step)
+            steps += 1
         row.history_tokens -= dropped
         if self.config.slide == "recompute" or not row.history:
             # No kept timestep (or recomputation asked for): rebuild from the tokens.

@@ -71,6 +71,14 @@ class TrainConfig:
             "12.5%, 18.9% (docs/control_learning.md)"
         },
     )
+    control_window_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "control rows: windows of at most this many timesteps, as many as fit the "
+            "context (MixtureConfig.control_window_steps); the run's policy then keeps as many "
+            "minus one past timesteps. None: one window filling the context (Gato)"
+        },
+    )
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
@@ -149,6 +157,15 @@ class TrainConfig:
                 f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
             )
         check_report_to(self.report_to)
+        steps = self.control_window_steps
+        whole = isinstance(steps, int) and not isinstance(steps, bool)
+        if steps is not None and (not whole or steps < 1):
+            raise ValueError(f"control_window_steps must be None or an int >= 1, got {steps!r}")
+        if steps is not None and self.streaming:
+            raise ValueError(
+                "control_window_steps needs token caches: streamed control rows are cut one "
+                "window each (use one or the other)"
+            )
         if not 0 <= self.action_dropout <= 1:
             raise ValueError(f"action_dropout must be in [0, 1], got {self.action_dropout}")
         if not 0 < self.final_lr_ratio <= 1:

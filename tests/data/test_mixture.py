@@ -160,6 +160,35 @@ def test_cached_sampling_equals_in_memory_path(paths):
         np.testing.assert_array_equal(got.sequence.timestep_starts, want.timestep_starts)
 
 
+def test_short_control_windows_fill_the_row(paths):
+    # Windows of at most 3 timesteps, each of a random episode drawn afresh, until the context
+    # (96 tokens = 12 fixture timesteps) is full: replayed here from the definition.
+    config = MixtureConfig(
+        context_length=96,
+        batch_size=1,
+        prompt_probability=0.0,
+        control_window_steps=3,
+        cache_root=paths["cache"],
+    )
+    recipe = Recipe("c", (SourceEntry("reacher", 1.0, path=paths["control"], kind="control"),))
+    mix = Mixture(recipe, config, progress=False)
+    lengths = paths["lengths"]
+    for seed in range(20):
+        got = episode_steps(mix.sample(0, np.random.default_rng(seed)).sequence)
+        rng = np.random.default_rng(seed)
+        e = int(rng.integers(len(lengths)))
+        rng.random()  # the prompt draw
+        want: list[tuple[int, int]] = []
+        while len(want) < 12:
+            first = int(rng.integers(max(1, lengths[e] - 3 + 1)))
+            stop = min(first + 3, lengths[e], first + 12 - len(want))
+            want += [(e, t) for t in range(first, stop)]
+            e = int(rng.integers(len(lengths)))
+        assert got == want
+    with pytest.raises(ValueError, match="control_window_steps must be None or an int >= 1"):
+        MixtureConfig(control_window_steps=0)
+
+
 def test_prompt_loss_can_be_switched_off(paths):
     config = MixtureConfig(
         context_length=96, prompt_probability=1.0, prompt_loss=False, cache_root=paths["cache"]

@@ -90,6 +90,36 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(model, tok
     assert slides >= 2
 
 
+@pytest.mark.parametrize("history", [0, 2])
+def test_a_short_history_decodes_as_the_full_forward_of_the_last_steps(model, tokenizer, history):
+    prompt = demo_prompt(tokenizer, 2)
+    config = PolicyConfig(slide="recompute", history_steps=history)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, config)
+    reference = ReferencePolicy(model, tokenizer, SPEC, prompt, history_steps=history)
+    shifted = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(history_steps=history))
+    rng = np.random.default_rng(4)
+    for step in range(12):
+        if step == 8:
+            for p in (policy, reference, shifted):
+                p.reset()
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+        # "shift" keeps as many steps (its kept keys saw the dropped ones, so its actions may
+        # differ) and its cache holds exactly the positions of its tokens.
+        shifted.act(obs)
+        for p in (policy, shifted):
+            assert len(p.rows[0].history) == min(step % 8 + 1, history + 1)
+        row = shifted.rows[0]
+        assert row.in_cache + 1 == len(shifted.context())
+
+
+def test_bad_history_steps_are_refused():
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="history_steps must be None or an int >= 0"):
+            PolicyConfig(history_steps=bad)
+
+
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 def test_hidden_actions_decode_as_the_full_forward_of_the_hidden_context(tokenizer, static):
     # A model that learnt with action_dropout=1 reads every context action as ACTION_MASK_ID,

@@ -156,18 +156,21 @@ def test_two_processes_match_one(small_recipe, reference_run, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_run_that_hides_every_action_makes_a_policy_that_hides_them(small_recipe, tmp_path):
+def test_a_run_that_hides_actions_and_cuts_windows_makes_a_policy_that_does_too(
+    small_recipe, tmp_path
+):
     from gato.modeling.model import GatoModel
     from gato.policy import GatoPolicy
     from gato.schema import ActionSpec
 
     run = tmp_path / "run"
-    _train([*_args(small_recipe, run, tmp_path / "cache", 1), "--action_dropout", "1.0"])
+    extra = ["--action_dropout", "1.0", "--control_window_steps", "4"]
+    _train([*_args(small_recipe, run, tmp_path / "cache", 1), *extra])
     model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
-    assert model.config.hide_context_actions
+    assert model.config.hide_context_actions and model.config.policy_history_steps == 3
     spec = ActionSpec("continuous", (2,))
     policy = GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
-    assert policy.config.hide_actions
+    assert policy.config.hide_actions and policy.config.history_steps == 3
 
 
 def test_unknown_preset_and_bad_numbers():
@@ -177,6 +180,10 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="mixed_precision"):
         TrainConfig(mixed_precision="fp8")
+    with pytest.raises(ValueError, match="control_window_steps must be None or an int >= 1"):
+        TrainConfig(control_window_steps=0)
+    with pytest.raises(ValueError, match="control_window_steps needs token caches"):
+        TrainConfig(control_window_steps=4, streaming=True)
     with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\]"):
         TrainConfig(action_dropout=1.5)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):

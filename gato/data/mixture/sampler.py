@@ -6,7 +6,9 @@ in any number of DataLoader workers, and resuming needs only the step (`MixtureL
 Sources are drawn with replacement by weight for every row; there are no epochs.
 
 How a row is made is the source's `sample` (`gato.data.sources`, cuts in `gato.tokens.windows`):
-- control: a random window of whole timesteps of a random episode, filling the context; with
+- control: a random window of whole timesteps of a random episode, filling the context (or,
+  with `control_window_steps` = N, windows of at most N timesteps of random episodes, as many
+  as fit); with
   probability `prompt_probability` (0.25, Gato) it is preceded by a prompt from another episode
   of the task (half from that episode's end, half from a uniform place), the prompt taking at
   most `prompt_fraction` of the context. Prompt actions stay targets unless `prompt_loss` is off
@@ -61,6 +63,11 @@ class MixtureConfig:
     pairs_per_sequence: int = 5
     """Image-text pairs per vision-language sequence (Gato: 5), fewer when they do not fit;
     0 packs as many as fit the context (no padding waste with short captions)."""
+    control_window_steps: int | None = None
+    """Control rows: at most this many timesteps per window, the row filled with further windows
+    of the task's episodes, each drawn afresh, until no timestep fits (so the context is not
+    padding). A clone shown a long history of its episode fits the expert better and acts worse
+    (docs/control_learning.md); None: one window as long as the context holds (Gato)."""
     pad_to_context: bool = True
     """Pad every batch to (batch_size, context_length): one shape for compiled models."""
     split: str | None = None
@@ -78,6 +85,12 @@ class MixtureConfig:
                 raise ValueError(f"MixtureConfig.{name} must be in [0, 1]")
         if not 0.0 <= self.prompt_fraction < 1.0:
             raise ValueError("MixtureConfig.prompt_fraction must be in [0, 1)")
+        steps = self.control_window_steps
+        whole = isinstance(steps, int) and not isinstance(steps, bool)
+        if steps is not None and (not whole or steps < 1):
+            raise ValueError(
+                f"MixtureConfig.control_window_steps must be None or an int >= 1, got {steps!r}"
+            )
 
 
 @dataclass
