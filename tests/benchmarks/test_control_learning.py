@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 
 from gato.data.collect import CollectConfig, collect
@@ -43,6 +44,19 @@ def test_tiny_benchmark_trains_scores_and_writes_curves(episodes, tmp_path, caps
     merged = control_learning.main(["--merge", str(out_json), str(out_json)])
     assert [c.learner for c in merged] == [c.learner for c in curves] * 2
     assert merged[0].scores == curves[0].scores
+
+
+def test_hidden_actions_and_a_short_history_reach_the_policy(episodes):
+    name = "gato:fourier:4:obs=8:act=8:sep=0:bins=256:drop=1.0:hist=2"
+    config = control_learning.BenchConfig(data=str(episodes), width=32, layers=1, heads=2)
+    task = control_learning.get_task("gym-pendulum")
+    data = control_learning.load_episodes(str(episodes), task=task)
+    rows = [data[i] for i in range(len(data))]
+    _, batch, actor, learner = control_learning.gato_learner(task, rows, name, config)
+    assert learner.action_dropout == 1.0 and learner.act_history == 2
+    policy = actor()
+    assert policy.config.hide_actions and policy.config.history_steps == 2
+    assert math.isfinite(float(batch(np.random.default_rng(0))))
 
 
 def test_unknown_learner_is_named(episodes):
