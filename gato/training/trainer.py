@@ -163,9 +163,9 @@ class Trainer:
         # The policy of a model that never saw an action in its context must hide them too; a
         # fine-tuning run that shows some actions again makes a model that reads them.
         self.model_config.hide_context_actions = config.action_dropout == 1.0
-        if config.control_window_steps is not None:
-            # Act from the view training gave: the current timestep and W - 1 before it.
-            self.model_config.policy_history_steps = config.control_window_steps - 1
+        # Act from the view training gave: the current timestep and W - 1 before it.
+        steps = config.control_window_steps
+        self.model_config.policy_history_steps = steps - 1 if steps else None
         if config.freeze_embedding or config.train_last_blocks is not None:
             apply_freeze(model, config.freeze_embedding, config.train_last_blocks)
         if config.gradient_checkpointing:
@@ -205,7 +205,7 @@ class Trainer:
             context_length=self.context,
             batch_size=self.config.global_batch,
             seed=self.config.seed,
-            control_window_steps=self.config.control_window_steps,
+            control_window_steps=self.config.control_window_steps or None,
             **extra,
         )
         if self.config.streaming:

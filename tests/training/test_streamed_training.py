@@ -56,7 +56,8 @@ def _args(recipe: Path, out: Path, *extra: str) -> list[str]:
         "--global_batch", "2", "--context", "64", "--output_dir", str(out),
         "--log_every", "1", "--checkpoint_every", "1", "--keep_checkpoints", "10",
         "--seed", "0", "--learning_rate", "1e-3", "--warmup_steps", "1",
-        "--mixed_precision", "no", "--report_to", "none", "--streaming", "true", *extra,
+        "--mixed_precision", "no", "--report_to", "none", "--streaming", "true",
+        "--control_window_steps", "0", *extra,
     ]  # fmt: skip
 
 

@@ -180,10 +180,11 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="mixed_precision"):
         TrainConfig(mixed_precision="fp8")
-    with pytest.raises(ValueError, match="control_window_steps must be None or an int >= 1"):
-        TrainConfig(control_window_steps=0)
-    with pytest.raises(ValueError, match="control_window_steps needs token caches"):
-        TrainConfig(control_window_steps=4, streaming=True)
+    with pytest.raises(ValueError, match="control_window_steps must be an int >= 0"):
+        TrainConfig(control_window_steps=-1)
+    with pytest.raises(ValueError, match="with --streaming pass --control_window_steps 0"):
+        TrainConfig(streaming=True)  # the default cuts short windows
+    TrainConfig(streaming=True, control_window_steps=0)
     with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\]"):
         TrainConfig(action_dropout=1.5)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):

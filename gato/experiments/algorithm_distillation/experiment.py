@@ -114,6 +114,7 @@ def train(
                 # In-context RL learns from the actions it took and what they earned: the
                 # history's actions must stay visible (the control default hides them).
                 action_dropout=0.0,
+                control_window_steps=0,  # and all of its history (its windows are its own)
                 seed=seed,
                 output_dir=str(out),
                 log_every=10,

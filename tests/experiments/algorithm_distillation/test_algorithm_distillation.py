@@ -204,7 +204,8 @@ def test_tiny_end_to_end_on_cpu(tmp_path, fresh_accelerate):
     # In-context RL reads its own actions: training hides none (the control default hides all).
     latest = (out / "models" / "ad-seed0" / "checkpoints" / "latest").read_text().strip()
     model_config = out / "models" / "ad-seed0" / "checkpoints" / latest / "model" / "config.json"
-    assert json.loads(model_config.read_text())["hide_context_actions"] is False
+    saved = json.loads(model_config.read_text())
+    assert saved["hide_context_actions"] is False and saved["policy_history_steps"] is None
     run = json.loads((out / "models" / "ad-seed0" / "run.json").read_text())
     assert run["config"]["action_dropout"] == 0.0
     assert set(outputs["train"]) == {"ad-seed0", "ed-seed0"}
