@@ -74,7 +74,7 @@ class SamplingConfig(Protocol):
     prompt_fraction: float
     prompt_loss: bool
     pairs_per_sequence: int
-    control_window_steps: int | None
+    control_window_steps: int
 
 
 @dataclass(frozen=True)
@@ -304,8 +304,8 @@ class ControlSource(Source):
                     parts[0].loss_mask[:] = False
                 prompt = PROMPT_END if kind == "end" else PROMPT_UNIFORM
         budget = context - (len(parts[0]) if parts else 0)
-        limit = getattr(config, "control_window_steps", None)
-        if limit is None:
+        limit = config.control_window_steps
+        if not limit:
             first, stop = random_window(cache.bounds(episode), budget, rng)
             parts.append(cache.read_steps(episode, first, stop))
         else:
@@ -321,18 +321,19 @@ class ControlSource(Source):
         `episode`, each next one of a random episode, until the next would not fit one
         timestep (the first is always taken, as the context's single window would be)."""
         windows: list[TokenSequence] = []
-        while True:
+        while budget > 0:
+            if windows:
+                episode = int(rng.integers(cache.num_episodes))
             bounds = cache.bounds(episode)
-            steps = len(bounds) - 1
-            first = int(rng.integers(max(1, steps - limit + 1)))
+            first = int(rng.integers(max(1, len(bounds) - limit)))  # a full window's starts
             stop = min(fit_stop(bounds, first, budget), first + limit)
-            if stop <= first and windows:
-                return windows
+            if stop == first and windows:
+                break  # not one more timestep fits
             windows.append(cache.read_steps(episode, first, stop))
+            if stop == first:
+                break  # not even one: an empty window, as `random_window` gives
             budget -= len(windows[-1])
-            if stop <= first or budget <= 0:
-                return windows
-            episode = int(rng.integers(cache.num_episodes))
+        return windows
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,7 @@ class Trainer:
             context_length=self.context,
             batch_size=self.config.global_batch,
             seed=self.config.seed,
-            control_window_steps=self.config.control_window_steps or None,
+            control_window_steps=self.config.control_window_steps,
             **extra,
         )
         if self.config.streaming:

@@ -185,8 +185,9 @@ def test_short_control_windows_fill_the_row(paths):
             want += [(e, t) for t in range(first, stop)]
             e = int(rng.integers(len(lengths)))
         assert got == want
-    with pytest.raises(ValueError, match="control_window_steps must be None or an int >= 1"):
-        MixtureConfig(control_window_steps=0)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="control_window_steps must be an int >= 0"):
+            MixtureConfig(control_window_steps=bad)
 
 
 def test_prompt_loss_can_be_switched_off(paths):

@@ -63,11 +63,11 @@ class MixtureConfig:
     pairs_per_sequence: int = 5
     """Image-text pairs per vision-language sequence (Gato: 5), fewer when they do not fit;
     0 packs as many as fit the context (no padding waste with short captions)."""
-    control_window_steps: int | None = None
+    control_window_steps: int = 0
     """Control rows: at most this many timesteps per window, the row filled with further windows
     of the task's episodes, each drawn afresh, until no timestep fits (so the context is not
     padding). A clone shown a long history of its episode fits the expert better and acts worse
-    (docs/control_learning.md); None: one window as long as the context holds (Gato)."""
+    (docs/control_learning.md); 0: one window as long as the context holds (Gato)."""
     pad_to_context: bool = True
     """Pad every batch to (batch_size, context_length): one shape for compiled models."""
     split: str | None = None
@@ -86,10 +86,9 @@ class MixtureConfig:
         if not 0.0 <= self.prompt_fraction < 1.0:
             raise ValueError("MixtureConfig.prompt_fraction must be in [0, 1)")
         steps = self.control_window_steps
-        whole = isinstance(steps, int) and not isinstance(steps, bool)
-        if steps is not None and (not whole or steps < 1):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(
-                f"MixtureConfig.control_window_steps must be None or an int >= 1, got {steps!r}"
+                f"MixtureConfig.control_window_steps must be an int >= 0, got {steps!r}"
             )
 
 
