@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.files import REPO_ROOT, atomic_write_json
+from gato.files import atomic_write_json, cache_dir
 
 __all__ = [
     "SPECIALIST_CACHE",
@@ -48,12 +48,21 @@ __all__ = [
     "nearest_captions",
     "question_type",
     "read_specialists",
+    "specialist_cache",
     "specialist_score",
     "write_specialist",
 ]
 
-SPECIALIST_CACHE = REPO_ROOT / "data" / "cache" / "specialists.json"
-"""Where `benchmarks/control_learning.py --specialist-cache` writes and evaluation reads."""
+SPECIALIST_CACHE = "specialists.json"
+"""The cache's file name in `gato.files.cache_dir()` (under the home, like all generated data),
+where `benchmarks/control_learning.py --specialist-cache` writes and evaluation reads."""
+
+
+def specialist_cache() -> Path:
+    """The default specialist cache: `<home>/data/cache/specialists.json`, read at each call."""
+    return cache_dir() / SPECIALIST_CACHE
+
+
 SPECIALIST_CACHE_FORMAT = 1
 
 
@@ -75,7 +84,7 @@ def read_specialists(path: str | Path | None = None) -> dict[str, dict[str, Any]
     """Task id -> its cached specialist entry; {} when the cache does not exist.
 
     A file that is not a cache of this format is a `ValueError` naming it."""
-    path = Path(path) if path is not None else SPECIALIST_CACHE
+    path = Path(path) if path is not None else specialist_cache()
     if not path.exists():
         return {}
     try:
@@ -114,7 +123,7 @@ def write_specialist(
         raise ValueError(f"write_specialist: task id must be a non-empty string, got {task_id!r}")
     if not np.isfinite(normalized_score):
         raise ValueError(f"write_specialist: score must be finite, got {normalized_score}")
-    path = Path(path) if path is not None else SPECIALIST_CACHE
+    path = Path(path) if path is not None else specialist_cache()
     tasks = read_specialists(path)
     tasks[task_id] = {
         "normalized_score": float(normalized_score),

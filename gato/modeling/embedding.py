@@ -150,7 +150,10 @@ def fourier_multiples(num_frequencies: int, top: int = VALUE_TOP_MULTIPLE) -> li
 
 
 def value_fourier_features(
-    bins: torch.Tensor, num_frequencies: int, top: int = VALUE_TOP_MULTIPLE
+    bins: torch.Tensor,
+    num_frequencies: int,
+    top: int = VALUE_TOP_MULTIPLE,
+    multiples: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(...) int64 bins in [0, NUM_CONTINUOUS_BINS) -> (..., 2 F + 1) float32
     [v, sin(n_k pi v), cos(n_k pi v)] of each bin's centre v in [-1, 1]
@@ -158,10 +161,14 @@ def value_fourier_features(
 
     The angles are reduced modulo 2 pi in integers (n_k pi v = pi (n_k m mod 2N) / N with
     m = 2 bin + 1 - N), so the features are exact to float32 even at the highest frequency.
+    `multiples`: those n_k as an int64 tensor on `bins`' device; modules pass the one they hold
+    as a buffer, since making it from a list here would copy from the host inside every forward,
+    which a CUDA graph cannot capture.
     """
     n = NUM_CONTINUOUS_BINS
     m = 2 * bins + 1 - n  # v = m / n, m odd
-    multiples = torch.tensor(fourier_multiples(num_frequencies, top), device=bins.device)
+    if multiples is None:
+        multiples = torch.tensor(fourier_multiples(num_frequencies, top), device=bins.device)
     residues = torch.remainder(m.unsqueeze(-1) * multiples, 2 * n)  # (..., F) in [0, 2n)
     angles = residues.float() * (math.pi / n)
     value = (m.float() / n).unsqueeze(-1)
@@ -190,6 +197,9 @@ class ValueEmbedding(nn.Module):
         self.top = config.value_fourier_top
         features = 2 * self.num_frequencies + 1
         width = config.hidden_size
+        # Not saved: a function of the config, as old checkpoints without it expect.
+        multiples = torch.tensor(fourier_multiples(self.num_frequencies, self.top))
+        self.register_buffer("multiples", multiples, persistent=False)
         if kind == "fourier":
             self.function = nn.Linear(features, width)
         elif kind == "fourier_mlp":
@@ -222,7 +232,7 @@ class ValueEmbedding(nn.Module):
                 ..., None
             ]  # (B, L, 1): v, the bin centre
         else:
-            features = value_fourier_features(bins, self.num_frequencies, self.top)
+            features = value_fourier_features(bins, self.num_frequencies, self.top, self.multiples)
         out = self.function(features.to(weight.dtype))  # (B, L, D)
         return out * is_value.unsqueeze(-1).to(out.dtype)
 

@@ -40,7 +40,7 @@ from torch import nn
 from gato.codecs import MU_LAW_M as M
 from gato.codecs import MU_LAW_MU as MU
 from gato.modeling.config import GROUP_VALUE_FEATURES
-from gato.modeling.embedding import value_fourier_features
+from gato.modeling.embedding import fourier_multiples, value_fourier_features
 from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
 __all__ = [
@@ -240,6 +240,9 @@ class GroupEmbedding(nn.Module):
         self.top = top
         self.features = features
         self.per_slot = (2 * num_frequencies + 2) if features == "fourier" else 2
+        # Not saved (a function of the config); held so no forward copies it from the host.
+        multiples = torch.tensor(fourier_multiples(num_frequencies, top))
+        self.register_buffer("multiples", multiples, persistent=False)
 
         def projection(size: int) -> nn.Module | None:
             if not size:
@@ -271,7 +274,9 @@ class GroupEmbedding(nn.Module):
         rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
         bins = input_ids[known] - CONTINUOUS_OFFSET
         if self.features == "fourier":
-            features = value_fourier_features(bins, self.num_frequencies, self.top)  # (n, 2F + 1)
+            features = value_fourier_features(
+                bins, self.num_frequencies, self.top, self.multiples
+            )  # (n, 2F + 1)
         else:
             features = symlog_value_features(bins, layout.kind[known] == OBSERVATION_GROUP)
         filled = torch.ones(features.shape[0], 1, device=features.device)

@@ -56,7 +56,12 @@ from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from gato.modeling.config import GatoConfig
-from gato.modeling.embedding import GatoEmbedding, ordinal_embedding
+from gato.modeling.embedding import (
+    GatoEmbedding,
+    ValueEmbedding,
+    fourier_multiples,
+    ordinal_embedding,
+)
 from gato.modeling.groups import (
     ACTION_GROUP,
     PLAIN,
@@ -189,6 +194,10 @@ class GatoModel(PreTrainedModel):
             embedding = getattr(self, "embedding", None)
             if embedding is not None and module is embedding.tokens:
                 self._init_value_rows(module.weight)
+        elif isinstance(module, (ValueEmbedding, GroupEmbedding)):
+            # A non-persistent buffer: loading leaves it unset, so it is made again here.
+            multiples = fourier_multiples(module.num_frequencies, module.top)
+            init.copy_(module.multiples, torch.tensor(multiples))
         else:
             super()._init_weights(module)
 

@@ -126,6 +126,14 @@ def test_specialist_cache_round_trip_and_bad_files(tmp_path):
         write_specialist("x", math.nan, tmp_path / "other.json")
 
 
+def test_the_default_specialist_cache_lives_under_the_home(tmp_path, monkeypatch):
+    # Generated data goes under $GATO_HOME; the specialist cache is generated data too.
+    monkeypatch.setenv("GATO_HOME", str(tmp_path))
+    written = write_specialist("gym-pendulum", 0.8)
+    assert written == tmp_path / "data" / "cache" / "specialists.json"
+    assert specialist_score("gym-pendulum") == 0.8
+
+
 def test_human_normalised_score_uses_the_published_references():
     from gato.tasks.registry import get_task
 

@@ -572,3 +572,25 @@ def test_smooth_value_init_shapes_the_tied_table_and_survives_save_and_load(tmp_
     assert torch.equal(loaded.embedding.tokens.weight, table)  # loaded, not re-initialised
     with pytest.raises(ValueError, match="value_embedding_init must be 'normal' or 'smooth'"):
         make_config(value_embedding_init="fourier")
+
+
+@pytest.mark.parametrize("encoding", ["values", "grouped"])
+def test_value_frequency_buffers_survive_save_and_load(tmp_path, encoding):
+    """The Fourier multiples are a non-persistent buffer (held on the device so that no forward
+    copies them from the host, which CUDA graph capture forbids): loading must make them again,
+    not leave the uninitialised memory a missing buffer gets."""
+    from gato.modeling.config import ENCODINGS
+    from gato.modeling.embedding import fourier_multiples, value_fourier_features
+
+    config = GatoConfig.from_preset("tiny", **ENCODINGS[encoding])
+    GatoModel(config).save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path)
+    buffers = {n: b for n, b in loaded.named_buffers() if n.endswith("multiples")}
+    assert buffers, "no Fourier multiples buffer: the test no longer covers the model"
+    bins = torch.arange(1024)
+    for name, multiples in buffers.items():
+        module = loaded.get_submodule(name.rsplit(".", 1)[0])
+        assert multiples.tolist() == fourier_multiples(module.num_frequencies, module.top), name
+        held = value_fourier_features(bins, module.num_frequencies, module.top, multiples)
+        fresh = value_fourier_features(bins, module.num_frequencies, module.top)
+        torch.testing.assert_close(held, fresh, rtol=0, atol=0)
