@@ -83,3 +83,26 @@ def test_choice_of_source(monkeypatch, tmp_path: Path) -> None:
     present = text_corpus.Source("debian-here", ("pkg",), Path(sys.executable), "-", list)
     monkeypatch.setattr(text_corpus, "SOURCES", (present,))
     assert text_corpus.choose_sources("auto") == (present,)
+
+
+def test_whitespace_and_prose_checks_match_their_character_by_character_definitions():
+    """The fast paths (whole-string C checks) against the definitions written per character."""
+    import random
+
+    from gato.data.corpora.text_cleaning import MIN_WORDS, is_prose, normalize_space
+
+    def slow_normalize(text: str) -> str:
+        text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+        return " ".join(text.split())
+
+    def slow_letters(text: str) -> int:
+        return sum(ch.isalpha() or ch == " " for ch in text)
+
+    alphabet = "ab Z\t\n\r\x00\x07\x1b\u00a0\u2028\u200b\u00e9\u0301.,;!?0123 \x0b\x0c\ufeff"
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert normalize_space(text) == slow_normalize(text), repr(text)
+        words = normalize_space(text)
+        expected = len(words.split()) >= MIN_WORDS and slow_letters(words) >= 0.75 * len(words)
+        assert is_prose(words) == expected, repr(words)

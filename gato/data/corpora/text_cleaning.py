@@ -26,15 +26,18 @@ def normalize_space(text: str) -> str:
     One paragraph per line is the corpus format, so layout inside a paragraph has to go;
     control characters go too, since they are never prose.
     """
-    text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    if text.isprintable():  # the common case, checked in C: no character-by-character pass
+        return text
+    # What is left unprintable is neither space nor prose; dropping it can leave two spaces.
+    return " ".join("".join(ch for ch in text if ch.isprintable()).split())
 
 
 def is_prose(text: str) -> bool:
     """Whether a whitespace-normalized paragraph looks like natural language."""
     if len(text.split()) < MIN_WORDS:
         return False
-    letters = sum(ch.isalpha() or ch == " " for ch in text)
+    letters = sum(map(str.isalpha, text)) + text.count(" ")
     return letters >= MIN_LETTER_FRACTION * len(text)
 
 
