@@ -72,7 +72,7 @@ class BoundBlock:
 
     def __init__(self, block: GatoBlock, training: bool) -> None:
         attn = block.attn
-        self.layer_idx = attn.layer_idx
+        self._attention = attn
         self.num_heads = attn.num_heads
         self.head_dim = attn.head_dim
         self.norm_attn = bind_layer_norm(block.norm_attn)
@@ -82,6 +82,13 @@ class BoundBlock:
         self.feed_forward = block.mlp.bind()
         self.dropout = block.dropout.p if training else 0.0
         self.attention_dropout = attn.attention_dropout if training else 0.0
+
+    @property
+    def layer_idx(self) -> int:
+        """Read only where a cache is indexed: `torch.compile` of a block specialises on every
+        integer it reads, so reading it on the training path would compile each layer apart and
+        run the layers past dynamo's recompile limit (8) eager."""
+        return self._attention.layer_idx
 
     def project(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor

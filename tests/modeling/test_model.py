@@ -594,3 +594,23 @@ def test_value_frequency_buffers_survive_save_and_load(tmp_path, encoding):
         held = value_fourier_features(bins, module.num_frequencies, module.top, multiples)
         fresh = value_fourier_features(bins, module.num_frequencies, module.top)
         torch.testing.assert_close(held, fresh, rtol=0, atol=0)
+
+
+def test_compiled_blocks_share_one_graph_across_layers():
+    """Each block compiled alone (benchmarks/train_step.py) must not specialise on its layer
+    index: with one graph per layer, layers past dynamo's recompile limit (8) ran eager."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    model = GatoModel(GatoConfig.from_preset("tiny", num_hidden_layers=3))
+    for block in model.layers:
+        block.compile(backend="eager")  # dynamo's tracing and guards, no code generation
+    ids = torch.randint(0, 30_000, (2, 16))
+    try:
+        model(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool))
+        assert counters["stats"]["unique_graphs"] == 1
+    finally:
+        torch._dynamo.reset()
