@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,3 +84,11 @@ def test_a_run_reads_and_resolves_its_recipe_once(small_recipe, tmp_path, monkey
     )  # fmt: skip
     assert result["steps"] == 1
     assert calls == {"parse": 1, "entries": 3}  # one TOML read, one resolution per source
+
+
+def test_pipeline_config_refuses_a_negative_video_count():
+    from gato.training.pipeline import PipelineConfig
+
+    assert PipelineConfig().video_episodes == 1
+    with pytest.raises(ValueError, match="video_episodes must be 0 or more, got -1"):
+        PipelineConfig(video_episodes=-1)
