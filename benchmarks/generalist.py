@@ -10,9 +10,11 @@ set from their pace (the cosine schedule's length follows it; the calibration en
 linear warmup, whose values do not depend on the length, so no step sees a schedule other than
 the final one). Every task of the recipe is then played closed loop on held-out start states
 (`gato.evaluation.evaluate_control`: the evaluation seed range, prompts from other episodes) and
-printed beside its random and expert returns and the cached specialist's score, with the IQM
-over tasks. Writes into `--out`: the run (checkpoint, metrics), `control.json|md|png` and
-`generalist.json` (timings, throughput, the plan).
+printed as it is scored, then all beside their random and expert returns and the cached
+specialist's score, with the IQM over tasks. `--eval-minutes` starts no task but the first after
+that long (those left are named as not scored: a long suite still reports what it measured).
+Writes into `--out`: the run (checkpoint, metrics), `control.json|md|png` and `generalist.json`
+(timings, throughput, the plan, the tasks not scored).
 
 The data: collect each task first (`python -m gato.data collect --task <id>`; `--suite babyai`).
 """
@@ -24,6 +26,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gato.checkpoints import latest_checkpoint
     from gato.data.mixture import resolve_recipe
     from gato.evaluation import evaluate_control
+    from gato.evaluation.control import TaskResult, summarize
+    from gato.evaluation.loading import load_model
     from gato.evaluation.report import control_table, write_control_report, write_json
     from gato.training.config import TrainConfig
     from gato.training.trainer import Trainer
@@ -142,23 +147,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     checkpoint = latest_checkpoint(trainer.output_dir)
     start = time.perf_counter()
 
-    def show(result: Any) -> None:
-        score = "-" if result.normalized_score is None else f"{100 * result.normalized_score:.1f}%"
+    loaded = load_model(checkpoint)[:2]  # once, for every task
+    results, skipped, record = [], [], None
+    for task in tasks:
+        late = time.perf_counter() - start > 60.0 * args.eval_minutes
+        if results and args.eval_minutes and late:
+            skipped.append(task)  # past the evaluation budget: named, not scored
+            continue
+        report = evaluate_control(
+            loaded,
+            [task],
+            episodes=args.episodes,
+            num_envs=args.episodes,
+            max_steps=args.eval_max_steps,
+            progress=False,
+        )
+        result = TaskResult(**report["tasks"][0])
+        results.append(result)
+        record = report["config"]
+        score = result.normalized_score
         print(
-            f"{result.task}: {score} of expert (return {result.mean_return:.4g}, "
-            f"{time.perf_counter() - start:.0f} s)",
+            f"{task}: {'-' if score is None else f'{100 * score:.1f}%'} of expert (return "
+            f"{result.mean_return:.4g}, {time.perf_counter() - start:.0f} s)",
             flush=True,
         )
-
-    control = evaluate_control(
-        checkpoint,
-        mixture=recipe,
-        episodes=args.episodes,
-        num_envs=args.episodes,
-        max_steps=args.eval_max_steps,
-        progress=False,
-        on_result=show,
-    )
+    control = {
+        "kind": "control",
+        "checkpoint": str(checkpoint),
+        "config": record,
+        "tasks": [asdict(r) for r in results],
+        "summary": summarize(results),
+        "skipped": skipped,
+    }
     timings["evaluate"] = time.perf_counter() - start
     write_control_report(control, out / "control.json")
     summary = {
@@ -177,9 +197,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "timings": timings,
         "summary": control["summary"],
+        "skipped": skipped,
     }
     write_json(summary, out / "generalist.json")
     print(control_table(control))
+    if skipped:
+        print(f"not scored (past --eval-minutes {args.eval_minutes}): {', '.join(skipped)}")
     print(
         f"{len(tasks)} tasks, {summary['parameters'] / 1e6:.1f}M parameters on "
         f"{summary['device']}: "
@@ -206,6 +229,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
     parser.add_argument("--eval-max-steps", type=int, default=None)
+    parser.add_argument(
+        "--eval-minutes", type=float, default=0.0,
+        help="start no task's evaluation after this long (0: score every task)",
+    )  # fmt: skip
     parser.add_argument("--out", default="runs/generalist")
     parser.add_argument(
         "--tiny", action="store_true", help="a CPU smoke configuration (flags given still win)"

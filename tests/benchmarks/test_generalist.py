@@ -79,3 +79,11 @@ def test_tiny_run_trains_one_model_and_scores_every_task(tmp_path, monkeypatch, 
     assert all(math.isfinite(t["normalized_score"]) for t in control["tasks"])
     printed = capsys.readouterr().out
     assert "gym-cartpole: " in printed and "gym-pendulum: " in printed  # rows as they came
+    assert written["skipped"] == [] and control["skipped"] == []
+
+    # An evaluation budget already spent after the first task: the second is named, not scored.
+    later = generalist.main([*argv, "--eval-minutes", "1e-9", "--out", str(tmp_path / "later")])
+    assert len(later["skipped"]) == 1 and later["skipped"][0] in later["tasks"]
+    scored = json.loads((tmp_path / "later" / "control.json").read_text())["tasks"]
+    assert [t["task"] for t in scored] == [t for t in later["tasks"] if t not in later["skipped"]]
+    assert "not scored (past --eval-minutes" in capsys.readouterr().out
