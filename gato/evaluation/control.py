@@ -533,7 +533,6 @@ def evaluate_control(
     config: ControlEvalConfig | None = None,
     device: Any = None,
     dtype: Any = None,
-    on_result: Callable[[TaskResult], None] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint (or a loaded model) on control tasks; returns a JSON-ready report.
@@ -545,8 +544,6 @@ def evaluate_control(
             `ResolvedRecipe`).
         config: the evaluation options; keyword `overrides` replace its fields (episodes=5, ...).
         device, dtype: where and in what precision to load a model given as a folder.
-        on_result: called with each task's result as soon as it is scored (long evaluations
-            show their rows as they go).
 
     Returns:
         {"kind": "control", "checkpoint", "config", "tasks": [TaskResult dicts], "summary"}.
@@ -567,8 +564,6 @@ def evaluate_control(
         if notes[spec.id]:
             result.note = "; ".join(n for n in (notes[spec.id], result.note) if n)
         results.append(result)
-        if on_result is not None:
-            on_result(result)
     config_record = dict(asdict(config))
     if any(s.suite == "atari" for s in specs):
         config_record["atari"] = protocol_dict(config.protocol)

@@ -149,6 +149,11 @@ def fourier_multiples(num_frequencies: int, top: int = VALUE_TOP_MULTIPLE) -> li
     return out
 
 
+def fourier_table(num_frequencies: int, top: int = VALUE_TOP_MULTIPLE) -> torch.Tensor:
+    """`fourier_multiples` as the int64 tensor the modules hold as a buffer."""
+    return torch.tensor(fourier_multiples(num_frequencies, top), dtype=torch.long)
+
+
 def value_fourier_features(
     bins: torch.Tensor,
     num_frequencies: int,
@@ -168,7 +173,7 @@ def value_fourier_features(
     n = NUM_CONTINUOUS_BINS
     m = 2 * bins + 1 - n  # v = m / n, m odd
     if multiples is None:
-        multiples = torch.tensor(fourier_multiples(num_frequencies, top), device=bins.device)
+        multiples = fourier_table(num_frequencies, top).to(bins.device)
     residues = torch.remainder(m.unsqueeze(-1) * multiples, 2 * n)  # (..., F) in [0, 2n)
     angles = residues.float() * (math.pi / n)
     value = (m.float() / n).unsqueeze(-1)
@@ -198,8 +203,9 @@ class ValueEmbedding(nn.Module):
         features = 2 * self.num_frequencies + 1
         width = config.hidden_size
         # Not saved: a function of the config, as old checkpoints without it expect.
-        multiples = torch.tensor(fourier_multiples(self.num_frequencies, self.top))
-        self.register_buffer("multiples", multiples, persistent=False)
+        self.register_buffer(
+            "multiples", fourier_table(self.num_frequencies, self.top), persistent=False
+        )
         if kind == "fourier":
             self.function = nn.Linear(features, width)
         elif kind == "fourier_mlp":

@@ -40,7 +40,7 @@ from torch import nn
 from gato.codecs import MU_LAW_M as M
 from gato.codecs import MU_LAW_MU as MU
 from gato.modeling.config import GROUP_VALUE_FEATURES
-from gato.modeling.embedding import fourier_multiples, value_fourier_features
+from gato.modeling.embedding import fourier_table, value_fourier_features
 from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
 
 __all__ = [
@@ -241,8 +241,7 @@ class GroupEmbedding(nn.Module):
         self.features = features
         self.per_slot = (2 * num_frequencies + 2) if features == "fourier" else 2
         # Not saved (a function of the config); held so no forward copies it from the host.
-        multiples = torch.tensor(fourier_multiples(num_frequencies, top))
-        self.register_buffer("multiples", multiples, persistent=False)
+        self.register_buffer("multiples", fourier_table(num_frequencies, top), persistent=False)
 
         def projection(size: int) -> nn.Module | None:
             if not size:

@@ -59,7 +59,7 @@ from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import (
     GatoEmbedding,
     ValueEmbedding,
-    fourier_multiples,
+    fourier_table,
     ordinal_embedding,
 )
 from gato.modeling.groups import (
@@ -196,8 +196,7 @@ class GatoModel(PreTrainedModel):
                 self._init_value_rows(module.weight)
         elif isinstance(module, (ValueEmbedding, GroupEmbedding)):
             # A non-persistent buffer: loading leaves it unset, so it is made again here.
-            multiples = fourier_multiples(module.num_frequencies, module.top)
-            init.copy_(module.multiples, torch.tensor(multiples))
+            init.copy_(module.multiples, fourier_table(module.num_frequencies, module.top))
         else:
             super()._init_weights(module)
 
