@@ -9,8 +9,11 @@ import pytest
 from gato.experiments.few_shot.experiment import (
     ML45_HELDOUT,
     ML45_TRAIN,
+    SPLITS,
     FewShotConfig,
+    _run_arms,
     results_markdown,
+    run,
     summarize,
     t_interval,
 )
@@ -27,6 +30,29 @@ def test_ml45_split_is_the_registrys_metaworld_tasks():
         assert registry[task].has_offline_expert, task
 
 
+def test_babyai_split_is_disjoint_registered_babyai_levels():
+    registry = load_registry()
+    config = FewShotConfig(split="babyai")
+    assert (tuple(config.pretrain_tasks), tuple(config.heldout_tasks)) == SPLITS["babyai"]
+    assert len(config.pretrain_tasks) == 15 and len(config.heldout_tasks) == 5
+    assert not set(config.pretrain_tasks) & set(config.heldout_tasks)
+    for task in [*config.pretrain_tasks, *config.heldout_tasks]:
+        assert registry[task].suite == "babyai", task
+    # Lists given beside a split replace the split's own.
+    mine = FewShotConfig(split="babyai", heldout_tasks=["babyai-pickup-loc"])
+    assert mine.heldout_tasks == ["babyai-pickup-loc"]
+    assert mine.pretrain_tasks == list(SPLITS["babyai"][0])
+
+
+def test_arms_in_worker_processes_each_come_back_once():
+    # operator.add stands in for one arm: picklable, so the spawned workers can run it.
+    import operator
+
+    rows = list(_run_arms([1, 2, 3, 4, 5], workers=2, threads=10, arm=operator.add))
+    assert sorted(rows) == [11, 12, 13, 14, 15]
+    assert list(_run_arms([1, 2], workers=1, threads=5, arm=operator.add)) == [6, 7]
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="must not be pretrained on"):
         FewShotConfig(pretrain_tasks=["metaworld-reach"], heldout_tasks=["metaworld-reach"])
@@ -34,6 +60,10 @@ def test_bad_configs_are_refused():
         FewShotConfig(demos=[0, 10])
     with pytest.raises(ValueError, match="finetune_steps"):
         FewShotConfig(finetune_steps=0)
+    with pytest.raises(ValueError, match="workers"):
+        FewShotConfig(workers=0)
+    with pytest.raises(ValueError, match="unknown split 'ml10'"):
+        FewShotConfig(split="ml10")
 
 
 def test_t_interval_known_answers():
@@ -63,3 +93,36 @@ def test_summary_says_when_intervals_separate():
     assert not wins[("b", 1)]["pretrained_better"] and not wins[("b", 1)]["intervals_separate"]
     table = results_markdown(summary)
     assert "| a | 10 | 81.0% +- 2.5 (n=3) | 11.0% +- 2.5 (n=3) | yes | yes |" in table
+
+
+@pytest.mark.slow
+def test_the_protocol_runs_end_to_end_with_parallel_arms(tmp_path):
+    """Collection, pretraining, two arms per count in two worker processes, the report."""
+    config = FewShotConfig(
+        output_dir=str(tmp_path / "fs"),
+        split="babyai",
+        pretrain_tasks=["babyai-go-to-red-ball"],
+        heldout_tasks=["babyai-go-to-obj"],
+        pretrain_episodes=3,
+        demos=[1, 2],
+        seeds=[0],
+        context=512,
+        global_batch=2,
+        pretrain_steps=4,
+        finetune_steps=2,
+        eval_episodes=2,
+        eval_max_steps=5,
+        collect_workers=1,
+        workers=2,
+    )
+    summary = run(config)
+    out = tmp_path / "fs"
+    rows = [line for line in (out / "results.jsonl").read_text().splitlines() if line]
+    assert len(rows) == 4  # 2 counts x 2 arms x 1 seed
+    assert {(w["task"], w["demos"]) for w in summary["wins"]} == {
+        ("babyai-go-to-obj", 1),
+        ("babyai-go-to-obj", 2),
+    }
+    assert (out / "few_shot.png").stat().st_size > 0
+    # A second call finds every arm done and trains nothing.
+    assert run(config) == summary
