@@ -10,7 +10,7 @@
 | 34050            | padding                                                      |
 | 34051            | end of text / end of episode                                 |
 | 34052            | beginning of a text sequence                                 |
-| 34053            | a context action hidden in training (`action_dropout`)       |
+| 34053            | a target hidden from the context in training (`*_dropout`)   |
 
 Gato puts discrete values at [0, 1024), overlapping text. Giving them their own range means every
 id has one meaning, and action decoding can mask logits to exactly the valid range.
@@ -30,7 +30,7 @@ PAD_ID = SEPARATOR_ID + 2
 EOS_ID = SEPARATOR_ID + 3
 BOS_ID = SEPARATOR_ID + 4
 ACTION_MASK_ID = SEPARATOR_ID + 5
-"""Stands in for an action token of the context that training hides (`mask_actions`)."""
+"""Stands in for a target token of the context that training hides (`mask_actions`, `mask_text`)."""
 
 VOCAB_SIZE = ACTION_MASK_ID + 1
 """Number of ids that mean something."""

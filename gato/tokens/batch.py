@@ -21,6 +21,7 @@ from gato.vocab import (
     PAD_ID,
     PATCH_ID,
     SEPARATOR_ID,
+    TEXT_VOCAB_SIZE,
 )
 
 
@@ -328,17 +329,47 @@ def mask_actions(
     """
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"mask_actions: probability must be in [0, 1], got {probability}")
+    return _hide_targets(batch, probability, generator, DISCRETE_OFFSET, SEPARATOR_ID)
+
+
+def mask_text(
+    batch: GatoBatch, probability: float, generator: torch.Generator | None = None
+) -> GatoBatch:
+    """Hide random text tokens that are targets (captions, answers, prose) behind
+    `ACTION_MASK_ID` in the input; their targets stay (word dropout).
+
+    A caption names an object's colour before its shape, and a colour-shape pair that training
+    never shows is one whose shape word never followed that colour word: a model that leans on
+    the words before it learns "no triangle after red" and writes another shape when the image
+    shows a red triangle. Hidden words leave the image as the only witness of what comes next, so
+    the model learns to read attributes from the patches. Only text that is a loss target is
+    hidden (a VQA question, which is context, is kept). Returns a new batch; shapes as
+    `GatoBatch`.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"mask_text: probability must be in [0, 1], got {probability}")
+    return _hide_targets(batch, probability, generator, 0, TEXT_VOCAB_SIZE)
+
+
+def _hide_targets(
+    batch: GatoBatch,
+    probability: float,
+    generator: torch.Generator | None,
+    low: int,
+    high: int,
+) -> GatoBatch:
+    """Hide each target token with an id in [low, high) with `probability` (1: all, no draw)."""
     if probability == 0.0:
         return batch
     ids = batch.input_ids
     if batch.labels is not None:
         ids = torch.where(ids == ACTION_MASK_ID, batch.labels, ids)  # hidden before: re-read
-    is_action = batch.loss_mask & (ids >= DISCRETE_OFFSET) & (ids < SEPARATOR_ID)
+    chosen = batch.loss_mask & (ids >= low) & (ids < high)
     if probability == 1.0:
-        hidden = is_action
+        hidden = chosen
     else:
         draw = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
-        hidden = is_action & (draw < probability)  # (B, L)
+        hidden = chosen & (draw < probability)  # (B, L)
     changed = {
         "input_ids": batch.input_ids.masked_fill(hidden, ACTION_MASK_ID),
         "labels": ids if batch.labels is None else batch.labels,

@@ -63,6 +63,7 @@ def evaluate_run(
     `recipe` is the run's `ResolvedRecipe` of `mixture` (resolved here when None)."""
     from gato.data.mixture import resolve_recipe
     from gato.evaluation import evaluate_captions, evaluate_control
+    from gato.evaluation.control import mixture_control_tasks
     from gato.evaluation.language import chat
     from gato.evaluation.loading import load_model
     from gato.evaluation.report import control_markdown, write_control_report, write_json
@@ -74,18 +75,20 @@ def evaluate_run(
     report: dict[str, Any] = {"model": str(model_dir), "mixture": mixture}
     timings = {}
 
-    start = time.perf_counter()
-    control = evaluate_control(
-        model_dir,  # the folder, not the loaded pair: its manifest names the training tasks
-        mixture=recipe,
-        episodes=pipeline.eval_episodes,
-        max_steps=pipeline.eval_max_steps,
-        video_dir=str(out_dir / "videos") if pipeline.video_episodes else None,
-        video_episodes=max(1, pipeline.video_episodes),
-    )
-    write_control_report(control, out_dir / "control.json")
-    report["control"] = control
-    timings["control"] = time.perf_counter() - start
+    control = None
+    if mixture_control_tasks(recipe):  # a recipe of captions or text alone has none to play
+        start = time.perf_counter()
+        control = evaluate_control(
+            model_dir,  # the folder, not the loaded pair: its manifest names the training tasks
+            mixture=recipe,
+            episodes=pipeline.eval_episodes,
+            max_steps=pipeline.eval_max_steps,
+            video_dir=str(out_dir / "videos") if pipeline.video_episodes else None,
+            video_episodes=max(1, pipeline.video_episodes),
+        )
+        write_control_report(control, out_dir / "control.json")
+        report["control"] = control
+        timings["control"] = time.perf_counter() - start
 
     for source in ("captions", "vqa"):
         if source in sources:
@@ -98,7 +101,8 @@ def evaluate_run(
         report["chat"] = {"prompt": CHAT_PROMPT, "answer": chat(loaded, CHAT_PROMPT)}
     report["seconds"] = timings
     write_json(report, out_dir / "report.json")
-    (out_dir / "report.md").write_text(report_markdown(report, control_markdown(control)))
+    table = control_markdown(control) if control is not None else "No control task in the recipe."
+    (out_dir / "report.md").write_text(report_markdown(report, table))
     return report
 
 
@@ -128,7 +132,8 @@ def report_markdown(report: dict[str, Any], control_table: str) -> str:
 def print_summary(report: dict[str, Any]) -> None:
     from gato.evaluation.report import control_table
 
-    print(control_table(report["control"]))
+    if "control" in report:
+        print(control_table(report["control"]))
     for source in ("captions", "vqa"):
         if source in report:
             r = report[source]

@@ -45,7 +45,7 @@ from gato.checkpoints import (
 )
 from gato.cli import parse
 from gato.files import atomic_write_text, home_path
-from gato.tokens.batch import GatoBatch, mask_actions
+from gato.tokens.batch import GatoBatch, mask_actions, mask_text
 from gato.training.config import TrainConfig
 from gato.training.init_from import (
     apply_freeze,
@@ -379,6 +379,9 @@ class Trainer:
             # and a resumed run hides what the uninterrupted one would have.
             generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
             batch = mask_actions(batch, self.config.action_dropout, generator)
+        if self.config.text_dropout > 0:
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_033 + self.step + 7)
+            batch = mask_text(batch, self.config.text_dropout, generator)
         # Gato's loss: the mean over the global batch's targets, whatever the split.
         global_targets = int(batch.loss_mask[:, 1:].sum().clamp(min=1))
         scale = acc.num_processes / global_targets

@@ -170,3 +170,46 @@ def test_mask_actions_hides_only_action_inputs_and_keeps_their_targets():
     for bad in (1.5, -0.1):
         with pytest.raises(ValueError, match="probability must be in"):
             mask_actions(batch, bad)
+
+
+def test_mask_text_hides_only_text_targets_and_keeps_their_targets():
+    import torch
+
+    from gato.schema import ActionSpec
+    from gato.tokens.batch import collate, mask_actions, mask_text
+    from gato.tokens.tokenizer import GatoTokenizer
+    from gato.vocab import ACTION_MASK_ID, TEXT_VOCAB_SIZE
+
+    tok = GatoTokenizer()
+    rng = np.random.default_rng(0)
+    episode = tok.encode_episode(
+        {"continuous": rng.normal(size=(10, 3))},
+        {"continuous": rng.uniform(-1, 1, (10, 2))},
+        ActionSpec("continuous", (2,)),
+    )
+    image = rng.integers(0, 255, (48, 48, 3), np.uint8)
+    vqa = tok.encode_caption(image, "the red circle", question="which object is at the top?")
+    caption = tok.encode_caption(image, "a large red circle at the top left and a small square")
+    batch = collate([episode, vqa, caption])
+    text_targets = batch.loss_mask & (batch.input_ids < TEXT_VOCAB_SIZE)
+    question = ~batch.loss_mask[1] & (batch.input_ids[1] < TEXT_VOCAB_SIZE)
+    assert question.sum() > 5 and text_targets[1].sum() > 2  # the fixture has both kinds
+
+    out = mask_text(batch, 0.5, torch.Generator().manual_seed(0))
+    hidden = out.input_ids == ACTION_MASK_ID
+    assert hidden.any() and not (hidden & ~text_targets).any()  # text targets only
+    assert not hidden[0].any() and not hidden[1][question].any()  # no actions, no question
+    assert 0.3 < hidden.sum() / text_targets.sum() < 0.7
+    assert torch.equal(out.labels, batch.input_ids) and torch.equal(out.loss_mask, batch.loss_mask)
+    again = mask_text(batch, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(again.input_ids, out.input_ids)  # seeded: the same tokens
+    assert torch.equal(mask_text(batch, 1.0).input_ids == ACTION_MASK_ID, text_targets)
+    assert mask_text(batch, 0.0) is batch
+    # Actions and text hidden in turn: both kinds hidden, every label the true id.
+    both = mask_text(mask_actions(batch, 1.0), 1.0)
+    assert torch.equal(both.labels, batch.input_ids)
+    actions = mask_actions(batch, 1.0).input_ids == ACTION_MASK_ID
+    assert torch.equal(both.input_ids == ACTION_MASK_ID, actions | text_targets)
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match="mask_text: probability must be in"):
+            mask_text(batch, bad)

@@ -92,3 +92,26 @@ def test_pipeline_config_refuses_a_negative_video_count():
     assert PipelineConfig().video_episodes == 1
     with pytest.raises(ValueError, match="video_episodes must be 0 or more, got -1"):
         PipelineConfig(video_episodes=-1)
+
+
+def test_a_recipe_without_control_tasks_is_evaluated_on_what_it_has(small_recipe, tmp_path):
+    """Captions alone: no control evaluation (there is no task to play), captions scored."""
+    from gato.training import pipeline
+
+    recipe = tmp_path / "captions.toml"
+    captions = small_recipe.parent / "captions"
+    recipe.write_text(
+        f'name = "c"\n[[sources]]\ntask = "captions"\nweight = 1.0\npath = "{captions}"\n'
+    )
+    out = tmp_path / "run"
+    result = pipeline.main(
+        [
+            "--mixture", str(recipe), "--steps", "1", "--global_batch", "2",
+            "--context", "128", "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"),
+            "--mixed_precision", "no", "--build_data", "false", "--caption_limit", "2",
+        ]
+    )  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert "control" not in report and report["captions"]["count"] == 2
+    assert result["report"]["captions"]["count"] == 2
+    assert "No control task in the recipe." in (out / "report.md").read_text()

@@ -29,8 +29,9 @@ def _args(recipe: Path, out: Path, cache: Path, steps: int, *extra: str) -> list
         "--seed", "0", "--learning_rate", "1e-3", "--warmup_steps", "2",
         # fp32: the equivalence tests compare losses across batch splits to 1e-4.
         "--mixed_precision", "no",
-        # Hidden context actions: resuming and splitting the batch must hide the same tokens.
-        "--action_dropout", "0.2", *extra,
+        # Hidden context actions and words: resuming and splitting the batch must hide the same
+        # tokens.
+        "--action_dropout", "0.2", "--text_dropout", "0.2", *extra,
     ]  # fmt: skip
 
 
@@ -187,6 +188,9 @@ def test_unknown_preset_and_bad_numbers():
     TrainConfig(streaming=True, control_window_steps=0)
     with pytest.raises(ValueError, match=r"action_dropout must be in \[0, 1\]"):
         TrainConfig(action_dropout=1.5)
+    for bad in (1.0, -0.2):
+        with pytest.raises(ValueError, match=r"text_dropout must be in \[0, 1\)"):
+            TrainConfig(text_dropout=bad)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):
         TrainConfig(value_embedding_init="fourier")
 

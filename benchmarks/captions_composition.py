@@ -1,0 +1,125 @@
+"""Where captions of unseen colour-shape pairs go wrong: each attribute word, teacher-forced.
+
+    python benchmarks/captions_composition.py RUN_OR_CHECKPOINT [...] [--limit 300]
+
+Exact match of a whole caption says little about composition: one wrong word anywhere fails it.
+This scores the words themselves. Every caption of the procedural scenes names each object as
+"<size> <colour> <shape> at the <cell>"; given the image and the true caption up to a word (teacher
+forcing), is the model's most likely next text token that word's first token? Objects are counted
+apart by whether their colour-shape pair occurs in training (`seen`) or is one of the held-out
+pairs (`unseen`, only in the `heldout` split). A model that composes names an unseen pair's shape
+as well as a seen one's; a model that leans on the colour word before it ("no triangle after
+red") names it worse. Prints one row per (checkpoint, split, pair kind): colour and shape word
+accuracy, with the object counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+OBJECT = re.compile(r"\b(small|large) (\w+) (\w+) at the\b")
+
+
+def word_positions(tokenizer: Any, text: str, start: int) -> int | None:
+    """Index (among the text's tokens) of the first token of the word at character `start`, or
+    None when the prefix does not tokenize as the start of the whole text."""
+    whole = tokenizer.encode_text(text).tolist()
+    prefix = tokenizer.encode_text(text[:start].rstrip()).tolist()
+    if whole[: len(prefix)] != prefix or len(prefix) >= len(whole):
+        return None
+    return len(prefix)
+
+
+@torch.no_grad()
+def attribute_accuracy(
+    model: Any, tokenizer: Any, split: str, limit: int, source: str | Path | None = None
+) -> dict[str, Any]:
+    """{"counts": {kind: {"colour": [right, total], "shape": [right, total]}} for kind in seen,
+    unseen; "skipped": words whose prefix tokenizes otherwise}. `source`: a captions dataset
+    folder (None: the procedural one)."""
+    from gato.data.corpora.vision_language import (
+        CAPTIONS_PATH,
+        HELD_OUT_PAIRS,
+        iter_captions,
+        load_captions,
+    )
+    from gato.tokens.batch import collate
+    from gato.vocab import BOS_ID, TEXT_VOCAB_SIZE
+
+    held_out = set(HELD_OUT_PAIRS)
+    dataset = load_captions(CAPTIONS_PATH if source is None else source, split)
+    dataset = dataset.select(range(min(limit, len(dataset))))
+    counts = {k: {"colour": [0, 0], "shape": [0, 0]} for k in ("seen", "unseen")}
+    skipped = 0
+    for example in iter_captions(dataset, "captions"):
+        sequence = tokenizer.encode_caption(example.image, example.text)
+        batch = collate([sequence])
+        logits = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            local_positions=batch.local_positions,
+            patches=batch.patches,
+            patch_positions=batch.patch_positions,
+            return_logits=True,
+        ).logits[0, :, :TEXT_VOCAB_SIZE]  # (L, text ids)
+        # The caption's text tokens follow the patches and BOS.
+        text_start = int(np.flatnonzero(sequence.ids == BOS_ID)[0]) + 1
+        ids = sequence.ids
+        for match in OBJECT.finditer(example.text):
+            colour, shape = match.group(2), match.group(3)
+            kind = "unseen" if (colour, shape) in held_out else "seen"
+            for attribute, group in (("colour", 2), ("shape", 3)):
+                index = word_positions(tokenizer, example.text, match.start(group))
+                if index is None:
+                    skipped += 1
+                    continue
+                position = text_start + index
+                right = int(logits[position - 1].argmax()) == int(ids[position])
+                counts[kind][attribute][0] += right
+                counts[kind][attribute][1] += 1
+    return {"counts": counts, "skipped": skipped}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", help="run, checkpoint or model folders")
+    parser.add_argument("--limit", type=int, default=300, help="captions scored per split")
+    parser.add_argument("--splits", nargs="+", default=["validation", "heldout"])
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
+    from gato.evaluation.loading import load_model
+
+    print("| checkpoint | split | objects | colour word | shape word |")
+    print("| --- | --- | --- | --- | --- |")
+    for checkpoint in args.checkpoints:
+        model, tokenizer, _ = load_model(checkpoint)
+        for split in args.splits:
+            result = attribute_accuracy(model, tokenizer, split, args.limit)
+            for kind, cells in result["counts"].items():
+                if cells["shape"][1] == 0:
+                    continue
+
+                def share(cell: list[int]) -> str:
+                    return f"{100 * cell[0] / max(cell[1], 1):.1f}% ({cell[1]})"
+
+                print(
+                    f"| {checkpoint} | {split} | {kind} | {share(cells['colour'])} | "
+                    f"{share(cells['shape'])} |",
+                    flush=True,
+                )
+            if result["skipped"]:
+                print(f"  ({result['skipped']} words skipped: their prefix tokenizes otherwise)")
+
+
+if __name__ == "__main__":
+    main()
