@@ -77,7 +77,7 @@ class TrainConfig:
             "help": "probability of hiding each text token that is a target (caption, answer, "
             "prose) from the input in training, its target kept (mask_text): the words before a "
             "shape then cannot stand in for the image. Captions alone, 2,000 steps: held-out "
-            "colour-shape pairs 5.5% exact with 0, 37.0% with 0.3 (docs/captions.md)"
+            "colour-shape pairs 5.5% exact with 0, 29.5-37.0% with 0.3 (docs/captions.md)"
         },
     )
     control_window_steps: int = field(
