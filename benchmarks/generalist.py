@@ -26,7 +26,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gato.checkpoints import latest_checkpoint
     from gato.data.mixture import resolve_recipe
     from gato.evaluation import evaluate_control
-    from gato.evaluation.control import TaskResult, summarize
+    from gato.evaluation.control import TaskResult, control_report
     from gato.evaluation.loading import load_model
     from gato.evaluation.report import control_table, write_control_report, write_json
     from gato.training.config import TrainConfig
@@ -171,14 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{result.mean_return:.4g}, {time.perf_counter() - start:.0f} s)",
             flush=True,
         )
-    control = {
-        "kind": "control",
-        "checkpoint": str(checkpoint),
-        "config": record,
-        "tasks": [asdict(r) for r in results],
-        "summary": summarize(results),
-        "skipped": skipped,
-    }
+    control = {**control_report(results, record or {}, checkpoint), "skipped": skipped}
     timings["evaluate"] = time.perf_counter() - start
     write_control_report(control, out / "control.json")
     summary = {

@@ -567,12 +567,20 @@ def evaluate_control(
     config_record = dict(asdict(config))
     if any(s.suite == "atari" for s in specs):
         config_record["atari"] = protocol_dict(config.protocol)
+    return control_report(results, config_record, source)
+
+
+def control_report(
+    results: Sequence[TaskResult], config_record: dict[str, Any], checkpoint: Any = None
+) -> dict[str, Any]:
+    """The JSON-ready report of scored tasks: {"kind": "control", "checkpoint", "config",
+    "tasks", "summary"}; `config_record` is the evaluation's options as a dict."""
     return {
         "kind": "control",
-        "checkpoint": None if source is None else str(source),
+        "checkpoint": None if checkpoint is None else str(checkpoint),
         "config": config_record,
         "tasks": [asdict(r) for r in results],
-        "summary": summarize(results, config.bootstrap_reps),
+        "summary": summarize(results, config_record.get("bootstrap_reps", 2000)),
     }
 
 

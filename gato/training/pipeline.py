@@ -76,11 +76,12 @@ def evaluate_run(
     timings = {}
 
     control = None
-    if mixture_control_tasks(recipe):  # a recipe of captions or text alone has none to play
+    tasks = mixture_control_tasks(recipe)  # a recipe of captions or text alone has none to play
+    if tasks:
         start = time.perf_counter()
         control = evaluate_control(
             model_dir,  # the folder, not the loaded pair: its manifest names the training tasks
-            mixture=recipe,
+            tasks,
             episodes=pipeline.eval_episodes,
             max_steps=pipeline.eval_max_steps,
             video_dir=str(out_dir / "videos") if pipeline.video_episodes else None,
