@@ -13,6 +13,9 @@ Learners (`--learners`, comma-separated):
   value's mu-law bin, then the Fourier features of `ENCODINGS["grouped"]`) instead of
   standardised floats: beside `mlp` and the grouped GatoModel it says whether a gap lies in the
   representation of values or in the transformer;
+- `mlp:<input>[:freq=F][:period=P]`: the same MLP on another representation of the values
+  (`MLP_INPUTS`: floats, decoded, symlog, code, fourier_code, fourier_symlog, fourier_z), e.g.
+  `mlp:fourier_z:freq=8:period=8`;
 - `cnn`: the specialist for image tasks (atari-pong): the Nature DQN network (Mnih et al. 2015:
   convolutions 32x8x8/4, 64x4x4/2, 64x3x3/1, a 512-unit layer) on the environment's 84x84x4
   frame stacks (the tokenizer-independent frames, scaled to [0, 1]), a cross-entropy over the
@@ -48,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -63,7 +67,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gato.codecs import continuous_to_bins, mu_law_encode  # noqa: E402
+from gato.codecs import (  # noqa: E402
+    bins_to_continuous,
+    continuous_to_bins,
+    mu_law_decode,
+    mu_law_encode,
+)
 from gato.data import load_episodes  # noqa: E402
 from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
@@ -149,43 +158,90 @@ def gato_value_features(obs: torch.Tensor) -> torch.Tensor:
     return features.flatten(1)
 
 
-class MLPPolicy(nn.Module):
-    """Standardised observations -> per-dimension logits over ACTION_BINS bins of [-1, 1].
+def decoded(obs: torch.Tensor) -> torch.Tensor:
+    """(B, O) -> (B, O) the values as the tokenizer's bins leave them (mu-law, 1,024 bins, the
+    bin centre decoded back to the environment's units)."""
+    bins = continuous_to_bins(mu_law_encode(obs.double().numpy()))
+    return torch.from_numpy(mu_law_decode(bins_to_continuous(bins))).float()
 
-    `features=True` (the `mlp-features` ablation): the MLP reads `gato_value_features` of the
-    observation instead, the grouped GatoModel's input, so the pair isolates the
-    representation of values from the transformer trunk."""
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def periodic(u: torch.Tensor, frequencies: int, period: float) -> torch.Tensor:
+    """(B, O) coordinates -> (B, O (2 F + 1)): [u, sin(2 pi k u / period), cos(...)], k = 1..F."""
+    k = torch.arange(1, frequencies + 1, dtype=u.dtype) * (2 * math.pi / period)
+    angles = u[..., None] * k  # (B, O, F)
+    return torch.cat([u, torch.sin(angles).flatten(1), torch.cos(angles).flatten(1)], dim=1)
+
+
+MLP_INPUTS = {
+    "floats": lambda obs, z, f, p: z(obs),
+    "decoded": lambda obs, z, f, p: z(decoded(obs)),
+    "symlog": lambda obs, z, f, p: symlog(decoded(obs)),
+    "code": lambda obs, z, f, p: z(torch.from_numpy(mu_law_encode(obs.double().numpy())).float()),
+    "fourier_code": lambda obs, z, f, p: gato_value_features(obs),
+    "fourier_symlog": lambda obs, z, f, p: periodic(symlog(decoded(obs)), f, p),
+    "fourier_z": lambda obs, z, f, p: periodic(z(decoded(obs)), f, p),
+}
+"""What the MLP reads of an observation (`mlp:<input>`), as `(obs, standardise, F, period)`:
+`floats` the standardised floats (the specialist, `mlp`); `decoded` the same after the
+tokenizer's bins; `symlog` symlog of the decoded values (no statistics); `code` the mu-law code,
+standardised; `fourier_code` the grouped `GatoModel`'s features (`mlp-features`);
+`fourier_symlog` / `fourier_z` periodic features (`periodic`) of symlog or of the standardised
+decoded values. `standardise` uses the training data's per-dimension mean and deviation of the
+coordinate it is applied to."""
+
+
+class MLPPolicy(nn.Module):
+    """Observations -> per-dimension logits over ACTION_BINS bins of [-1, 1].
+
+    `inputs` (a `MLP_INPUTS` name) says what the MLP reads of an observation: `floats` (the
+    specialist) or another representation of the same values, so that a pair of rows isolates
+    the representation of values from the transformer trunk (`fourier_code`, `mlp-features`, is
+    what the grouped GatoModel is given)."""
 
     def __init__(
         self,
-        mean: np.ndarray,
-        std: np.ndarray,
+        observations: np.ndarray,
         action_dims: int,
         hidden: int = 256,
-        features: bool = False,
+        inputs: str = "floats",
+        frequencies: int = 8,
+        period: float = 8.0,
     ):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
-        self.action_dims = action_dims
-        self.features = features
-        inputs = (
-            gato_value_features(torch.zeros(1, mean.shape[0])).shape[1]
-            if features
-            else mean.shape[0]
-        )
+        if inputs not in MLP_INPUTS:
+            raise ValueError(f"unknown MLP input {inputs!r}: one of {sorted(MLP_INPUTS)}")
+        self.action_dims, self.inputs = action_dims, inputs
+        self.frequencies, self.period = frequencies, period
+        # Each input standardises at most one coordinate: its statistics, from a first pass
+        # over the training observations.
+        self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        features = self.represent(torch.from_numpy(np.asarray(observations, dtype=np.float32)))
         self.net = nn.Sequential(
-            nn.Linear(inputs, hidden),
+            nn.Linear(features.shape[1], hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
             nn.Linear(hidden, action_dims * ACTION_BINS),
         )
 
+    def represent(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, O) raw observations -> (B, features) what the MLP reads."""
+
+        def standardise(x: torch.Tensor) -> torch.Tensor:
+            if self.stats is None:
+                self.stats = (x.mean(0), x.std(0) + 1e-6)
+            mean, std = self.stats
+            return (x - mean) / std
+
+        return MLP_INPUTS[self.inputs](obs.float(), standardise, self.frequencies, self.period)
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, O) -> (B, A, ACTION_BINS) logits."""
-        x = gato_value_features(obs) if self.features else (obs - self.mean) / self.std
-        return self.net(x).view(obs.shape[0], self.action_dims, ACTION_BINS)
+        return self.net(self.represent(obs)).view(obs.shape[0], self.action_dims, ACTION_BINS)
 
 
 def to_bins(actions: np.ndarray) -> np.ndarray:
@@ -232,12 +288,36 @@ def score(task: Any, actor: Any, config: BenchConfig) -> float:
     return float(normalized_score(stats.returns.mean(), task.scores.expert, task.scores.random))
 
 
-def mlp_learner(episodes: list[dict], config: BenchConfig, features: bool = False):
+def parse_mlp(name: str) -> dict[str, Any]:
+    """`mlp`, `mlp-features` or `mlp:<input>[:freq=F][:period=P]` -> `MLPPolicy` keywords."""
+    if name == "mlp":
+        return {"inputs": "floats"}
+    if name == "mlp-features":
+        return {"inputs": "fourier_code"}
+    parts = name.split(":")
+    if parts[0] != "mlp" or len(parts) < 2 or parts[1] not in MLP_INPUTS:
+        raise ValueError(
+            f"unknown MLP learner {name!r}: mlp, mlp-features or mlp:<input> with <input> one "
+            f"of {sorted(MLP_INPUTS)}"
+        )
+    options: dict[str, Any] = {"inputs": parts[1]}
+    for option in parts[2:]:
+        key, _, value = option.partition("=")
+        if key == "freq":
+            options["frequencies"] = int(value)
+        elif key == "period":
+            options["period"] = float(value)
+        else:
+            raise ValueError(f"learner {name!r}: unknown option {option!r}; known: freq, period")
+    return options
+
+
+def mlp_learner(episodes: list[dict], config: BenchConfig, name: str = "mlp"):
     """(model, loss of a sampled batch)."""
     obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
     actions = np.concatenate([e["continuous_actions"] for e in episodes])
     torch.manual_seed(config.seed)
-    net = MLPPolicy(obs.mean(0), obs.std(0) + 1e-6, actions.shape[1], features=features)
+    net = MLPPolicy(obs, actions.shape[1], **parse_mlp(name))
     x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
 
     def batch(rng: np.random.Generator) -> torch.Tensor:
@@ -248,17 +328,12 @@ def mlp_learner(episodes: list[dict], config: BenchConfig, features: bool = Fals
     return net, batch
 
 
-def train_mlp(
-    task: Any, episodes: list[dict], config: BenchConfig, features: bool = False
-) -> Curve:
-    if task.action.kind == "discrete" and not features:
+def train_mlp(task: Any, episodes: list[dict], config: BenchConfig, name: str = "mlp") -> Curve:
+    if task.action.kind == "discrete" and name == "mlp":
         return train_specialist("mlp", task, episodes, config)
     if task.action.kind == "discrete" or task.observation_columns != ("continuous_observations",):
-        raise ValueError(
-            f"mlp-features needs continuous observations and actions; {task.id} has not"
-        )
-    net, batch = mlp_learner(episodes, config, features)
-    name = "mlp-features" if features else "mlp"
+        raise ValueError(f"{name} needs continuous observations and actions; {task.id} has not")
+    net, batch = mlp_learner(episodes, config, name)
     return _train(
         name, net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
     )
@@ -401,7 +476,9 @@ def train_specialist(kind: str, task: Any, episodes: list[dict], config: BenchCo
 
 SPECIALISTS = {
     "mlp": train_mlp,
-    "mlp-features": lambda task, episodes, config: train_mlp(task, episodes, config, True),
+    "mlp-features": lambda task, episodes, config: train_mlp(
+        task, episodes, config, "mlp-features"
+    ),
     "cnn": lambda task, episodes, config: train_specialist("cnn", task, episodes, config),
 }
 """Specialist learner name -> `(task, episodes, config) -> Curve`."""
@@ -593,11 +670,13 @@ def run(config: BenchConfig) -> list[Curve]:
     for name in config.learners.split(","):
         if name in SPECIALISTS:
             curves.append(SPECIALISTS[name](task, episodes, config))
+        elif name.startswith("mlp:"):
+            curves.append(train_mlp(task, episodes, config, name))
         elif name.startswith("gato:"):
             curves.append(train_gato(task, episodes, name, config))
         else:
             raise ValueError(
-                f"unknown learner {name!r}: {' or '.join(SPECIALISTS)} or "
+                f"unknown learner {name!r}: {' or '.join(SPECIALISTS)}, mlp:<input> or "
                 "gato:<value_embedding>:<window>[:key=value...]"
             )
     return list(curves)

@@ -231,11 +231,46 @@ def nearest_captions(
     return out
 
 
+def by_question_type(
+    questions: Sequence[str],
+    outputs: Sequence[str],
+    targets: Sequence[str],
+    baseline: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Exact match per question type (`question_type`), beside the baseline's on the same
+    questions: {type: {"count", "exact_match", "baseline_exact_match" (None without one)}},
+    types in order of first appearance. Says which kinds of question a model answers from the
+    image and which it answers as the blind baseline does."""
+    sizes = {len(questions), len(outputs), len(targets)}
+    if baseline is not None:
+        sizes.add(len(baseline))
+    if len(sizes) != 1:
+        raise ValueError(
+            f"by_question_type: {len(questions)} questions, {len(outputs)} outputs, "
+            f"{len(targets)} targets" + ("" if baseline is None else f", {len(baseline)} baseline")
+        )
+    rows: dict[str, list[int]] = {}
+    for i, question in enumerate(questions):
+        rows.setdefault(question_type(question), []).append(i)
+    out = {}
+    for kind, index in rows.items():
+        pick = [targets[i] for i in index]
+        out[kind] = {
+            "count": len(index),
+            "exact_match": exact_match([outputs[i] for i in index], pick),
+            "baseline_exact_match": None
+            if baseline is None
+            else exact_match([baseline[i] for i in index], pick),
+        }
+    return out
+
+
 def language_baseline(
     train: Sequence[Any], examples: Sequence[Any], targets: Sequence[str]
 ) -> dict[str, Any]:
     """The baseline of a split: blind answers when the examples carry questions (VQA), else
-    nearest training captions; scored like the model. `train`, `examples`: `CaptionExample`s."""
+    nearest training captions; scored like the model. `train`, `examples`: `CaptionExample`s.
+    "outputs" holds the baseline's text for each example."""
     if not train:
         raise ValueError("language_baseline: no training example")
     if all(e.question is not None for e in examples):
@@ -253,4 +288,5 @@ def language_baseline(
         "train_examples": len(train),
         "exact_match": exact_match(outputs, targets),
         "bleu": bleu(outputs, targets),
+        "outputs": outputs,
     }

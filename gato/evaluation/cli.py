@@ -228,7 +228,7 @@ def run_control(
 
 
 def run_caption(model: Model, args: Caption, tracking: Tracking | None = None) -> dict[str, Any]:
-    from gato.evaluation.language import caption_image, evaluate_captions
+    from gato.evaluation.language import caption_image, evaluate_captions, question_type_table
     from gato.evaluation.loading import load_model
     from gato.evaluation.report import write_json
     from gato.evaluation.scalars import caption_scalars, checkpoint_step
@@ -265,6 +265,8 @@ def run_caption(model: Model, args: Caption, tracking: Tracking | None = None) -
         )
     elif report.get("baseline_note"):
         print(f"  {report['baseline_note']}")
+    if report.get("by_type"):
+        print(question_type_table(report))
     for e in report["examples"]:
         question = f"Q: {e['question']}  " if e["question"] else ""
         print(f"  {question}target: {_clip(e['target'])!r}  output: {_clip(e['output'])!r}")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.evaluation.baselines import bleu, exact_match, language_baseline
+from gato.evaluation.baselines import bleu, by_question_type, exact_match, language_baseline
 from gato.evaluation.loading import ModelLike, load_model
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
@@ -193,7 +193,8 @@ def evaluate_captions(
 
     Returns:
         {"kind": "captions", "source", "split", "count", "exact_match", "bleu", "examples",
-        "baseline": {"name", "train_examples", "exact_match", "bleu"} or None, "baseline_note"}.
+        "baseline": {"name", "train_examples", "exact_match", "bleu"} or None, "baseline_note",
+        "by_type": `by_question_type` when every example has a question (VQA), else None}.
     """
     from gato.data.corpora.vision_language import (
         CAPTIONS_PATH,
@@ -240,6 +241,10 @@ def evaluate_captions(
     baseline, note = None, ""
     if baseline_limit != 0:
         baseline, note = _baseline(path, str(source), split, dataset, image_size, baseline_limit)
+    baseline_outputs = None if baseline is None else baseline.pop("outputs")
+    by_type = None
+    if questions and all(q is not None for q in questions):
+        by_type = by_question_type(questions, outputs, targets, baseline_outputs)
     shown = [
         {"question": q, "target": t, "output": o}
         for q, t, o in list(zip(questions, targets, outputs, strict=True))[:examples]
@@ -255,6 +260,7 @@ def evaluate_captions(
         "examples": shown,
         "baseline": baseline,
         "baseline_note": note,
+        "by_type": by_type,
     }
 
 
@@ -278,3 +284,21 @@ def _baseline(
     examples = list(iter_captions(dataset, source, image_size))
     targets = [e.text.strip() for e in examples]
     return language_baseline(train_examples, examples, targets), ""
+
+
+def question_type_table(report: dict[str, Any]) -> str:
+    """The report's `by_type` as a Markdown table (empty when it has none)."""
+    rows = report.get("by_type")
+    if not rows:
+        return ""
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    lines = ["| question type | count | exact match | baseline |", "| --- | --- | --- | --- |"]
+    for kind, r in rows.items():
+        lines.append(
+            f"| {kind} | {r['count']} | {pct(r['exact_match'])} | "
+            f"{pct(r['baseline_exact_match'])} |"
+        )
+    return "\n".join(lines)

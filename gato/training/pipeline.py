@@ -109,6 +109,8 @@ def evaluate_run(
 
 def report_markdown(report: dict[str, Any], control_table: str) -> str:
     """The run's report as Markdown: the control table, then captions, VQA and chat."""
+    from gato.evaluation.language import question_type_table
+
     lines = ["# gato run report", "", f"Model: `{report['model']}`", "", "## Control", ""]
     lines += [control_table.strip(), ""]
     for source, title in (("captions", "Captions"), ("vqa", "Visual question answering")):
@@ -120,6 +122,14 @@ def report_markdown(report: dict[str, Any], control_table: str) -> str:
                 f"{r['count']} scenes: exact match {100 * r['exact_match']:.1f}%, "
                 f"BLEU {r['bleu']:.1f}",
                 "",
+            ]
+            if r.get("baseline"):
+                b = r["baseline"]
+                lines += [f"Baseline ({b['name']}): exact match {100 * b['exact_match']:.1f}%.", ""]
+            table = question_type_table(r)
+            if table:
+                lines += [table, ""]
+            lines += [
                 "| target | output |",
                 "| --- | --- |",
             ]
@@ -138,9 +148,11 @@ def print_summary(report: dict[str, Any]) -> None:
     for source in ("captions", "vqa"):
         if source in report:
             r = report[source]
+            baseline = r.get("baseline")
+            beside = f" (baseline {100 * baseline['exact_match']:.1f}%)" if baseline else ""
             print(
                 f"{source} (held-out, {r['count']} scenes): exact match "
-                f"{100 * r['exact_match']:.1f}%, BLEU {r['bleu']:.1f}"
+                f"{100 * r['exact_match']:.1f}%{beside}, BLEU {r['bleu']:.1f}"
             )
     if "chat" in report:
         print(f"chat: {report['chat']['prompt']!r} -> {report['chat']['answer']!r}")

@@ -117,3 +117,66 @@ def test_mlp_features_learner_trains(episodes):
     )
     assert [c.learner for c in curves] == ["mlp-features"]
     assert curves[0].losses[-1] < curves[0].losses[0]
+
+
+def test_periodic_features_against_the_formula():
+    """`periodic` written out: [u, sin(2 pi k u / P) for k = 1..F, cos(...)], per dimension."""
+    import math
+
+    import torch
+
+    u = torch.tensor([[0.5, -1.25], [3.0, 0.0]])
+    out = control_learning.periodic(u, 3, 4.0)
+    assert out.shape == (2, 2 * (2 * 3 + 1))
+    for row in range(2):
+        expected = list(u[row].tolist())
+        expected += [
+            math.sin(2 * math.pi * k * x / 4.0) for x in u[row].tolist() for k in (1, 2, 3)
+        ]
+        expected += [
+            math.cos(2 * math.pi * k * x / 4.0) for x in u[row].tolist() for k in (1, 2, 3)
+        ]
+        torch.testing.assert_close(out[row], torch.tensor(expected), atol=1e-6, rtol=0)
+
+
+def test_mlp_inputs_standardise_by_the_training_data():
+    """`floats` is the standardised observation; `symlog` reads the decoded values with no
+    statistics; `fourier_code` is `gato_value_features`."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    obs = (rng.normal(size=(500, 3)) * [1.0, 0.01, 5.0] + [0.0, 0.5, -2.0]).astype(np.float32)
+    x = torch.from_numpy(obs)
+    floats = control_learning.MLPPolicy(obs, 1, inputs="floats").represent(x)
+    torch.testing.assert_close(floats.mean(0), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(floats.std(0), torch.ones(3), atol=1e-3, rtol=0)
+    sym = control_learning.MLPPolicy(obs, 1, inputs="symlog").represent(x[:4])
+    values = control_learning.decoded(x[:4])
+    torch.testing.assert_close(sym, torch.sign(values) * torch.log1p(values.abs()))
+    # the tokenizer's bins move a value by less than its bin's half width (relative, mu-law)
+    assert torch.all((values - x[:4]).abs() <= 0.01 * x[:4].abs() + 1e-3)
+    code = control_learning.MLPPolicy(obs, 1, inputs="fourier_code").represent(x[:4])
+    torch.testing.assert_close(code, control_learning.gato_value_features(x[:4]))
+    z = control_learning.MLPPolicy(obs, 1, inputs="fourier_z", frequencies=2, period=8.0)
+    assert z.represent(x[:4]).shape == (4, 3 * 5)
+
+
+def test_mlp_learner_names():
+    assert control_learning.parse_mlp("mlp") == {"inputs": "floats"}
+    assert control_learning.parse_mlp("mlp-features") == {"inputs": "fourier_code"}
+    assert control_learning.parse_mlp("mlp:fourier_z:freq=4:period=16") == {
+        "inputs": "fourier_z", "frequencies": 4, "period": 16.0,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="unknown MLP learner 'mlp:nope'"):
+        control_learning.parse_mlp("mlp:nope")
+    with pytest.raises(ValueError, match="unknown option 'bins=3'"):
+        control_learning.parse_mlp("mlp:symlog:bins=3")
+
+
+def test_mlp_input_learner_trains(episodes):
+    curves = control_learning.main(
+        ["--tiny", "--data", str(episodes), "--learners", "mlp:fourier_symlog:freq=2"]
+    )
+    assert [c.learner for c in curves] == ["mlp:fourier_symlog:freq=2"]
+    assert curves[0].losses[-1] < curves[0].losses[0]

@@ -300,6 +300,31 @@ def test_evaluate_captions_scores_a_split(tmp_path, model, tokenizer):
     )
     assert report["count"] == 3 and 0.0 <= report["exact_match"] <= 1.0
     assert report["bleu"] >= 0.0 and len(report["examples"]) == 3
+    assert report["by_type"] is None  # captions carry no question
+
+
+def test_evaluate_vqa_breaks_the_score_down_by_question_type(tmp_path, model, tokenizer):
+    from gato.data.corpora import vision_language as vl
+    from gato.evaluation.baselines import question_type
+    from gato.evaluation.language import question_type_table
+
+    vl.build_dataset("vqa", tmp_path / "vqa", vl.BuildSizes(6, 2, 5))
+    report = evaluate_captions(
+        (model, tokenizer), tmp_path / "vqa", split="heldout", max_new_tokens=3, progress=False
+    )
+    rows = report["by_type"]
+    questions = [
+        e.question for e in vl.iter_captions(vl.load_captions(tmp_path / "vqa", "heldout"), "vqa")
+    ]
+    assert set(rows) == {question_type(q) for q in questions}
+    assert sum(r["count"] for r in rows.values()) == report["count"] == 5
+    # the per-type scores add up to the overall ones, the model's and the baseline's
+    total = sum(r["count"] * r["exact_match"] for r in rows.values())
+    assert total == pytest.approx(5 * report["exact_match"])
+    base = sum(r["count"] * r["baseline_exact_match"] for r in rows.values())
+    assert base == pytest.approx(5 * report["baseline"]["exact_match"])
+    assert "outputs" not in report["baseline"]
+    assert question_type_table(report).count("\n") == len(rows) + 1
 
 
 def test_eval_config_rejects_bad_values():

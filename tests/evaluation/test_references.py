@@ -18,6 +18,7 @@ from gato.evaluation.aggregate import (
 from gato.evaluation.baselines import (
     bleu,
     blind_vqa_answers,
+    by_question_type,
     exact_match,
     human_normalized_score,
     nearest_captions,
@@ -169,6 +170,29 @@ def test_blind_vqa_baseline_on_a_hand_made_split():
     assert question_type("What colour is the circle?") == "what colour is"
     with pytest.raises(ValueError, match="no \\(question, answer\\)"):
         blind_vqa_answers([], questions)
+
+
+def test_by_question_type_scores_each_type_beside_the_baseline():
+    questions = [
+        "What colour is the star?",
+        "what colour is the circle?",
+        "is there a red circle?",
+        "what colour is the cross?",
+    ]
+    targets = ["blue", "red", "yes", "red"]
+    outputs = ["blue", "green", "yes", "red"]
+    baseline = ["red", "red", "yes", "red"]
+    table = by_question_type(questions, outputs, targets, baseline)
+    assert list(table) == ["what colour is", "is there a"]  # first appearance
+    assert table["what colour is"] == {
+        "count": 3, "exact_match": 2 / 3, "baseline_exact_match": 2 / 3,
+    }  # fmt: skip
+    assert table["is there a"] == {"count": 1, "exact_match": 1.0, "baseline_exact_match": 1.0}
+    assert (
+        by_question_type(questions, outputs, targets)["is there a"]["baseline_exact_match"] is None
+    )
+    with pytest.raises(ValueError, match="4 questions, 3 outputs"):
+        by_question_type(questions, outputs[:3], targets)
 
 
 def test_nearest_caption_baseline_picks_the_closest_training_image():
