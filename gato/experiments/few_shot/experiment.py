@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -148,12 +149,67 @@ class FewShotConfig:
 # stages
 
 
+TOP_UP_SEED_STRIDE = 100_000
+"""Round r of a top-up in `_collect_kept` resets its episodes from seed (r + 1) * stride + the
+episodes held: rounds never share a start state, and all stay below the expert-score and
+evaluation ranges (1,000,000 on)."""
+
+
 def _collect(task: str, episodes: int, path: Path, workers: int) -> None:
     from gato.data.collect import CollectConfig, collect
 
     if path.exists():
         return
     collect(CollectConfig(task=task, episodes=episodes, output=str(path), workers=workers))
+
+
+def _collect_kept(
+    task: str, count: int, path: Path, workers: int, rounds: int = 6, collect_fn: Any = None
+) -> None:
+    """At least `count` expert episodes that pass the collection filter at `path` (a held-out
+    task's demonstrations: the k-demonstration sets take its first k). The filter drops an
+    expert's failures (Meta-World's door-unlock kept 63 of 100), so rounds top the dataset up
+    with the shortfall, doubled, from fresh seeds, until it holds `count` or `rounds` are spent.
+    `collect_fn` (a `gato.data.collect.collect`) is for tests."""
+    import datasets
+
+    from gato.data.collect import CollectConfig, collect
+    from gato.data.io import save_dataset
+
+    collect_fn = collect_fn or collect
+
+    def load(folder: Path) -> datasets.Dataset:
+        loaded = datasets.load_from_disk(str(folder))
+        return loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded
+
+    have = load(path) if path.exists() else None
+    for r in range(rounds):
+        held = 0 if have is None else len(have)
+        if held >= count:
+            return
+        part = path.with_name(f".{path.name}.round-{r}")
+        shutil.rmtree(part, ignore_errors=True)
+        ask = count if have is None else 2 * (count - held)
+        # The held count grows every round that keeps an episode: a later call starting again
+        # at r = 0 does not replay the seeds of an earlier call's rounds.
+        seed = 0 if have is None else (r + 1) * TOP_UP_SEED_STRIDE + held
+        config = CollectConfig(
+            task=task, episodes=ask, output=str(part), workers=workers, seed=seed
+        )
+        try:
+            collect_fn(config)
+        except RuntimeError:  # no episode of the round passed the filter: nothing written
+            continue
+        got = load(part)
+        have = got if have is None else datasets.concatenate_datasets([have, got])
+        save_dataset(have, path)
+        shutil.rmtree(part, ignore_errors=True)
+    held = 0 if have is None else len(have)
+    if held < count:
+        raise RuntimeError(
+            f"{task}: {held} expert episodes passed the filter after {rounds} rounds of "
+            f"collection, {count} needed (lower --demos, or collect with --no_filter)"
+        )
 
 
 def _subset(source: Path, count: int, path: Path) -> Path:
@@ -274,7 +330,7 @@ def run(config: FewShotConfig) -> dict[str, Any]:
     for task in config.pretrain_tasks:
         _collect(task, config.pretrain_episodes, data / task, config.collect_workers)
     for task in config.heldout_tasks:
-        _collect(task, max(config.demos), data / task, config.collect_workers)
+        _collect_kept(task, max(config.demos), data / task, config.collect_workers)
 
     common = dict(
         preset=config.preset,

@@ -126,3 +126,59 @@ def test_the_protocol_runs_end_to_end_with_parallel_arms(tmp_path):
     assert (out / "few_shot.png").stat().st_size > 0
     # A second call finds every arm done and trains nothing.
     assert run(config) == summary
+
+
+def _fake_collect(kept_per_call: list[int], calls: list):
+    """A `collect` that keeps `kept_per_call[i]` of the episodes of call i, each row naming the
+    seed it was reset from."""
+    import datasets
+
+    from gato.data.io import save_dataset
+
+    def collect(config):
+        kept = kept_per_call[len(calls)]
+        calls.append((config.episodes, config.seed))
+        if kept == 0:  # as `collect` does when no episode passes the filter
+            raise RuntimeError("no episode reached the filter threshold; nothing written")
+        rows = {"seed": [config.seed + i for i in range(min(kept, config.episodes))]}
+        features = datasets.Features({"seed": datasets.Value("int64")})
+        save_dataset(datasets.Dataset.from_dict(rows, features=features), config.output)
+
+    return collect
+
+
+def test_held_out_demonstrations_are_topped_up_past_the_filter(tmp_path):
+    import datasets
+
+    from gato.experiments.few_shot.experiment import TOP_UP_SEED_STRIDE, _collect_kept
+
+    calls: list = []
+    path = tmp_path / "door-unlock"
+    # The filter keeps 63 of the first 100, then 30 of the 74 asked next, then all.
+    _collect_kept(
+        "metaworld-door-unlock", 100, path, 1, collect_fn=_fake_collect([63, 30, 100], calls)
+    )
+    assert calls == [
+        (100, 0),
+        (74, 2 * TOP_UP_SEED_STRIDE + 63),
+        (14, 3 * TOP_UP_SEED_STRIDE + 93),
+    ]
+    seeds = datasets.load_from_disk(str(path))["seed"]
+    assert len(seeds) == 107 and len(set(seeds)) == 107  # no start state twice
+    assert max(seeds) < 1_000_000  # below the expert-score and evaluation ranges
+    assert not list(tmp_path.glob(".door-unlock.round-*"))  # the parts are gone
+    # Enough already: nothing is collected.
+    _collect_kept("metaworld-door-unlock", 100, path, 1, collect_fn=_fake_collect([], calls))
+    assert len(calls) == 3
+
+
+def test_held_out_demonstrations_that_never_pass_the_filter_fail_clearly(tmp_path):
+    calls: list = []
+    from gato.experiments.few_shot.experiment import _collect_kept
+
+    with pytest.raises(RuntimeError, match="2 expert episodes passed the filter after 3 rounds"):
+        _collect_kept(
+            "metaworld-bin-picking", 10, tmp_path / "bp", 1, rounds=3,
+            collect_fn=_fake_collect([2, 0, 0], calls),
+        )  # fmt: skip
+    assert len(calls) == 3
