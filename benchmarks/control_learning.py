@@ -691,8 +691,9 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     episodes = [dataset[i] for i in range(len(dataset))]
     steppers = {}
     for name in config.learners.split(","):
-        if name == "mlp" and task.action.kind != "discrete":
-            model, batch = mlp_learner(episodes, config)
+        is_mlp = name in ("mlp", "mlp-features") or name.startswith("mlp:")
+        if is_mlp and task.action.kind != "discrete":
+            model, batch = mlp_learner(episodes, config, name)
         elif name in SPECIALISTS:
             model, batch, _ = discrete_learner(name, task, episodes, config)
         else:

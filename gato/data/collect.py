@@ -37,6 +37,10 @@ from gato.tasks.envs import make_env
 from gato.tasks.registry import Registry, Scores, TaskSpec, load_registry
 
 
+class NothingKeptError(RuntimeError):
+    """No played episode reached the filter threshold; nothing was written."""
+
+
 @dataclass
 class CollectConfig:
     """What `collect` does."""
@@ -343,7 +347,7 @@ def collect(config: CollectConfig) -> CollectResult:
         kept, threshold = _filter(task, returns, config.filter and policy == task.expert,
                                   lengths, ends)  # fmt: skip
         if not any(kept):
-            raise RuntimeError(
+            raise NothingKeptError(
                 f"task {task.id!r}: no episode reached the filter threshold {threshold:.4g} "
                 f"(returns {min(returns):.4g}..{max(returns):.4g}); nothing written"
             )

@@ -580,7 +580,9 @@ def control_report(
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "config": config_record,
         "tasks": [asdict(r) for r in results],
-        "summary": summarize(results, config_record.get("bootstrap_reps", 2000)),
+        "summary": summarize(
+            results, config_record.get("bootstrap_reps", ControlEvalConfig.bootstrap_reps)
+        ),
     }
 
 

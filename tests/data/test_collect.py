@@ -256,3 +256,22 @@ def test_collection_records_the_noisy_actions_it_played(tmp_path):
         load_episodes(tmp_path / "clean")[0]["continuous_actions"],
         episodes[0]["continuous_actions"],
     )
+
+
+def test_nothing_written_when_no_episode_passes_the_filter(tmp_path):
+    from gato.data.collect import NothingKeptError
+
+    # A random "expert" against an expert score of 500: no episode reaches 400.
+    registry = _registry_with(
+        tmp_path,
+        '[tasks.test-cartpole]\nsuite = "gym"\nenv = { id = "CartPole-v1" }\n'
+        "observation = { continuous_observations = { shape = [4] } }\n"
+        'action = { kind = "discrete", num_values = 2 }\nepisode_limit = 500\n'
+        'expert = "random"\nscores = { expert = 500, random = 20 }\n',
+    )
+    with pytest.raises(NothingKeptError, match="no episode reached the filter threshold"):
+        collect(
+            CollectConfig("test-cartpole", 3, output=str(tmp_path / "ds"), progress=False,
+                          registry=registry)
+        )  # fmt: skip
+    assert not (tmp_path / "ds").exists()

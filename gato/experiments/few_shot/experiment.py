@@ -175,16 +175,11 @@ def _collect_kept(
     `collect_fn` (a `gato.data.collect.collect`) is for tests."""
     import datasets
 
-    from gato.data.collect import CollectConfig, collect
+    from gato.data.collect import CollectConfig, NothingKeptError, collect
     from gato.data.io import save_dataset
 
     collect_fn = collect_fn or collect
-
-    def load(folder: Path) -> datasets.Dataset:
-        loaded = datasets.load_from_disk(str(folder))
-        return loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded
-
-    have = load(path) if path.exists() else None
+    have = _load_dataset(path) if path.exists() else None
     for r in range(rounds):
         held = 0 if have is None else len(have)
         if held >= count:
@@ -200,9 +195,9 @@ def _collect_kept(
         )
         try:
             collect_fn(config)
-        except RuntimeError:  # no episode of the round passed the filter: nothing written
+        except NothingKeptError:  # no episode of the round passed the filter
             continue
-        got = load(part)
+        got = _load_dataset(part)
         have = got if have is None else datasets.concatenate_datasets([have, got])
         save_dataset(have, path)
         shutil.rmtree(part, ignore_errors=True)
@@ -214,17 +209,21 @@ def _collect_kept(
         )
 
 
-def _subset(source: Path, count: int, path: Path) -> Path:
-    """The first `count` episodes of a dataset, saved as their own dataset."""
+def _load_dataset(folder: Path) -> Any:
+    """A `save_to_disk` folder's episodes (a DatasetDict's train split)."""
     import datasets
 
+    loaded = datasets.load_from_disk(str(folder))
+    return loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded
+
+
+def _subset(source: Path, count: int, path: Path) -> Path:
+    """The first `count` episodes of a dataset, saved as their own dataset."""
     from gato.data.io import save_dataset
 
     if path.exists():
         return path
-    episodes = datasets.load_from_disk(str(source))
-    if isinstance(episodes, datasets.DatasetDict):
-        episodes = episodes["train"]
+    episodes = _load_dataset(source)
     if len(episodes) < count:
         raise ValueError(f"{source} holds {len(episodes)} episodes after filtering, {count} asked")
     save_dataset(episodes.select(range(count)), path)

@@ -133,13 +133,14 @@ def _fake_collect(kept_per_call: list[int], calls: list):
     seed it was reset from."""
     import datasets
 
+    from gato.data.collect import NothingKeptError
     from gato.data.io import save_dataset
 
     def collect(config):
         kept = kept_per_call[len(calls)]
         calls.append((config.episodes, config.seed))
         if kept == 0:  # as `collect` does when no episode passes the filter
-            raise RuntimeError("no episode reached the filter threshold; nothing written")
+            raise NothingKeptError("no episode reached the filter threshold; nothing written")
         rows = {"seed": [config.seed + i for i in range(min(kept, config.episodes))]}
         features = datasets.Features({"seed": datasets.Value("int64")})
         save_dataset(datasets.Dataset.from_dict(rows, features=features), config.output)
