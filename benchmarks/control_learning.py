@@ -18,8 +18,9 @@ Learners (`--learners`, comma-separated):
   `mlp:fourier_z:freq=8:period=8`;
 - `cnn`: the specialist for image tasks (atari-pong): the Nature DQN network (Mnih et al. 2015:
   convolutions 32x8x8/4, 64x4x4/2, 64x3x3/1, a 512-unit layer) on the environment's 84x84x4
-  frame stacks (the tokenizer-independent frames, scaled to [0, 1]), a cross-entropy over the
-  task's discrete actions;
+  frame stacks (the tokenizer-independent frames, standardised by the training frames' pixel
+  mean and standard deviation), a cross-entropy over the task's discrete actions;
+  `cnn:shift=N` moves each training frame stack by up to N pixels (`random_shift`);
 - `gato:<value_embedding>:<window>`: `GatoModel` (`--width`, `--layers`) through the real
   tokenizer, `collate`, forward and loss, on windows of `<window>` timesteps (a batch holds
   batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
@@ -362,10 +363,23 @@ class DiscreteMLP(nn.Module):
 
 
 class NatureCNN(nn.Module):
-    """uint8 frame stacks (B, 84, 84, C) -> logits over the task's actions (B, num_values)."""
+    """uint8 frame stacks (B, 84, 84, C) -> logits over the task's actions (B, num_values).
 
-    def __init__(self, channels: int, num_values: int, side: int = 84):
+    The pixels are standardised by the training frames' mean and standard deviation (`mean`,
+    `std`, scalars). Why not /255: Pong's frames are ~99% a background of grey 87, and the
+    ball and paddles that decide the action are a few pixels; scaled to [0, 1] the clone's loss
+    stayed at the entropy of the action frequencies for 2,000 steps, standardised it falls
+    from the first hundreds (docs/control_learning.md).
+    """
+
+    def __init__(
+        self, channels: int, num_values: int, side: int = 84, mean: float = 0.0, std: float = 255.0
+    ):
         super().__init__()
+        if not std > 0:
+            raise ValueError(f"NatureCNN: the pixels' std must be positive, got {std}")
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
         self.conv = nn.Sequential(
             nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
@@ -377,7 +391,7 @@ class NatureCNN(nn.Module):
         self.head = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_values))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.permute(0, 3, 1, 2).float() / 255.0
+        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
         return self.head(self.conv(x))
 
 
@@ -414,6 +428,21 @@ class FrameStacks:
         return self.frames[rows].permute(0, 2, 3, 1)
 
 
+def pixel_statistics(frames: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
+    """(mean, standard deviation) of all the pixels of uint8 `frames`, in float64 by chunks (a
+    float copy of Pong's 8 episodes would take ~1 GB); std at least 1 (a constant image)."""
+    if frames.numel() == 0:
+        raise ValueError("pixel_statistics: no frames")
+    total = square = 0.0
+    for part in frames.split(chunk):
+        part = part.double()
+        total += float(part.sum())
+        square += float((part * part).sum())
+    n = frames.numel()
+    mean = total / n
+    return mean, max(1.0, math.sqrt(max(0.0, square / n - mean * mean)))
+
+
 class DiscreteActor:
     """A network of observations -> action logits behind the interface `run_episodes` drives;
     plays the most likely action."""
@@ -436,19 +465,54 @@ class DiscreteActor:
         self.num_envs = len(keep)
 
 
+def random_shift(frames: torch.Tensor, pad: int, rng: np.random.Generator) -> torch.Tensor:
+    """(B, H, W, C) uint8 frames -> the same, each moved by up to `pad` pixels each way: padded
+    by repeating its edge, then cropped back at a random offset (the augmentation of DrQ, Kostrikov
+    et al. 2020, for learning from pixels). pad 0 returns the frames unchanged."""
+    if pad < 0:
+        raise ValueError(f"random_shift: pad must be >= 0, got {pad}")
+    if pad == 0:
+        return frames
+    b, h, w, _ = frames.shape
+    padded = F.pad(frames.permute(0, 3, 1, 2).float(), (pad, pad, pad, pad), mode="replicate")
+    offsets = rng.integers(0, 2 * pad + 1, size=(b, 2))
+    out = torch.stack(
+        [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets.tolist())]
+    )
+    return out.permute(0, 2, 3, 1).to(frames.dtype)
+
+
+def parse_cnn(name: str) -> int:
+    """`cnn[:shift=N]` -> the random shift in pixels (0: none)."""
+    kind, *options = name.split(":")
+    shift = 0
+    for option in options:
+        key, _, value = option.partition("=")
+        if key != "shift" or not value.isdigit():
+            raise ValueError(f"cnn learner {name!r}: options are shift=<pixels>, got {option!r}")
+        shift = int(value)
+    if kind != "cnn":
+        raise ValueError(f"not a cnn learner: {name!r}")
+    return shift
+
+
 def discrete_learner(kind: str, task: Any, episodes: list[dict], config: BenchConfig):
     """(model, loss of a sampled batch, actor factory) of a discrete-action specialist: `kind`
-    "mlp" (state) or "cnn" (frames); cross-entropy on the recorded actions."""
+    "mlp" (state) or "cnn[:shift=N]" (frames, randomly shifted in training by up to N pixels);
+    cross-entropy on the recorded actions."""
     if task.action.kind != "discrete":
         raise ValueError(f"{kind}: task {task.id!r} has {task.action.kind} actions, not discrete")
     num_values = task.action.num_values
     y = torch.from_numpy(np.concatenate([e["discrete_actions"] for e in episodes]).astype(np.int64))
     torch.manual_seed(config.seed)
-    if kind == "cnn":
+    shift = 0
+    if kind.startswith("cnn"):
+        shift = parse_cnn(kind)
         if "image_observations" not in episodes[0]:
             raise ValueError(f"cnn: task {task.id!r} has no image observations (use mlp)")
         x = FrameStacks(episodes)
-        net: nn.Module = NatureCNN(x.depth, num_values, side=x.frames.shape[-1])
+        mean, std = pixel_statistics(x.frames)
+        net: nn.Module = NatureCNN(x.depth, num_values, side=x.frames.shape[-1], mean=mean, std=std)
         column = "image_observations"
     elif kind == "mlp":
         if "continuous_observations" not in episodes[0]:
@@ -464,7 +528,8 @@ def discrete_learner(kind: str, task: Any, episodes: list[dict], config: BenchCo
 
     def batch(rng: np.random.Generator) -> torch.Tensor:
         idx = torch.from_numpy(rng.integers(0, len(y), config.batch_timesteps))
-        return F.cross_entropy(net(x[idx]), y[idx])
+        inputs = random_shift(x[idx], shift, rng) if shift else x[idx]
+        return F.cross_entropy(net(inputs), y[idx])
 
     return net, batch, lambda: DiscreteActor(net.eval(), column, config.eval_episodes)
 
@@ -672,11 +737,14 @@ def run(config: BenchConfig) -> list[Curve]:
             curves.append(SPECIALISTS[name](task, episodes, config))
         elif name.startswith("mlp:"):
             curves.append(train_mlp(task, episodes, config, name))
+        elif name.startswith("cnn:"):
+            curves.append(train_specialist(name, task, episodes, config))
         elif name.startswith("gato:"):
             curves.append(train_gato(task, episodes, name, config))
         else:
             raise ValueError(
-                f"unknown learner {name!r}: {' or '.join(SPECIALISTS)}, mlp:<input> or "
+                f"unknown learner {name!r}: {' or '.join(SPECIALISTS)}, mlp:<input>, "
+                "cnn:shift=<pixels> or "
                 "gato:<value_embedding>:<window>[:key=value...]"
             )
     return list(curves)
@@ -694,7 +762,7 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
         is_mlp = name in ("mlp", "mlp-features") or name.startswith("mlp:")
         if is_mlp and task.action.kind != "discrete":
             model, batch = mlp_learner(episodes, config, name)
-        elif name in SPECIALISTS:
+        elif name in SPECIALISTS or name.startswith("cnn:"):
             model, batch, _ = discrete_learner(name, task, episodes, config)
         else:
             model, batch, _, _ = gato_learner(task, episodes, name, config)

@@ -23,6 +23,8 @@ from transformers.configuration_utils import PreTrainedConfig
 from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
+PATCH_ENCODERS = ("resnet", "linear", "resnet+linear")
+"""How an image patch becomes a vector (`GatoConfig.patch_encoder`)."""
 """The choices of `GatoConfig.value_embedding_init`."""
 
 VALUE_FUNCTIONS = ("fourier", "fourier_mlp", "linear")
@@ -48,7 +50,7 @@ LEGACY_VALUE_EMBEDDING = "table"
 LEGACY_FIELDS = {"value_fourier_top": 64, "value_loss": "vocabulary", "value_head": "table"}
 """What a saved config without these fields used, whatever today's defaults."""
 
-__all__ = ["ENCODINGS", "PRESETS", "VALUE_EMBEDDINGS", "GatoConfig"]
+__all__ = ["ENCODINGS", "PATCH_ENCODERS", "PRESETS", "VALUE_EMBEDDINGS", "GatoConfig"]
 
 ENCODINGS: dict[str, dict[str, Any]] = {
     # Gato's: one token per continuous value, the separator, actions token by token.
@@ -241,6 +243,11 @@ class GatoConfig(PreTrainedConfig):
     """Channels of the patch embedding's ResNet v2 block."""
     resnet_groups: int = 32
     """GroupNorm groups in the patch block (32 in a reimplementation of Gato)."""
+    patch_encoder: str = "resnet"
+    """How a patch becomes a vector: "resnet" (Gato's ResNet v2 block), "linear" (ViT's
+    projection of the flattened pixels: linear in each pixel, so a patch whose colour and shape
+    were never seen together is embedded as a combination of patches that were) or
+    "resnet+linear" (the sum of both). docs/captions.md compares them."""
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
@@ -331,6 +338,11 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 "GatoConfig.value_embedding_init must be 'normal' or 'smooth', got "
                 f"{self.value_embedding_init!r}"
+            )
+        if self.patch_encoder not in PATCH_ENCODERS:
+            raise ValueError(
+                f"GatoConfig.patch_encoder must be one of {PATCH_ENCODERS}, got "
+                f"{self.patch_encoder!r}"
             )
         if self.value_embedding not in VALUE_EMBEDDINGS:
             raise ValueError(

@@ -12,9 +12,11 @@ Every position of a batch gets one vector of the model width:
   "table+" prefix, instead of their row) a learned function of the value their bin stands for
   (`ValueEmbedding`).
 
-The patch block: a 3x3 stride-2 stem conv (P x P -> P/2 x P/2, `resnet_channels`), the residual
-block GN-GELU-conv3x3-GN-GELU-conv3x3 (+ identity), a final GN-GELU, 2x2 average pooling, and a
-linear map of the (channels, P/4, P/4) features to the width. Working at half resolution and
+The patch block (`GatoConfig.patch_encoder`: "resnet" by default; "linear" is ViT's flattened
+pixels through one linear map, "resnet+linear" the sum of both): a 3x3 stride-2 stem conv
+(P x P -> P/2 x P/2, `resnet_channels`), the residual block GN-GELU-conv3x3-GN-GELU-conv3x3
+(+ identity), a final GN-GELU, 2x2 average pooling, and a linear map of the (channels, P/4, P/4)
+features to the width. Working at half resolution and
 pooling before the projection keep a patch's forward cost near 11 MFLOP (about 7% of a 79M model's
 per-token forward, under 1% of the 1.18B model's) and the projection at 16 x `resnet_channels` x
 width parameters (2.1M at the 1.18B width rather than 34M for a full 16x16 flatten).
@@ -34,6 +36,7 @@ from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID
 
 __all__ = [
     "GatoEmbedding",
+    "LinearPatchEmbedding",
     "PatchEmbedding",
     "ValueEmbedding",
     "ordinal_embedding",
@@ -129,6 +132,24 @@ class PatchEmbedding(nn.Module):
         x = x + h
         x = F.avg_pool2d(F.gelu(self.norm_out(x)), 2)  # (N, ch, P/4, P/4)
         return self.proj(x.flatten(1))
+
+
+class LinearPatchEmbedding(nn.Module):
+    """uint8 patches (N, C, P, P) -> (N, D): one linear map of the normalised pixels (ViT's).
+
+    Linear in every pixel: a patch whose pixels are a mix of seen patches' pixels (a colour
+    never seen on that shape) is embedded as the same mix of their vectors. `GatoConfig.
+    patch_encoder` = "linear".
+    """
+
+    def __init__(self, config: GatoConfig) -> None:
+        super().__init__()
+        side = config.patch_size
+        self.proj = nn.Linear(config.image_channels * side * side, config.hidden_size)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches: (N, C, P, P) uint8 -> (N, D) in the projection's (autocast) dtype."""
+        return self.proj(normalize_patches(patches.to(self.proj.weight.dtype)).flatten(1))
 
 
 VALUE_TOP_MULTIPLE = 64
@@ -259,7 +280,13 @@ class GatoEmbedding(nn.Module):
         super().__init__()
         width = config.hidden_size
         self.tokens = nn.Embedding(config.vocab_size, width)
-        self.patches = PatchEmbedding(config)
+        linear_only = config.patch_encoder == "linear"
+        self.patches = LinearPatchEmbedding(config) if linear_only else PatchEmbedding(config)
+        # "resnet+linear": the block's vector plus a linear map of the pixels (a second path,
+        # in which a colour reads the same on every shape).
+        self.patch_linear = (
+            LinearPatchEmbedding(config) if config.patch_encoder == "resnet+linear" else None
+        )
         self.patch_rows = nn.Embedding(config.num_position_bins, width)
         self.patch_cols = nn.Embedding(config.num_position_bins, width)
         self.local_positions = nn.Embedding(config.max_local_positions, width)
@@ -303,6 +330,8 @@ class GatoEmbedding(nn.Module):
             rows = patch_position_indices(patch_positions[:, 0:2], self.training)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training)
             emb = self.patches(patches) + self.patch_rows(rows) + self.patch_cols(cols)  # (N, D)
+            if self.patch_linear is not None:
+                emb = emb + self.patch_linear(patches)
             # masked_scatter fills the selected positions in row-major order: placeholder order.
             x = x.masked_scatter((input_ids == PATCH_ID).unsqueeze(-1), emb.to(x.dtype))
         if local_positions is not None:

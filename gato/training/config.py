@@ -32,6 +32,13 @@ class TrainConfig:
             "gato.modeling.config.ENCODINGS"
         },
     )
+    patch_encoder: str = field(
+        default="resnet",
+        metadata={
+            "help": "how an image patch becomes a vector: resnet (Gato's block), linear (ViT's "
+            "projection of the pixels) or resnet+linear (their sum); GatoConfig.patch_encoder"
+        },
+    )
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
@@ -154,7 +161,12 @@ class TrainConfig:
     PRESET_LEARNING_RATES = {"tiny": 2e-3, "79m": 3e-4, "364m": 2e-4, "1.18b": 1e-4}
 
     def __post_init__(self) -> None:
-        from gato.modeling.config import ENCODINGS, PRESETS, VALUE_EMBEDDING_INITS
+        from gato.modeling.config import (
+            ENCODINGS,
+            PATCH_ENCODERS,
+            PRESETS,
+            VALUE_EMBEDDING_INITS,
+        )
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {sorted(PRESETS)}")
@@ -177,6 +189,10 @@ class TrainConfig:
             raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.patch_encoder not in PATCH_ENCODERS:
+            raise ValueError(
+                f"patch_encoder must be one of {PATCH_ENCODERS}, got {self.patch_encoder!r}"
+            )
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
@@ -215,6 +231,8 @@ class TrainConfig:
             identity["init_from"] = self.init_from
         if self.encoding != "values":  # runs recorded before the field used one token per value
             identity["encoding"] = self.encoding
+        if self.patch_encoder != "resnet":  # runs recorded before the field used the ResNet
+            identity["patch_encoder"] = self.patch_encoder
         if self.streaming:  # a stream's saved position is only valid for the same split of it
             identity["streaming"] = True
             identity["stream_workers"] = self.stream_workers

@@ -154,6 +154,7 @@ class Trainer:
             self.model_config = GatoConfig.from_preset(
                 config.preset,
                 value_embedding_init=config.value_embedding_init,
+                patch_encoder=config.patch_encoder,
                 **ENCODINGS[config.encoding],
             )
             if config.context is not None:

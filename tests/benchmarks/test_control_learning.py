@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import torch
 
 from gato.data.collect import CollectConfig, collect
 
@@ -180,3 +181,53 @@ def test_mlp_input_learner_trains(episodes):
     )
     assert [c.learner for c in curves] == ["mlp:fourier_symlog:freq=2"]
     assert curves[0].losses[-1] < curves[0].losses[0]
+
+
+def test_pixel_statistics_match_numpy_and_refuse_nothing():
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 256, size=(37, 8, 8, 4), dtype=np.uint8))
+    mean, std = control_learning.pixel_statistics(frames, chunk=5)
+    pixels = frames.numpy().astype(np.float64)
+    assert mean == pytest.approx(pixels.mean(), rel=1e-12)
+    assert std == pytest.approx(pixels.std(), rel=1e-9)
+    assert control_learning.pixel_statistics(torch.full((3, 4, 4, 1), 87, dtype=torch.uint8)) == (
+        87.0,
+        1.0,
+    )
+    with pytest.raises(ValueError, match="no frames"):
+        control_learning.pixel_statistics(torch.zeros((0, 8, 8, 4), dtype=torch.uint8))
+
+
+def test_nature_cnn_standardises_its_pixels():
+    """The first convolution sees (pixel - mean) / std: a network given mean and std equals one
+    given the standardised frames as floats with mean 0 and std 1."""
+    torch.manual_seed(0)
+    net = control_learning.NatureCNN(4, 6, side=84, mean=87.0, std=20.0)
+    frames = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 84, 84, 4), np.uint8))
+    plain = control_learning.NatureCNN(4, 6, side=84, mean=0.0, std=1.0)
+    plain.load_state_dict({**net.state_dict(), "mean": torch.tensor(0.0), "std": torch.tensor(1.0)})
+    standardised = (frames.float() - 87.0) / 20.0
+    torch.testing.assert_close(net(frames), plain(standardised))
+    with pytest.raises(ValueError, match="std must be positive"):
+        control_learning.NatureCNN(4, 6, std=0.0)
+
+
+def test_random_shift_crops_the_edge_padded_frame():
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 256, size=(6, 10, 12, 4), dtype=np.uint8))
+    assert control_learning.random_shift(frames, 0, rng) is frames
+    out = control_learning.random_shift(frames, 2, np.random.default_rng(5))
+    assert out.shape == frames.shape and out.dtype == torch.uint8
+    padded = np.pad(frames.numpy(), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
+    offsets = np.random.default_rng(5).integers(0, 5, size=(6, 2))
+    for i, (dy, dx) in enumerate(offsets):
+        np.testing.assert_array_equal(out[i].numpy(), padded[i, dy : dy + 10, dx : dx + 12])
+    with pytest.raises(ValueError, match="pad must be >= 0"):
+        control_learning.random_shift(frames, -1, rng)
+
+
+def test_cnn_learner_names():
+    assert control_learning.parse_cnn("cnn") == 0
+    assert control_learning.parse_cnn("cnn:shift=4") == 4
+    with pytest.raises(ValueError, match="options are shift=<pixels>"):
+        control_learning.parse_cnn("cnn:crop=4")

@@ -61,6 +61,7 @@ def test_unknown_preset_lists_the_presets():
         ({"patch_size": 10}, "multiple of 4"),
         ({"dropout": 1.0}, "dropout must lie in"),
         ({"rope_theta": 0.0}, "rope_theta"),
+        ({"patch_encoder": "vit"}, "patch_encoder must be one of .*'vit'"),
     ],
 )
 def test_inconsistent_fields_raise_value_error(overrides, message):

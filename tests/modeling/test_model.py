@@ -224,6 +224,84 @@ def test_every_embedding_gets_gradients():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
+def test_linear_patch_encoder_is_one_map_of_the_normalised_pixels():
+    """Against the formula: (pixels / 255 * 2 - 1) / 4, flattened channel-major, times W, plus b;
+    and so linear in the pixels: the embedding of a mix is the mix of the embeddings."""
+    model = small_model(patch_encoder="linear")
+    proj = model.embedding.patches.proj
+    rng = np.random.default_rng(0)
+    patches = torch.from_numpy(rng.integers(0, 256, size=(5, 4, 16, 16), dtype=np.uint8))
+    got = model.embedding.patches(patches)
+    pixels = patches.double().numpy().reshape(5, -1)
+    expected = ((pixels / 255.0 * 2.0 - 1.0) / 4.0) @ proj.weight.double().detach().numpy().T
+    expected += proj.bias.double().detach().numpy()
+    np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Two patches and their pixel-wise mean (both even: the mean is exact in uint8).
+    a, b = (patches[:2] // 2) * 2, (patches[2:4] // 2) * 2
+    mean = ((a.int() + b.int()) // 2).to(torch.uint8)
+    embed = model.embedding.patches
+    torch.testing.assert_close(embed(mean), (embed(a) + embed(b)) / 2, atol=1e-5, rtol=1e-5)
+
+
+def test_linear_patch_encoder_trains_decodes_with_a_cache_and_round_trips(tmp_path):
+    model = small_model(patch_encoder="linear").train()
+    batch = mixed_batch().as_dict()
+    model(**batch).loss.backward()
+    assert model.embedding.patches.proj.weight.grad.abs().sum() > 0
+    model.eval()
+    rng = np.random.default_rng(3)
+    seq = TokenSequence.concatenate([image_sequence(rng), control_sequence(rng)])
+    full = model(**collate([seq]).as_dict(), return_logits=True).logits
+    n = len(seq)
+    cuts = sorted({3, 7, 8, n // 2, n - 1})
+    torch.testing.assert_close(_run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.patch_encoder == "linear"
+    expected = model(**batch, return_logits=True).logits
+    torch.testing.assert_close(loaded(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
+
+
+def test_resnet_plus_linear_adds_the_linear_path_to_the_resnet():
+    """With the linear path's weights zero the sum is the ResNet model exactly; the linear path
+    then moves only image positions, and it gets gradients."""
+    both = small_model(patch_encoder="resnet+linear")
+    resnet = small_model(patch_encoder="resnet")
+    state = {k: v for k, v in both.state_dict().items() if "patch_linear" not in k}
+    resnet.load_state_dict(state)
+    with torch.no_grad():
+        both.embedding.patch_linear.proj.weight.zero_()
+        both.embedding.patch_linear.proj.bias.zero_()
+    batch = mixed_batch().as_dict()
+    expected = resnet(**batch, return_logits=True).logits
+    torch.testing.assert_close(both(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
+    with torch.no_grad():
+        both.embedding.patch_linear.proj.bias.fill_(0.5)
+    moved = both(**batch, return_logits=True).logits
+    first_patch = int((batch["input_ids"] == PATCH_ID).nonzero()[0, 1])
+    row = int((batch["input_ids"] == PATCH_ID).nonzero()[0, 0])
+    assert torch.equal(moved[row, :first_patch], expected[row, :first_patch])
+    assert not torch.allclose(moved[row, first_patch], expected[row, first_patch])
+    both.train()
+    both(**batch).loss.backward()
+    assert both.embedding.patch_linear.proj.weight.grad.abs().sum() > 0
+
+
+def test_a_checkpoint_saved_before_the_patch_encoder_field_loads_as_the_resnet(tmp_path):
+    import json
+
+    model = small_model()
+    batch = mixed_batch().as_dict()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["patch_encoder"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = GatoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.patch_encoder == "resnet"
+    expected = model(**batch, return_logits=True).logits
+    torch.testing.assert_close(loaded(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Positions
 # ---------------------------------------------------------------------------------------------

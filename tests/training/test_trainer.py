@@ -165,9 +165,10 @@ def test_a_run_that_hides_actions_and_cuts_windows_makes_a_policy_that_does_too(
     from gato.schema import ActionSpec
 
     run = tmp_path / "run"
-    extra = ["--action_dropout", "1.0", "--control_window_steps", "4"]
+    extra = ["--action_dropout", "1.0", "--control_window_steps", "4", "--patch_encoder", "linear"]
     _train([*_args(small_recipe, run, tmp_path / "cache", 1), *extra])
     model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
+    assert model.config.patch_encoder == "linear"
     assert model.config.hide_context_actions and model.config.policy_history_steps == 3
     spec = ActionSpec("continuous", (2,))
     policy = GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
@@ -193,6 +194,11 @@ def test_unknown_preset_and_bad_numbers():
             TrainConfig(text_dropout=bad)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):
         TrainConfig(value_embedding_init="fourier")
+    with pytest.raises(ValueError, match=r"patch_encoder must be one of .*'conv'"):
+        TrainConfig(patch_encoder="conv")
+    # A run on another patch encoder is another run: resuming across it must be refused.
+    assert "patch_encoder" not in TrainConfig().identity()
+    assert TrainConfig(patch_encoder="linear").identity()["patch_encoder"] == "linear"
 
 
 def test_unknown_mixture(tmp_path):
