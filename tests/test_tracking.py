@@ -70,8 +70,9 @@ def wandb_records(path) -> list:
             record.ParseFromString(pending)
             records.append(record)
             pending = b""
-        elif kind == 0:
-            break
+        elif kind == 0:  # LevelDB's zero type: preallocated space, the rest of the block is empty
+            offset += block - offset % block if offset % block else 0
+            pending = b""
     return records
 
 
