@@ -485,14 +485,14 @@ def random_shift(frames: torch.Tensor, pad: int, rng: np.random.Generator) -> to
 def parse_cnn(name: str) -> int:
     """`cnn[:shift=N]` -> the random shift in pixels (0: none)."""
     kind, *options = name.split(":")
+    if kind != "cnn":
+        raise ValueError(f"not a cnn learner: {name!r}")
     shift = 0
     for option in options:
         key, _, value = option.partition("=")
         if key != "shift" or not value.isdigit():
             raise ValueError(f"cnn learner {name!r}: options are shift=<pixels>, got {option!r}")
         shift = int(value)
-    if kind != "cnn":
-        raise ValueError(f"not a cnn learner: {name!r}")
     return shift
 
 

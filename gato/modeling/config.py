@@ -23,9 +23,10 @@ from transformers.configuration_utils import PreTrainedConfig
 from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
+"""The choices of `GatoConfig.value_embedding_init`."""
+
 PATCH_ENCODERS = ("resnet", "linear", "resnet+linear")
 """How an image patch becomes a vector (`GatoConfig.patch_encoder`)."""
-"""The choices of `GatoConfig.value_embedding_init`."""
 
 VALUE_FUNCTIONS = ("fourier", "fourier_mlp", "linear")
 """The learned functions of a value (`gato.modeling.embedding.ValueEmbedding`)."""

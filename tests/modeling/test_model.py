@@ -278,8 +278,7 @@ def test_resnet_plus_linear_adds_the_linear_path_to_the_resnet():
     with torch.no_grad():
         both.embedding.patch_linear.proj.bias.fill_(0.5)
     moved = both(**batch, return_logits=True).logits
-    first_patch = int((batch["input_ids"] == PATCH_ID).nonzero()[0, 1])
-    row = int((batch["input_ids"] == PATCH_ID).nonzero()[0, 0])
+    row, first_patch = (int(i) for i in (batch["input_ids"] == PATCH_ID).nonzero()[0])
     assert torch.equal(moved[row, :first_patch], expected[row, :first_patch])
     assert not torch.allclose(moved[row, first_patch], expected[row, first_patch])
     both.train()
