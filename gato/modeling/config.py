@@ -25,7 +25,7 @@ from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
 """The choices of `GatoConfig.value_embedding_init`."""
 
-PATCH_ENCODERS = ("resnet", "linear", "resnet+linear")
+PATCH_ENCODERS = ("resnet", "linear", "resnet+linear", "mono_resnet+linear")
 """How an image patch becomes a vector (`GatoConfig.patch_encoder`)."""
 
 VALUE_FUNCTIONS = ("fourier", "fourier_mlp", "linear")
@@ -248,7 +248,9 @@ class GatoConfig(PreTrainedConfig):
     """How a patch becomes a vector: "resnet" (Gato's ResNet v2 block), "linear" (ViT's
     projection of the flattened pixels: linear in each pixel, so a patch whose colour and shape
     were never seen together is embedded as a combination of patches that were) or
-    "resnet+linear" (the sum of both). docs/captions.md compares them."""
+    "resnet+linear" (the sum of both) or "mono_resnet+linear" (the sum, the ResNet reading a
+    colour-blind silhouette of the patch, so that colour enters by the linear path alone).
+    docs/captions.md compares them."""
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)

@@ -108,13 +108,38 @@ def patch_position_indices(intervals: torch.Tensor, training: bool) -> torch.Ten
     return torch.minimum(lo + offset, hi - 1)
 
 
-class PatchEmbedding(nn.Module):
-    """uint8 patches (N, C, P, P) -> (N, D): one pre-activation ResNet v2 block and a projection."""
+MONO_EPS = 0.05
+"""Floor of a patch's brightness spread in `patch_silhouette` (in units of full scale): a patch of
+background noise alone (spread ~0.01-0.02) stays faint instead of being stretched to unit
+variance like a patch that holds an object (spread ~0.3)."""
 
-    def __init__(self, config: GatoConfig) -> None:
+
+def patch_silhouette(patches: torch.Tensor) -> torch.Tensor:
+    """uint8 patches (N, C, P, P) -> (N, 1, P, P) float: each pixel's brightest channel on a
+    0-1 scale, standardised within its patch (mean 0, spread 1 with `MONO_EPS` as its floor).
+
+    Colour-blind by construction: two patches that differ only in the hue of an object (or in a
+    common brightness scale) give the same silhouette, so what a network reads from it is shape.
+    """
+    x = patches.amax(dim=1, keepdim=True).to(torch.float32) / 255.0  # (N, 1, P, P)
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    spread = x.std(dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / (spread + MONO_EPS)
+
+
+class PatchEmbedding(nn.Module):
+    """uint8 patches (N, C, P, P) -> (N, D): one pre-activation ResNet v2 block and a projection.
+
+    mono: the block reads `patch_silhouette(patches)` (one colour-blind channel) instead of the
+    normalised pixels ("mono_resnet+linear", where colour comes from the linear path alone).
+    """
+
+    def __init__(self, config: GatoConfig, mono: bool = False) -> None:
         super().__init__()
         ch, groups = config.resnet_channels, config.resnet_groups
-        self.stem = nn.Conv2d(config.image_channels, ch, kernel_size=3, stride=2, padding=1)
+        self.mono = mono
+        in_channels = 1 if mono else config.image_channels
+        self.stem = nn.Conv2d(in_channels, ch, kernel_size=3, stride=2, padding=1)
         self.norm1 = nn.GroupNorm(groups, ch, eps=1e-6)
         self.conv1 = nn.Conv2d(ch, ch, kernel_size=3, padding=1)
         self.norm2 = nn.GroupNorm(groups, ch, eps=1e-6)
@@ -125,7 +150,10 @@ class PatchEmbedding(nn.Module):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """patches: (N, C, P, P) uint8 -> (N, D) in the projection's (autocast) dtype."""
-        x = normalize_patches(patches.to(self.stem.weight.dtype))
+        if self.mono:
+            x = patch_silhouette(patches).to(self.stem.weight.dtype)
+        else:
+            x = normalize_patches(patches.to(self.stem.weight.dtype))
         x = self.stem(x)  # (N, ch, P/2, P/2)
         h = self.conv1(F.gelu(self.norm1(x)))
         h = self.conv2(F.gelu(self.norm2(h)))
@@ -280,13 +308,14 @@ class GatoEmbedding(nn.Module):
         super().__init__()
         width = config.hidden_size
         self.tokens = nn.Embedding(config.vocab_size, width)
-        linear_only = config.patch_encoder == "linear"
-        self.patches = LinearPatchEmbedding(config) if linear_only else PatchEmbedding(config)
-        # "resnet+linear": the block's vector plus a linear map of the pixels (a second path,
-        # in which a colour reads the same on every shape).
-        self.patch_linear = (
-            LinearPatchEmbedding(config) if config.patch_encoder == "resnet+linear" else None
-        )
+        encoder = config.patch_encoder
+        if encoder == "linear":
+            self.patches: nn.Module = LinearPatchEmbedding(config)
+        else:
+            self.patches = PatchEmbedding(config, mono=encoder == "mono_resnet+linear")
+        # "...+linear": the block's vector plus a linear map of the pixels (a second path, in
+        # which a colour reads the same on every shape).
+        self.patch_linear = LinearPatchEmbedding(config) if encoder.endswith("+linear") else None
         self.patch_rows = nn.Embedding(config.num_position_bins, width)
         self.patch_cols = nn.Embedding(config.num_position_bins, width)
         self.local_positions = nn.Embedding(config.max_local_positions, width)

@@ -36,7 +36,8 @@ class TrainConfig:
         default="resnet",
         metadata={
             "help": "how an image patch becomes a vector: resnet (Gato's block), linear (ViT's "
-            "projection of the pixels) or resnet+linear (their sum); GatoConfig.patch_encoder"
+            "projection of the pixels), resnet+linear (their sum) or mono_resnet+linear (the sum, "
+            "the ResNet colour-blind); GatoConfig.patch_encoder"
         },
     )
     mixture: str = field(
@@ -222,6 +223,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    MODEL_OPTIONS = ("encoding", "patch_encoder", "value_embedding_init")
+    """The fields that shape a fresh model (a checkpoint's own config decides them otherwise)."""
+
+    def model_options_set(self) -> dict[str, str]:
+        """The `MODEL_OPTIONS` set away from their defaults: {field: value}."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: getattr(self, k) for k in self.MODEL_OPTIONS if getattr(self, k) != defaults[k]}
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two runs the same run (not how long or how it is logged)."""

@@ -8,7 +8,9 @@ mixture may hold tasks the checkpoint never saw: every task shares one vocabular
 needs no new parameters. What must agree is what gives ids and positions their meaning: the id
 table (`gato.vocab`), the SentencePiece model behind the text ids, the image patching, and
 enough local positions for the new observations; `check_compatible` and `check_local_positions`
-name what differs.
+name what differs. The model's shape is the checkpoint's: a run option that would choose another
+(`--encoding`, `--patch_encoder`, `--value_embedding_init` set away from their defaults) is
+refused by `check_model_options` rather than silently ignored.
 
 Freezing (the few-shot experiments of Gato fine-tune all weights; freezing is the cheaper
 variant, and the ablation): `freeze_embedding` fixes the input embedding (the token table, and
@@ -29,6 +31,7 @@ __all__ = [
     "apply_freeze",
     "check_compatible",
     "check_local_positions",
+    "check_model_options",
     "load_initial_model",
 ]
 
@@ -82,6 +85,49 @@ def check_compatible(model_config: Any, text_model: Path | None, where: str) -> 
             f"--init_from {where}: its text model {text_model.name} (sha256 {_digest(text_model)}) "
             f"differs from this run's {ours.name} (sha256 {_digest(ours)}): text ids would "
             "change meaning"
+        )
+
+
+def check_model_options(model_config: Any, where: str, requested: dict[str, str]) -> None:
+    """Raise `IncompatibleCheckpointError` when a run asks for a model shape other than the
+    checkpoint's.
+
+    `requested` holds the run's model options (`TrainConfig` fields: `encoding`, `patch_encoder`,
+    `value_embedding_init`) that were set away from their defaults; an option at its default is
+    not asked for, and the checkpoint's choice stands. One that was asked for must be what the
+    checkpoint has, since its weights, not the option, decide the model; `value_embedding_init`
+    only shapes fresh weights, so asking for it at all is refused.
+    """
+    from gato.modeling.config import ENCODINGS
+
+    differs = []
+    encoding = requested.get("encoding")
+    if encoding is not None and any(
+        getattr(model_config, name) != value for name, value in ENCODINGS[encoding].items()
+    ):
+        theirs = next(
+            (
+                name
+                for name, fields in ENCODINGS.items()
+                if all(getattr(model_config, k) == v for k, v in fields.items())
+            ),
+            "none of ENCODINGS",
+        )
+        differs.append(f"--encoding {encoding} (the checkpoint's: {theirs})")
+    patch_encoder = requested.get("patch_encoder")
+    if patch_encoder is not None and patch_encoder != model_config.patch_encoder:
+        differs.append(
+            f"--patch_encoder {patch_encoder} (the checkpoint's: {model_config.patch_encoder})"
+        )
+    if "value_embedding_init" in requested:
+        differs.append(
+            f"--value_embedding_init {requested['value_embedding_init']} (an initialisation; "
+            "the checkpoint's weights replace it)"
+        )
+    if differs:
+        raise IncompatibleCheckpointError(
+            f"--init_from {where}: the model is the checkpoint's, but the run asks for "
+            f"{'; '.join(differs)}: drop the option or start from scratch"
         )
 
 

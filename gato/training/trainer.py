@@ -51,6 +51,7 @@ from gato.training.init_from import (
     apply_freeze,
     check_compatible,
     check_local_positions,
+    check_model_options,
     load_initial_model,
 )
 from gato.training.model_card import model_card, task_family, tokens_trained
@@ -149,6 +150,7 @@ class Trainer:
             # Weights only: the optimizer, schedule and data position start afresh below.
             model, text_model = load_initial_model(config.init_from, context=config.context)
             check_compatible(model.config, text_model, config.init_from)
+            check_model_options(model.config, config.init_from, config.model_options_set())
             self.model_config = model.config
         else:
             self.model_config = GatoConfig.from_preset(

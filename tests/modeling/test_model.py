@@ -12,7 +12,12 @@ from helpers import make_config
 from references import slow_reference_loss
 
 from gato.modeling.config import GatoConfig
-from gato.modeling.embedding import ordinal_embedding, patch_position_indices
+from gato.modeling.embedding import (
+    MONO_EPS,
+    ordinal_embedding,
+    patch_position_indices,
+    patch_silhouette,
+)
 from gato.modeling.loss import linear_cross_entropy
 from gato.modeling.model import GatoModel
 from gato.tokens.batch import GatoBatch, TokenSequence, collate
@@ -243,8 +248,9 @@ def test_linear_patch_encoder_is_one_map_of_the_normalised_pixels():
     torch.testing.assert_close(embed(mean), (embed(a) + embed(b)) / 2, atol=1e-5, rtol=1e-5)
 
 
-def test_linear_patch_encoder_trains_decodes_with_a_cache_and_round_trips(tmp_path):
-    model = small_model(patch_encoder="linear").train()
+@pytest.mark.parametrize("encoder", ["linear", "mono_resnet+linear"])
+def test_patch_encoder_trains_decodes_with_a_cache_and_round_trips(tmp_path, encoder):
+    model = small_model(patch_encoder=encoder).train()
     batch = mixed_batch().as_dict()
     model(**batch).loss.backward()
     assert model.embedding.patches.proj.weight.grad.abs().sum() > 0
@@ -257,7 +263,7 @@ def test_linear_patch_encoder_trains_decodes_with_a_cache_and_round_trips(tmp_pa
     torch.testing.assert_close(_run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
     model.save_pretrained(tmp_path)
     loaded = GatoModel.from_pretrained(tmp_path).eval()
-    assert loaded.config.patch_encoder == "linear"
+    assert loaded.config.patch_encoder == encoder
     expected = model(**batch, return_logits=True).logits
     torch.testing.assert_close(loaded(**batch, return_logits=True).logits, expected, rtol=0, atol=0)
 
@@ -284,6 +290,45 @@ def test_resnet_plus_linear_adds_the_linear_path_to_the_resnet():
     both.train()
     both(**batch).loss.backward()
     assert both.embedding.patch_linear.proj.weight.grad.abs().sum() > 0
+
+
+def test_patch_silhouette_is_the_brightest_channel_standardised_within_its_patch():
+    """Against the formula in numpy, then what it is for: a patch whose object changes hue (its
+    channels permuted) or brightness (all pixels scaled) keeps its silhouette."""
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 256, size=(3, 4, 16, 16), dtype=np.uint8)
+    got = patch_silhouette(torch.from_numpy(patches)).numpy()
+    bright = patches.max(axis=1, keepdims=True).astype(np.float64) / 255.0
+    mean = bright.mean(axis=(2, 3), keepdims=True)
+    spread = bright.std(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(got, (bright - mean) / (spread + MONO_EPS), rtol=1e-5, atol=1e-5)
+    assert got.shape == (3, 1, 16, 16)
+    # A red square on a dark background, then the same square blue, then at 3/4 brightness.
+    red = np.full((1, 4, 16, 16), 30, dtype=np.uint8)
+    red[:, 3] = 0
+    red[0, 0, 4:12, 4:12] = 220
+    blue = red[:, [2, 1, 0, 3]].copy()
+    dim = (red.astype(np.float64) * 0.75).round().astype(np.uint8)
+    silhouettes = [patch_silhouette(torch.from_numpy(p)) for p in (red, blue, dim)]
+    torch.testing.assert_close(silhouettes[0], silhouettes[1], rtol=0, atol=0)
+    # Within a few per cent: the floor weighs a little more on the dimmer patch's spread.
+    torch.testing.assert_close(silhouettes[2], silhouettes[0], rtol=0.1, atol=0.01)
+    # Faint background noise stays faint: its spread is far below the floor.
+    noise = rng.integers(24, 37, size=(1, 4, 16, 16), dtype=np.uint8)
+    assert patch_silhouette(torch.from_numpy(noise)).abs().max() < 0.5
+
+
+def test_mono_resnet_reads_no_colour_and_the_linear_path_does():
+    """In "mono_resnet+linear" the ResNet's vector is the same for a patch and its channel
+    permutation (a hue change); the linear path, and so the patch's embedding, is not."""
+    model = small_model(patch_encoder="mono_resnet+linear").eval()
+    assert model.embedding.patches.stem.in_channels == 1
+    rng = np.random.default_rng(1)
+    patches = torch.from_numpy(rng.integers(0, 256, size=(4, 4, 16, 16), dtype=np.uint8))
+    permuted = patches[:, [2, 0, 1, 3]]
+    resnet, linear = model.embedding.patches, model.embedding.patch_linear
+    torch.testing.assert_close(resnet(permuted), resnet(patches), rtol=0, atol=0)
+    assert not torch.allclose(linear(permuted), linear(patches))
 
 
 def test_a_checkpoint_saved_before_the_patch_encoder_field_loads_as_the_resnet(tmp_path):

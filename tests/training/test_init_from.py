@@ -19,6 +19,7 @@ from gato.training.init_from import (
     IncompatibleCheckpointError,
     apply_freeze,
     check_compatible,
+    check_model_options,
 )
 from gato.training.schedule import learning_rate_factor
 from gato.training.trainer import Trainer, main
@@ -175,6 +176,38 @@ def test_a_model_of_other_ids_or_positions_is_refused(pretrained, small_recipe, 
     GatoModel(small).save_pretrained(tmp_path / "short")
     with pytest.raises(IncompatibleCheckpointError, match="3 local positions.*toy-control needs"):
         Trainer(TrainConfig(**_to_fields(args), init_from=str(tmp_path / "short")))
+
+
+def test_model_options_other_than_the_checkpoints_are_refused(pretrained, small_recipe, tmp_path):
+    """The model is the checkpoint's: an option asking for another shape is an error naming it
+    and what the checkpoint has, not silently ignored; the defaults and the checkpoint's own
+    choices pass."""
+    from gato.modeling.config import ENCODINGS, GatoConfig
+
+    args = _train_args(small_recipe, tmp_path / "run", tmp_path / "cache", 1)
+    with pytest.raises(
+        IncompatibleCheckpointError,
+        match=r"--encoding values \(the checkpoint's: grouped\); --patch_encoder linear "
+        r"\(the checkpoint's: resnet\)",
+    ):
+        Trainer(
+            TrainConfig(
+                **_to_fields(args), init_from=str(pretrained), encoding="values",
+                patch_encoder="linear",
+            )
+        )  # fmt: skip
+    assert TrainConfig(encoding="values", value_embedding_init="smooth").model_options_set() == {
+        "encoding": "values",
+        "value_embedding_init": "smooth",
+    }
+    assert TrainConfig(patch_encoder="resnet").model_options_set() == {}
+    linear = GatoConfig.from_preset("tiny", patch_encoder="linear", **ENCODINGS["values"])
+    check_model_options(linear, "x", {})
+    check_model_options(linear, "x", {"encoding": "values", "patch_encoder": "linear"})
+    with pytest.raises(IncompatibleCheckpointError, match="value_embedding_init smooth"):
+        check_model_options(linear, "x", {"value_embedding_init": "smooth"})
+    with pytest.raises(IncompatibleCheckpointError, match="mono_resnet.*checkpoint's: linear"):
+        check_model_options(linear, "x", {"patch_encoder": "mono_resnet+linear"})
 
 
 def test_freeze_options():
