@@ -27,7 +27,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +53,7 @@ __all__ = [
     "evaluate_control",
     "evaluate_task",
     "render_frame",
+    "mixture_control_specs",
     "mixture_control_tasks",
     "resolve_tasks",
     "run_episodes",
@@ -310,38 +311,60 @@ class TaskResult:
     """Atari: the protocol the game was played under."""
 
 
-def mixture_control_tasks(mixture: Any) -> list[str]:
-    """The registry task ids among a mixture recipe's sources (none for a recipe of captions,
-    VQA or text only); a control source the registry does not know is warned about and left
-    out. `mixture`: a recipe name or path, or the run's `ResolvedRecipe`."""
+def mixture_control_specs(mixture: Any) -> list[Any]:
+    """The registry `TaskSpec`s of a mixture recipe's control sources (none for a recipe of
+    captions, VQA or text only), each reading its episodes where the recipe points it.
+
+    A source whose `path` is a local dataset other than the registry's gets a spec whose
+    `dataset` (and `dataset_config`, the source's `hub_name`) is that one, so the demonstration
+    prompt and the seeds the evaluation checks against come from the data the run trained on. A
+    control source the registry does not know is warned about and left out. `mixture`: a recipe
+    name or path, or the run's `ResolvedRecipe`.
+    """
+    from gato.data.minari_source import MinariSource
     from gato.data.mixture import BUILTIN_SOURCES, resolve_recipe
     from gato.tasks.registry import load_registry
 
     registry = load_registry()
     recipe = resolve_recipe(mixture)
-    ids = []
+    specs = []
     for source in recipe.sources:
-        if source.name not in BUILTIN_SOURCES and source.kind == "control":
-            if source.name in registry:
-                ids.append(source.name)
-            else:
-                warnings.warn(
-                    f"mixture {recipe.name!r}: source {source.name!r} is not a registry task; "
-                    "it is not evaluated",
-                    stacklevel=3,
-                )
-    return ids
+        if source.name in BUILTIN_SOURCES or source.kind != "control":
+            continue
+        if source.name not in registry:
+            warnings.warn(
+                f"mixture {recipe.name!r}: source {source.name!r} is not a registry task; "
+                "it is not evaluated",
+                stacklevel=3,
+            )
+            continue
+        spec = registry[source.name]
+        local = Path(source.path).expanduser()
+        if (
+            not isinstance(source, MinariSource)
+            and local.exists()
+            and local.resolve() != Path(spec.dataset_path).resolve()
+        ):
+            spec = replace(spec, dataset=str(local.resolve()), dataset_config=source.hub_name)
+        specs.append(spec)
+    return specs
+
+
+def mixture_control_tasks(mixture: Any) -> list[str]:
+    """The registry task ids among a mixture recipe's sources (`mixture_control_specs`' ids)."""
+    return [spec.id for spec in mixture_control_specs(mixture)]
 
 
 def resolve_tasks(tasks: Sequence[Any] = (), mixture: Any = None) -> list[Any]:
     """Task ids or specs, plus the control tasks of a mixture recipe -> `TaskSpec`s (no repeats).
 
+    A recipe's tasks read their episodes where the recipe points them (`mixture_control_specs`).
     An unknown id raises `UnknownTaskError` listing the known ones."""
     from gato.tasks.registry import get_task
 
     ids: list[Any] = list(tasks)
     if mixture is not None:
-        ids.extend(mixture_control_tasks(mixture))
+        ids.extend(mixture_control_specs(mixture))
     if not ids:
         raise ValueError("no control task to evaluate: give --task or a --mixture with tasks")
     specs, seen = [], set()

@@ -80,7 +80,7 @@ def evaluate_progress(
     "captions": {split: exact}, "vqa": {split: exact}, "bleu": {"captions/split": BLEU}}]}.
     """
     from gato.data.mixture import resolve_recipe
-    from gato.evaluation.control import evaluate_control, mixture_control_tasks
+    from gato.evaluation.control import evaluate_control, mixture_control_specs
     from gato.evaluation.language import evaluate_captions
     from gato.evaluation.loading import load_model
 
@@ -99,7 +99,7 @@ def evaluate_progress(
     recipe = resolve_recipe(mixture)
     sources = {entry.task: entry.path or entry.task for entry in recipe.recipe.sources}
     # A run of captions or text alone has no control task: its rows hold only those scores.
-    control_tasks = mixture_control_tasks(recipe)
+    control_tasks = mixture_control_specs(recipe)
     if not control_tasks and not {"captions", "vqa"} & set(sources):
         raise ValueError(
             f"{run_dir}: mixture {mixture!r} has no control task, captions or VQA to score"

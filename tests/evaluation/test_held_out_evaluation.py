@@ -97,6 +97,32 @@ def test_prompt_is_never_an_evaluated_episode(pendulum, model_and_tokenizer):
     assert seed != best_seed and seed in others and row == seed
 
 
+def test_a_recipe_source_path_is_the_data_evaluation_prompts_from(
+    pendulum, model_and_tokenizer, tmp_path
+):
+    """A recipe that points gym-pendulum at its own episodes: the evaluated spec reads those
+    (prompt and training seeds), not the registry's dataset; a recipe at the registry's path
+    leaves the spec as the registry has it."""
+    from gato.evaluation import mixture_control_specs, mixture_control_tasks, resolve_tasks
+
+    recipe = tmp_path / "own.toml"
+    recipe.write_text(
+        f'name = "own"\n[[sources]]\ntask = "gym-pendulum"\nweight = 1.0\n'
+        f'path = "{pendulum.dataset_path}"\n'
+    )
+    (spec,) = resolve_tasks(mixture=str(recipe))
+    assert spec.dataset_path == pendulum.dataset_path and spec.has_data()
+    assert mixture_control_tasks(str(recipe)) == ["gym-pendulum"]
+    report = evaluate_control(
+        model_and_tokenizer, mixture=str(recipe), episodes=1, max_steps=2, progress=False
+    )
+    (task,) = report["tasks"]
+    assert task["prompt_seed"] in [0, 1, 2, 3]
+    default = tmp_path / "default.toml"
+    default.write_text('name = "d"\n[[sources]]\ntask = "gym-pendulum"\nweight = 1.0\n')
+    assert mixture_control_specs(str(default)) == [get_task("gym-pendulum")]
+
+
 def test_recorded_seeds_of_a_dataset_written_before_episode_seeds():
     meta = {"seeds": [10, 13], "returns": [5.0, 1.0, 7.0, 2.0], "filter_threshold": 2.0}
     info = datasets.DatasetInfo(description=json.dumps(meta))
