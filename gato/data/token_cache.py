@@ -266,6 +266,8 @@ def stream_fingerprint(source: CacheInput, tokenizer: GatoTokenizer, budget: int
     record = {
         "version": CACHE_VERSION,
         "streamed": True,
+        # Caches streamed before raw actions were mapped by the task's bounds clipped them.
+        "actions": "task-scaled",
         "source": {k: v for k, v in source.record().items() if k != "name"},
         "files": files,
         "budget": budget,
@@ -313,6 +315,10 @@ def build_streamed_cache(
     episodes = load_episodes(
         source.path, task=task, split=source.split, streaming=True, name=source.hub_name
     )
+    # Raw JAT and Minari actions mapped by the task's bounds, as `build_cache` encodes them.
+    encoding = ()
+    if hasattr(source, "action_encoding"):
+        encoding = source.action_encoding(episodes.dataset)
     parent.mkdir(parents=True, exist_ok=True)
     tmp = parent / f".tmp-{source.split}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -327,7 +333,7 @@ def build_streamed_cache(
         for index, row in enumerate(rows):
             where = f"{source.name} episode {episodes.position - 1}"
             try:
-                seq = tokenizer.encode_jat_episode(row)
+                seq = tokenizer.encode_jat_episode(row, *encoding)
             except ValueError as err:
                 raise ValueError(f"{where}: {err}") from None
             size = sequence_bytes(seq)

@@ -190,11 +190,11 @@ def test_an_interrupted_streamed_build_leaves_the_previous_cache(hopper, tmp_pat
     calls = []
     real = tokenizer.encode_jat_episode
 
-    def crash_on_the_fourth(row):
+    def crash_on_the_fourth(row, *encoding):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real(row)
+        return real(row, *encoding)
 
     monkeypatch.setattr(tokenizer, "encode_jat_episode", crash_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
@@ -253,3 +253,31 @@ def test_a_part_without_episodes_is_a_clear_error(tmp_path):
     mixture = _mixture(tmp_path, rank=3, world=4, batch=1)
     with pytest.raises(ValueError, match=r"part 3/4: this part of the stream holds no episode"):
         next(mixture.loader())
+
+
+def test_a_streamed_cache_puts_raw_actions_on_the_tasks_scale_as_the_whole_cache(tmp_path):
+    """gym-pendulum's torque is in [-2, 2]: a dataset of raw actions (JAT's convention for data
+    made elsewhere) is mapped by the task's bounds in both caches, not clipped to [-1, 1]."""
+    from gato.data.token_cache import build_cache, build_streamed_cache
+
+    rng = np.random.default_rng(1)
+    lengths = [5, 7, 6]
+    rows = {
+        "continuous_observations": [rng.uniform(-1, 1, (t, 3)).tolist() for t in lengths],
+        "continuous_actions": [rng.uniform(-2, 2, (t, 1)).tolist() for t in lengths],
+        "rewards": [[-1.0] * t for t in lengths],
+    }
+    folder = tmp_path / "pendulum"
+    folder.mkdir()
+    datasets.Dataset.from_dict(rows).to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    tokenizer = GatoTokenizer()
+    source = ControlSource("gym-pendulum", str(folder))
+    whole = build_cache(source, tokenizer, tmp_path / "whole")
+    streamed = build_streamed_cache(source, tokenizer, tmp_path / "streamed", budget_bytes=10**6)
+    assert streamed.num_episodes == whole.num_episodes == 3
+    for index in range(whole.num_episodes):
+        np.testing.assert_array_equal(streamed.episode(index).ids, whole.episode(index).ids)
+    # Actions beyond +-1 raw keep distinct tokens: the cache did not clip them together.
+    first = whole.episode(0)
+    actions = first.ids[first.loss_mask.astype(bool)]
+    assert len(set(actions.tolist())) == len(actions) == lengths[0]
