@@ -358,10 +358,11 @@ def render_scene(
     return image
 
 
-def generate_rows(
+def generate_scenes(
     task: str, split: str, count: int, seed: int = 0, config: SceneConfig = SceneConfig()
-) -> Iterator[dict[str, Any]]:
-    """Rows of the captions ('images', 'text') or vqa ('images', 'question', 'text') dataset."""
+) -> Iterator[tuple[Scene, np.ndarray, str | None, str]]:
+    """(scene, image, question or None, text) of each row of the captions or vqa dataset: the
+    rows of `generate_rows` with the scene they were drawn from."""
     if task not in ("captions", "vqa"):
         raise ValueError(f"task must be 'captions' or 'vqa', got {task!r}")
     for index in range(count):
@@ -370,10 +371,21 @@ def generate_rows(
         scene = sample_scene(rng, split, config)
         image = render_scene(scene, rng, config)
         if task == "captions":
-            yield {"images": image, "text": caption(scene)}
+            yield scene, image, None, caption(scene)
         else:
             question, answer = sample_question(scene, rng, split, config)
-            yield {"images": image, "question": question, "text": answer}
+            yield scene, image, question, answer
+
+
+def generate_rows(
+    task: str, split: str, count: int, seed: int = 0, config: SceneConfig = SceneConfig()
+) -> Iterator[dict[str, Any]]:
+    """Rows of the captions ('images', 'text') or vqa ('images', 'question', 'text') dataset."""
+    for _, image, question, text in generate_scenes(task, split, count, seed, config):
+        if question is None:
+            yield {"images": image, "text": text}
+        else:
+            yield {"images": image, "question": question, "text": text}
 
 
 def _encode_png(image: np.ndarray) -> dict[str, Any]:
