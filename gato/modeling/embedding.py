@@ -13,7 +13,9 @@ Every position of a batch gets one vector of the model width:
   (`ValueEmbedding`).
 
 The patch block (`GatoConfig.patch_encoder`: "resnet" by default; "linear" is ViT's flattened
-pixels through one linear map, "resnet+linear" the sum of both): a 3x3 stride-2 stem conv
+pixels through one linear map, "resnet+linear" the sum of both, "mono_resnet+linear" the sum
+with the block reading a colour-blind silhouette of the patch, `patch_silhouette`): a 3x3
+stride-2 stem conv
 (P x P -> P/2 x P/2, `resnet_channels`), the residual block GN-GELU-conv3x3-GN-GELU-conv3x3
 (+ identity), a final GN-GELU, 2x2 average pooling, and a linear map of the (channels, P/4, P/4)
 features to the width. Working at half resolution and pooling before the projection keep a
