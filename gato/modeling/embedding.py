@@ -15,13 +15,12 @@ Every position of a batch gets one vector of the model width:
 The patch block (`GatoConfig.patch_encoder`: "resnet" by default; "linear" is ViT's flattened
 pixels through one linear map, "resnet+linear" the sum of both, "mono_resnet+linear" the sum
 with the block reading a colour-blind silhouette of the patch, `patch_silhouette`): a 3x3
-stride-2 stem conv
-(P x P -> P/2 x P/2, `resnet_channels`), the residual block GN-GELU-conv3x3-GN-GELU-conv3x3
-(+ identity), a final GN-GELU, 2x2 average pooling, and a linear map of the (channels, P/4, P/4)
-features to the width. Working at half resolution and pooling before the projection keep a
-patch's forward cost near 11 MFLOP (about 7% of a 79M model's per-token forward, under 1% of the
-1.18B model's) and the projection at 16 x `resnet_channels` x width parameters (2.1M at the 1.18B
-width rather than 34M for a full 16x16 flatten).
+stride-2 stem conv (P x P -> P/2 x P/2, `resnet_channels`), the residual block
+GN-GELU-conv3x3-GN-GELU-conv3x3 (+ identity), a final GN-GELU, 2x2 average pooling, and a linear
+map of the (channels, P/4, P/4) features to the width. Working at half resolution and pooling
+before the projection keep a patch's forward cost near 11 MFLOP (about 7% of a 79M model's
+per-token forward, under 1% of the 1.18B model's) and the projection at 16 x `resnet_channels` x
+width parameters (2.1M at the 1.18B width rather than 34M for a full 16x16 flatten).
 """
 
 from __future__ import annotations

@@ -102,9 +102,7 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, str]
 
     differs = []
     encoding = requested.get("encoding")
-    if encoding is not None and any(
-        getattr(model_config, name) != value for name, value in ENCODINGS[encoding].items()
-    ):
+    if encoding is not None:
         theirs = next(
             (
                 name
@@ -113,7 +111,8 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, str]
             ),
             "none of ENCODINGS",
         )
-        differs.append(f"--encoding {encoding} (the checkpoint's: {theirs})")
+        if theirs != encoding:
+            differs.append(f"--encoding {encoding} (the checkpoint's: {theirs})")
     patch_encoder = requested.get("patch_encoder")
     if patch_encoder is not None and patch_encoder != model_config.patch_encoder:
         differs.append(
