@@ -110,6 +110,12 @@ class FewShotConfig:
     """Optimizer steps of every fine-tuning and scratch run (the same budget for both)."""
     finetune_learning_rate: float = 3e-4
     """Peak learning rate of fine-tuning and scratch runs alike."""
+    finetune_freeze_embedding: bool = False
+    """Keep the pretrained arm's input embedding fixed while fine-tuning (`--freeze_embedding`);
+    the scratch arm trains everything, as a model from scratch must."""
+    finetune_train_last_blocks: int | None = None
+    """Fine-tune only the pretrained arm's last N decoder blocks (`--train_last_blocks`; None:
+    all); the scratch arm trains everything."""
     eval_episodes: int = 10
     """Evaluation episodes per arm (held-out start states)."""
     eval_max_steps: int | None = None
@@ -145,6 +151,10 @@ class FewShotConfig:
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.finetune_train_last_blocks is not None and self.finetune_train_last_blocks < 0:
+            raise ValueError(
+                f"finetune_train_last_blocks must be >= 0, got {self.finetune_train_last_blocks}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,6 +329,54 @@ def _run_arms(
             yield future.result()
 
 
+def arm_jobs(
+    config: FewShotConfig,
+    recipes: dict[tuple[str, int], Path],
+    pretrained: Path,
+    common: dict[str, Any],
+    out: Path,
+    done: set[tuple[str, int, int, str]] = frozenset(),
+) -> list[dict[str, Any]]:
+    """One job per (seed, held-out task, demonstration count, arm) not in `done`: its training
+    config (the pretrained arm starts from `pretrained`, with the fine-tuning freeze options;
+    scratch from random weights, all of it trained) and its evaluation options."""
+    from gato.training.config import TrainConfig
+
+    # Seeds outermost: a run cut short still has every task and count at its first seeds.
+    return [
+        {
+            "task": task,
+            "demos": k,
+            "seed": seed,
+            "arm": arm,
+            "train": TrainConfig(
+                mixture=str(recipes[task, k]),
+                steps=config.finetune_steps,
+                learning_rate=config.finetune_learning_rate,
+                seed=seed,
+                output_dir=str(out / "runs" / f"{task}-{k}-{arm}-s{seed}"),
+                checkpoint_every=config.finetune_steps,
+                init_from=str(pretrained) if arm == "pretrained" else None,
+                freeze_embedding=arm == "pretrained" and config.finetune_freeze_embedding,
+                train_last_blocks=(
+                    config.finetune_train_last_blocks if arm == "pretrained" else None
+                ),
+                **common,
+            ),
+            "eval": {
+                "episodes": config.eval_episodes,
+                "max_steps": config.eval_max_steps,
+                "device": config.eval_device,
+            },
+        }
+        for seed in config.seeds
+        for task in config.heldout_tasks
+        for k in config.demos
+        for arm in ARMS
+        if (task, k, seed, arm) not in done
+    ]
+
+
 def run(config: FewShotConfig) -> dict[str, Any]:
     """Every stage; returns the report (also written under `output_dir`)."""
     from gato.files import home_path
@@ -367,35 +425,7 @@ def run(config: FewShotConfig) -> dict[str, Any]:
             recipes[task, k] = _recipe(
                 out / "recipes" / f"{task}-{k}.toml", f"{task}-{k}", {task: subset}
             )
-    # Seeds outermost: a run cut short still has every task and count at its first seeds.
-    jobs = [
-        {
-            "task": task,
-            "demos": k,
-            "seed": seed,
-            "arm": arm,
-            "train": TrainConfig(
-                mixture=str(recipes[task, k]),
-                steps=config.finetune_steps,
-                learning_rate=config.finetune_learning_rate,
-                seed=seed,
-                output_dir=str(out / "runs" / f"{task}-{k}-{arm}-s{seed}"),
-                checkpoint_every=config.finetune_steps,
-                init_from=str(pretrained) if arm == "pretrained" else None,
-                **common,
-            ),
-            "eval": {
-                "episodes": config.eval_episodes,
-                "max_steps": config.eval_max_steps,
-                "device": config.eval_device,
-            },
-        }
-        for seed in config.seeds
-        for task in config.heldout_tasks
-        for k in config.demos
-        for arm in ARMS
-        if (task, k, seed, arm) not in done
-    ]
+    jobs = arm_jobs(config, recipes, pretrained, common, out, done)
     if config.workers > 1 and jobs:
         _build_caches(recipes.values(), common)  # once here, not raced by the arms
     threads = config.threads

@@ -12,6 +12,7 @@ from gato.experiments.few_shot.experiment import (
     SPLITS,
     FewShotConfig,
     _run_arms,
+    arm_jobs,
     results_markdown,
     run,
     summarize,
@@ -64,6 +65,46 @@ def test_bad_configs_are_refused():
         FewShotConfig(workers=0)
     with pytest.raises(ValueError, match="unknown split 'ml10'"):
         FewShotConfig(split="ml10")
+    with pytest.raises(ValueError, match="finetune_train_last_blocks must be >= 0, got -1"):
+        FewShotConfig(finetune_train_last_blocks=-1)
+
+
+def test_freeze_options_reach_the_pretrained_arm_only(tmp_path):
+    config = FewShotConfig(
+        heldout_tasks=["metaworld-door-lock"],
+        demos=[1, 10],
+        seeds=[0, 1],
+        finetune_freeze_embedding=True,
+        finetune_train_last_blocks=1,
+    )
+    recipes = {("metaworld-door-lock", k): tmp_path / f"r{k}.toml" for k in (1, 10)}
+    common = dict(preset="tiny", context=512, global_batch=2, cache_dir=str(tmp_path / "c"))
+    done = {("metaworld-door-lock", 10, 1, "scratch")}
+    jobs = arm_jobs(config, recipes, tmp_path / "pre", common, tmp_path, done)
+    assert len(jobs) == 2 * 2 * 2 - 1
+    assert ("metaworld-door-lock", 10, 1, "scratch") not in {
+        (j["task"], j["demos"], j["seed"], j["arm"]) for j in jobs
+    }
+    for job in jobs:
+        train = job["train"]
+        if job["arm"] == "pretrained":
+            assert train.init_from == str(tmp_path / "pre")
+            assert train.freeze_embedding and train.train_last_blocks == 1
+        else:
+            assert train.init_from is None
+            assert not train.freeze_embedding and train.train_last_blocks is None
+        assert train.mixture == str(recipes[job["task"], job["demos"]])
+    # Without the options both arms train everything.
+    plain = arm_jobs(
+        FewShotConfig(heldout_tasks=["metaworld-door-lock"], demos=[1], seeds=[0]),
+        recipes,
+        tmp_path / "pre",
+        common,
+        tmp_path,
+    )
+    assert all(
+        not j["train"].freeze_embedding and j["train"].train_last_blocks is None for j in plain
+    )
 
 
 def test_t_interval_known_answers():
