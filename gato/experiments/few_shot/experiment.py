@@ -34,6 +34,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -335,7 +336,7 @@ def arm_jobs(
     pretrained: Path,
     common: dict[str, Any],
     out: Path,
-    done: set[tuple[str, int, int, str]] = frozenset(),
+    done: AbstractSet[tuple[str, int, int, str]] = frozenset(),
 ) -> list[dict[str, Any]]:
     """One job per (seed, held-out task, demonstration count, arm) not in `done`: its training
     config (the pretrained arm starts from `pretrained`, with the fine-tuning freeze options;
