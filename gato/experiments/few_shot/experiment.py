@@ -330,6 +330,16 @@ def _run_arms(
             yield future.result()
 
 
+def _start_options(config: FewShotConfig, pretrained: Path) -> dict[str, Any]:
+    """The pretrained arm's TrainConfig fields: where it starts and what it keeps fixed (the
+    scratch arm takes TrainConfig's defaults: random weights, everything trained)."""
+    return {
+        "init_from": str(pretrained),
+        "freeze_embedding": config.finetune_freeze_embedding,
+        "train_last_blocks": config.finetune_train_last_blocks,
+    }
+
+
 def arm_jobs(
     config: FewShotConfig,
     recipes: dict[tuple[str, int], Path],
@@ -357,11 +367,7 @@ def arm_jobs(
                 seed=seed,
                 output_dir=str(out / "runs" / f"{task}-{k}-{arm}-s{seed}"),
                 checkpoint_every=config.finetune_steps,
-                init_from=str(pretrained) if arm == "pretrained" else None,
-                freeze_embedding=arm == "pretrained" and config.finetune_freeze_embedding,
-                train_last_blocks=(
-                    config.finetune_train_last_blocks if arm == "pretrained" else None
-                ),
+                **(_start_options(config, pretrained) if arm == "pretrained" else {}),
                 **common,
             ),
             "eval": {
