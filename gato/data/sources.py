@@ -45,6 +45,9 @@ SOURCE_KINDS = ("control", "captions", "text")
 BUILTIN_SOURCES = ("captions", "vqa", "text")
 """Sources the project builds itself; any other recipe task is a control task of the registry."""
 COLLECT_COMMAND = "python -m gato.data collect --task {task} --episodes 100"
+STATISTICS_EPISODES = 1000
+"""Episodes a control source's observation statistics are taken from (the first ones: a hub
+dataset of 10^5 episodes need not be read whole for a mean and a deviation)."""
 
 PROMPT_NONE, PROMPT_END, PROMPT_UNIFORM = 0, 1, 2
 """Codes of a sample's prompt (`MixtureBatch.prompt_kind`)."""
@@ -244,6 +247,22 @@ class ControlSource(Source):
         from gato.data.action_scale import dataset_action_scale
 
         return _task_action(self.name), dataset_action_scale(dataset)
+
+    def observation_statistics(self, dataset, max_episodes: int = STATISTICS_EPISODES):
+        """The per-dimension statistics of the first `max_episodes` episodes' continuous
+        observations (`gato.tokens.statistics.ObservationStatistics`); None when the episodes
+        have none (image, discrete or text observations only)."""
+        from gato.tokens.statistics import ObservationStatistics
+
+        column = "continuous_observations"
+        if column not in dataset.column_names:
+            return None
+        rows = dataset.select_columns([column]).with_format("numpy")
+        count = min(len(rows), max_episodes)
+        try:
+            return ObservationStatistics.of_episodes(rows[i] for i in range(count))
+        except ValueError as err:
+            raise ValueError(f"{self.where()}: {err}") from None
 
     def task(self):
         """The registry task of this source (None for a control source outside the registry)."""

@@ -104,6 +104,8 @@ def tokenizer_settings(tokenizer: GatoTokenizer, uses_text: bool = True) -> dict
         "M": tokenizer.M,
         "text_observation_loss": tokenizer.text_observation_loss,
     }
+    if tokenizer.observation_statistics is not None:
+        settings["observation_statistics"] = tokenizer.observation_statistics.to_dict()
     if uses_text:
         from gato.tokens.text_model import default_text_model_path
 

@@ -423,6 +423,8 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
     from gato.tasks.scores import normalized_score
 
     budget = prompt_budget(model.config.max_position_embeddings, config.policy)
+    # Observations (prompt and episodes) tokenized as training tokenized this task's.
+    tokenizer = tokenizer.standardising(model.config.task_statistics(task.id))
     seeds = range(config.seed, config.seed + config.episodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a missing dataset becomes the task's note below

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from transformers.configuration_utils import PreTrainedConfig
 
+from gato.tokens.statistics import ObservationStatistics
 from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
 
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
@@ -41,7 +42,14 @@ VALUE_LOSSES = ("vocabulary", "range")
 VALUE_HEADS = ("table", "embedding")
 """The choices of `GatoConfig.value_head`."""
 
-GROUP_VALUE_FEATURES = ("fourier", "symlog", "symlog_mlp")
+GROUP_VALUE_FEATURES = (
+    "fourier",
+    "symlog",
+    "symlog_mlp",
+    "lowfreq",
+    "lowfreq_mlp",
+    "lowfreq+fourier",
+)
 """What a group's linear map sees of each value (`GatoConfig.group_value_features`,
 `gato.modeling.groups.GroupEmbedding`)."""
 
@@ -68,6 +76,18 @@ ENCODINGS: dict[str, dict[str, Any]] = {
         action_group_bins=256,
         keep_separator=False,
         value_fourier_top=8,
+    ),
+    # The grouped encoding over standardised observations: each task's continuous observations
+    # tokenized as (x - mean) / std of its training episodes (recorded in the checkpoint), and
+    # read by the group through [z, sin(2 pi z / 8), cos(2 pi z / 8)] (docs/control_learning.md).
+    "grouped_z": dict(
+        continuous_observation_group=32,
+        continuous_action_group=8,
+        action_group_bins=256,
+        keep_separator=False,
+        value_fourier_top=8,
+        group_value_features="lowfreq",
+        standardize_observations=True,
     ),
 }
 """Named encodings of continuous values: `GatoConfig` fields, applied over a preset."""
@@ -110,6 +130,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 """Named model shapes: `GatoConfig.from_preset(name, **overrides)`."""
+
+
+def check_statistics_record(record: Any) -> dict[str, ObservationStatistics]:
+    """`GatoConfig.observation_statistics` -> {task id: statistics}; a bad record is refused,
+    naming the task."""
+    if not isinstance(record, dict):
+        raise ValueError(
+            "GatoConfig.observation_statistics must be {task id: {'mean': [...], 'std': [...]}}, "
+            f"got {type(record).__name__}"
+        )
+    out = {}
+    for task, stats in record.items():
+        try:
+            out[task] = ObservationStatistics.from_dict(stats)
+        except ValueError as err:
+            raise ValueError(f"GatoConfig.observation_statistics[{task!r}]: {err}") from None
+    return out
 
 
 class GatoConfig(PreTrainedConfig):
@@ -203,7 +240,21 @@ class GatoConfig(PreTrainedConfig):
     (`gato.modeling.groups.GroupEmbedding`): "fourier" (Fourier features of its bin centre, the
     mu-law code of an observation), "symlog" (sign(x) log(1 + |x|) of the value in the
     environment's units) or "symlog_mlp" (the same through a GELU hidden layer). The symlog forms
-    are benchmark options, measured worse (docs/control_learning.md)."""
+    are benchmark options, measured worse (docs/control_learning.md), or "lowfreq" ([x,
+    sin(2 pi x / P), cos(2 pi x / P)] of the value x, P = `group_value_period`: meant for
+    observations the tokenizer standardised, `observation_statistics`) or "lowfreq_mlp" (the same
+    through a GELU hidden layer)."""
+    group_value_period: float = 8.0
+    """The period of "lowfreq" group features, in the value's units (deviations, standardised)."""
+    standardize_observations: bool = False
+    """Training tokenizes each control task's continuous observations standardised by the
+    statistics of its training episodes (`gato.tokens.statistics`), and records them in
+    `observation_statistics`. False (every checkpoint before the field): values as they come."""
+    observation_statistics: dict[str, dict[str, list[float]]] | None = None
+    """{task id: {"mean": [...], "std": [...]}}: the training episodes' per-dimension statistics
+    of each task's continuous observations, which the tokenizer standardised them by
+    (`gato.tokens.statistics`); acting on a task tokenizes its observations the same way. None
+    (every checkpoint before the field): values as they come."""
     keep_separator: bool = True
     """With grouped values only: whether the separator takes a position. False: an action
     follows its observation directly and is predicted from the observation's last position,
@@ -365,6 +416,16 @@ class GatoConfig(PreTrainedConfig):
                 f"GatoConfig.group_value_features must be one of {GROUP_VALUE_FEATURES}, got "
                 f"{self.group_value_features!r}"
             )
+        period = self.group_value_period
+        if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
+            raise ValueError(f"GatoConfig.group_value_period must be positive, got {period!r}")
+        if not isinstance(self.standardize_observations, bool):
+            raise ValueError(
+                "GatoConfig.standardize_observations must be True or False, got "
+                f"{self.standardize_observations!r}"
+            )
+        if self.observation_statistics is not None:
+            check_statistics_record(self.observation_statistics)
         bins = self.action_group_bins
         if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1 or 1024 % bins:
             raise ValueError(f"GatoConfig.action_group_bins must divide 1024, got {bins!r}")
@@ -404,6 +465,14 @@ class GatoConfig(PreTrainedConfig):
         if missing:
             config_dict = {**config_dict, **missing}
         return super().from_dict(config_dict, **kwargs)
+
+    def task_statistics(self, task: str) -> ObservationStatistics | None:
+        """The observation statistics recorded for `task` (None: its values are tokenized as
+        they come, as for every task of a model trained without statistics)."""
+        if self.observation_statistics is None:
+            return None
+        record = self.observation_statistics.get(task)
+        return None if record is None else ObservationStatistics.from_dict(record)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GatoConfig:

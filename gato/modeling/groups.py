@@ -51,7 +51,9 @@ __all__ = [
     "GroupEmbedding",
     "GroupLayout",
     "compact_length",
+    "decoded_values",
     "group_layout",
+    "low_frequency_features",
 ]
 
 PLAIN, OBSERVATION_GROUP, ACTION_GROUP = 0, 1, 2
@@ -188,16 +190,32 @@ def compact_length(
     return total
 
 
-def symlog_value_features(bins: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
-    """(n,) int64 bins, (n,) bool -> (n, 1) symlog(x) = sign(x) log(1 + |x|) of the value a bin
-    stands for in the environment's own units: an observation's bin centre decoded from mu-law
-    (`gato.codecs.mu_law_decode`, up to +-256), an action's bin centre as it is (actions are
-    tokenized in [-1, 1] without mu-law)."""
+def decoded_values(bins: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+    """(n,) int64 bins, (n,) bool -> (n,) float64 the value each bin stands for: an
+    observation's bin centre decoded from mu-law (`gato.codecs.mu_law_decode`, up to +-256), an
+    action's bin centre as it is (actions are tokenized in [-1, 1] without mu-law)."""
     n = NUM_CONTINUOUS_BINS
     centre = (2 * bins + 1 - n).double() / n  # the bin centre in [-1, 1]
     decoded = torch.sign(centre) * torch.expm1(centre.abs() * math.log1p(MU * M)) / MU
-    x = torch.where(observation, decoded, centre)
+    return torch.where(observation, decoded, centre)
+
+
+def symlog_value_features(bins: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+    """(n,) int64 bins, (n,) bool -> (n, 1) symlog(x) = sign(x) log(1 + |x|) of the value a bin
+    stands for in the environment's own units (`decoded_values`)."""
+    x = decoded_values(bins, observation)
     return (torch.sign(x) * torch.log1p(x.abs())).float().unsqueeze(-1)
+
+
+def low_frequency_features(
+    bins: torch.Tensor, observation: torch.Tensor, period: float
+) -> torch.Tensor:
+    """(n,) int64 bins, (n,) bool -> (n, 3) [x, sin(2 pi x / period), cos(2 pi x / period)] of
+    the value x a bin stands for (`decoded_values`): one smooth bend over a standardised
+    value's range (period 8: +-4 deviations), no high frequency to fit the data's noise."""
+    x = decoded_values(bins, observation)
+    angle = (2 * math.pi / period) * x
+    return torch.stack([x, torch.sin(angle), torch.cos(angle)], dim=-1).float()
 
 
 class GroupEmbedding(nn.Module):
@@ -211,7 +229,14 @@ class GroupEmbedding(nn.Module):
       (`symlog_value_features`). Fourier features of the mu-law code let a clone fit its data
       closely and act badly off it: an MLP given them reached 26% of expert on the swing-up
       where the same MLP on the values reached 89% (docs/control_learning.md);
-    - "symlog_mlp": the symlog values through a GELU hidden layer (4 x width) before the map.
+    - "symlog_mlp": the symlog values through a GELU hidden layer (4 x width) before the map;
+    - "lowfreq": [x, sin(2 pi x / P), cos(2 pi x / P)] of the value x (`low_frequency_features`,
+      P = `period`), for values the tokenizer standardised (`GatoTokenizer.standardising`):
+      the MLP given this reading cloned both the swing-up and pendulum;
+    - "lowfreq_mlp": those through a GELU hidden layer (4 x width) before the map. With a
+      few numbers a slot, a linear map's output differs between values mostly by its length,
+      which the first block's LayerNorm divides away; a non-linearity first keeps the value in
+      the pattern of the embedding.
 
     Both symlog forms scored below "fourier" in the transformer (docs/control_learning.md).
 
@@ -227,6 +252,7 @@ class GroupEmbedding(nn.Module):
         num_frequencies: int = 16,
         top: int = 64,
         features: str = "fourier",
+        period: float = 8.0,
     ) -> None:
         super().__init__()
         if features not in GROUP_VALUE_FEATURES:
@@ -239,14 +265,18 @@ class GroupEmbedding(nn.Module):
         self.num_frequencies = num_frequencies
         self.top = top
         self.features = features
-        self.per_slot = (2 * num_frequencies + 2) if features == "fourier" else 2
+        self.period = period
+        base = features.removesuffix("_mlp")
+        fourier = 2 * num_frequencies + 1
+        sizes = {"fourier": fourier, "lowfreq": 3, "lowfreq+fourier": 3 + fourier}
+        self.per_slot = sizes.get(base, 1) + 1
         # Not saved (a function of the config); held so no forward copies it from the host.
         self.register_buffer("multiples", fourier_table(num_frequencies, top), persistent=False)
 
         def projection(size: int) -> nn.Module | None:
             if not size:
                 return None
-            if features == "symlog_mlp":
+            if features.endswith("_mlp"):
                 # The values through a hidden layer: the first non-linearity comes before the
                 # trunk, as in the MLP specialist.
                 return nn.Sequential(
@@ -276,6 +306,12 @@ class GroupEmbedding(nn.Module):
             features = value_fourier_features(
                 bins, self.num_frequencies, self.top, self.multiples
             )  # (n, 2F + 1)
+        elif self.features.startswith("lowfreq"):
+            observation = layout.kind[known] == OBSERVATION_GROUP
+            features = low_frequency_features(bins, observation, self.period)
+            if self.features.startswith("lowfreq+fourier"):
+                code = value_fourier_features(bins, self.num_frequencies, self.top, self.multiples)
+                features = torch.cat([features, code], dim=-1)
         else:
             features = symlog_value_features(bins, layout.kind[known] == OBSERVATION_GROUP)
         filled = torch.ones(features.shape[0], 1, device=features.device)

@@ -149,6 +149,7 @@ class GatoModel(PreTrainedModel):
                 config.value_fourier_features,
                 config.value_fourier_top,
                 config.group_value_features,
+                config.group_value_period,
             )
             if config.grouped
             else None

@@ -322,6 +322,15 @@ class GatoPolicy:
             from gato.tasks.registry import get_task
 
             task = get_task(task)
+        if task is not None:
+            # Observations tokenized as training tokenized this task's.
+            tokenizer = tokenizer.standardising(model.config.task_statistics(task.id))
+        elif model.config.observation_statistics:
+            raise ValueError(
+                "this model tokenizes each task's observations standardised by its training "
+                f"statistics (tasks {sorted(model.config.observation_statistics)}): "
+                "GatoPolicy.from_pretrained needs task="
+            )
         if action_spec is None:
             if task is None:
                 raise ValueError("GatoPolicy.from_pretrained needs a task or an action_spec")

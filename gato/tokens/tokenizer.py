@@ -20,6 +20,7 @@ bounds are clipped to them (the environment would clip them too) with a warning 
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from gato.schema import (
     check_action_scale,
 )
 from gato.tokens.batch import TokenSequence
+from gato.tokens.statistics import ObservationStatistics
 from gato.vocab import (
     BOS_ID,
     CONTINUOUS_OFFSET,
@@ -209,7 +211,20 @@ class GatoTokenizer:
         self.mu = mu
         self.M = M
         self.text_observation_loss = text_observation_loss
+        self.observation_statistics: ObservationStatistics | None = None
         self._text_model = None
+
+    def standardising(self, statistics: ObservationStatistics | None) -> GatoTokenizer:
+        """This tokenizer, tokenizing each continuous observation value as (x - mean) / std of
+        `statistics` (one task's, `gato.tokens.statistics`) before mu-law; None: as it comes.
+        A copy: the text model is shared, `self` is unchanged."""
+        if statistics is not None and not isinstance(statistics, ObservationStatistics):
+            raise TypeError(
+                f"statistics must be ObservationStatistics or None, got {type(statistics)}"
+            )
+        twin = copy.copy(self)
+        twin.observation_statistics = statistics
+        return twin
 
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> GatoTokenizer:
@@ -390,13 +405,12 @@ class GatoTokenizer:
             segments.append(segment)
             pixels.append(p)
             bins.append(b)
-        for kind in ("discrete", "continuous"):
-            for name, values in by_type.get(kind, []):
-                if kind == "discrete":
-                    ids = self.encode_discrete(values, name)
-                else:
-                    ids = self.encode_continuous(values, name, mu_law=True)
-                segments.append(_fixed_segment(ids, num_steps, name, observation=True, loss=False))
+        for name, values in by_type.get("discrete", []):
+            ids = self.encode_discrete(values, name)
+            segments.append(_fixed_segment(ids, num_steps, name, observation=True, loss=False))
+        for name, values in self._standardised(by_type.get("continuous", []), num_steps):
+            ids = self.encode_continuous(values, name, mu_law=True)
+            segments.append(_fixed_segment(ids, num_steps, name, observation=True, loss=False))
         segments.append(
             _Segment(
                 ids=np.full(num_steps, SEPARATOR_ID, dtype=np.int64),
@@ -419,6 +433,29 @@ class GatoTokenizer:
             patches = self._no_patches()
             patch_positions = np.zeros((0, 4), np.int64)
         return TokenSequence(ids, local, loss, patches, patch_positions, step_start)
+
+    def _standardised(self, leaves: list[tuple[str, Any]], num_steps: int) -> list[tuple[str, Any]]:
+        """The continuous leaves, standardised by `observation_statistics` when set (the
+        statistics cover the leaves' values flattened and concatenated in order)."""
+        stats = self.observation_statistics
+        if stats is None or not leaves:
+            return leaves
+        arrays = [_as_floats(values, name) for name, values in leaves]
+        for (name, _), array in zip(leaves, arrays, strict=True):
+            if array.ndim == 0 or array.shape[0] != num_steps:
+                raise ValueError(f"{name}: expected {num_steps} timesteps, got {array.shape}")
+        flat = np.concatenate([a.reshape(num_steps, -1) for a in arrays], axis=1)
+        try:
+            z = stats.standardise(flat)
+        except ValueError as err:
+            names = ", ".join(name for name, _ in leaves)
+            raise ValueError(f"{names}: {err}") from None
+        out, start = [], 0
+        for (name, _), array in zip(leaves, arrays, strict=True):
+            width = int(np.prod(array.shape[1:], dtype=np.int64))
+            out.append((name, z[:, start : start + width].reshape(array.shape)))
+            start += width
+        return out
 
     def _no_patches(self) -> np.ndarray:
         return np.zeros((0, self.image_channels, self.patch_size, self.patch_size), np.uint8)

@@ -201,6 +201,7 @@ class Trainer:
 
     def _default_data(self) -> Any:
         from gato.data.mixture import Mixture, MixtureConfig
+        from gato.modeling.config import check_statistics_record
         from gato.tokens.tokenizer import GatoTokenizer
 
         extra = {"cache_root": self.config.cache_dir} if self.config.cache_dir else {}
@@ -214,13 +215,25 @@ class Trainer:
         if self.config.streaming:
             return self._streaming_data(config)
         # The main process builds missing token caches; the others then map its files.
+        standardize = self.model_config.standardize_observations
         with self.accelerator.main_process_first():
             mixture = Mixture(
                 self.recipe,
                 config,
                 tokenizer=GatoTokenizer.from_config(self.model_config),
                 progress=self.accelerator.is_main_process,
+                standardize=standardize,
+                # A pretrained model's tasks keep the statistics it learnt them with.
+                observation_statistics=check_statistics_record(
+                    self.model_config.observation_statistics or {}
+                ),
             )
+        if standardize:
+            # Recorded in the checkpoint: acting tokenizes observations as training did.
+            self.model_config.observation_statistics = {
+                **(self.model_config.observation_statistics or {}),
+                **{n: s.to_dict() for n, s in mixture.observation_statistics.items()},
+            }
         if self.config.init_from:  # a pretrained model's position table is what it is
             check_local_positions(self.model_config, mixture.caches, list(mixture.source_names))
         return mixture.loader()
@@ -235,6 +248,13 @@ class Trainer:
         """
         from gato.data.mixture import StreamingMixture
         from gato.tokens.tokenizer import GatoTokenizer
+
+        if self.model_config.standardize_observations:
+            raise ValueError(
+                "--streaming reads each episode once, where batches are made; standardised "
+                "observations need each task's statistics first: train from the token cache "
+                "(leave out --streaming) or use an encoding without standardize_observations"
+            )
 
         try:
             mixture = StreamingMixture.from_recipe(

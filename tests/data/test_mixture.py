@@ -462,3 +462,41 @@ def test_control_selection_bad_input():
         mx.parse_recipe(recipe(select="with-data", wieght=1))
     with pytest.raises(ValueError, match=r"unknown suites \['nes'\]"):
         mx.parse_recipe(recipe(select="with-data", weight=1, suites=["nes"]))
+
+
+def test_a_standardizing_mixture_tokenizes_each_control_source_by_its_statistics(paths, tmp_path):
+    from gato.tokens.statistics import ObservationStatistics
+
+    config = MixtureConfig(context_length=128, batch_size=4, cache_root=str(tmp_path / "tokens"))
+    mix = Mixture(recipe_of(paths), config, progress=False, standardize=True)
+    assert set(mix.observation_statistics) == {"reacher"}  # captions and text have none
+    rows = datasets.load_from_disk(paths["control"])["train"].with_format("numpy")
+    episodes = [rows[i] for i in range(len(rows))]
+    stats = ObservationStatistics.of_episodes(episodes)
+    np.testing.assert_allclose(mix.observation_statistics["reacher"].mean, stats.mean)
+    np.testing.assert_allclose(mix.observation_statistics["reacher"].std, stats.std)
+    standard = GatoTokenizer().standardising(stats).encode_jat_episode(episodes[2])
+    np.testing.assert_array_equal(mix.caches[0].episode(2).ids, standard.ids)
+    # A cache of raw values is another cache: the two never mix.
+    plain = Mixture(recipe_of(paths), config, progress=False)
+    assert plain.caches[0].meta["fingerprint"] != mix.caches[0].meta["fingerprint"]
+    raw = GatoTokenizer().encode_jat_episode(episodes[2])
+    np.testing.assert_array_equal(plain.caches[0].episode(2).ids, raw.ids)
+    # Given statistics (a pretrained model's) win over the source's own.
+    given = ObservationStatistics(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.0]))
+    again = Mixture(
+        recipe_of(paths), config, progress=False, standardize=True,
+        observation_statistics={"reacher": given},
+    )  # fmt: skip
+    assert again.observation_statistics["reacher"] is given
+    expected = GatoTokenizer().standardising(given).encode_jat_episode(episodes[2])
+    np.testing.assert_array_equal(again.caches[0].episode(2).ids, expected.ids)
+
+
+def test_statistics_without_standardize_are_refused(paths, tmp_path):
+    from gato.tokens.statistics import ObservationStatistics
+
+    config = MixtureConfig(context_length=128, batch_size=4, cache_root=str(tmp_path / "tokens"))
+    stats = ObservationStatistics(np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="only used with standardize=True"):
+        Mixture(recipe_of(paths), config, observation_statistics={"reacher": stats})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import make_config
 
 from gato.modeling.config import PRESETS, GatoConfig
 from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE
@@ -102,3 +103,32 @@ def test_tiny_preset_is_a_few_million_parameters():
     with torch.device("meta"):
         model = GatoModel(GatoConfig.from_preset("tiny"))
     assert 3e6 < sum(p.numel() for p in model.parameters()) < 8e6
+
+
+def test_observation_statistics_travel_with_a_saved_model(tmp_path):
+    import numpy as np
+
+    from gato.modeling.model import GatoModel
+
+    record = {"gym-pendulum": {"mean": [0.5, -0.1, 0.0], "std": [0.4, 0.6, 2.5]}}
+    GatoModel(make_config(observation_statistics=record)).save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path).config
+    stats = loaded.task_statistics("gym-pendulum")
+    np.testing.assert_array_equal(stats.mean, [0.5, -0.1, 0.0])
+    np.testing.assert_array_equal(stats.std, [0.4, 0.6, 2.5])
+    assert loaded.task_statistics("gym-cartpole") is None
+
+
+def test_a_config_saved_before_statistics_tokenizes_values_as_they_come():
+    legacy = GatoConfig.from_dict({"hidden_size": 64, "num_attention_heads": 2, "head_dim": 32})
+    assert legacy.observation_statistics is None
+    assert legacy.task_statistics("gym-pendulum") is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"gym-pendulum": {"mean": [0.0]}}, {"gym-pendulum": {"mean": [0.0], "std": [float("nan")]}}],
+)
+def test_bad_statistics_records_name_their_task(record):
+    with pytest.raises(ValueError, match=r"observation_statistics\['gym-pendulum'\]"):
+        GatoConfig(observation_statistics=record)

@@ -14,7 +14,12 @@ from references import grouped_loss_reference, slow_groups
 from gato.codecs import mu_law_decode
 from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import fourier_multiples
-from gato.modeling.groups import compact_length, group_layout, symlog_value_features
+from gato.modeling.groups import (
+    compact_length,
+    group_layout,
+    low_frequency_features,
+    symlog_value_features,
+)
 from gato.modeling.model import GatoModel
 from gato.tokens.batch import collate, mask_actions
 from gato.tokens.tokenizer import GatoTokenizer
@@ -219,7 +224,57 @@ def test_unknown_group_value_features_raise(value):
         GatoConfig(group_value_features=value)
 
 
-@pytest.mark.parametrize("features", ["fourier", "symlog", "symlog_mlp"])
+@pytest.mark.parametrize("period", [8.0, 3.0])
+def test_low_frequency_groups_embed_one_bend_of_each_value(period):
+    """`group_value_features="lowfreq"`: a slot reads [x, sin(2 pi x / P), cos(2 pi x / P), 1]
+    with x decoded as for symlog; checked against the formula on every group of a mixed row."""
+    torch.manual_seed(0)
+    config = make_config(
+        continuous_observation_group=4,
+        continuous_action_group=2,
+        group_value_features="lowfreq",
+        group_value_period=period,
+    )
+    model = GatoModel(config).eval()
+    batch = mixed_batch()
+    x, _ = model.embed(
+        batch.input_ids, batch.local_positions, batch.patches, batch.patch_positions,
+        batch.attention_mask,
+    )  # fmt: skip
+    r = 0
+    groups = slow_groups(batch.input_ids[r].tolist(), batch.local_positions[r].tolist(), 4, 2)
+    checked = 0
+    for c, (kind, members) in enumerate(groups):
+        if kind == 0:
+            continue
+        size = 4 if kind == 1 else 2
+        slots = torch.zeros(size, 4)
+        for slot, token in enumerate(batch.input_ids[r, members].tolist()):
+            centre = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
+            value = float(mu_law_decode(centre)) if kind == 1 else centre
+            angle = 2 * math.pi * value / period
+            slots[slot] = torch.tensor([value, math.sin(angle), math.cos(angle), 1.0])
+        torch.testing.assert_close(x[r, c], expected_group(model, batch, r, kind, members, slots))
+        checked += 1
+    assert checked >= 2
+
+
+def test_low_frequency_features_read_back_the_standardised_values():
+    tokenizer = GatoTokenizer()
+    z = np.array([-3.0, -1.0, -0.2, 0.0, 0.05, 0.7, 2.5])
+    bins = torch.from_numpy(tokenizer.encode_continuous(z) - CONTINUOUS_OFFSET)
+    features = low_frequency_features(bins, torch.ones_like(bins, dtype=torch.bool), 8.0)
+    np.testing.assert_allclose(features[:, 0].numpy(), z, rtol=0.03, atol=2e-4)
+    np.testing.assert_allclose((features[:, 1] ** 2 + features[:, 2] ** 2).numpy(), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, True, "8"])
+def test_the_period_must_be_positive(value):
+    with pytest.raises(ValueError, match="group_value_period must be positive"):
+        GatoConfig(group_value_period=value)
+
+
+@pytest.mark.parametrize("features", ["fourier", "symlog", "symlog_mlp", "lowfreq", "lowfreq_mlp"])
 def test_save_and_load_round_trip_keeps_the_groups(tmp_path, features):
     torch.manual_seed(0)
     model = GatoModel(

@@ -301,6 +301,45 @@ def test_a_grouped_run_trains_saves_and_acts(small_recipe, tmp_path):
         assert action.shape == (2,) and np.all(np.abs(action) <= 1)
 
 
+def test_a_standardized_run_records_its_statistics_and_acts_by_them(small_recipe, tmp_path):
+    """`--encoding grouped_z`: the checkpoint holds the control task's observation statistics
+    (those of its training episodes); a policy from it tokenizes observations by them, and one
+    built without the task is refused rather than fed raw values."""
+    import datasets
+    import numpy as np
+
+    from gato.modeling.model import GatoModel
+    from gato.policy import GatoPolicy, PolicyConfig
+    from gato.schema import ActionSpec
+    from gato.tokens.statistics import ObservationStatistics
+    from gato.tokens.tokenizer import GatoTokenizer
+
+    run = tmp_path / "run"
+    _train(_args(small_recipe, run, tmp_path / "cache", 2, "--encoding", "grouped_z"))
+    model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000002" / "model").eval()
+    assert model.config.standardize_observations
+    assert set(model.config.observation_statistics) == {"toy-control"}
+    control = small_recipe.parent / "control"
+    rows = datasets.load_from_disk(str(control))["train"].with_format("numpy")
+    expected = ObservationStatistics.of_episodes(rows[i] for i in range(len(rows)))
+    stats = model.config.task_statistics("toy-control")
+    np.testing.assert_allclose(stats.mean, expected.mean)
+    np.testing.assert_allclose(stats.std, expected.std)
+    spec = ActionSpec("continuous", (2,))
+    with pytest.raises(ValueError, match="needs task="):
+        GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
+    tokenizer = GatoTokenizer().standardising(stats)
+    policy = GatoPolicy(model, tokenizer, spec, None, PolicyConfig())
+    obs = {
+        "discrete_observations": np.array([1, 2]),
+        "continuous_observations": np.array([0.5, -1.0, 2.0], np.float32),
+    }
+    assert policy.act(obs).shape == (2,)
+    z = stats.standardise(obs["continuous_observations"][None])[0]
+    context = policy.context().ids
+    np.testing.assert_array_equal(context[2:5], GatoTokenizer().encode_continuous(z))
+
+
 def test_unknown_encoding_is_refused():
     with pytest.raises(ValueError, match=r"unknown encoding 'packed'.*grouped"):
         TrainConfig(encoding="packed")

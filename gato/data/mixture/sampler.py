@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ import torch
 
 from gato.data.mixture.loader import MixtureBatch, MixtureLoader
 from gato.data.mixture.recipe import Recipe, ResolvedRecipe, resolve_recipe
-from gato.data.sources import PROMPT_NONE, Source
+from gato.data.sources import PROMPT_NONE, ControlSource, Source
 from gato.data.token_cache import DEFAULT_CACHE_ROOT, TokenCache, build_cache
 from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.statistics import ObservationStatistics
 from gato.tokens.tokenizer import GatoTokenizer
 
 
@@ -117,6 +119,12 @@ class Mixture:
         config: context length, batch size, seed, prompting.
         tokenizer: used only to build missing caches; default `GatoTokenizer()`.
         progress: show progress bars while tokenizing.
+        standardize: tokenize each control source's continuous observations standardised by
+            its statistics (`GatoTokenizer.standardising`): those of `observation_statistics`
+            where it has the source's name (a pretrained model's), else the source's own
+            (`ControlSource.observation_statistics`). What was used is
+            `self.observation_statistics` ({source name: statistics}).
+        observation_statistics: {source name: statistics} to use (only with `standardize`).
     """
 
     def __init__(
@@ -125,18 +133,32 @@ class Mixture:
         config: MixtureConfig = MixtureConfig(),
         tokenizer: GatoTokenizer | None = None,
         progress: bool = True,
+        standardize: bool = False,
+        observation_statistics: Mapping[str, ObservationStatistics] | None = None,
     ) -> None:
+        if observation_statistics and not standardize:
+            raise ValueError("Mixture: observation_statistics are only used with standardize=True")
         resolved = resolve_recipe(recipe, config.split)
         self.recipe = resolved.recipe
         self.config = config
         tokenizer = tokenizer or GatoTokenizer()
         self.sources: list[Source] = resolved.located()
         self.caches: list[TokenCache] = []
+        self.observation_statistics: dict[str, ObservationStatistics] = {}
+        known = dict(observation_statistics or {})
         for source in self.sources:
             dataset = source.load()
+            stats = None
+            if standardize and isinstance(source, ControlSource):
+                stats = known.get(source.name) or source.observation_statistics(dataset)
+                if stats is not None:
+                    self.observation_statistics[source.name] = stats
             self.caches.append(
-                build_cache(source, tokenizer, config.cache_root, dataset, progress=progress)
-            )
+                build_cache(
+                    source, tokenizer.standardising(stats), config.cache_root, dataset,
+                    progress=progress,
+                )
+            )  # fmt: skip
         self.source_names = tuple(s.name for s in self.sources)
         self.probabilities = resolved.probabilities
         for source, cache in zip(self.sources, self.caches, strict=True):
