@@ -32,10 +32,13 @@ Learners (`--learners`, comma-separated):
   (`GatoConfig.value_loss`), `head=embedding|table` (`GatoConfig.value_head`), `lr=<float>`
   and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
   `action_dropout`), `hist=<n>` (the policy keeps n past timesteps,
-  `PolicyConfig.history_steps`), `obs=<K>` and `act=<K>` (grouped values:
+  `PolicyConfig.history_steps`), `std=1` (observations tokenized standardised by the training
+  episodes' statistics, `GatoTokenizer.standardising`), `obs=<K>` and `act=<K>` (grouped values:
   `GatoConfig.continuous_observation_group` / `continuous_action_group`), `bins=<n>`
-  (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=fourier|symlog|symlog_mlp`
-  (`group_value_features`), `dropout=<p>` (`GatoConfig.dropout`), e.g.
+  (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=<features>`
+  (`group_value_features`: fourier, symlog, symlog_mlp, lowfreq, lowfreq_mlp, lowfreq+fourier),
+  `period=<float>` (`group_value_period`), `blr=<share>` (the blocks' learning rate as a share
+  of the learner's, `TrainConfig.block_lr_scale`), `dropout=<p>` (`GatoConfig.dropout`), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -85,8 +88,10 @@ from gato.tasks.envs import make_env  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
 from gato.tokens.batch import collate, mask_actions  # noqa: E402
+from gato.tokens.statistics import ObservationStatistics  # noqa: E402
 from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 from gato.tokens.windows import take_steps  # noqa: E402
+from gato.training.schedule import parameter_groups  # noqa: E402
 
 DEFAULT_LEARNERS = "mlp,gato:table:1,gato:table+fourier:1,gato:fourier:1,gato:fourier:8"
 ACTION_BINS = 256
@@ -110,6 +115,12 @@ class BenchConfig:
     act_history: int | None = None
     """GatoModel: past timesteps the policy keeps (`PolicyConfig.history_steps`); None: the
     training window's (window - 1)."""
+    block_lr_scale: float = 1.0
+    """GatoModel: the transformer blocks' learning rate as a share of `lr`
+    (`gato.training.schedule.parameter_groups`)."""
+    standardise: bool = False
+    """GatoModel: tokenize each observation value standardised by the training episodes'
+    per-dimension mean and deviation (`GatoTokenizer.standardising`)."""
     eval_episodes: int = 10
     max_episodes: int | None = None
     """Train on the first episodes only."""
@@ -185,14 +196,16 @@ MLP_INPUTS = {
     "fourier_code": lambda obs, z, f, p: gato_value_features(obs),
     "fourier_symlog": lambda obs, z, f, p: periodic(symlog(decoded(obs)), f, p),
     "fourier_z": lambda obs, z, f, p: periodic(z(decoded(obs)), f, p),
+    "fourier_zbins": lambda obs, z, f, p: periodic(decoded(z(obs)), f, p),
 }
 """What the MLP reads of an observation (`mlp:<input>`), as `(obs, standardise, F, period)`:
 `floats` the standardised floats (the specialist, `mlp`); `decoded` the same after the
 tokenizer's bins; `symlog` symlog of the decoded values (no statistics); `code` the mu-law code,
 standardised; `fourier_code` the grouped `GatoModel`'s features (`mlp-features`);
 `fourier_symlog` / `fourier_z` periodic features (`periodic`) of symlog or of the standardised
-decoded values. `standardise` uses the training data's per-dimension mean and deviation of the
-coordinate it is applied to."""
+decoded values; `fourier_zbins` those of the standardised values decoded from their bins (what
+`GatoTokenizer.standardising` leaves of them). `standardise` uses the training data's
+per-dimension mean and deviation of the coordinate it is applied to."""
 
 
 class MLPPolicy(nn.Module):
@@ -559,6 +572,7 @@ MODEL_OPTIONS = {
     "bins": ("action_group_bins", int),
     "sep": ("keep_separator", lambda v: bool(int(v))),
     "feat": ("group_value_features", str),
+    "period": ("group_value_period", float),
     "dropout": ("dropout", float),
 }
 TRAIN_OPTIONS = {
@@ -566,6 +580,8 @@ TRAIN_OPTIONS = {
     "warmup": ("warmup", int),
     "drop": ("action_dropout", float),
     "hist": ("act_history", int),
+    "std": ("standardise", lambda v: bool(int(v))),
+    "blr": ("block_lr_scale", float),
 }
 
 
@@ -619,6 +635,10 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
     """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
     variant, window, overrides, config = parse_gato(name, config)
     tokenizer = GatoTokenizer()
+    if config.standardise:
+        stats = ObservationStatistics.of_episodes(episodes)
+        tokenizer = tokenizer.standardising(stats)
+        overrides = {**overrides, "observation_statistics": {task.id: stats.to_dict()}}
     sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
     lengths = np.array([len(s.timestep_starts) for s in sequences])
     tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
@@ -662,7 +682,9 @@ def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) 
 def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: BenchConfig) -> Curve:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(
+        parameter_groups(model, 0.0, config.block_lr_scale, config.lr), lr=config.lr
+    )
     warmup = max(config.warmup, 0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0

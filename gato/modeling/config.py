@@ -78,15 +78,18 @@ ENCODINGS: dict[str, dict[str, Any]] = {
         value_fourier_top=8,
     ),
     # The grouped encoding over standardised observations: each task's continuous observations
-    # tokenized as (x - mean) / std of its training episodes (recorded in the checkpoint), and
-    # read by the group through [z, sin(2 pi z / 8), cos(2 pi z / 8)] (docs/control_learning.md).
+    # tokenized as (x - mean) / std of its training episodes (recorded in the checkpoint), each
+    # value read as [z, sin(2 pi z / 8), cos(2 pi z / 8)] through a two-layer ReLU encoder (the
+    # MLP specialist's shape): with the blocks at a tenth of the learning rate
+    # (`TrainConfig.block_lr_scale`) it clones the swing-up where Fourier features stall at
+    # ~25%, and pendulum (docs/control_learning.md).
     "grouped_z": dict(
         continuous_observation_group=32,
         continuous_action_group=8,
         action_group_bins=256,
         keep_separator=False,
         value_fourier_top=8,
-        group_value_features="lowfreq",
+        group_value_features="lowfreq_mlp",
         standardize_observations=True,
     ),
 }
@@ -242,8 +245,11 @@ class GatoConfig(PreTrainedConfig):
     environment's units) or "symlog_mlp" (the same through a GELU hidden layer). The symlog forms
     are benchmark options, measured worse (docs/control_learning.md), or "lowfreq" ([x,
     sin(2 pi x / P), cos(2 pi x / P)] of the value x, P = `group_value_period`: meant for
-    observations the tokenizer standardised, `observation_statistics`) or "lowfreq_mlp" (the same
-    through a GELU hidden layer)."""
+    observations the tokenizer standardised, `observation_statistics`), "lowfreq_mlp" (the same,
+    an observation group's through two ReLU layers, `groups.value_encoder`) or "lowfreq+fourier"
+    (both readings side by side)."""
+    group_encoder_hidden: int = 256
+    """Hidden units of each layer of the "lowfreq_mlp" observation encoder."""
     group_value_period: float = 8.0
     """The period of "lowfreq" group features, in the value's units (deviations, standardised)."""
     standardize_observations: bool = False
@@ -415,6 +421,11 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 f"GatoConfig.group_value_features must be one of {GROUP_VALUE_FEATURES}, got "
                 f"{self.group_value_features!r}"
+            )
+        hidden = self.group_encoder_hidden
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ValueError(
+                f"GatoConfig.group_encoder_hidden must be a positive integer, got {hidden!r}"
             )
         period = self.group_value_period
         if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:

@@ -52,6 +52,7 @@ __all__ = [
     "GroupLayout",
     "compact_length",
     "decoded_values",
+    "value_encoder",
     "group_layout",
     "low_frequency_features",
 ]
@@ -218,6 +219,17 @@ def low_frequency_features(
     return torch.stack([x, torch.sin(angle), torch.cos(angle)], dim=-1).float()
 
 
+def value_encoder(inputs: int, hidden: int, width: int) -> nn.Sequential:
+    """The MLP specialist's shape as an observation group's encoder: Linear-ReLU-Linear-ReLU-
+    Linear, every layer with PyTorch's default (fan-in) initialisation, which `GatoModel` keeps
+    (`keep_default_init`) instead of its N(0, 0.02): the encoder must be non-linear from the
+    first step, as the specialist's layers are."""
+    layers = [nn.Linear(inputs, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, width)]
+    for layer in layers:
+        layer.keep_default_init = True
+    return nn.Sequential(layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2])
+
+
 class GroupEmbedding(nn.Module):
     """A value group's embedding: Linear([features of each slot, filled]) of its K slots, one map
     per kind. A slot's features (`features`):
@@ -233,10 +245,11 @@ class GroupEmbedding(nn.Module):
     - "lowfreq": [x, sin(2 pi x / P), cos(2 pi x / P)] of the value x (`low_frequency_features`,
       P = `period`), for values the tokenizer standardised (`GatoTokenizer.standardising`):
       the MLP given this reading cloned both the swing-up and pendulum;
-    - "lowfreq_mlp": those through a GELU hidden layer (4 x width) before the map. With a
-      few numbers a slot, a linear map's output differs between values mostly by its length,
-      which the first block's LayerNorm divides away; a non-linearity first keeps the value in
-      the pattern of the embedding.
+    - "lowfreq_mlp": those of an observation group through `value_encoder` (two ReLU layers of
+      `hidden` units, the MLP specialist's shape) instead of a linear map; action groups keep
+      the linear map. The transformer's blocks cannot make a smooth reading of the values
+      sharp enough for pendulum's balance in the specialist's time; an encoder that is
+      non-linear from the start can (docs/control_learning.md).
 
     Both symlog forms scored below "fourier" in the transformer (docs/control_learning.md).
 
@@ -253,6 +266,7 @@ class GroupEmbedding(nn.Module):
         top: int = 64,
         features: str = "fourier",
         period: float = 8.0,
+        hidden: int = 256,
     ) -> None:
         super().__init__()
         if features not in GROUP_VALUE_FEATURES:
@@ -273,9 +287,13 @@ class GroupEmbedding(nn.Module):
         # Not saved (a function of the config); held so no forward copies it from the host.
         self.register_buffer("multiples", fourier_table(num_frequencies, top), persistent=False)
 
-        def projection(size: int) -> nn.Module | None:
+        def projection(size: int, kind: int) -> nn.Module | None:
             if not size:
                 return None
+            if features == "lowfreq_mlp":
+                if kind == OBSERVATION_GROUP:
+                    return value_encoder(self.per_slot * size, hidden, width)
+                return nn.Linear(self.per_slot * size, width)
             if features.endswith("_mlp"):
                 # The values through a hidden layer: the first non-linearity comes before the
                 # trunk, as in the MLP specialist.
@@ -286,8 +304,8 @@ class GroupEmbedding(nn.Module):
                 )
             return nn.Linear(self.per_slot * size, width)
 
-        self.observations = projection(observation_group)
-        self.actions = projection(action_group)
+        self.observations = projection(observation_group, OBSERVATION_GROUP)
+        self.actions = projection(action_group, ACTION_GROUP)
 
     def forward(
         self, layout: GroupLayout, input_ids: torch.Tensor, dtype: torch.dtype

@@ -150,6 +150,7 @@ class GatoModel(PreTrainedModel):
                 config.value_fourier_top,
                 config.group_value_features,
                 config.group_value_period,
+                config.group_encoder_hidden,
             )
             if config.grouped
             else None
@@ -174,7 +175,13 @@ class GatoModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) and getattr(module, "keep_default_init", False):
+            # PyTorch's own Linear initialisation (`groups.value_encoder`), through the
+            # initialisers that leave loaded weights alone.
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            bound = 1 / math.sqrt(module.in_features)
+            init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Linear):
             # GPT-2's scaling: each block adds two residual branches, keep the stream's variance
             # from growing with depth.
             if getattr(module, "residual_projection", False):

@@ -40,6 +40,14 @@ class TrainConfig:
             "the ResNet colour-blind); GatoConfig.patch_encoder"
         },
     )
+    block_lr_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "the transformer blocks' learning rate as a share of --learning_rate "
+            "(embeddings, encoders and heads keep the whole rate); below 1 lets a value encoder "
+            "learn before the blocks move under it (docs/control_learning.md)"
+        },
+    )
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
@@ -211,6 +219,8 @@ class TrainConfig:
                 f"stream_workers={self.stream_workers} applies to --streaming only; add "
                 "--streaming true or leave it out"
             )
+        if not self.block_lr_scale > 0:
+            raise ValueError(f"block_lr_scale must be positive, got {self.block_lr_scale}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.streaming and self.control_window_steps:
@@ -242,6 +252,8 @@ class TrainConfig:
             identity["encoding"] = self.encoding
         if self.patch_encoder != "resnet":  # runs recorded before the field used the ResNet
             identity["patch_encoder"] = self.patch_encoder
+        if self.block_lr_scale != 1.0:  # runs recorded before the field trained blocks at 1
+            identity["block_lr_scale"] = self.block_lr_scale
         if self.streaming:  # a stream's saved position is only valid for the same split of it
             identity["streaming"] = True
             identity["stream_workers"] = self.stream_workers

@@ -177,7 +177,9 @@ class Trainer:
         # as long (13 against 57 ms for a tiny model's 5M parameters, one thread), most of a
         # grouped control step (benchmarks/grouped_encoding.py).
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(model, config.weight_decay),
+            parameter_groups(
+                model, config.weight_decay, config.block_lr_scale, config.learning_rate
+            ),
             lr=config.learning_rate,
             betas=(config.beta1, config.beta2),
             eps=config.eps,

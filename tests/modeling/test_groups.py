@@ -349,3 +349,32 @@ def test_a_grouped_context_is_checked_in_positions_not_tokens():
     with pytest.raises(ValueError, match="33 positions once grouped"):
         model(**collate([long]).as_dict())
     assert NUM_CONTINUOUS_BINS == 1024
+
+
+def test_the_value_encoder_starts_as_pytorch_layers_and_loads_unchanged(tmp_path):
+    """ "lowfreq_mlp": the observation encoder is Linear-ReLU-Linear-ReLU-Linear at PyTorch's
+    fan-in initialisation (uniform within 1 / sqrt(fan_in)), not the model's N(0, 0.02); loading
+    the saved model keeps its trained weights."""
+    torch.manual_seed(0)
+    config = make_config(
+        continuous_observation_group=4,
+        continuous_action_group=2,
+        group_value_features="lowfreq_mlp",
+        group_encoder_hidden=48,
+    )
+    model = GatoModel(config)
+    encoder = model.groups.observations
+    linears = [m for m in encoder if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [48, 48, config.hidden_size]
+    assert linears[0].in_features == 4 * 4  # 4 slots of [z, sin, cos, filled]
+    for layer in linears:
+        bound = 1 / math.sqrt(layer.in_features)
+        weight = layer.weight.detach()
+        assert float(weight.abs().max()) <= bound
+        assert float(weight.std()) > 0.5 * bound / math.sqrt(3)  # uniform, not 0.02
+    assert isinstance(model.groups.actions, torch.nn.Linear)  # actions keep the linear map
+    with torch.no_grad():
+        linears[0].weight.add_(1.0)  # "trained"
+    model.save_pretrained(tmp_path)
+    loaded = GatoModel.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.groups.observations[0].weight, linears[0].weight)
