@@ -60,6 +60,25 @@ def test_hidden_actions_and_a_short_history_reach_the_policy(episodes):
     assert math.isfinite(float(batch(np.random.default_rng(0))))
 
 
+def test_standardised_learner_records_its_statistics_and_slows_its_blocks(episodes):
+    """`std=1`: the learner's tokenizer and its policy standardise by the training episodes'
+    statistics, which its model records; `blr=0.1`: the blocks' optimizer share."""
+    from gato.tokens.statistics import ObservationStatistics
+
+    name = "gato:fourier:1:obs=32:act=8:sep=0:bins=256:feat=lowfreq_mlp:std=1:blr=0.1"
+    config = control_learning.BenchConfig(data=str(episodes), width=32, layers=1, heads=2)
+    task = control_learning.get_task("gym-pendulum")
+    data = control_learning.load_episodes(str(episodes), task=task)
+    rows = [data[i] for i in range(len(data))]
+    model, batch, actor, learner = control_learning.gato_learner(task, rows, name, config)
+    assert learner.standardise and learner.block_lr_scale == 0.1
+    expected = ObservationStatistics.of_episodes(rows)
+    recorded = model.config.task_statistics("gym-pendulum")
+    np.testing.assert_allclose(recorded.mean, expected.mean)
+    np.testing.assert_allclose(actor().tokenizer.observation_statistics.std, expected.std)
+    assert math.isfinite(float(batch(np.random.default_rng(0)).detach()))
+
+
 def test_unknown_learner_is_named(episodes):
     with pytest.raises(ValueError, match="unknown learner 'gato:table'"):
         control_learning.main(["--data", str(episodes), "--learners", "gato:table", "--steps", "1"])
