@@ -61,6 +61,14 @@ LEGACY_FIELDS = {"value_fourier_top": 64, "value_loss": "vocabulary", "value_hea
 
 __all__ = ["ENCODINGS", "PATCH_ENCODERS", "PRESETS", "VALUE_EMBEDDINGS", "GatoConfig"]
 
+_GROUPED: dict[str, Any] = dict(
+    continuous_observation_group=32,
+    continuous_action_group=8,
+    action_group_bins=256,
+    keep_separator=False,
+    value_fourier_top=8,
+)
+
 ENCODINGS: dict[str, dict[str, Any]] = {
     # Gato's: one token per continuous value, the separator, actions token by token.
     "values": dict(continuous_observation_group=0, continuous_action_group=0),
@@ -70,28 +78,14 @@ ENCODINGS: dict[str, dict[str, Any]] = {
     # gym-pendulum's behaviour clone it reached 92% of expert at 1,500 steps where one token per
     # value reached 56%, and a MuJoCo-like training step runs ~10x the timesteps/s
     # (docs/control_learning.md, benchmarks/grouped_encoding.py).
-    "grouped": dict(
-        continuous_observation_group=32,
-        continuous_action_group=8,
-        action_group_bins=256,
-        keep_separator=False,
-        value_fourier_top=8,
-    ),
+    "grouped": _GROUPED,
     # The grouped encoding over standardised observations: each task's continuous observations
     # tokenized as (x - mean) / std of its training episodes (recorded in the checkpoint), each
     # value read as [z, sin(2 pi z / 8), cos(2 pi z / 8)] through a two-layer ReLU encoder (the
     # MLP specialist's shape): with the blocks at a tenth of the learning rate
     # (`TrainConfig.block_lr_scale`) it clones the swing-up where Fourier features stall at
     # ~25%, and pendulum (docs/control_learning.md).
-    "grouped_z": dict(
-        continuous_observation_group=32,
-        continuous_action_group=8,
-        action_group_bins=256,
-        keep_separator=False,
-        value_fourier_top=8,
-        group_value_features="lowfreq_mlp",
-        standardize_observations=True,
-    ),
+    "grouped_z": dict(_GROUPED, group_value_features="lowfreq_mlp", standardize_observations=True),
 }
 """Named encodings of continuous values: `GatoConfig` fields, applied over a preset."""
 

@@ -47,13 +47,17 @@ def test_tiny_benchmark_trains_scores_and_writes_curves(episodes, tmp_path, caps
     assert merged[0].scores == curves[0].scores
 
 
-def test_hidden_actions_and_a_short_history_reach_the_policy(episodes):
-    name = "gato:fourier:4:obs=8:act=8:sep=0:bins=256:drop=1.0:hist=2"
+def small_gato_learner(episodes: Path, name: str):
+    """`gato_learner` of a 1 x 32 model on the fixture's pendulum episodes."""
     config = control_learning.BenchConfig(data=str(episodes), width=32, layers=1, heads=2)
     task = control_learning.get_task("gym-pendulum")
     data = control_learning.load_episodes(str(episodes), task=task)
-    rows = [data[i] for i in range(len(data))]
-    _, batch, actor, learner = control_learning.gato_learner(task, rows, name, config)
+    return control_learning.gato_learner(task, [data[i] for i in range(len(data))], name, config)
+
+
+def test_hidden_actions_and_a_short_history_reach_the_policy(episodes):
+    name = "gato:fourier:4:obs=8:act=8:sep=0:bins=256:drop=1.0:hist=2"
+    _, batch, actor, learner = small_gato_learner(episodes, name)
     assert learner.action_dropout == 1.0 and learner.act_history == 2
     policy = actor()
     assert policy.config.hide_actions and policy.config.history_steps == 2
@@ -66,13 +70,12 @@ def test_standardised_learner_records_its_statistics_and_slows_its_blocks(episod
     from gato.tokens.statistics import ObservationStatistics
 
     name = "gato:fourier:1:obs=32:act=8:sep=0:bins=256:feat=lowfreq_mlp:std=1:blr=0.1"
-    config = control_learning.BenchConfig(data=str(episodes), width=32, layers=1, heads=2)
-    task = control_learning.get_task("gym-pendulum")
-    data = control_learning.load_episodes(str(episodes), task=task)
-    rows = [data[i] for i in range(len(data))]
-    model, batch, actor, learner = control_learning.gato_learner(task, rows, name, config)
+    model, batch, actor, learner = small_gato_learner(episodes, name)
     assert learner.standardise and learner.block_lr_scale == 0.1
-    expected = ObservationStatistics.of_episodes(rows)
+    data = control_learning.load_episodes(
+        str(episodes), task=control_learning.get_task("gym-pendulum")
+    )
+    expected = ObservationStatistics.of_episodes(data[i] for i in range(len(data)))
     recorded = model.config.task_statistics("gym-pendulum")
     np.testing.assert_allclose(recorded.mean, expected.mean)
     np.testing.assert_allclose(actor().tokenizer.observation_statistics.std, expected.std)

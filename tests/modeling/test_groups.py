@@ -177,13 +177,16 @@ def test_grouping_shortens_a_mujoco_like_timestep_to_three_positions():
     assert compact_length(seq.ids, seq.local_positions, 32, 8, keep_separator=False) == 10 * 2
 
 
-def test_symlog_groups_embed_each_value_in_its_own_units():
-    """`group_value_features="symlog"`: a slot reads [symlog(x), 1] with x an observation's
-    bin centre decoded from mu-law (numpy's `mu_law_decode`, the tokenizer's inverse) or an
-    action's bin centre as it is; checked against the formula on every group of a mixed row."""
+def check_groups_against_the_formula(features: str, slot_features, **fields) -> None:
+    """Every group of a mixed row embeds as `expected_group` of its slots, a slot reading
+    [*slot_features(x), 1] with x an observation's bin centre decoded from mu-law (numpy's
+    `mu_law_decode`, the tokenizer's inverse) or an action's bin centre as it is."""
     torch.manual_seed(0)
     config = make_config(
-        continuous_observation_group=4, continuous_action_group=2, group_value_features="symlog"
+        continuous_observation_group=4,
+        continuous_action_group=2,
+        group_value_features=features,
+        **fields,
     )
     model = GatoModel(config).eval()
     batch = mixed_batch()
@@ -198,14 +201,19 @@ def test_symlog_groups_embed_each_value_in_its_own_units():
         if kind == 0:
             continue
         size = 4 if kind == 1 else 2
-        slots = torch.zeros(size, 2)
+        slots = torch.zeros(size, model.groups.per_slot)
         for slot, token in enumerate(batch.input_ids[r, members].tolist()):
             centre = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
             value = float(mu_law_decode(centre)) if kind == 1 else centre
-            slots[slot] = torch.tensor([math.copysign(math.log1p(abs(value)), value), 1.0])
+            slots[slot] = torch.tensor([*slot_features(value), 1.0])
         torch.testing.assert_close(x[r, c], expected_group(model, batch, r, kind, members, slots))
         checked += 1
     assert checked >= 2  # observation and action groups both seen
+
+
+def test_symlog_groups_embed_each_value_in_its_own_units():
+    """`group_value_features="symlog"`: a slot reads [symlog(x), 1]."""
+    check_groups_against_the_formula("symlog", lambda x: [math.copysign(math.log1p(abs(x)), x)])
 
 
 def test_symlog_features_recover_the_observed_values():
@@ -226,37 +234,13 @@ def test_unknown_group_value_features_raise(value):
 
 @pytest.mark.parametrize("period", [8.0, 3.0])
 def test_low_frequency_groups_embed_one_bend_of_each_value(period):
-    """`group_value_features="lowfreq"`: a slot reads [x, sin(2 pi x / P), cos(2 pi x / P), 1]
-    with x decoded as for symlog; checked against the formula on every group of a mixed row."""
-    torch.manual_seed(0)
-    config = make_config(
-        continuous_observation_group=4,
-        continuous_action_group=2,
-        group_value_features="lowfreq",
-        group_value_period=period,
-    )
-    model = GatoModel(config).eval()
-    batch = mixed_batch()
-    x, _ = model.embed(
-        batch.input_ids, batch.local_positions, batch.patches, batch.patch_positions,
-        batch.attention_mask,
-    )  # fmt: skip
-    r = 0
-    groups = slow_groups(batch.input_ids[r].tolist(), batch.local_positions[r].tolist(), 4, 2)
-    checked = 0
-    for c, (kind, members) in enumerate(groups):
-        if kind == 0:
-            continue
-        size = 4 if kind == 1 else 2
-        slots = torch.zeros(size, 4)
-        for slot, token in enumerate(batch.input_ids[r, members].tolist()):
-            centre = (2 * (token - CONTINUOUS_OFFSET) + 1) / 1024 - 1
-            value = float(mu_law_decode(centre)) if kind == 1 else centre
-            angle = 2 * math.pi * value / period
-            slots[slot] = torch.tensor([value, math.sin(angle), math.cos(angle), 1.0])
-        torch.testing.assert_close(x[r, c], expected_group(model, batch, r, kind, members, slots))
-        checked += 1
-    assert checked >= 2
+    """`group_value_features="lowfreq"`: a slot reads [x, sin(2 pi x / P), cos(2 pi x / P), 1]."""
+
+    def bend(x: float) -> list[float]:
+        angle = 2 * math.pi * x / period
+        return [x, math.sin(angle), math.cos(angle)]
+
+    check_groups_against_the_formula("lowfreq", bend, group_value_period=period)
 
 
 def test_low_frequency_features_read_back_the_standardised_values():
