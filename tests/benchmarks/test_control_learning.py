@@ -61,7 +61,7 @@ def test_hidden_actions_and_a_short_history_reach_the_policy(episodes):
     assert learner.action_dropout == 1.0 and learner.act_history == 2
     policy = actor()
     assert policy.config.hide_actions and policy.config.history_steps == 2
-    assert math.isfinite(float(batch(np.random.default_rng(0))))
+    assert math.isfinite(float(batch(np.random.default_rng(0)).detach()))
 
 
 def test_standardised_learner_records_its_statistics_and_slows_its_blocks(episodes):
