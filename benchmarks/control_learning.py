@@ -33,8 +33,10 @@ Learners (`--learners`, comma-separated):
   and `warmup=<steps>` (this learner's optimiser), `drop=<p>` (action dropout, as the Trainer's
   `action_dropout`), `hist=<n>` (the policy keeps n past timesteps,
   `PolicyConfig.history_steps`), `std=1` (observations tokenized standardised by the training
-  episodes' statistics, `GatoTokenizer.standardising`), `obs=<K>` and `act=<K>` (grouped values:
-  `GatoConfig.continuous_observation_group` / `continuous_action_group`), `bins=<n>`
+  episodes' statistics, `GatoTokenizer.standardising`), `pack=<n>` (n windows of random
+  episodes side by side in a row, as the main job's `control_window_steps` rows), `obs=<K>`
+  and `act=<K>` (grouped values: `GatoConfig.continuous_observation_group` /
+  `continuous_action_group`), `bins=<n>`
   (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=<features>`
   (`group_value_features`: fourier, symlog, symlog_mlp, lowfreq, lowfreq_mlp, lowfreq+fourier),
   `period=<float>` (`group_value_period`), `blr=<share>` (the blocks' learning rate as a share
@@ -87,7 +89,7 @@ from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
-from gato.tokens.batch import collate, mask_actions  # noqa: E402
+from gato.tokens.batch import TokenSequence, collate, mask_actions  # noqa: E402
 from gato.tokens.statistics import ObservationStatistics  # noqa: E402
 from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 from gato.tokens.windows import take_steps  # noqa: E402
@@ -115,6 +117,9 @@ class BenchConfig:
     act_history: int | None = None
     """GatoModel: past timesteps the policy keeps (`PolicyConfig.history_steps`); None: the
     training window's (window - 1)."""
+    pack: int = 1
+    """GatoModel: windows side by side in a training row, each of a random episode (the main
+    job's rows with `control_window_steps`); the policy still keeps `window` - 1 past steps."""
     block_lr_scale: float = 1.0
     """GatoModel: the transformer blocks' learning rate as a share of `lr`
     (`gato.training.schedule.parameter_groups`)."""
@@ -581,6 +586,7 @@ TRAIN_OPTIONS = {
     "drop": ("action_dropout", float),
     "hist": ("act_history", int),
     "std": ("standardise", lambda v: bool(int(v))),
+    "pack": ("pack", int),
     "blr": ("block_lr_scale", float),
 }
 
@@ -643,18 +649,22 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
     lengths = np.array([len(s.timestep_starts) for s in sequences])
     tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
     torch.manual_seed(config.seed)
-    model = GatoModel(gato_config(variant, window, tokens_per_step, config, overrides))
-    per_batch = max(1, config.batch_timesteps // window)
+    pack = config.pack
+    model = GatoModel(gato_config(variant, window * pack, tokens_per_step, config, overrides))
+    per_batch = max(1, config.batch_timesteps // (window * pack))
     # A window may start at any step that leaves `window` steps in its episode.
     starts = [(i, t) for i, n in enumerate(lengths) for t in range(max(1, n - window + 1))]
 
     def batch(rng: np.random.Generator) -> torch.Tensor:
-        picks = rng.integers(0, len(starts), per_batch)
-        windows = []
-        for p in picks:
-            i, t = starts[p]
-            windows.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
-        batch = collate(windows)
+        picks = rng.integers(0, len(starts), (per_batch, pack))
+        rows = []
+        for row in picks:
+            parts = []
+            for p in row:
+                i, t = starts[p]
+                parts.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
+            rows.append(parts[0] if pack == 1 else TokenSequence.concatenate(parts))
+        batch = collate(rows)
         if config.action_dropout > 0:
             seed = int(rng.integers(2**31))
             batch = mask_actions(batch, config.action_dropout, torch.Generator().manual_seed(seed))

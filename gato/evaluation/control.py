@@ -40,6 +40,7 @@ from gato.policy import (
     demonstration_episode,
     demonstration_prompt,
     prompt_budget,
+    task_tokenizer,
 )
 from gato.tasks.envs import make_env
 from gato.tasks.envs.atari import AtariProtocol, atari_protocol, protocol_dict
@@ -424,7 +425,7 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
 
     budget = prompt_budget(model.config.max_position_embeddings, config.policy)
     # Observations (prompt and episodes) tokenized as training tokenized this task's.
-    tokenizer = tokenizer.standardising(model.config.task_statistics(task.id))
+    tokenizer = task_tokenizer(tokenizer, model.config, task.id)
     seeds = range(config.seed, config.seed + config.episodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a missing dataset becomes the task's note below

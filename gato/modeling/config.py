@@ -235,13 +235,13 @@ class GatoConfig(PreTrainedConfig):
     group_value_features: str = "fourier"
     """With grouped values: what a group's linear map sees of each value
     (`gato.modeling.groups.GroupEmbedding`): "fourier" (Fourier features of its bin centre, the
-    mu-law code of an observation), "symlog" (sign(x) log(1 + |x|) of the value in the
-    environment's units) or "symlog_mlp" (the same through a GELU hidden layer). The symlog forms
-    are benchmark options, measured worse (docs/control_learning.md), or "lowfreq" ([x,
-    sin(2 pi x / P), cos(2 pi x / P)] of the value x, P = `group_value_period`: meant for
-    observations the tokenizer standardised, `observation_statistics`), "lowfreq_mlp" (the same,
-    an observation group's through two ReLU layers, `groups.value_encoder`) or "lowfreq+fourier"
-    (both readings side by side)."""
+    mu-law code of an observation); "symlog" (sign(x) log(1 + |x|) of the value in the
+    environment's units) or "symlog_mlp" (the same through a GELU hidden layer), benchmark
+    options measured worse; "lowfreq" ([x, sin(2 pi x / P), cos(2 pi x / P)] of the value x,
+    P = `group_value_period`, meant for observations the tokenizer standardised,
+    `standardize_observations`), "lowfreq_mlp" (the same, an observation group's through two
+    ReLU layers, `groups.value_encoder`) or "lowfreq+fourier" (both readings side by side);
+    docs/control_learning.md."""
     group_encoder_hidden: int = 256
     """Hidden units of each layer of the "lowfreq_mlp" observation encoder."""
     group_value_period: float = 8.0

@@ -52,9 +52,9 @@ __all__ = [
     "GroupLayout",
     "compact_length",
     "decoded_values",
-    "value_encoder",
     "group_layout",
     "low_frequency_features",
+    "value_encoder",
 ]
 
 PLAIN, OBSERVATION_GROUP, ACTION_GROUP = 0, 1, 2

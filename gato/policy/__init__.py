@@ -14,7 +14,12 @@ from gato.inference.cache import KVCache
 from gato.inference.sampling import sample_tokens
 from gato.inference.static import StaticDecoder
 from gato.policy.agent import GatoPolicy, PolicyConfig, prompt_budget
-from gato.policy.loading import CheckpointError, load_pretrained, resolve_model_dir
+from gato.policy.loading import (
+    CheckpointError,
+    load_pretrained,
+    resolve_model_dir,
+    task_tokenizer,
+)
 from gato.policy.prompts import demonstration_episode, demonstration_prompt
 
 __all__ = [
@@ -29,4 +34,5 @@ __all__ = [
     "prompt_budget",
     "resolve_model_dir",
     "sample_tokens",
+    "task_tokenizer",
 ]

@@ -72,7 +72,7 @@ from gato.inference.static import StaticDecoder
 from gato.modeling.groups import compact_length
 from gato.modeling.model import GatoModel
 from gato.policy.environment import is_canonical
-from gato.policy.loading import load_pretrained
+from gato.policy.loading import load_pretrained, task_tokenizer
 from gato.policy.prompts import demonstration_prompt
 from gato.schema import OBSERVATION_COLUMNS, ActionSpec
 from gato.tokens.batch import GatoBatch, TokenSequence, collate, mask_actions
@@ -323,8 +323,7 @@ class GatoPolicy:
 
             task = get_task(task)
         if task is not None:
-            # Observations tokenized as training tokenized this task's.
-            tokenizer = tokenizer.standardising(model.config.task_statistics(task.id))
+            tokenizer = task_tokenizer(tokenizer, model.config, task.id)
         elif model.config.observation_statistics:
             raise ValueError(
                 "this model tokenizes each task's observations standardised by its training "

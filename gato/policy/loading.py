@@ -13,6 +13,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ from gato.files import home_path
 from gato.modeling.model import GatoModel
 from gato.tokens.tokenizer import GatoTokenizer
 
-__all__ = ["CheckpointError", "load_pretrained", "resolve_model_dir"]
+__all__ = ["CheckpointError", "load_pretrained", "resolve_model_dir", "task_tokenizer"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,3 +156,19 @@ def load_pretrained(
         model.config, text_model_path=text_models[0] if text_models else None
     )
     return model, tokenizer
+
+
+def task_tokenizer(tokenizer: GatoTokenizer, config: Any, task: str) -> GatoTokenizer:
+    """`tokenizer` as training tokenized `task`'s observations: standardised by the statistics
+    `config` (a `GatoConfig`) recorded for it, if any. A model trained on standardised
+    observations that has none for `task` (a task it never trained on) is warned about: its
+    observations then reach it as they come, on another scale than any it learnt."""
+    stats = config.task_statistics(task)
+    if stats is None and getattr(config, "standardize_observations", False):
+        warnings.warn(
+            f"the model reads standardised observations but has no statistics for {task!r} "
+            f"(it has them for {sorted(config.observation_statistics or {})}); its observations "
+            "are tokenized as they come",
+            stacklevel=2,
+        )
+    return tokenizer.standardising(stats)

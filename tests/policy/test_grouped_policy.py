@@ -157,3 +157,18 @@ def test_static_cache_with_groups_falls_back_to_the_eager_cache_with_a_warning()
     for _ in range(4):
         obs = observation(rng)
         np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+
+
+def test_a_task_without_statistics_is_warned_about_and_one_with_them_is_standardised():
+    from gato.policy import task_tokenizer
+
+    record = {"gym-pendulum": {"mean": [0.5, 0.0, 0.0], "std": [0.4, 0.3, 1.5]}}
+    config = make_config(standardize_observations=True, observation_statistics=record)
+    tokenizer = GatoTokenizer()
+    standard = task_tokenizer(tokenizer, config, "gym-pendulum")
+    np.testing.assert_array_equal(standard.observation_statistics.std, [0.4, 0.3, 1.5])
+    with pytest.warns(UserWarning, match="no statistics for 'gym-cartpole'"):
+        plain = task_tokenizer(tokenizer, config, "gym-cartpole")
+    assert plain.observation_statistics is None
+    # A model trained on raw values reads every task raw, silently.
+    assert task_tokenizer(tokenizer, make_config(), "gym-cartpole").observation_statistics is None
