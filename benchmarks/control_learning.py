@@ -675,7 +675,9 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
             prompt_tokens=0,
             slide="recompute",
             hide_actions=config.action_dropout == 1.0,
-            history_steps=config.act_history,
+            # The context holds `window` timesteps, or `pack` windows' worth: keep the view
+            # of one training window either way.
+            history_steps=config.act_history if config.act_history is not None else window - 1,
         )
         model.eval()
         spec = task.action

@@ -82,6 +82,17 @@ def test_standardised_learner_records_its_statistics_and_slows_its_blocks(episod
     assert math.isfinite(float(batch(np.random.default_rng(0)).detach()))
 
 
+def test_packed_rows_hold_windows_of_several_episodes(episodes):
+    """`pack=3`: a training row is 3 windows side by side (the main job's short windows), so the
+    model's context covers them and a batch keeps its timesteps."""
+    model, batch, actor, learner = small_gato_learner(episodes, "gato:fourier:2:obs=8:pack=3")
+    assert learner.pack == 3
+    tokens_per_step = 3 + 1 + 1  # pendulum: 3 observation values, the separator, 1 action
+    assert model.config.max_position_embeddings == 2 * 3 * tokens_per_step
+    assert math.isfinite(float(batch(np.random.default_rng(0)).detach()))
+    assert actor().config.history_steps == 1  # the policy's view is one window's
+
+
 def test_unknown_learner_is_named(episodes):
     with pytest.raises(ValueError, match="unknown learner 'gato:table'"):
         control_learning.main(["--data", str(episodes), "--learners", "gato:table", "--steps", "1"])
