@@ -18,7 +18,12 @@ SPEC = ActionSpec("continuous", (3,))
 
 
 def grouped_model(
-    ko: int, ka: int, seed: int = 0, keep_separator: bool = True, bins: int = 1024
+    ko: int,
+    ka: int,
+    seed: int = 0,
+    keep_separator: bool = True,
+    bins: int = 1024,
+    features: str = "fourier",
 ) -> GatoModel:
     torch.manual_seed(seed)
     config = make_config(
@@ -28,6 +33,7 @@ def grouped_model(
         continuous_observation_group=ko,
         continuous_action_group=ka,
         keep_separator=keep_separator,
+        group_value_features=features,
     )
     return GatoModel(config).eval()
 
@@ -70,6 +76,27 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, ke
         np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
         assert policy.rows[0].in_cache < model.config.max_position_embeddings
     assert slides >= 2
+
+
+def test_standardised_value_encoder_decodes_as_the_full_forward():
+    """`lowfreq_mlp` over a standardising tokenizer (the `grouped_z` encoding): the cached
+    policy acts as recomputing the whole context does."""
+    from gato.tokens.statistics import ObservationStatistics
+
+    stats = ObservationStatistics(np.array([0.5, -1.0, 2.0, 0.0, 3.0]), np.full(5, 0.7))
+    tokenizer = GatoTokenizer().standardising(stats)
+    model = grouped_model(8, 8, keep_separator=False, bins=256, features="lowfreq_mlp")
+    prompt = demo_prompt(tokenizer, 2)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
+    reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)
+    rng = np.random.default_rng(4)
+    for step in range(24):
+        if step == 15:
+            policy.reset()
+            reference.reset()
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
 
 
 @pytest.mark.parametrize(("ko", "ka"), [(4, 2), (8, 8)])
