@@ -1,11 +1,10 @@
 """Per-dimension statistics of a task's continuous observations, for standardised value tokens.
 
 Gato mu-law encodes every continuous observation as it comes, so a dimension's typical values
-may fill a sliver of the 1,024 bins (pendulum's angular velocity and its upright states differ
-in the fourth digit of the code). A tokenizer given a task's `ObservationStatistics`
-(`GatoTokenizer.standardising`) tokenizes z = (x - mean) / std instead: every dimension spread
-over the same range, the reading a behaviour clone learns from fastest
-(docs/control_learning.md). The statistics are of the training episodes and travel with the
+may fill a sliver of the 1,024 bins (every |x| <= 1 takes the codes within +-0.46). A tokenizer
+given a task's `ObservationStatistics` (`GatoTokenizer.standardising`) tokenizes
+z = (x - mean) / std instead: every dimension on the same scale, the reading the MLP specialist
+is given (docs/control_learning.md). The statistics are of the training episodes and travel with the
 checkpoint (`GatoConfig.observation_statistics`, keyed by task), since acting must tokenize
 observations as training did.
 
@@ -75,9 +74,11 @@ class ObservationStatistics:
             if observations is None:
                 raise ValueError(f"episode {i} has no {_COLUMN!r} to take statistics of")
             array = np.asarray(observations, dtype=np.float64)
+            if array.size == 0:
+                continue  # an episode with no steps (JAT's datasets hold a few)
             parts.append(array.reshape(array.shape[0], -1))
         if not parts:
-            raise ValueError("no episodes to take observation statistics of")
+            raise ValueError("no episodes with steps to take observation statistics of")
         widths = {p.shape[1] for p in parts}
         if len(widths) != 1:
             raise ValueError(f"episodes disagree on the observation size: {sorted(widths)}")

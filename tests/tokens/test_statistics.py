@@ -33,6 +33,15 @@ def test_statistics_are_those_of_every_timestep_of_every_episode():
     np.testing.assert_allclose(z.std(axis=0), 1.0)
 
 
+def test_episodes_without_steps_are_passed_over():
+    rows = episodes()
+    with_empty = [rows[0], {"continuous_observations": []}, rows[1]]
+    a = ObservationStatistics.of_episodes(rows)
+    b = ObservationStatistics.of_episodes(with_empty)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.std, b.std)
+
+
 def test_a_constant_dimension_is_only_shifted():
     values = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]])
     stats = ObservationStatistics.of_values(values)
@@ -51,6 +60,7 @@ def test_statistics_round_trip_through_their_record():
     ("rows", "message"),
     [
         ([], "no episodes"),
+        ([{"continuous_observations": []}], "no episodes with steps"),
         ([{"continuous_actions": [[0.0]]}], "no 'continuous_observations'"),
         (episodes(width=3)[:1] + episodes(width=2)[:1], "disagree on the observation size"),
         ([{"continuous_observations": [[0.0, float("nan")]]}], "non-finite"),
