@@ -78,6 +78,18 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, ke
     assert slides >= 2
 
 
+def act_alike(policy, reference, rng, steps: int = 24, reset_at: int = 15) -> None:
+    """The cached policy and the recomputing reference act and hold contexts alike, through an
+    episode reset."""
+    for step in range(steps):
+        if step == reset_at:
+            policy.reset()
+            reference.reset()
+        obs = observation(rng)
+        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
+        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+
+
 def test_standardised_value_encoder_decodes_as_the_full_forward():
     """`lowfreq_mlp` over a standardising tokenizer (the `grouped_z` encoding): the cached
     policy acts as recomputing the whole context does."""
@@ -89,14 +101,7 @@ def test_standardised_value_encoder_decodes_as_the_full_forward():
     prompt = demo_prompt(tokenizer, 2)
     policy = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
     reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)
-    rng = np.random.default_rng(4)
-    for step in range(24):
-        if step == 15:
-            policy.reset()
-            reference.reset()
-        obs = observation(rng)
-        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
-        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+    act_alike(policy, reference, np.random.default_rng(4))
 
 
 @pytest.mark.parametrize(("ko", "ka"), [(4, 2), (8, 8)])
@@ -109,14 +114,7 @@ def test_hidden_actions_keep_their_groups_and_decode_as_the_full_forward(ko, ka)
     config = PolicyConfig(slide="recompute", hide_actions=True)
     policy = GatoPolicy(model, tokenizer, SPEC, prompt, config)
     reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt, hide_actions=True)
-    rng = np.random.default_rng(3)
-    for step in range(24):
-        if step == 15:
-            policy.reset()
-            reference.reset()
-        obs = observation(rng)
-        np.testing.assert_array_equal(policy.act(obs), reference.act(obs))
-        np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+    act_alike(policy, reference, np.random.default_rng(3))
 
 
 def test_a_shifted_context_counts_its_positions_as_the_cache_holds_them():
