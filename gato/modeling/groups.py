@@ -320,18 +320,18 @@ class GroupEmbedding(nn.Module):
         slots = torch.zeros(b, compact, width, self.per_slot, device=input_ids.device)
         rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
         bins = input_ids[known] - CONTINUOUS_OFFSET
+        observation = layout.kind[known] == OBSERVATION_GROUP
         if self.features == "fourier":
             features = value_fourier_features(
                 bins, self.num_frequencies, self.top, self.multiples
             )  # (n, 2F + 1)
         elif self.features.startswith("lowfreq"):
-            observation = layout.kind[known] == OBSERVATION_GROUP
             features = low_frequency_features(bins, observation, self.period)
-            if self.features.startswith("lowfreq+fourier"):
+            if self.features == "lowfreq+fourier":
                 code = value_fourier_features(bins, self.num_frequencies, self.top, self.multiples)
                 features = torch.cat([features, code], dim=-1)
         else:
-            features = symlog_value_features(bins, layout.kind[known] == OBSERVATION_GROUP)
+            features = symlog_value_features(bins, observation)
         filled = torch.ones(features.shape[0], 1, device=features.device)
         slots[rows[known], layout.index[known], layout.offset[known]] = torch.cat(
             [features, filled], dim=-1

@@ -13,7 +13,6 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -25,6 +24,7 @@ from gato.checkpoints import (
     verify_checkpoint,
 )
 from gato.files import home_path
+from gato.modeling.config import GatoConfig
 from gato.modeling.model import GatoModel
 from gato.tokens.tokenizer import GatoTokenizer
 
@@ -158,13 +158,13 @@ def load_pretrained(
     return model, tokenizer
 
 
-def task_tokenizer(tokenizer: GatoTokenizer, config: Any, task: str) -> GatoTokenizer:
+def task_tokenizer(tokenizer: GatoTokenizer, config: GatoConfig, task: str) -> GatoTokenizer:
     """`tokenizer` as training tokenized `task`'s observations: standardised by the statistics
-    `config` (a `GatoConfig`) recorded for it, if any. A model trained on standardised
+    `config` recorded for it, if any. A model trained on standardised
     observations that has none for `task` (a task it never trained on) is warned about: its
     observations then reach it as they come, on another scale than any it learnt."""
     stats = config.task_statistics(task)
-    if stats is None and getattr(config, "standardize_observations", False):
+    if stats is None and config.standardize_observations:
         warnings.warn(
             f"the model reads standardised observations but has no statistics for {task!r} "
             f"(it has them for {sorted(config.observation_statistics or {})}); its observations "

@@ -33,32 +33,26 @@ def parameter_groups(
     """
     if not block_lr_scale > 0:
         raise ValueError(f"block_lr_scale must be positive, got {block_lr_scale}")
-    if block_lr_scale != 1.0 and learning_rate is None:
+    scaled = block_lr_scale != 1.0
+    if scaled and learning_rate is None:
         raise ValueError("block_lr_scale needs the base learning_rate to scale")
-    inner = model
-    while hasattr(inner, "module") and not hasattr(inner, "layers"):  # DDP, torch.compile
-        inner = inner.module
-    blocks = {id(p) for p in inner.layers.parameters()} if block_lr_scale != 1.0 else set()
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    # Called on the bare model, before accelerate or torch.compile wrap it.
+    blocks = {id(p) for p in model.layers.parameters()} if scaled else set()
+    # (decayed, in a scaled block) -> parameters; the first two groups in the order they had
+    # before the option existed, so that a run saved then resumes with its optimizer state.
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {
+        key: [] for key in ((True, False), (False, False), (True, True), (False, True))
+    }
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        is_table = "position" in name
-        decays = param.ndim >= 2 and not is_table
-        groups.setdefault((decays, id(param) in blocks), []).append(param)
-    # The order of the groups before the option existed (decayed, then not), so that a run
-    # saved then resumes with its optimizer state; the blocks' groups, when scaled, come last.
-    out = [
-        {"params": groups.get((True, False), []), "weight_decay": weight_decay},
-        {"params": groups.get((False, False), []), "weight_decay": 0.0},
+        if param.requires_grad:
+            decays = param.ndim >= 2 and "position" not in name
+            groups[(decays, id(param) in blocks)].append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": weight_decay if decays else 0.0,
+            **({"lr": learning_rate * block_lr_scale} if in_block else {}),
+        }
+        for (decays, in_block), params in groups.items()
+        if params or not in_block
     ]
-    for decays in (True, False):
-        if (decays, True) in groups:
-            out.append(
-                {
-                    "params": groups[(decays, True)],
-                    "weight_decay": weight_decay if decays else 0.0,
-                    "lr": learning_rate * block_lr_scale,
-                }
-            )
-    return out
