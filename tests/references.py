@@ -356,7 +356,12 @@ def grouped_loss_reference(model, batch) -> torch.Tensor:
                     continue
                 h = hidden[r, c - 1]
                 if kind == 2:
-                    logits = model.action_head(h)[slot]
+                    head = model.action_head
+                    if cfg.action_head_skip:  # the input embedding's map, beside the blocks
+                        e = out.inputs_embeds[r, c - 1]
+                        h = h + head.skip.weight @ e + head.skip.bias
+                    flat = head.projection.weight @ h + head.projection.bias
+                    logits = flat.view(cfg.continuous_action_group, -1)[slot]
                     span = NUM_CONTINUOUS_BINS // cfg.action_group_bins
                     target = (ids[t] - CONTINUOUS_OFFSET) // span
                 elif CONTINUOUS_OFFSET <= ids[t] < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS:
@@ -400,12 +405,9 @@ class GroupedReferencePolicy(ReferencePolicy):
         while len(ids) < n:
             seq = TokenSequence.concatenate([self.prompt, *self.steps, o, action_tokens(ids)])
             with torch.no_grad():
-                hidden = self.model(
-                    **self.inputs(seq),
-                    use_cache=False,
-                    return_logits=False,
-                ).last_hidden_state[0, -1]
-                logits = self.model.action_head(hidden)[: min(chunk, n - len(ids))]
+                out = self.model(**self.inputs(seq), use_cache=False, return_logits=False)
+                last = out.last_hidden_state[0, -1], out.inputs_embeds[0, -1]
+                logits = self.model.action_head(*last)[: min(chunk, n - len(ids))]
             span = NUM_CONTINUOUS_BINS // self.model.config.action_group_bins
             classes = logits.argmax(dim=-1).tolist()
             ids.extend(CONTINUOUS_OFFSET + c * span + span // 2 for c in classes)

@@ -242,6 +242,12 @@ class GatoConfig(PreTrainedConfig):
     `standardize_observations`), "lowfreq_mlp" (the same, an observation group's through two
     ReLU layers, `groups.value_encoder`) or "lowfreq+fourier" (both readings side by side);
     docs/control_learning.md."""
+    action_head_skip: bool = False
+    """With grouped actions: `ActionGroupHead` reads the final hidden state plus a learned map of
+    the predicting position's input embedding (an observation group's encoding, with
+    `keep_separator=False`), so a control clone has a path around the blocks that the other
+    tasks keep moving (docs/control_learning.md). False (every checkpoint before the field): the
+    final hidden state alone."""
     group_encoder_hidden: int = 256
     """Hidden units of each layer of the "lowfreq_mlp" observation encoder."""
     group_value_period: float = 8.0
@@ -424,6 +430,15 @@ class GatoConfig(PreTrainedConfig):
         period = self.group_value_period
         if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
             raise ValueError(f"GatoConfig.group_value_period must be positive, got {period!r}")
+        if not isinstance(self.action_head_skip, bool):
+            raise ValueError(
+                f"GatoConfig.action_head_skip must be True or False, got {self.action_head_skip!r}"
+            )
+        if self.action_head_skip and not self.continuous_action_group:
+            raise ValueError(
+                "GatoConfig.action_head_skip needs grouped actions (continuous_action_group > 0): "
+                "it is a path into their head"
+            )
         if not isinstance(self.standardize_observations, bool):
             raise ValueError(
                 "GatoConfig.standardize_observations must be True or False, got "

@@ -360,7 +360,9 @@ class ActionGroupHead(nn.Module):
     each is learnt from more examples.
     """
 
-    def __init__(self, width: int, action_group: int, bins: int = NUM_CONTINUOUS_BINS) -> None:
+    def __init__(
+        self, width: int, action_group: int, bins: int = NUM_CONTINUOUS_BINS, skip: bool = False
+    ) -> None:
         super().__init__()
         if bins < 1 or NUM_CONTINUOUS_BINS % bins:
             raise ValueError(f"action head bins must divide {NUM_CONTINUOUS_BINS}, got {bins}")
@@ -368,8 +370,22 @@ class ActionGroupHead(nn.Module):
         self.bins = bins
         self.span = NUM_CONTINUOUS_BINS // bins
         self.projection = nn.Linear(width, action_group * bins)
+        # `GatoConfig.action_head_skip`: the input embedding's map starts at the scale of the
+        # encoder's own layers, so the path around the blocks carries signal from the first step.
+        self.skip = nn.Linear(width, width) if skip else None
+        if self.skip is not None:
+            self.skip.keep_default_init = True
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, D) final hidden states [and (N, D) input embeddings at the same positions, which
+        a head with a skip needs] -> (N, K, bins) logits."""
+        if self.skip is not None:
+            if inputs is None:
+                raise ValueError(
+                    "this action head reads the predicting position's input embedding too "
+                    "(GatoConfig.action_head_skip): pass inputs"
+                )
+            hidden = hidden + self.skip(inputs.to(hidden.dtype))
         logits = self.projection(hidden)
         return logits.view(*hidden.shape[:-1], self.action_group, self.bins)
 

@@ -107,6 +107,8 @@ class GatoModelOutput(ModelOutput):
         sequence_loss_sums: (B,) fp32 summed loss of each row's targets, without a gradient
             (per-task logging: divide by `sequence_loss_counts`).
         sequence_loss_counts: (B,) int64 targets counted in each row.
+        inputs_embeds: (B, L', D) the transformer's input (grouped models: what an action head
+            with `GatoConfig.action_head_skip` reads beside `last_hidden_state`), else None.
     """
 
     loss: torch.Tensor | None = None
@@ -116,6 +118,7 @@ class GatoModelOutput(ModelOutput):
     num_loss_tokens: torch.Tensor | None = None
     sequence_loss_sums: torch.Tensor | None = None
     sequence_loss_counts: torch.Tensor | None = None
+    inputs_embeds: torch.Tensor | None = None
 
 
 class GatoModel(PreTrainedModel):
@@ -155,7 +158,11 @@ class GatoModel(PreTrainedModel):
             if config.grouped
             else None
         )
-        self.action_head = ActionGroupHead(width, ka, config.action_group_bins) if ka else None
+        self.action_head = (
+            ActionGroupHead(width, ka, config.action_group_bins, config.action_head_skip)
+            if ka
+            else None
+        )
         self.post_init()
 
     # -- transformers plumbing -------------------------------------------------------------------
@@ -325,6 +332,7 @@ class GatoModel(PreTrainedModel):
             )
         cos, sin = rotary_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
         cache = past_key_values if use_cache else None
+        embedded = x if layout is not None else None
         for block in self.layers:
             x = block(x, cos, sin, attention_mask=mask, past_key_values=cache)
         hidden = self.norm(x)  # (B, L, D)
@@ -332,7 +340,7 @@ class GatoModel(PreTrainedModel):
         loss = num_loss_tokens = row_sums = row_counts = None
         if loss_mask is not None and layout is not None:
             loss, num_loss_tokens, row_sums, row_counts = self._grouped_loss(
-                hidden, layout, input_ids if labels is None else labels, loss_mask
+                hidden, embedded, layout, input_ids if labels is None else labels, loss_mask
             )
         elif loss_mask is not None:
             loss, num_loss_tokens, row_sums, row_counts = self._masked_loss(
@@ -351,6 +359,7 @@ class GatoModel(PreTrainedModel):
             num_loss_tokens=num_loss_tokens,
             sequence_loss_sums=row_sums,
             sequence_loss_counts=row_counts,
+            inputs_embeds=embedded,
         )
 
     def embed(
@@ -391,6 +400,7 @@ class GatoModel(PreTrainedModel):
     def _grouped_loss(
         self,
         hidden: torch.Tensor,
+        embedded: torch.Tensor,
         layout: GroupLayout,
         labels: torch.Tensor,
         loss_mask: torch.Tensor,
@@ -399,7 +409,8 @@ class GatoModel(PreTrainedModel):
         predicted from the compact position before its own; a grouped action token by
         `action_head`'s slot for it (its class: `ActionGroupHead.classes`), every other token
         by the vocabulary head as usual.
-        The same targets count as without grouping; hidden is (B, L', D)."""
+        The same targets count as without grouping; hidden and embedded (the blocks' input) are
+        (B, L', D)."""
         source = layout.index - 1  # (B, L)
         b = hidden.shape[0]
         usable = layout.real.gather(1, source.clamp(min=0)) & (source >= 0)
@@ -418,7 +429,8 @@ class GatoModel(PreTrainedModel):
         if bool(grouped.any()):
             # One head call per group (its first token), then each token's slot.
             firsts = grouped & (layout.offset == 0)
-            logits = self.action_head(hidden[rows[firsts], source[firsts]])  # (M, K, 1024)
+            at = (rows[firsts], source[firsts])
+            logits = self.action_head(hidden[at], embedded[at])  # (M, K, bins)
             group_of = firsts.flatten().long().cumsum(0).view_as(labels) - 1  # (B, L)
             picked = logits[group_of[grouped], layout.offset[grouped]]  # (N, bins)
             losses = F.cross_entropy(

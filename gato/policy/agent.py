@@ -668,7 +668,7 @@ class GatoPolicy:
             )
             cache.advance(length + n - 1)
             return tokens
-        hidden = self._forward(
+        inputs = (
             batch.input_ids,
             new_mask,
             batch.local_positions,
@@ -677,7 +677,8 @@ class GatoPolicy:
             batch.labels,
         )
         if self.action_chunk:
-            return self._grouped_action(hidden)
+            return self._grouped_action(*self._grouped_forward(*inputs))
+        hidden = self._forward(*inputs)
         tokens = torch.empty(self.num_envs, n, dtype=torch.long).to(device)
         for j in range(n):
             if j > 0:
@@ -688,18 +689,19 @@ class GatoPolicy:
             tokens[:, j] = picked + self.action_lo
         return tokens
 
-    def _grouped_action(self, hidden: torch.Tensor) -> torch.Tensor:
+    def _grouped_action(self, hidden: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
         """Every dimension of a continuous action from the grouped head, `action_chunk` at a
-        time (each chunk but the last fed back to predict the next) -> (B, n) ids."""
+        time (each chunk but the last fed back to predict the next) -> (B, n) ids. `hidden`
+        and `embedded`: (B, D) the last position's final hidden state and input embedding."""
         n, chunk = self.num_action_tokens, self.action_chunk
         parts: list[torch.Tensor] = []
         for start in range(0, n, chunk):
             if start:
                 fed, labels = self._feedback(parts[-1])
-                hidden = self._forward(fed, None, None, None, None, labels)
+                hidden, embedded = self._grouped_forward(fed, None, None, None, None, labels)
             size = min(chunk, n - start)
             head = self.model.action_head
-            logits = head(hidden)[:, :size]  # (B, size, bins)
+            logits = head(hidden, embedded)[:, :size]  # (B, size, bins)
             picked = sample_tokens(
                 logits.reshape(-1, head.bins), self.config.temperature, self.generator
             )
@@ -721,7 +723,7 @@ class GatoPolicy:
         if self.grouped:
             return self._grouped_forward(
                 input_ids, new_mask, local_positions, patches, patch_positions, labels
-            )
+            )[0]
         b, length = input_ids.shape
         cache.reserve(length, grow=self.decoder is None)
         cache.open_columns(new_mask if new_mask is not None else torch.ones(b, length, dtype=bool))
@@ -748,9 +750,10 @@ class GatoPolicy:
         patches: torch.Tensor | None,
         patch_positions: torch.Tensor | None,
         labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`_forward` with grouped values: the new tokens compacted (rows end together, as the
-        left-padded batch does) and fed as their (B, L', D) embeddings."""
+        left-padded batch does) and fed as their (B, L', D) embeddings -> ((B, D) final hidden
+        state, (B, D) input embedding) of the last position."""
         device = self.device
 
         def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -770,4 +773,4 @@ class GatoPolicy:
         self.cache.open_columns(layout.real.cpu())
         hidden = self.forward_fn(self.cache, input_ids, embedded=x)
         self.cache.advance(length)
-        return hidden
+        return hidden, x[:, -1]

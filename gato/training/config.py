@@ -108,6 +108,14 @@ class TrainConfig:
             "expert with 8 (docs/control_learning.md). 0: one window filling the context (Gato)"
         },
     )
+    prompt_probability: float = field(
+        default=0.25,
+        metadata={
+            "help": "share of control rows preceded by a demonstration prompt from another "
+            "episode of the task (Gato: 0.25; MixtureConfig.prompt_probability); 0 trains "
+            "unprompted rows only"
+        },
+    )
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
@@ -196,6 +204,8 @@ class TrainConfig:
             raise ValueError(f"control_window_steps must be an int >= 0, got {steps!r}")
         if not 0 <= self.action_dropout <= 1:
             raise ValueError(f"action_dropout must be in [0, 1], got {self.action_dropout}")
+        if not 0 <= self.prompt_probability <= 1:
+            raise ValueError(f"prompt_probability must be in [0, 1], got {self.prompt_probability}")
         if not 0 <= self.text_dropout < 1:
             raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
         if not 0 < self.final_lr_ratio <= 1:

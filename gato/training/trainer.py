@@ -212,6 +212,7 @@ class Trainer:
             batch_size=self.config.global_batch,
             seed=self.config.seed,
             control_window_steps=self.config.control_window_steps,
+            prompt_probability=self.config.prompt_probability,
             **extra,
         )
         if self.config.streaming:

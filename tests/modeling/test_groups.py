@@ -126,14 +126,17 @@ def test_ungrouped_tokens_keep_their_embedding_and_groups_embed_their_values():
 
 
 @pytest.mark.parametrize("keep_separator", SEPARATOR)
-@pytest.mark.parametrize(("ko", "ka"), GROUPS)
-def test_grouped_loss_matches_the_reference_and_counts_every_target(ko, ka, keep_separator):
+@pytest.mark.parametrize(
+    ("ko", "ka", "skip"), [(*g, False) for g in GROUPS] + [(4, 2, True), (0, 2, True)]
+)
+def test_grouped_loss_matches_the_reference_and_counts_every_target(ko, ka, skip, keep_separator):
     torch.manual_seed(0)
     config = make_config(
         continuous_observation_group=ko,
         continuous_action_group=ka,
         keep_separator=keep_separator,
         action_group_bins=BINS[ko, ka],
+        action_head_skip=skip,
     )
     model = GatoModel(config)
     model.eval()  # training draws patch positions at random: two forwards would differ
@@ -148,6 +151,33 @@ def test_grouped_loss_matches_the_reference_and_counts_every_target(ko, ka, keep
         assert model.action_head.projection.weight.grad.abs().sum() > 0
     if ko:
         assert model.groups.observations.weight.grad.abs().sum() > 0
+    if skip:
+        assert model.action_head.skip.weight.grad.abs().sum() > 0
+
+
+def test_a_skip_head_reads_the_input_embedding_and_refuses_to_go_without_it():
+    torch.manual_seed(0)
+    config = make_config(continuous_observation_group=4, continuous_action_group=2,
+                         action_head_skip=True, keep_separator=False)  # fmt: skip
+    model = GatoModel(config).eval()
+    batch = mixed_batch(1)
+    base = model(**batch.as_dict()).loss
+    with torch.no_grad():
+        model.action_head.skip.weight.mul_(3.0)
+    # Only the skip changed, and the loss moved with it: the head reads the input embedding.
+    assert not torch.allclose(model(**batch.as_dict()).loss, base)
+    hidden = torch.zeros(2, config.hidden_size)
+    with pytest.raises(ValueError, match="action_head_skip.*pass inputs"):
+        model.action_head(hidden)
+    assert model.action_head(hidden, hidden).shape == (2, 2, config.action_group_bins)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_the_skip_flag_must_be_a_bool_and_needs_grouped_actions(value):
+    with pytest.raises(ValueError, match="action_head_skip must be True or False"):
+        GatoConfig(continuous_action_group=2, action_head_skip=value)
+    with pytest.raises(ValueError, match="action_head_skip needs grouped actions"):
+        GatoConfig(continuous_observation_group=4, action_head_skip=True)
 
 
 def test_hidden_actions_stay_targets_and_read_as_empty_slots():
@@ -266,6 +296,7 @@ def test_save_and_load_round_trip_keeps_the_groups(tmp_path, features):
             continuous_observation_group=4,
             continuous_action_group=2,
             group_value_features=features,
+            action_head_skip=features == "lowfreq_mlp",
         )
     )
     model.eval()
@@ -274,6 +305,7 @@ def test_save_and_load_round_trip_keeps_the_groups(tmp_path, features):
     assert loaded.config.group_value_features == features
     assert loaded.config.continuous_observation_group == 4
     assert loaded.config.continuous_action_group == 2
+    assert loaded.config.action_head_skip == (features == "lowfreq_mlp")
     batch = mixed_batch()
     with torch.no_grad():
         a = model(**batch.as_dict()).loss

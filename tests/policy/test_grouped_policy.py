@@ -24,6 +24,7 @@ def grouped_model(
     keep_separator: bool = True,
     bins: int = 1024,
     features: str = "fourier",
+    skip: bool = False,
 ) -> GatoModel:
     torch.manual_seed(seed)
     config = make_config(
@@ -34,6 +35,7 @@ def grouped_model(
         continuous_action_group=ka,
         keep_separator=keep_separator,
         group_value_features=features,
+        action_head_skip=skip,
     )
     return GatoModel(config).eval()
 
@@ -54,12 +56,16 @@ def observation(rng, width=5, image=False):
 
 
 @pytest.mark.parametrize(
-    ("ko", "ka", "keep_separator"),
-    [(4, 2, True), (8, 8, True), (2, 3, True), (8, 8, False), (4, 2, False)],
-)
-def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, keep_separator):
+    ("ko", "ka", "keep_separator", "skip"),
+    [(4, 2, True, False), (8, 8, True, False), (2, 3, True, False), (8, 8, False, False),
+     (4, 2, False, False), (4, 2, False, True), (2, 2, True, True)],
+)  # fmt: skip
+def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, keep_separator, skip):
+    # (2, 2, skip): a 3-dimensional action in two chunks, the second read at the first's group.
     tokenizer = GatoTokenizer()
-    model = grouped_model(ko, ka, keep_separator=keep_separator, bins=256 if ko == 8 else 1024)
+    model = grouped_model(
+        ko, ka, keep_separator=keep_separator, bins=256 if ko == 8 else 1024, skip=skip
+    )
     prompt = demo_prompt(tokenizer, 2)
     policy = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
     reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)
@@ -97,7 +103,7 @@ def test_standardised_value_encoder_decodes_as_the_full_forward():
 
     stats = ObservationStatistics(np.array([0.5, -1.0, 2.0, 0.0, 3.0]), np.full(5, 0.7))
     tokenizer = GatoTokenizer().standardising(stats)
-    model = grouped_model(8, 8, keep_separator=False, bins=256, features="lowfreq_mlp")
+    model = grouped_model(8, 8, keep_separator=False, bins=256, features="lowfreq_mlp", skip=True)
     prompt = demo_prompt(tokenizer, 2)
     policy = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
     reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)

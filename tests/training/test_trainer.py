@@ -192,6 +192,9 @@ def test_unknown_preset_and_bad_numbers():
     for bad in (1.0, -0.2):
         with pytest.raises(ValueError, match=r"text_dropout must be in \[0, 1\)"):
             TrainConfig(text_dropout=bad)
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match=r"prompt_probability must be in \[0, 1\]"):
+            TrainConfig(prompt_probability=bad)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):
         TrainConfig(value_embedding_init="fourier")
     with pytest.raises(ValueError, match=r"patch_encoder must be one of .*'conv'"):
@@ -343,3 +346,21 @@ def test_a_standardized_run_records_its_statistics_and_acts_by_them(small_recipe
 def test_unknown_encoding_is_refused():
     with pytest.raises(ValueError, match=r"unknown encoding 'packed'.*grouped"):
         TrainConfig(encoding="packed")
+
+
+@pytest.mark.parametrize("probability", [0.0, 1.0])
+def test_prompt_probability_reaches_the_mixture(small_recipe, tmp_path, probability):
+    from gato.data.mixture.sampler import PROMPT_NONE
+    from gato.training.trainer import Trainer
+
+    config = TrainConfig(
+        preset="tiny", mixture=str(small_recipe), global_batch=8, context=128,
+        output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+        mixed_precision="no", report_to="none", prompt_probability=probability,
+    )  # fmt: skip
+    data = Trainer(config).data.mixture
+    control = data.source_names.index("toy-control")
+    samples = [s for step in range(6) for s in data.samples(step) if s.source == control]
+    assert samples  # the control source has two of the recipe's four weight parts
+    prompted = [s.prompt != PROMPT_NONE for s in samples]
+    assert all(prompted) if probability == 1.0 else not any(prompted)
