@@ -70,6 +70,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -125,6 +126,9 @@ class BenchConfig:
     block_lr_scale: float = 1.0
     """GatoModel: the transformer blocks' learning rate as a share of `lr`
     (`gato.training.schedule.parameter_groups`)."""
+    ema: float = 0.0
+    """Score an exponential moving average of the weights with this decay per step
+    (`torch.optim.swa_utils.get_ema_multi_avg_fn`); 0: the weights as trained."""
     standardise: bool = False
     """GatoModel: tokenize each observation value standardised by the training episodes'
     per-dimension mean and deviation (`GatoTokenizer.standardising`)."""
@@ -591,6 +595,7 @@ TRAIN_OPTIONS = {
     "std": ("standardise", lambda v: bool(int(v))),
     "pack": ("pack", int),
     "blr": ("block_lr_scale", float),
+    "ema": ("ema", float),
 }
 
 
@@ -704,6 +709,11 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
     )
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+        if config.ema
+        else None
+    )
     parameters = sum(p.numel() for p in model.parameters())
     curve = Curve(name, parameters=parameters, seed=config.seed)
     step, losses = 0, []
@@ -716,11 +726,19 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
             loss.backward()
             optimizer.step()
             schedule.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             losses.append(loss.item())
             step += 1
         curve.train_seconds += time.perf_counter() - start
         start = time.perf_counter()
+        if averaged is not None:
+            # The actor acts with `model`: score the average in its place, then train on.
+            trained = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(averaged.module.state_dict())
         result = score(task, actor(), config)
+        if averaged is not None:
+            model.load_state_dict(trained)
         curve.eval_seconds += time.perf_counter() - start
         curve.steps.append(step)
         curve.timesteps.append(step * config.batch_timesteps)
@@ -931,6 +949,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     parser.add_argument("--max-episodes", type=int, default=None)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument(
+        "--ema", type=float, default=defaults.ema,
+        help="score every learner's weights averaged with this decay per step (0: as trained)",
+    )  # fmt: skip
     parser.add_argument(
         "--time", type=int, default=0, help="time this many training steps per learner instead"
     )

@@ -70,6 +70,16 @@ class TrainConfig:
         default=None,
         metadata={"help": "linear warmup steps (default: steps // 40, at least 1, at most 15k)"},
     )
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "keep an exponential moving average of the weights with this decay per "
+            "step and save it as the checkpoint's model (the training weights stay in its "
+            "state, for resuming); 0: save the weights as trained. A behaviour clone's closed-loop "
+            "score swings between late steps while its loss falls; the average holds it "
+            "(docs/control_learning.md)"
+        },
+    )
     final_lr_ratio: float = field(
         default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak (Gato: 10x)"}
     )
@@ -208,6 +218,8 @@ class TrainConfig:
             raise ValueError(f"prompt_probability must be in [0, 1], got {self.prompt_probability}")
         if not 0 <= self.text_dropout < 1:
             raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
         if self.patch_encoder not in PATCH_ENCODERS:
@@ -264,6 +276,8 @@ class TrainConfig:
             identity["encoding"] = self.encoding
         if self.patch_encoder != "resnet":  # runs recorded before the field used the ResNet
             identity["patch_encoder"] = self.patch_encoder
+        if self.ema_decay:  # a resumed run restores the average it was saving
+            identity["ema_decay"] = self.ema_decay
         if self.block_lr_scale != 1.0:  # runs recorded before the field trained blocks at 1
             identity["block_lr_scale"] = self.block_lr_scale
         if self.streaming:  # a stream's saved position is only valid for the same split of it

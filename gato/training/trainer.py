@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gato.checkpoints import (
     CHECKPOINTS,
@@ -196,6 +197,17 @@ class Trainer:
         # The scheduler stays unprepared: accelerate would step it once per process.
         self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)
+        # The average is of the bare model on its device (every process holds the same one) and
+        # is what a checkpoint's model/ holds; it is saved with the state so that a resumed run
+        # goes on averaging where it stopped.
+        self.average = None
+        if config.ema_decay:
+            self.average = AveragedModel(
+                self._bare_model(),
+                multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                use_buffers=True,
+            )
+            self.accelerator.register_for_checkpointing(self.average)
         self.data = data if data is not None else self._default_data()
         self.step = 0
 
@@ -307,8 +319,7 @@ class Trainer:
         acc.wait_for_everyone()  # every process has written its part before the rename
         if acc.is_main_process:
             (tmp / "state" / "data.json").write_text(json.dumps(self.data.state_dict()))
-            model = acc.unwrap_model(self.model)
-            model = getattr(model, "_orig_mod", model)
+            model = self._bare_model() if self.average is None else self.average.module
             model.save_pretrained(tmp / "model", safe_serialization=True)
             self._write_model_assets(tmp / "model")
             write_manifest(tmp, {"step": self.step, "config": self.config.to_dict()})
@@ -317,6 +328,11 @@ class Trainer:
             prune(root, keep=self.config.keep_checkpoints, current=name)
         acc.wait_for_everyone()
         return root / name
+
+    def _bare_model(self) -> Any:
+        """The model being trained, without accelerate's or torch.compile's wrappers."""
+        model = self.accelerator.unwrap_model(self.model)
+        return getattr(model, "_orig_mod", model)
 
     def _write_model_assets(self, folder: Path) -> None:
         from gato.tokens.text_model import DEFAULT_TEXT_MODEL_PATH
@@ -436,6 +452,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.average is not None:
+            self.average.update_parameters(self._bare_model())
         # Every process knows the global batch's families: reduce one vector of sums and counts.
         names = sorted(set(families))
         totals = torch.tensor(

@@ -264,3 +264,27 @@ def test_cnn_learner_names():
     assert control_learning.parse_cnn("cnn:shift=4") == 4
     with pytest.raises(ValueError, match="options are shift=<pixels>"):
         control_learning.parse_cnn("cnn:crop=4")
+
+
+def test_an_averaging_learner_is_scored_on_the_average_and_trains_on_its_weights(monkeypatch):
+    """`--ema d`: each point scores the weights' average (the first step's weights, then
+    d x average + (1 - d) x weights), and training goes on from the trained weights."""
+    torch.manual_seed(0)
+    model, decay = torch.nn.Linear(2, 1), 0.5
+    seen_by_loss, scored = [], []
+
+    def loss(rng):
+        seen_by_loss.append(model.weight.detach().clone())
+        return (model(torch.ones(1, 2)) - 3.0).pow(2).sum()
+
+    def score(task, actor, config):
+        scored.append(model.weight.detach().clone())
+        return 0.0
+
+    monkeypatch.setattr(control_learning, "score", score)
+    config = control_learning.BenchConfig(steps=(1, 2), lr=0.1, ema=decay)
+    control_learning._train("linear", model, loss, lambda: None, None, config)
+    w1, w2 = seen_by_loss[1], model.weight.detach()
+    assert not torch.equal(w1, w2)
+    torch.testing.assert_close(scored[0], w1)
+    torch.testing.assert_close(scored[1], decay * w1 + (1 - decay) * w2)

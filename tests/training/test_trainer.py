@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,6 +193,9 @@ def test_unknown_preset_and_bad_numbers():
     for bad in (1.0, -0.2):
         with pytest.raises(ValueError, match=r"text_dropout must be in \[0, 1\)"):
             TrainConfig(text_dropout=bad)
+    for bad in (1.0, -0.5):
+        with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+            TrainConfig(ema_decay=bad)
     for bad in (1.5, -0.1):
         with pytest.raises(ValueError, match=r"prompt_probability must be in \[0, 1\]"):
             TrainConfig(prompt_probability=bad)
@@ -364,3 +368,36 @@ def test_prompt_probability_reaches_the_mixture(small_recipe, tmp_path, probabil
     assert samples  # the control source has two of the recipe's four weight parts
     prompted = [s.prompt != PROMPT_NONE for s in samples]
     assert all(prompted) if probability == 1.0 else not any(prompted)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def test_an_averaging_run_saves_the_average_and_resumes_it(small_recipe, reference_run, tmp_path):
+    """`--ema_decay d`: a checkpoint's model/ is the average (the first step's weights, then
+    d x average + (1 - d) x weights), its state the training weights; a run resumed from the
+    first checkpoint saves the same average at the second."""
+    out, decay = tmp_path / "run", 0.75
+    args = _args(small_recipe, out, reference_run.parent / "cache", 2, "--ema_decay", str(decay))
+    _train(args)
+    first, second = (out / "checkpoints" / f"step-0000000{s}" for s in (1, 2))
+    w1, w2 = _weights(first / "state"), _weights(second / "state")
+    average1, average2 = _weights(first / "model"), _weights(second / "model")
+    floats = [k for k in w2 if w2[k].is_floating_point()]
+    assert any(not torch.equal(w1[k], w2[k]) for k in floats)  # the step changed the weights
+    for key in floats:
+        torch.testing.assert_close(average1[key], w1[key])
+        torch.testing.assert_close(average2[key], decay * w1[key] + (1 - decay) * w2[key])
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out, resumed)
+    shutil.rmtree(resumed / "checkpoints" / second.name)
+    (resumed / "checkpoints" / "latest").write_text(first.name)
+    _train([*_args(small_recipe, resumed, reference_run.parent / "cache", 2, "--ema_decay",
+                   str(decay)), "--resume", "true"])  # fmt: skip
+    again = _weights(resumed / "checkpoints" / second.name / "model")
+    for key in floats:
+        torch.testing.assert_close(again[key], average2[key])
