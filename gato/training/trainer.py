@@ -207,6 +207,9 @@ class Trainer:
                 multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
                 use_buffers=True,
             )
+            # One config for both: what the run records in it later (the data's observation
+            # statistics) must reach the saved average too.
+            self.average.module.config = self.model_config
             self.accelerator.register_for_checkpointing(self.average)
         self.data = data if data is not None else self._default_data()
         self.step = 0

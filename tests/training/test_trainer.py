@@ -381,9 +381,12 @@ def test_an_averaging_run_saves_the_average_and_resumes_it(small_recipe, referen
     d x average + (1 - d) x weights), its state the training weights; a run resumed from the
     first checkpoint saves the same average at the second."""
     out, decay = tmp_path / "run", 0.75
-    args = _args(small_recipe, out, reference_run.parent / "cache", 2, "--ema_decay", str(decay))
-    _train(args)
+    extra = ("--ema_decay", str(decay), "--encoding", "grouped_z")
+    _train(_args(small_recipe, out, reference_run.parent / "cache", 2, *extra))
     first, second = (out / "checkpoints" / f"step-0000000{s}" for s in (1, 2))
+    # The saved average carries what the run recorded after building it: the statistics.
+    config = json.loads((second / "model" / "config.json").read_text())
+    assert set(config["observation_statistics"]) == {"toy-control"}
     w1, w2 = _weights(first / "state"), _weights(second / "state")
     average1, average2 = _weights(first / "model"), _weights(second / "model")
     floats = [k for k in w2 if w2[k].is_floating_point()]
@@ -396,8 +399,8 @@ def test_an_averaging_run_saves_the_average_and_resumes_it(small_recipe, referen
     shutil.copytree(out, resumed)
     shutil.rmtree(resumed / "checkpoints" / second.name)
     (resumed / "checkpoints" / "latest").write_text(first.name)
-    _train([*_args(small_recipe, resumed, reference_run.parent / "cache", 2, "--ema_decay",
-                   str(decay)), "--resume", "true"])  # fmt: skip
+    _train([*_args(small_recipe, resumed, reference_run.parent / "cache", 2, *extra),
+            "--resume", "true"])  # fmt: skip
     again = _weights(resumed / "checkpoints" / second.name / "model")
     for key in floats:
         torch.testing.assert_close(again[key], average2[key])
