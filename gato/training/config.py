@@ -76,7 +76,8 @@ class TrainConfig:
             "help": "keep an exponential moving average of the weights with this decay per "
             "step and save it as the checkpoint's model (the training weights stay in its "
             "state, for resuming); 0: save the weights as trained. A behaviour clone's closed-loop "
-            "score swings between late steps while its loss falls; the average holds it "
+            "score swings between late steps while its loss falls: alone, the swing-up's clone "
+            "ended at 85-100% of expert over four seeds averaged (0.999) against 33-100% "
             "(docs/control_learning.md)"
         },
     )

@@ -11,8 +11,9 @@ communication), times the number of processes because data-parallel gradients ar
 the gradient is the same whatever the split across processes and accumulation steps.
 
 Checkpoints live in `<output_dir>/checkpoints/step-XXXXXXXX/`: `model/` is a `save_pretrained`
-folder (safetensors, config, text model, model card) and `state/` is `accelerate`'s training state
-(optimizer, scheduler, RNG of every process) plus the sampler's position. Each is written to a
+folder (safetensors, config, text model, model card; with `--ema_decay`, the weights' moving
+average) and `state/` is `accelerate`'s training state (the training weights, optimizer,
+scheduler, RNG of every process, the average) plus the sampler's position. Each is written to a
 temporary folder and renamed into place, then `latest` is replaced atomically: a crash at any
 moment leaves the previous good checkpoint, and `--resume` never reads a partial one. The folder
 format (manifest, `latest`, step names) is `gato.checkpoints`'.
