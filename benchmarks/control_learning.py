@@ -40,7 +40,9 @@ Learners (`--learners`, comma-separated):
   (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=<features>`
   (`group_value_features`: fourier, symlog, symlog_mlp, lowfreq, lowfreq_mlp, lowfreq+fourier),
   `period=<float>` (`group_value_period`), `blr=<share>` (the blocks' learning rate as a share
-  of the learner's, `TrainConfig.block_lr_scale`), `skip=1` (`GatoConfig.action_head_skip`:
+  of the learner's, `TrainConfig.block_lr_scale`), `ema=<decay>` (this learner scored on its
+  weights' moving average, as `--ema` does for every learner and the Trainer's `ema_decay`),
+  `skip=1` (`GatoConfig.action_head_skip`:
   the action head also reads the observation group's encoding), `dropout=<p>`
   (`GatoConfig.dropout`), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
