@@ -146,6 +146,9 @@ class Collect:
     dart: float | None = None
     """DART: play with this noise (as --action_noise) but record the expert's own action in
     each state reached; default: the task's `dart`, from the registry."""
+    start_noise: float | None = None
+    """Wider start states: noise of this std on every joint position after the task's reset
+    (dm-control tasks); default: the task's `start_noise`, from the registry."""
     overwrite: bool = False
     """Suites: redo tasks with data."""
     estimate_only: bool = False
@@ -178,6 +181,7 @@ def _collect(args: Collect) -> int:
             registry=args.registry,
             action_noise=args.action_noise,
             dart=args.dart,
+            start_noise=args.start_noise,
         )
     )
     kept = f"{result.num_kept}/{len(result.returns)} episodes"

@@ -72,6 +72,11 @@ class CollectConfig:
     the expert's own clean action in every state the noise led to, the correction a behaviour
     clone must learn; None: the task's `dart` from the registry (0 unless set). Exclusive with
     `action_noise`."""
+    start_noise: float | None = None
+    """Wider start states: Gaussian noise of this standard deviation on every joint position
+    after the task's own reset (`ControlEnv.reset`; dm-control tasks), so the data shows the
+    expert coming back from states its episodes would not reach; None: the task's
+    `start_noise` from the registry (0 unless set)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -82,6 +87,8 @@ class CollectConfig:
             raise ValueError(f"action_noise must be non-negative, got {self.action_noise}")
         if self.dart is not None and self.dart < 0:
             raise ValueError(f"dart must be non-negative, got {self.dart}")
+        if self.start_noise is not None and not 0 <= self.start_noise < float("inf"):
+            raise ValueError(f"start_noise must be finite and non-negative, got {self.start_noise}")
         if self.dart and self.action_noise:
             raise ValueError(
                 f"action_noise ({self.action_noise}) and dart ({self.dart}) both set: dart is "
@@ -159,14 +166,20 @@ def _recorder(column: str) -> Callable[[Any], Any]:
 
 
 def play_episode(
-    env: Any, policy: Any, seed: int, task: TaskSpec, record: bool = True, features: Any = None
+    env: Any,
+    policy: Any,
+    seed: int,
+    task: TaskSpec,
+    record: bool = True,
+    features: Any = None,
+    start_noise: float = 0.0,
 ) -> EpisodeResult:
     """Play one episode from `env.reset(seed)`; with `record`, build its Arrow row.
 
     Step t records the observation, the action (the one played, or for a policy with
     `act_and_label` the label it gives: the expert's own action under DART) and the reward that
     followed; only the task's observation columns are recorded (an expert may see more, e.g.
-    state behind pixels).
+    state behind pixels). `start_noise`: see `ControlEnv.reset`.
     """
     from gato.data.episodes import episode_record_batch
 
@@ -174,7 +187,7 @@ def play_episode(
     recorders = [(c, _recorder(c), []) for c in columns]
     actions: list[Any] = []
     rewards: list[float] = []
-    observation = env.reset(seed=seed)
+    observation = env.reset(seed=seed, start_noise=start_noise) if start_noise else env.reset(seed)
     policy.reset(seed)
     act = getattr(policy, "act_and_label", None) or (lambda o, e: (policy.act(o, e),) * 2)
     while True:
@@ -211,7 +224,7 @@ _WORKER_CACHE: dict[tuple, tuple[Any, Any, TaskSpec]] = {}
 
 def _worker_play(args: tuple) -> EpisodeResult:
     """Process-pool job: one episode, with the environment kept between jobs."""
-    registry_path, task_id, policy_name, seed, record, noise, recorded = args
+    registry_path, task_id, policy_name, seed, record, noise, recorded, start_noise = args
     key = (registry_path, task_id, policy_name, noise, recorded)
     if key not in _WORKER_CACHE:
         from gato.tasks.experts import make_expert
@@ -221,7 +234,7 @@ def _worker_play(args: tuple) -> EpisodeResult:
         _WORKER_CACHE[key] = (make_env(task), expert, task)
     env, policy, task = _WORKER_CACHE[key]
     features = _features(task) if record else None
-    return play_episode(env, policy, seed, task, record, features)
+    return play_episode(env, policy, seed, task, record, features, start_noise)
 
 
 def _features(task: TaskSpec):
@@ -242,9 +255,11 @@ def play_episodes(
     description: str = "",
     action_noise: float = 0.0,
     recorded: str = "played",
+    start_noise: float = 0.0,
 ) -> Iterator[EpisodeResult]:
     """Play one episode per seed with `policy` (default the task's expert; `action_noise` and
-    `recorded`, "played" or "expert" (DART): see `NoisyExpert`), yielding in order."""
+    `recorded`, "played" or "expert" (DART): see `NoisyExpert`; `start_noise`: see
+    `ControlEnv.reset`), yielding in order."""
     from tqdm.auto import tqdm
 
     policy = policy or task.expert
@@ -252,7 +267,15 @@ def play_episodes(
     steps, start = 0, time.perf_counter()
     try:
         for result in _results(
-            task, seeds, policy, record, workers, registry_path, action_noise, recorded
+            task,
+            seeds,
+            policy,
+            record,
+            workers,
+            registry_path,
+            action_noise,
+            recorded,
+            start_noise,
         ):
             steps += result.length
             bar.update(1)
@@ -267,7 +290,15 @@ def play_episodes(
 
 
 def _results(
-    task, seeds, policy, record, workers, registry_path, action_noise=0.0, recorded="played"
+    task,
+    seeds,
+    policy,
+    record,
+    workers,
+    registry_path,
+    action_noise=0.0,
+    recorded="played",
+    start_noise=0.0,
 ) -> Iterator[EpisodeResult]:
     if workers == 1:
         from gato.tasks.experts import make_expert
@@ -277,7 +308,7 @@ def _results(
         features = _features(task) if record else None
         try:
             for seed in seeds:
-                yield play_episode(env, expert, seed, task, record, features)
+                yield play_episode(env, expert, seed, task, record, features, start_noise)
         finally:
             env.close()
         return
@@ -287,7 +318,9 @@ def _results(
     # spawn: a forked child would share the parent's simulator and GL state.
     context = multiprocessing.get_context("spawn")
     path = str(Path(registry_path).resolve()) if registry_path else None
-    jobs = [(path, task.id, policy, seed, record, action_noise, recorded) for seed in seeds]
+    jobs = [
+        (path, task.id, policy, seed, record, action_noise, recorded, start_noise) for seed in seeds
+    ]
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(_worker_play, jobs)
 
@@ -320,6 +353,7 @@ def collect(config: CollectConfig) -> CollectResult:
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.tmp-collect-{uuid.uuid4().hex[:8]}")
     noise, recorded = noise_setting(task, config.action_noise, config.dart)
+    start_noise = task.start_noise if config.start_noise is None else config.start_noise
     features = _features(task)
     seeds = [config.seed + i for i in range(config.episodes)]
     start = time.perf_counter()
@@ -336,7 +370,7 @@ def collect(config: CollectConfig) -> CollectResult:
                     task, seeds, policy, record=True, workers=config.workers,
                     registry_path=_registry_path(registry, config.registry),
                     progress=config.progress, description=f"collect {task.id}",
-                    action_noise=noise, recorded=recorded,
+                    action_noise=noise, recorded=recorded, start_noise=start_noise,
                 ):  # fmt: skip
                     writer.write_batch(result.batch)
                     returns.append(result.episode_return)
@@ -356,6 +390,7 @@ def collect(config: CollectConfig) -> CollectResult:
             "policy": policy,
             "action_noise": noise if recorded == "played" else 0.0,
             "dart": noise if recorded == "expert" else 0.0,
+            "start_noise": float(start_noise),
             "seeds": [seeds[0], seeds[-1]],
             "episode_seeds": [s for s, k in zip(seeds, kept, strict=True) if k],
             "episodes_played": len(returns),

@@ -135,6 +135,8 @@ class TaskSpec:
             `gato.tasks.experts.NoisyExpert`); 0: none. Scores are always measured noiseless.
         dart: like `action_noise`, but the expert's own clean action is recorded (DART: the
             correction in the states noise leads to); 0: none. Exclusive with `action_noise`.
+        start_noise: when its data is collected, noise on every joint position after the
+            task's own reset (wider start states; see `ControlEnv.reset`); 0: none.
         scores: expert and random returns, None until measured (`python -m gato.data score`).
         dataset: where the task's episodes live: a local folder (relative paths are relative to
             the registry file's folder) or a hub id such as "jat-project/jat-dataset".
@@ -158,6 +160,7 @@ class TaskSpec:
     expert_params: Mapping[str, Any] = field(default_factory=dict)
     action_noise: float = 0.0
     dart: float = 0.0
+    start_noise: float = 0.0
     scores: Scores | None = None
     dataset: str = ""
     dataset_config: str | None = None
@@ -258,7 +261,7 @@ def _parse_task(
         raise ValueError(f"{where}: ids are lowercase letters, digits, '-', '_' and '.'")
     known = {
         "suite", "env", "observation", "action", "episode_limit", "expert", "expert_params",
-        "action_noise", "dart", "scores", "dataset", "dataset_config", "dataset_env",
+        "action_noise", "dart", "start_noise", "scores", "dataset", "dataset_config", "dataset_env",
         "description", "reference",
     }  # fmt: skip
     unknown = sorted(set(entry) - known)
@@ -341,6 +344,11 @@ def _parse_task(
     if dart and noise:
         raise ValueError(f"{where}: action_noise and dart both set; dart records the expert's "
                          "action, action_noise the played one: pick one")  # fmt: skip
+    start_noise = entry.get("start_noise", 0.0)
+    if (isinstance(start_noise, bool) or not isinstance(start_noise, int | float)
+            or not 0 <= start_noise < float("inf")):  # fmt: skip
+        raise ValueError(f"{where}: start_noise must be a finite non-negative number, "
+                         f"got {start_noise!r}")  # fmt: skip
     return TaskSpec(
         id=task_id,
         suite=str(entry["suite"]),
@@ -352,6 +360,7 @@ def _parse_task(
         expert_params=dict(entry.get("expert_params", {})),
         action_noise=float(noise),
         dart=float(dart),
+        start_noise=float(start_noise),
         scores=scores,
         dataset=str(entry.get("dataset", f"cache/episodes/{task_id}")),
         dataset_config=config,

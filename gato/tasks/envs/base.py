@@ -123,10 +123,26 @@ class ControlEnv:
 
     # -- public API ------------------------------------------------------------------------
 
-    def reset(self, seed: int | None = None) -> dict[str, Any]:
-        """Start an episode; `seed` makes it reproducible. Returns the first observation."""
+    def reset(self, seed: int | None = None, start_noise: float = 0.0) -> dict[str, Any]:
+        """Start an episode; `seed` makes it reproducible. Returns the first observation.
+
+        `start_noise` > 0 widens the start states beyond the task's own: every joint position
+        gets Gaussian noise of that standard deviation (metres or radians), drawn from `seed`;
+        for collecting data that shows the expert recovering from states its clean episodes
+        never reach. Evaluation always starts from the task's own distribution.
+        """
+        if not (isinstance(start_noise, int | float) and 0.0 <= start_noise < math.inf):
+            raise ValueError(
+                f"task {self.task.id!r}: start_noise must be a finite non-negative number, "
+                f"got {start_noise!r}"
+            )
         self.step_count = 0
-        return self._check(self._reset(seed))
+        observation = self._reset(seed)
+        if start_noise:
+            # Its own stream: the task's start and the expert's noise keep theirs.
+            rng = np.random.default_rng(None if seed is None else [seed, 0x57A27])
+            observation = self._spread_start(float(start_noise), rng)
+        return self._check(observation)
 
     def step(self, action: Any) -> Step:
         """Act; the action is an int (discrete) or floats in [-1, 1] (continuous)."""
@@ -159,6 +175,14 @@ class ControlEnv:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _spread_start(self, scale: float, rng: np.random.Generator) -> dict[str, Any]:
+        """Perturb the state just reset (see `reset`); returns the new raw observation."""
+        raise ValueError(
+            f"task {self.task.id!r}: start_noise needs the simulator's joint state, which only "
+            f"the dm-control adapter (suite 'dmc') exposes; this task's suite is "
+            f"{self.task.suite!r}"
+        )
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -62,8 +62,9 @@ class DMCEnv(ControlEnv):
         """Physics steps per control step."""
         return max(1, round(self._env.control_timestep() / self.physics.timestep()))
 
-    def _observation(self, timestep) -> dict[str, Any]:
-        state = dmc_state(timestep.observation, self._keys)
+    def _observation(self, raw: Any) -> dict[str, Any]:
+        """Our observation dict from the suite's observation (an ordered dict of arrays)."""
+        state = dmc_state(raw, self._keys)
         out: dict[str, Any] = {"continuous_observations": state}
         if self._pixels:
             out["image_observations"] = self.physics.render(**self._render_args)
@@ -73,14 +74,41 @@ class DMCEnv(ControlEnv):
         if seed is not None:
             # The task draws its initial state from this RandomState: reseed it in place.
             self._env.task.random.seed(seed)
-        return self._observation(self._env.reset())
+        return self._observation(self._env.reset().observation)
+
+    def _spread_start(self, scale: float, rng: np.random.Generator) -> dict[str, Any]:
+        physics = self.physics
+        model = physics.model
+        # Hinge and slide joints hold one plain coordinate each; a free or ball joint's
+        # quaternion cannot take additive noise.
+        plain = {2, 3}  # mjJNT_SLIDE, mjJNT_HINGE
+        kinds = [int(k) for k in model.jnt_type]
+        if any(k not in plain for k in kinds):
+            raise ValueError(
+                f"task {self.task.id!r}: start_noise supports hinge and slide joints only; "
+                f"this model has joint types {sorted(set(kinds))} (mjtJoint)"
+            )
+        qpos = physics.data.qpos.copy()
+        qvel = physics.data.qvel.copy()
+        for joint in range(model.njnt):
+            address = int(model.jnt_qposadr[joint])
+            value = qpos[address] + rng.normal(0.0, scale)
+            if model.jnt_limited[joint]:
+                low, high = model.jnt_range[joint]
+                value = min(max(value, low), high)
+            qpos[address] = value
+        # reset_context zeroes the state on entry, then recomputes what follows from it on exit.
+        with physics.reset_context():
+            physics.data.qpos[:] = qpos
+            physics.data.qvel[:] = qvel
+        return self._observation(self._env.task.get_observation(physics))
 
     def _step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool]:
         timestep = self._env.step(action)
         last = timestep.last()
         terminated = last and timestep.discount == 0.0
         return (
-            self._observation(timestep),
+            self._observation(timestep.observation),
             timestep.reward or 0.0,
             terminated,
             last and not terminated,
