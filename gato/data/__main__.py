@@ -167,6 +167,13 @@ def _collect(args: Collect) -> int:
     if args.task is None:
         if args.output or args.policy:
             raise _UsageError("--output and --policy go with --task, not with --suite or --all")
+        given = [f"--{name}" for name in ("action_noise", "dart", "start_noise")
+                 if getattr(args, name) is not None]  # fmt: skip
+        if given:
+            raise _UsageError(
+                f"{', '.join(given)} go with --task; --suite and --all collect each task with "
+                "its registry settings"
+            )
         return _collect_suites(args)
     result = collect(
         CollectConfig(

@@ -322,6 +322,8 @@ def test_collect_suite_bad_input(tmp_path, capsys):
     assert "unknown suites ['nes']; suites: gym" in capsys.readouterr().err
     assert main([*base, "--suite", "gym", "--output", str(tmp_path / "x")]) == 2
     assert "--output and --policy go with --task" in capsys.readouterr().err
+    assert main([*base, "--all", "--dart", "0.3", "--start_noise", "0.5"]) == 2
+    assert "--dart, --start_noise go with --task" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--suite", "gym", "--task", "gym-cartpole"])  # one of --task/--suite/--all
 
