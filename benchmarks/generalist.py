@@ -131,6 +131,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint_every=args.max_steps + 1,
         keep_checkpoints=1,
         log_every=max(1, args.calibrate),
+        # docs/generalist.md's run: the main job's defaults of its day, kept so it reproduces.
+        encoding="grouped",
+        block_lr_scale=1.0,
+        control_window_steps=8,
     )
     timings: dict[str, float] = {}
     start = time.perf_counter()

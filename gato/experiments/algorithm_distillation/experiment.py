@@ -115,6 +115,8 @@ def train(
                 # history's actions must stay visible (the control default hides them).
                 action_dropout=0.0,
                 control_window_steps=0,  # and all of its history (its windows are its own)
+                encoding="grouped",  # docs/algorithm_distillation.md's settings
+                block_lr_scale=1.0,
                 seed=seed,
                 output_dir=str(out),
                 log_every=10,

@@ -404,6 +404,11 @@ def run(config: FewShotConfig) -> dict[str, Any]:
         global_batch=config.global_batch,
         cache_dir=str(out / "cache"),
         log_every=50,
+        # The settings docs/transfer.md's runs trained with (the main job's defaults of their
+        # day), kept so they reproduce.
+        encoding="grouped",
+        block_lr_scale=1.0,
+        control_window_steps=8,
     )
     pretrain_recipe = _recipe(
         out / "recipes" / "pretrain.toml",
