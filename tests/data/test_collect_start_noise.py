@@ -58,7 +58,7 @@ def test_start_noise_fails_clearly_where_it_cannot_apply():
         ):
             env.reset(seed=0, start_noise=0.1)
     with make_env(get_task("dmc-cartpole-swingup")) as env:
-        for bad in (-0.1, float("nan"), float("inf"), "0.1"):
+        for bad in (-0.1, float("nan"), float("inf"), "0.1", True):
             with pytest.raises(ValueError, match="start_noise must be a finite non-negative"):
                 env.reset(seed=0, start_noise=bad)
     with pytest.raises(ValueError, match="start_noise must be finite and non-negative"):

@@ -131,7 +131,8 @@ class ControlEnv:
         for collecting data that shows the expert recovering from states its clean episodes
         never reach. Evaluation always starts from the task's own distribution.
         """
-        if not (isinstance(start_noise, int | float) and 0.0 <= start_noise < math.inf):
+        if (isinstance(start_noise, bool) or not isinstance(start_noise, int | float)
+                or not 0.0 <= start_noise < math.inf):  # fmt: skip
             raise ValueError(
                 f"task {self.task.id!r}: start_noise must be a finite non-negative number, "
                 f"got {start_noise!r}"
