@@ -272,7 +272,8 @@ class Trainer:
             raise ValueError(
                 "--streaming reads each episode once, where batches are made; standardised "
                 "observations need each task's statistics first: train from the token cache "
-                "(leave out --streaming) or use an encoding without standardize_observations"
+                "(leave out --streaming) or pass --encoding grouped (or values), which read the "
+                "values as they come"
             )
 
         try:

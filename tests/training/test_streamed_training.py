@@ -57,7 +57,7 @@ def _args(recipe: Path, out: Path, *extra: str) -> list[str]:
         "--log_every", "1", "--checkpoint_every", "1", "--keep_checkpoints", "10",
         "--seed", "0", "--learning_rate", "1e-3", "--warmup_steps", "1",
         "--mixed_precision", "no", "--report_to", "none", "--streaming", "true",
-        "--control_window_steps", "0", *extra,
+        "--control_window_steps", "0", "--encoding", "grouped", *extra,
     ]  # fmt: skip
 
 
