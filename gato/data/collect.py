@@ -266,17 +266,8 @@ def play_episodes(
     bar = tqdm(total=len(seeds), unit="ep", desc=description or task.id, disable=not progress)
     steps, start = 0, time.perf_counter()
     try:
-        for result in _results(
-            task,
-            seeds,
-            policy,
-            record,
-            workers,
-            registry_path,
-            action_noise,
-            recorded,
-            start_noise,
-        ):
+        noise = {"action_noise": action_noise, "recorded": recorded, "start_noise": start_noise}
+        for result in _results(task, seeds, policy, record, workers, registry_path, **noise):
             steps += result.length
             bar.update(1)
             bar.set_postfix(
@@ -290,15 +281,7 @@ def play_episodes(
 
 
 def _results(
-    task,
-    seeds,
-    policy,
-    record,
-    workers,
-    registry_path,
-    action_noise=0.0,
-    recorded="played",
-    start_noise=0.0,
+    task, seeds, policy, record, workers, registry_path, *, action_noise, recorded, start_noise
 ) -> Iterator[EpisodeResult]:
     if workers == 1:
         from gato.tasks.experts import make_expert
