@@ -98,3 +98,17 @@ def test_collection_records_episodes_from_the_wider_starts(tmp_path):
           "--start_noise", "0.2", "--filter", "false", "--output", str(tmp_path / "cli"),
           "--quiet"])  # fmt: skip
     assert json.loads(load_episodes(tmp_path / "cli").info.description)["start_noise"] == 0.2
+
+
+@pytest.mark.slow
+def test_workers_collect_the_same_wide_starts(tmp_path):
+    def run(folder, workers):
+        config = CollectConfig(
+            "dmc-cartpole-swingup", 2, output=str(tmp_path / folder), workers=workers,
+            start_noise=0.5, progress=False, filter=False,
+        )  # fmt: skip
+        return collect(config)
+
+    assert run("one", 1).returns == run("two", 2).returns
+    for x, y in zip(load_episodes(tmp_path / "one"), load_episodes(tmp_path / "two"), strict=True):
+        np.testing.assert_array_equal(x["continuous_observations"], y["continuous_observations"])
