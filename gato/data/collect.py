@@ -187,7 +187,7 @@ def play_episode(
     recorders = [(c, _recorder(c), []) for c in columns]
     actions: list[Any] = []
     rewards: list[float] = []
-    observation = env.reset(seed=seed, start_noise=start_noise) if start_noise else env.reset(seed)
+    observation = env.reset(seed=seed, start_noise=start_noise)
     policy.reset(seed)
     act = getattr(policy, "act_and_label", None) or (lambda o, e: (policy.act(o, e),) * 2)
     while True:
@@ -266,8 +266,11 @@ def play_episodes(
     bar = tqdm(total=len(seeds), unit="ep", desc=description or task.id, disable=not progress)
     steps, start = 0, time.perf_counter()
     try:
-        noise = {"action_noise": action_noise, "recorded": recorded, "start_noise": start_noise}
-        for result in _results(task, seeds, policy, record, workers, registry_path, **noise):
+        results = _results(
+            task, seeds, policy, record, workers, registry_path,
+            action_noise=action_noise, recorded=recorded, start_noise=start_noise,
+        )  # fmt: skip
+        for result in results:
             steps += result.length
             bar.update(1)
             bar.set_postfix(

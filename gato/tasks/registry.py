@@ -24,6 +24,7 @@ Example entry (the suite supplies the observation spec, limits and action kind):
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -253,6 +254,14 @@ def _shape(value: Any, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _noise_level(entry: Mapping[str, Any], key: str, where: str) -> float:
+    """A collection noise setting of a task entry (0 when absent): a finite number >= 0."""
+    value = entry.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"{where}: {key} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
 def _parse_task(
     task_id: str, entry: Mapping[str, Any], root: Path, source: Path | None = None
 ) -> TaskSpec:
@@ -329,26 +338,17 @@ def _parse_task(
     limit = entry["episode_limit"]
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"{where}: episode_limit must be a positive integer, got {limit!r}")
-    noise = entry.get("action_noise", 0.0)
-    if isinstance(noise, bool) or not isinstance(noise, int | float) or noise < 0:
-        raise ValueError(f"{where}: action_noise must be a non-negative number, got {noise!r}")
+    noise = _noise_level(entry, "action_noise", where)
     config, recorded = entry.get("dataset_config"), entry.get("dataset_env")
     for key, value in (("dataset_config", config), ("dataset_env", recorded)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{where}: {key} must be a non-empty string, got {value!r}")
     if recorded is not None and config is None:
         raise ValueError(f"{where}: dataset_env says what recorded dataset_config; set both")
-    dart = entry.get("dart", 0.0)
-    if isinstance(dart, bool) or not isinstance(dart, int | float) or dart < 0:
-        raise ValueError(f"{where}: dart must be a non-negative number, got {dart!r}")
+    dart = _noise_level(entry, "dart", where)
     if dart and noise:
         raise ValueError(f"{where}: action_noise and dart both set; dart records the expert's "
                          "action, action_noise the played one: pick one")  # fmt: skip
-    start_noise = entry.get("start_noise", 0.0)
-    if (isinstance(start_noise, bool) or not isinstance(start_noise, int | float)
-            or not 0 <= start_noise < float("inf")):  # fmt: skip
-        raise ValueError(f"{where}: start_noise must be a finite non-negative number, "
-                         f"got {start_noise!r}")  # fmt: skip
     return TaskSpec(
         id=task_id,
         suite=str(entry["suite"]),
@@ -358,9 +358,9 @@ def _parse_task(
         episode_limit=limit,
         expert=entry.get("expert"),
         expert_params=dict(entry.get("expert_params", {})),
-        action_noise=float(noise),
-        dart=float(dart),
-        start_noise=float(start_noise),
+        action_noise=noise,
+        dart=dart,
+        start_noise=_noise_level(entry, "start_noise", where),
         scores=scores,
         dataset=str(entry.get("dataset", f"cache/episodes/{task_id}")),
         dataset_config=config,
