@@ -9,8 +9,9 @@ forcing), is the model's most likely next text token that word's first token? Ob
 apart by whether their colour-shape pair occurs in training (`seen`) or is one of the held-out
 pairs (`unseen`, only in the `heldout` split). A model that composes names an unseen pair's shape
 as well as a seen one's; a model that leans on the colour word before it ("no triangle after
-red") names it worse. Prints one row per (checkpoint, split, pair kind): colour and shape word
-accuracy, with the object counts.
+red") names it worse. Prints one row per (checkpoint, split, pair kind): the size, colour, shape
+and position words' accuracy, with the object counts. `--source` scores another captions dataset
+in the same grammar (the one-object scenes, `captions-single`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-OBJECT = re.compile(r"\b(small|large) (\w+) (\w+) at the\b")
+OBJECT = re.compile(
+    r"\b(small|large) (\w+) (\w+) at the (top left|top right|bottom left|bottom right|top|bottom"
+    r"|left|right|centre)\b"
+)
+ATTRIBUTES = (("size", 1), ("colour", 2), ("shape", 3), ("position", 4))
 
 
 def word_positions(tokenizer: Any, text: str, start: int) -> int | None:
@@ -58,7 +63,7 @@ def attribute_accuracy(
     held_out = set(HELD_OUT_PAIRS)
     dataset = load_captions(CAPTIONS_PATH if source is None else source, split)
     dataset = dataset.select(range(min(limit, len(dataset))))
-    counts = {k: {"colour": [0, 0], "shape": [0, 0]} for k in ("seen", "unseen")}
+    counts = {k: {name: [0, 0] for name, _ in ATTRIBUTES} for k in ("seen", "unseen")}
     skipped = 0
     for example in iter_captions(dataset, "captions"):
         sequence = tokenizer.encode_caption(example.image, example.text)
@@ -77,7 +82,7 @@ def attribute_accuracy(
         for match in OBJECT.finditer(example.text):
             colour, shape = match.group(2), match.group(3)
             kind = "unseen" if (colour, shape) in held_out else "seen"
-            for attribute, group in (("colour", 2), ("shape", 3)):
+            for attribute, group in ATTRIBUTES:
                 index = word_positions(tokenizer, example.text, match.start(group))
                 if index is None:
                     skipped += 1
@@ -94,17 +99,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoints", nargs="+", help="run, checkpoint or model folders")
     parser.add_argument("--limit", type=int, default=300, help="captions scored per split")
     parser.add_argument("--splits", nargs="+", default=["validation", "heldout"])
+    parser.add_argument(
+        "--source", default=None, help="a captions dataset folder (default: the procedural one)"
+    )
     args = parser.parse_args(argv)
     if args.limit < 1:
         parser.error(f"--limit must be at least 1, got {args.limit}")
     from gato.evaluation.loading import load_model
 
-    print("| checkpoint | split | objects | colour word | shape word |")
-    print("| --- | --- | --- | --- | --- |")
+    names = [name for name, _ in ATTRIBUTES]
+    print("| checkpoint | split | objects | " + " | ".join(f"{n} word" for n in names) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(names))
     for checkpoint in args.checkpoints:
         model, tokenizer, _ = load_model(checkpoint)
         for split in args.splits:
-            result = attribute_accuracy(model, tokenizer, split, args.limit)
+            result = attribute_accuracy(model, tokenizer, split, args.limit, args.source)
             for kind, cells in result["counts"].items():
                 if cells["shape"][1] == 0:
                     continue
@@ -112,11 +121,8 @@ def main(argv: list[str] | None = None) -> None:
                 def share(cell: list[int]) -> str:
                     return f"{100 * cell[0] / max(cell[1], 1):.1f}% ({cell[1]})"
 
-                print(
-                    f"| {checkpoint} | {split} | {kind} | {share(cells['colour'])} | "
-                    f"{share(cells['shape'])} |",
-                    flush=True,
-                )
+                words = " | ".join(share(cells[n]) for n in names)
+                print(f"| {checkpoint} | {split} | {kind} | {words} |", flush=True)
             if result["skipped"]:
                 print(f"  ({result['skipped']} words skipped: their prefix tokenizes otherwise)")
 

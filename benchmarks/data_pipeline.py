@@ -134,7 +134,9 @@ STREAM_MODES = {"main": 0, "proc1": 1, "proc2": 2, "proc4": 4, "proc8": 8}
 
 def measure(mixture: Mixture, batches: int, mode: str) -> dict[str, float]:
     workers, prefetch = MODES[mode]
-    loader = mixture.loader(num_workers=workers, prefetch=prefetch)
+    # Past a curriculum's first lessons: the batches of the whole mixture.
+    start = mixture.recipe.settled_step
+    loader = mixture.loader(start_step=start, num_workers=workers, prefetch=prefetch)
     return measure_loader(loader, batches, warmup=3 + 2 * workers)
 
 
@@ -260,7 +262,7 @@ def main() -> None:
     )
     step_rate = None
     if args.train_step:
-        loader = mixture.loader(prefetch=0)
+        loader = mixture.loader(start_step=mixture.recipe.settled_step, prefetch=0)
         step_rate = train_step_tokens_per_s(args.train_step, loader)
         print(f"training step ({args.train_step}): {step_rate / 1e6:.3f}M real tokens/s\n")
     header = (

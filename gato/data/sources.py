@@ -42,7 +42,7 @@ from gato.tokens.windows import (
 from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION
 
 SOURCE_KINDS = ("control", "captions", "text")
-BUILTIN_SOURCES = ("captions", "vqa", "text")
+BUILTIN_SOURCES = ("captions", "captions-single", "vqa", "text")
 """Sources the project builds itself; any other recipe task is a control task of the registry."""
 COLLECT_COMMAND = "python -m gato.data collect --task {task} --episodes 100"
 STATISTICS_EPISODES = 1000
@@ -500,6 +500,7 @@ def builtin_source(name: str) -> tuple[type[Source], Path]:
 
     builtins: dict[str, tuple[type[Source], Path]] = {
         "captions": (PairsSource, vision_language.CAPTIONS_PATH),
+        "captions-single": (PairsSource, vision_language.CAPTIONS_SINGLE_PATH),
         "vqa": (PairsSource, vision_language.VQA_PATH),
         "text": (TextSource, text.TEXT_DATASET_PATH),
     }

@@ -55,7 +55,13 @@ class TrainConfig:
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
-    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    steps: int = field(
+        default=2400,
+        metadata={
+            "help": "optimizer steps (the demo: 400 of one-object captions, then 2,000 of its "
+            "whole mixture; data/mixtures/demo.toml)"
+        },
+    )
     global_batch: int = field(
         default=16,
         metadata={"help": "sequences per optimizer step, over processes and accumulation"},

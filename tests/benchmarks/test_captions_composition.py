@@ -50,9 +50,9 @@ def test_an_oracle_names_every_attribute_and_a_copier_none(tmp_path, tok):
     assert oracle["skipped"] == 0
     assert counts["unseen"]["shape"][1] >= 6  # every held-out scene holds an unseen pair
     for kind in ("seen", "unseen"):
-        for attribute in ("colour", "shape"):
+        for attribute in ("size", "colour", "shape", "position"):
             right, total = counts[kind][attribute]
-            assert right == total
+            assert right == total and total == counts[kind]["shape"][1]
     copier = cc.attribute_accuracy(Oracle(0), tok, "heldout", 6, tmp_path / "captions")
     assert all(c[0] == 0 for kind in copier["counts"].values() for c in kind.values())
     validation = cc.attribute_accuracy(Oracle(1), tok, "validation", 6, tmp_path / "captions")

@@ -23,6 +23,12 @@ Held-out split. Some colour-shape pairs (`HELD_OUT_PAIRS`, one per colour) never
 at least one of them, and its VQA question is about that object. `validation` has the training
 distribution (new scenes); `heldout` measures composition of seen attributes into unseen pairs.
 
+Single objects. `captions-single` holds scenes of one object each, captioned the same way ("a
+small red circle at the top left."): a curriculum's first lesson. Trained on the full scenes
+from the start, the model names no colour or shape better than chance for its first ~1,000
+steps, even of scenes with one object; on single objects first, it reads colour within 250 steps
+and then finds each object of the full scenes within a few hundred more (docs/captions.md).
+
 VQA. One question per scene, answered in a word or a short phrase ("red", "top left", "two",
 "the blue square", "nothing"). Rows carry a `question` column next to the `images` and `text`
 (the answer) columns of the JAT caption schema; the tokenizer makes the question context (no
@@ -40,7 +46,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +58,7 @@ from gato.files import cache_dir
 
 DEFAULT_OUTPUT = cache_dir() / "vision_language"
 CAPTIONS_PATH = DEFAULT_OUTPUT / "captions"
+CAPTIONS_SINGLE_PATH = DEFAULT_OUTPUT / "captions-single"
 VQA_PATH = DEFAULT_OUTPUT / "vqa"
 BUILD_COMMAND = "python -m gato.data.corpora.vision_language"
 
@@ -75,6 +82,11 @@ HELD_OUT_PAIRS = (
 )
 """Colour-shape pairs absent from train and validation. One per colour, and every shape keeps at
 least three training colours, so each attribute is well seen on its own."""
+TASKS = ("captions", "captions-single", "vqa")
+"""The procedural datasets: captions of scenes of one to three objects, captions of scenes of one
+object (a curriculum's first lesson: with one object in view, what to read needs no finding),
+and one question per scene."""
+_STREAMS = {"captions": 0, "vqa": 1, "captions-single": 2}
 SPLITS = ("train", "validation", "heldout")
 _SPLIT_CODES = {name: i for i, name in enumerate(SPLITS)}
 _NUMBERS = ("one", "two", "three")
@@ -361,16 +373,19 @@ def render_scene(
 def generate_scenes(
     task: str, split: str, count: int, seed: int = 0, config: SceneConfig = SceneConfig()
 ) -> Iterator[tuple[Scene, np.ndarray, str | None, str]]:
-    """(scene, image, question or None, text) of each row of the captions or vqa dataset: the
-    rows of `generate_rows` with the scene they were drawn from."""
-    if task not in ("captions", "vqa"):
-        raise ValueError(f"task must be 'captions' or 'vqa', got {task!r}")
+    """(scene, image, question or None, text) of each row of a dataset of `TASKS`: the rows of
+    `generate_rows` with the scene they were drawn from."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task == "captions-single":
+        config = replace(config, max_objects=1)
+    # Each dataset has its own stream of scenes, so no two hold the same images.
+    stream = seed + _STREAMS[task] * (1 << 20)
     for index in range(count):
-        # VQA scenes use another stream than captions so the two datasets are not the same images.
-        rng = scene_rng(seed + (1 << 20 if task == "vqa" else 0), split, index)
+        rng = scene_rng(stream, split, index)
         scene = sample_scene(rng, split, config)
         image = render_scene(scene, rng, config)
-        if task == "captions":
+        if task != "vqa":
             yield scene, image, None, caption(scene)
         else:
             question, answer = sample_question(scene, rng, split, config)
@@ -380,7 +395,7 @@ def generate_scenes(
 def generate_rows(
     task: str, split: str, count: int, seed: int = 0, config: SceneConfig = SceneConfig()
 ) -> Iterator[dict[str, Any]]:
-    """Rows of the captions ('images', 'text') or vqa ('images', 'question', 'text') dataset."""
+    """Rows of a captions ('images', 'text') or the vqa ('images', 'question', 'text') dataset."""
     for _, image, question, text in generate_scenes(task, split, count, seed, config):
         if question is None:
             yield {"images": image, "text": text}
@@ -403,7 +418,7 @@ def build_dataset(
     seed: int = 0,
     config: SceneConfig = SceneConfig(),
 ) -> datasets.DatasetDict:
-    """Generate every split of `task` ('captions' or 'vqa') and save it atomically at `out`."""
+    """Generate every split of `task` (one of `TASKS`) and save it atomically at `out`."""
     columns = {"images": datasets.Image(), "text": datasets.Value("string")}
     if task == "vqa":
         columns = {"images": datasets.Image(), "question": datasets.Value("string"), **columns}
@@ -532,7 +547,9 @@ class BuildOptions:
     """Seed of the scenes."""
     image_size: int = SceneConfig.image_size
     """Side of the square images, in pixels."""
-    tasks: list[Literal["captions", "vqa"]] = field(default_factory=lambda: ["captions", "vqa"])
+    tasks: list[Literal["captions", "captions-single", "vqa"]] = field(
+        default_factory=lambda: list(TASKS)
+    )
     """Datasets to build."""
 
 

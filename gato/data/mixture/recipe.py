@@ -21,7 +21,10 @@ equally among them (the recipe then follows the data as it is collected):
 Optional per source: `split` (default "train"), `path` (a dataset folder, Parquet files or hub id,
 overriding the built-in or registry location), `hub_name` (a hub configuration), `kind`
 ("control", "captions" or "text"; needed with `path` for a source that is neither built-in nor
-registered), `image_size` (captions: resize images to this square side).
+registered), `image_size` (captions: resize images to this square side), `from_step` and
+`until_step` (the source is drawn only at optimizer steps in [from_step, until_step): a
+curriculum; the weights of the sources active at a step are its probabilities, and every step
+must have one).
 
 A Minari dataset is a control source of a registry task: `path = "minari:<dataset id>"` (the
 local Minari root, MINARI_DATASETS_PATH; nothing is downloaded), `"minari:<folder>"`, or the path
@@ -76,6 +79,14 @@ class SourceEntry:
     """control, captions or text; inferred for built-in and registry tasks."""
     image_size: int | None = None
     """Captions: resize images to this square side before tokenizing."""
+    from_step: int = 0
+    """First optimizer step at which the source is drawn."""
+    until_step: int | None = None
+    """The source is drawn at steps before this one only (None: to the end)."""
+
+    def active(self, step: int) -> bool:
+        """Whether the source is drawn at optimizer step `step`."""
+        return self.from_step <= step and (self.until_step is None or step < self.until_step)
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task:
@@ -87,6 +98,19 @@ class SourceEntry:
             raise ValueError(f"source {self.task!r}: weight must be finite, got {weight!r}")
         if self.kind is not None and self.kind not in SOURCE_KINDS:
             raise ValueError(f"source {self.task!r}: kind must be one of {SOURCE_KINDS}")
+        for name in ("from_step", "until_step"):
+            value = getattr(self, name)
+            if value is None and name == "until_step":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"source {self.task!r}: {name} must be an integer >= 0, got {value!r}"
+                )
+        if self.until_step is not None and self.until_step <= self.from_step:
+            raise ValueError(
+                f"source {self.task!r}: until_step={self.until_step} must be after "
+                f"from_step={self.from_step}"
+            )
 
 
 @dataclass(frozen=True)
@@ -105,10 +129,40 @@ class Recipe:
         if duplicates:
             raise ValueError(f"recipe {self.name!r} lists {duplicates} more than once")
 
+        # The draw's sources change only where one starts or stops: a step with none is at 0
+        # or at some source's until_step.
+        for step in sorted({0, *(e.until_step for e in self.sources if e.until_step)}):
+            if not any(e.active(step) for e in self.sources):
+                raise ValueError(
+                    f"recipe {self.name!r}: no source is drawn at step {step} (from_step / "
+                    "until_step leave a gap)"
+                )
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether any source is drawn at some steps only (`from_step`, `until_step`)."""
+        return any(e.from_step or e.until_step is not None for e in self.sources)
+
+    @property
+    def settled_step(self) -> int:
+        """The first optimizer step from which the draw no longer changes (0 without a
+        schedule)."""
+        bounds = [e.from_step for e in self.sources]
+        bounds += [e.until_step for e in self.sources if e.until_step is not None]
+        return max(bounds)
+
     @property
     def probabilities(self) -> np.ndarray:
-        """(S,) float64 sampling probabilities."""
+        """(S,) float64 sampling probabilities: the weights as written, over every source."""
         weights = np.array([s.weight for s in self.sources], dtype=np.float64)
+        return weights / weights.sum()
+
+    def probabilities_at(self, step: int) -> np.ndarray:
+        """(S,) float64 sampling probabilities at optimizer step `step`: the weights of the
+        sources active then, zero for the others."""
+        weights = np.array(
+            [e.weight if e.active(step) else 0.0 for e in self.sources], dtype=np.float64
+        )
         return weights / weights.sum()
 
 
@@ -247,8 +301,13 @@ class ResolvedRecipe:
 
     @property
     def probabilities(self) -> np.ndarray:
-        """(S,) float64 sampling probabilities."""
+        """(S,) float64 sampling probabilities: the weights as written, over every source."""
         return self.recipe.probabilities
+
+    def probabilities_at(self, step: int) -> np.ndarray:
+        """(S,) float64 sampling probabilities at optimizer step `step` (`Recipe.
+        probabilities_at`)."""
+        return self.recipe.probabilities_at(step)
 
     def with_split(self, split: str | None) -> ResolvedRecipe:
         """Every source reading `split` instead of its own (None: unchanged)."""

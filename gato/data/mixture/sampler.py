@@ -3,7 +3,9 @@
 Each source is tokenized once into a memory-mapped cache (`gato.data.token_cache`). A batch is a
 pure function of (seed, step): its generator is seeded with both, so batches come out identical
 in any number of DataLoader workers, and resuming needs only the step (`MixtureLoader.state_dict`).
-Sources are drawn with replacement by weight for every row; there are no epochs.
+Sources are drawn with replacement by weight for every row; there are no epochs. A source with
+`from_step` / `until_step` in its recipe is drawn at those steps only (a curriculum), the
+weights of the sources active at a step being its probabilities.
 
 How a row is made is the source's `sample` (`gato.data.sources`, cuts in `gato.tokens.windows`):
 - control: a random window of whole timesteps of a random episode, filling the context (or,
@@ -172,7 +174,8 @@ class Mixture:
     def samples(self, step: int) -> list[Sample]:
         """The rows of batch `step`: a pure function of (seed, step)."""
         rng = np.random.default_rng([self.config.seed, step])
-        sources = rng.choice(len(self.sources), size=self.config.batch_size, p=self.probabilities)
+        p = self.recipe.probabilities_at(step) if self.recipe.scheduled else self.probabilities
+        sources = rng.choice(len(self.sources), size=self.config.batch_size, p=p)
         return [self.sample(int(s), rng) for s in sources]
 
     def batch(self, step: int) -> MixtureBatch:
@@ -197,6 +200,11 @@ class Mixture:
         record = {
             "sources": [s.record() for s in self.sources],
             "weights": [e.weight for e in self.recipe.sources],
+            **(
+                {"steps": [[e.from_step, e.until_step] for e in self.recipe.sources]}
+                if self.recipe.scheduled
+                else {}
+            ),
             "caches": [c.meta["fingerprint"] for c in self.caches],
             "config": {k: v for k, v in asdict(self.config).items() if k != "cache_root"},
         }

@@ -254,6 +254,11 @@ class StreamingMixture:
         from gato.data.mixture.recipe import resolve_recipe
 
         resolved = resolve_recipe(recipe, config.split)
+        if resolved.recipe.scheduled:
+            raise ValueError(
+                f"recipe {resolved.name!r}: from_step / until_step need the token-cache mixture; "
+                "a stream draws by fixed weights (drop --streaming or the steps)"
+            )
         sources = [s.located() if not s.is_missing() else s for s in resolved.sources]
         return cls(sources, list(resolved.probabilities), config, **kwargs)
 
