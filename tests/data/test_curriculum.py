@@ -63,6 +63,9 @@ def test_the_mixture_draws_each_source_only_in_its_steps(pairs, tmp_path):
     for step in (0, 5):
         a, b = mixture.batch(step).batch, again.batch(step).batch
         assert np.array_equal(a.input_ids.numpy(), b.input_ids.numpy())
+    lines = mixture.describe().splitlines()
+    assert "p=0.667 steps [0, 3)" in lines[0] and "p=0.500 steps [3, )" in lines[1]
+    assert "p=0.333 steps [0, )" in lines[2]  # its share at its first step
     moved = Mixture(staged(pairs, until=4), config, progress=False)
     assert moved.fingerprint() != mixture.fingerprint()
     plain = Recipe(

@@ -216,13 +216,20 @@ class Mixture:
         return MixtureLoader(self, start_step=start_step, **kwargs)
 
     def describe(self) -> str:
-        """One line per source: weight share, episodes, tokens."""
+        """One line per source: weight share (at the first step it is drawn at, and those steps,
+        for a scheduled recipe), episodes, tokens."""
         lines = []
-        for name, p, source, cache in zip(
-            self.source_names, self.probabilities, self.sources, self.caches, strict=True
+        entries = self.recipe.sources
+        for name, entry, source, cache in zip(
+            self.source_names, entries, self.sources, self.caches, strict=True
         ):
+            share = self.recipe.probabilities_at(entry.from_step)[entries.index(entry)]
+            steps = ""
+            if self.recipe.scheduled:
+                stop = "" if entry.until_step is None else f"{entry.until_step:,d}"
+                steps = f" steps [{entry.from_step:,d}, {stop})"
             lines.append(
-                f"{name:24s} {source.kind:8s} p={p:.3f} rows={cache.num_episodes:,d} "
+                f"{name:24s} {source.kind:8s} p={share:.3f}{steps} rows={cache.num_episodes:,d} "
                 f"tokens={cache.num_tokens:,d} ({source.path}, {source.split})"
             )
         return "\n".join(lines)
