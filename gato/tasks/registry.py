@@ -254,10 +254,16 @@ def _shape(value: Any, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def is_noise_level(value: Any) -> bool:
+    """Whether `value` is a collection noise level (action noise, DART, start-state noise): a
+    finite number >= 0, not a boolean."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value < math.inf
+
+
 def _noise_level(entry: Mapping[str, Any], key: str, where: str) -> float:
-    """A collection noise setting of a task entry (0 when absent): a finite number >= 0."""
+    """A collection noise setting of a task entry (0 when absent), checked by `is_noise_level`."""
     value = entry.get(key, 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+    if not is_noise_level(value):
         raise ValueError(f"{where}: {key} must be a non-negative number, got {value!r}")
     return float(value)
 

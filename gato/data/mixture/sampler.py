@@ -174,7 +174,7 @@ class Mixture:
     def samples(self, step: int) -> list[Sample]:
         """The rows of batch `step`: a pure function of (seed, step)."""
         rng = np.random.default_rng([self.config.seed, step])
-        p = self.recipe.probabilities_at(step) if self.recipe.scheduled else self.probabilities
+        p = self.recipe.probabilities_at(step)
         sources = rng.choice(len(self.sources), size=self.config.batch_size, p=p)
         return [self.sample(int(s), rng) for s in sources]
 
@@ -220,17 +220,18 @@ class Mixture:
         for a scheduled recipe), episodes, tokens."""
         lines = []
         entries = self.recipe.sources
-        for name, entry, source, cache in zip(
-            self.source_names, entries, self.sources, self.caches, strict=True
+        for i, (entry, source, cache) in enumerate(
+            zip(entries, self.sources, self.caches, strict=True)
         ):
-            share = self.recipe.probabilities_at(entry.from_step)[entries.index(entry)]
+            share = self.recipe.probabilities_at(entry.from_step)[i]
             steps = ""
             if self.recipe.scheduled:
                 stop = "" if entry.until_step is None else f"{entry.until_step:,d}"
                 steps = f" steps [{entry.from_step:,d}, {stop})"
             lines.append(
-                f"{name:24s} {source.kind:8s} p={share:.3f}{steps} rows={cache.num_episodes:,d} "
-                f"tokens={cache.num_tokens:,d} ({source.path}, {source.split})"
+                f"{source.name:24s} {source.kind:8s} p={share:.3f}{steps} "
+                f"rows={cache.num_episodes:,d} tokens={cache.num_tokens:,d} "
+                f"({source.path}, {source.split})"
             )
         return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gato.tasks.registry import TaskSpec
+from gato.tasks.registry import TaskSpec, is_noise_level
 
 
 class ObservationError(ValueError):
@@ -131,8 +131,7 @@ class ControlEnv:
         for collecting data that shows the expert recovering from states its clean episodes
         never reach. Evaluation always starts from the task's own distribution.
         """
-        if (isinstance(start_noise, bool) or not isinstance(start_noise, int | float)
-                or not 0.0 <= start_noise < math.inf):  # fmt: skip
+        if not is_noise_level(start_noise):
             raise ValueError(
                 f"task {self.task.id!r}: start_noise must be a finite non-negative number, "
                 f"got {start_noise!r}"
