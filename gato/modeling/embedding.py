@@ -323,6 +323,14 @@ class GatoEmbedding(nn.Module):
         self.values = ValueEmbedding(config) if config.value_embedding != "table" else None
         self.dropout = nn.Dropout(config.dropout)
 
+    def embed_patch_content(self, patches: torch.Tensor) -> torch.Tensor:
+        """uint8 patches (N, C, P, P) -> (N, D): what a patch holds, before its position rows
+        (the block, plus the linear path for "...+linear")."""
+        emb = self.patches(patches)
+        if self.patch_linear is not None:
+            emb = emb + self.patch_linear(patches)
+        return emb
+
     def embed_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L) int64 ids with no patch and no local position -> (B, L, D): what `forward`
         computes for them in eval mode (fed-back action tokens)."""
@@ -359,9 +367,8 @@ class GatoEmbedding(nn.Module):
         if patches is not None and patches.shape[0]:
             rows = patch_position_indices(patch_positions[:, 0:2], self.training)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training)
-            emb = self.patches(patches) + self.patch_rows(rows) + self.patch_cols(cols)  # (N, D)
-            if self.patch_linear is not None:
-                emb = emb + self.patch_linear(patches)
+            content = self.embed_patch_content(patches)  # (N, D)
+            emb = content + self.patch_rows(rows) + self.patch_cols(cols)
             # masked_scatter fills the selected positions in row-major order: placeholder order.
             x = x.masked_scatter((input_ids == PATCH_ID).unsqueeze(-1), emb.to(x.dtype))
         if local_positions is not None:

@@ -52,6 +52,16 @@ class TrainConfig:
             "baseline (docs/control_learning.md)"
         },
     )
+    block_lr_scale_from: int | None = field(
+        default=None,
+        metadata={
+            "help": "the step from which --block_lr_scale applies, the blocks at the whole rate "
+            "before it (None: the step the recipe's first control source starts, 0 without "
+            "one). The scale is for the value encoders, which start with control; a lesson "
+            "before it (the demo's one-object captions) learns at the whole rate (docs/"
+            "captions.md)"
+        },
+    )
     mixture: str = field(
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
@@ -255,6 +265,8 @@ class TrainConfig:
             )
         if not self.block_lr_scale > 0:
             raise ValueError(f"block_lr_scale must be positive, got {self.block_lr_scale}")
+        if self.block_lr_scale_from is not None and self.block_lr_scale_from < 0:
+            raise ValueError(f"block_lr_scale_from must be >= 0, got {self.block_lr_scale_from}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.streaming and self.control_window_steps:
@@ -290,6 +302,8 @@ class TrainConfig:
             identity["ema_decay"] = self.ema_decay
         if self.block_lr_scale != 1.0:  # runs recorded before the field trained blocks at 1
             identity["block_lr_scale"] = self.block_lr_scale
+        if self.block_lr_scale_from is not None:  # set apart from the recipe's control start
+            identity["block_lr_scale_from"] = self.block_lr_scale_from
         if self.streaming:  # a stream's saved position is only valid for the same split of it
             identity["streaming"] = True
             identity["stream_workers"] = self.stream_workers

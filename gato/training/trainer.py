@@ -57,7 +57,7 @@ from gato.training.init_from import (
     load_initial_model,
 )
 from gato.training.model_card import model_card, task_family, tokens_trained
-from gato.training.schedule import learning_rate_factor, parameter_groups
+from gato.training.schedule import block_lr_factor, learning_rate_factor, parameter_groups
 
 
 def _has_bf16(cpu_only: bool) -> bool:
@@ -178,20 +178,37 @@ class Trainer:
         # Fused: one kernel over all parameters. On the CPU the per-parameter AdamW took ~4x
         # as long (13 against 57 ms for a tiny model's 5M parameters, one thread), most of a
         # grouped control step (benchmarks/grouped_encoding.py).
+        groups = parameter_groups(
+            model, config.weight_decay, config.block_lr_scale, config.learning_rate
+        )
+        # A block group carries its own (scaled) "lr"; read before the optimizer gives every
+        # group one.
+        in_block = ["lr" in group for group in groups]
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(
-                model, config.weight_decay, config.block_lr_scale, config.learning_rate
-            ),
+            groups,
             lr=config.learning_rate,
             betas=(config.beta1, config.beta2),
             eps=config.eps,
             fused=True,
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda step: learning_rate_factor(
+
+        def factor(step: int) -> float:
+            return learning_rate_factor(
                 step, config.warmup_steps, config.steps, config.final_lr_ratio
-            ),
+            )
+
+        scale_from = config.block_lr_scale_from
+        if scale_from is None:
+            start = self.recipe.control_from_step if self.recipe is not None else None
+            scale_from = start or 0
+        self.block_lr_scale_from = scale_from
+
+        def block_factor(step: int) -> float:
+            return factor(step) * block_lr_factor(step, config.block_lr_scale, scale_from)
+
+        # Before --block_lr_scale_from the block groups are scaled back to the whole rate.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, [block_factor if block else factor for block in in_block]
         )
         if config.compile:
             model = torch.compile(model)
@@ -378,7 +395,13 @@ class Trainer:
             self.load_checkpoint(checkpoint)
         elif acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            run = {"command": self.command, "identity": cfg.identity(), "config": cfg.to_dict()}
+            run = {
+                "command": self.command,
+                "identity": cfg.identity(),
+                "config": cfg.to_dict(),
+                # What the default (None: where the recipe starts control) came to.
+                "block_lr_scale_from": self.block_lr_scale_from,
+            }
             atomic_write_text(self.output_dir / "run.json", json.dumps(run, indent=2))
         if cfg.report_to != "none":
             # The project name is wandb's; tensorboard writes under project_dir/<name>.

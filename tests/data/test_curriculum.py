@@ -165,3 +165,22 @@ def test_single_object_captions_are_a_built_in_source(pairs):
     assert len(dataset) == 30 and set(dataset.column_names) == {"images", "text"}
     with pytest.raises(ValueError, match="task must be one of"):
         next(vl.generate_rows("captions-double", "train", 1))
+
+
+def test_control_from_step_is_where_the_first_control_source_starts(pairs):
+    from gato.data.mixture import resolve_recipe
+
+    control = dict(path=str(pairs / "captions"), kind="control")
+    lesson = SourceEntry("captions-single", 1.0, path=str(pairs / "single"), until_step=5)
+    late = Recipe(
+        "late",
+        (
+            lesson,
+            SourceEntry("toy-a", 1.0, from_step=9, **control),
+            SourceEntry("toy-b", 1.0, from_step=5, **control),
+        ),
+    )
+    assert resolve_recipe(late).control_from_step == 5
+    assert resolve_recipe(staged(pairs)).control_from_step is None  # captions alone
+    plain = Recipe("plain", (SourceEntry("toy", 1.0, **control),))
+    assert resolve_recipe(plain).control_from_step == 0

@@ -57,3 +57,77 @@ def test_train_config_refuses_a_bad_scale():
     assert TrainConfig().identity()["block_lr_scale"] == 0.3  # the main job's default
     # A run recorded before the field trained its blocks at the whole rate: no key, as then.
     assert "block_lr_scale" not in TrainConfig(block_lr_scale=1.0).identity()
+
+
+def test_block_factor_restores_the_whole_rate_before_the_switch():
+    from gato.training.schedule import block_lr_factor
+
+    assert block_lr_factor(0, 0.25, 0) == 1.0  # scaled from the first step: as before the field
+    assert [block_lr_factor(s, 0.25, 3) for s in range(5)] == [4.0, 4.0, 4.0, 1.0, 1.0]
+    assert block_lr_factor(10, 1.0, 20) == 1.0  # an unscaled run has nothing to restore
+    with pytest.raises(ValueError, match="block_lr_scale_from must be >= 0, got -1"):
+        block_lr_factor(0, 0.25, -1)
+    with pytest.raises(ValueError, match="block_lr_scale must be positive"):
+        block_lr_factor(0, 0.0, 3)
+
+
+def test_trainer_runs_the_blocks_at_the_whole_rate_until_the_switch(small_recipe, tmp_path):
+    from gato.training.config import TrainConfig
+    from gato.training.schedule import learning_rate_factor
+    from gato.training.trainer import Trainer
+
+    config = TrainConfig(
+        preset="tiny", mixture=str(small_recipe), global_batch=4, context=128, steps=20,
+        warmup_steps=2, learning_rate=1e-3, block_lr_scale=0.25, block_lr_scale_from=5,
+        output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+        mixed_precision="no", report_to="none",
+    )  # fmt: skip
+    trainer = Trainer(config)
+    blocks = ids(trainer._bare_model().layers.parameters())
+    for step in range(8):
+        whole = 1e-3 * learning_rate_factor(step, 2, 20, config.final_lr_ratio)
+        for group in trainer.optimizer.param_groups:
+            in_block = ids(group["params"]) <= blocks
+            want = whole * (0.25 if in_block and step >= 5 else 1.0)
+            assert group["lr"] == pytest.approx(want), (step, in_block)
+        trainer.scheduler.step()
+
+
+def test_train_config_refuses_a_negative_switch_and_records_a_set_one():
+    from gato.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="block_lr_scale_from must be >= 0, got -3"):
+        TrainConfig(block_lr_scale_from=-3)
+    assert TrainConfig(block_lr_scale_from=400).identity()["block_lr_scale_from"] == 400
+    assert TrainConfig(block_lr_scale_from=0).identity()["block_lr_scale_from"] == 0
+    # The default follows the recipe, which the identity holds already.
+    assert "block_lr_scale_from" not in TrainConfig().identity()
+
+
+def test_the_default_switch_is_where_the_recipe_starts_control(small_recipe, tmp_path):
+    from gato.training.config import TrainConfig
+    from gato.training.trainer import Trainer
+
+    text = small_recipe.read_text()
+    scheduled = tmp_path / "lesson.toml"
+    # Captions alone for 7 steps, then control beside them.
+    scheduled.write_text(
+        text.replace('kind = "control"', 'kind = "control"\nfrom_step = 7').replace(
+            'task = "text"\nweight = 1.0', 'task = "text"\nweight = 1.0\nfrom_step = 7'
+        )
+    )
+    captions_only = tmp_path / "captions.toml"
+    captions_only.write_text('name = "captions"\n[[sources]]\n' + text.split("[[sources]]\n")[2])
+
+    def switch(recipe, **options):
+        config = TrainConfig(
+            preset="tiny", mixture=str(recipe), global_batch=4, context=128,
+            output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+            mixed_precision="no", report_to="none", **options,
+        )  # fmt: skip
+        return Trainer(config).block_lr_scale_from
+
+    assert switch(scheduled) == 7
+    assert switch(small_recipe) == 0  # control from the first step: scaled throughout
+    assert switch(captions_only) == 0  # no control: the scale as set, from the first step
+    assert switch(scheduled, block_lr_scale_from=2) == 2  # set by hand: as set

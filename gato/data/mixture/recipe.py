@@ -309,6 +309,17 @@ class ResolvedRecipe:
         probabilities_at`)."""
         return self.recipe.probabilities_at(step)
 
+    @property
+    def control_from_step(self) -> int | None:
+        """The first optimizer step at which a control source is drawn (None: the recipe has
+        no control source)."""
+        starts = [
+            entry.from_step
+            for entry, source in zip(self.recipe.sources, self.sources, strict=True)
+            if source.kind == "control"
+        ]
+        return min(starts) if starts else None
+
     def with_split(self, split: str | None) -> ResolvedRecipe:
         """Every source reading `split` instead of its own (None: unchanged)."""
         if split is None:
