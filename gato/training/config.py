@@ -53,13 +53,13 @@ class TrainConfig:
         },
     )
     block_lr_scale_from: int | None = field(
-        default=None,
+        default=0,
         metadata={
             "help": "the step from which --block_lr_scale applies, the blocks at the whole rate "
-            "before it (None: the step the recipe's first control source starts, 0 without "
-            "one). The scale is for the value encoders, which start with control; a lesson "
-            "before it (the demo's one-object captions) learns at the whole rate (docs/"
-            "captions.md)"
+            "before it; none: the step the recipe's first control source starts (0 without "
+            "one). The demo with none: its one-object lesson at the whole rate, shape words "
+            "91% against 46% and VQA up to +22 points, but control at 54-97% of expert and a "
+            "second seed that learnt neither (docs/captions.md)"
         },
     )
     mixture: str = field(
@@ -302,7 +302,7 @@ class TrainConfig:
             identity["ema_decay"] = self.ema_decay
         if self.block_lr_scale != 1.0:  # runs recorded before the field trained blocks at 1
             identity["block_lr_scale"] = self.block_lr_scale
-        if self.block_lr_scale_from is not None:  # set apart from the recipe's control start
+        if self.block_lr_scale_from != 0:  # runs recorded before the field scaled from step 0
             identity["block_lr_scale_from"] = self.block_lr_scale_from
         if self.streaming:  # a stream's saved position is only valid for the same split of it
             identity["streaming"] = True

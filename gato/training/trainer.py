@@ -399,7 +399,7 @@ class Trainer:
                 "command": self.command,
                 "identity": cfg.identity(),
                 "config": cfg.to_dict(),
-                # What the default (None: where the recipe starts control) came to.
+                # What --block_lr_scale_from none (where the recipe starts control) came to.
                 "block_lr_scale_from": self.block_lr_scale_from,
             }
             atomic_write_text(self.output_dir / "run.json", json.dumps(run, indent=2))

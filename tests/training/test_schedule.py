@@ -99,12 +99,12 @@ def test_train_config_refuses_a_negative_switch_and_records_a_set_one():
     with pytest.raises(ValueError, match="block_lr_scale_from must be >= 0, got -3"):
         TrainConfig(block_lr_scale_from=-3)
     assert TrainConfig(block_lr_scale_from=400).identity()["block_lr_scale_from"] == 400
-    assert TrainConfig(block_lr_scale_from=0).identity()["block_lr_scale_from"] == 0
-    # The default follows the recipe, which the identity holds already.
+    assert TrainConfig(block_lr_scale_from=None).identity()["block_lr_scale_from"] is None
+    # The default scales from the first step, as runs recorded before the field did: no key.
     assert "block_lr_scale_from" not in TrainConfig().identity()
 
 
-def test_the_default_switch_is_where_the_recipe_starts_control(small_recipe, tmp_path):
+def test_switch_none_is_where_the_recipe_starts_control(small_recipe, tmp_path):
     from gato.training.config import TrainConfig
     from gato.training.trainer import Trainer
 
@@ -127,7 +127,9 @@ def test_the_default_switch_is_where_the_recipe_starts_control(small_recipe, tmp
         )  # fmt: skip
         return Trainer(config).block_lr_scale_from
 
-    assert switch(scheduled) == 7
-    assert switch(small_recipe) == 0  # control from the first step: scaled throughout
-    assert switch(captions_only) == 0  # no control: the scale as set, from the first step
+    assert switch(scheduled) == 0  # the default: scaled from the first step, as before
+    assert switch(scheduled, block_lr_scale_from=None) == 7
+    # Control from the first step: scaled throughout; no control: as set, from the first step.
+    assert switch(small_recipe, block_lr_scale_from=None) == 0
+    assert switch(captions_only, block_lr_scale_from=None) == 0
     assert switch(scheduled, block_lr_scale_from=2) == 2  # set by hand: as set
