@@ -24,7 +24,7 @@ def block_lr_factor(step: int, block_lr_scale: float, scale_from: int) -> float:
 
     The slowing is for the value encoders, which start with control; a lesson before them (the
     demo's one-object captions) learns more at the whole rate (the main job's shape words: 91%
-    of new scenes against 46% at 0.3; docs/captions.md).
+    of new scenes against 46% at 0.3), at a cost in control (docs/captions.md).
     """
     if not block_lr_scale > 0:
         raise ValueError(f"block_lr_scale must be positive, got {block_lr_scale}")

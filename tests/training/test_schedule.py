@@ -98,6 +98,9 @@ def test_train_config_refuses_a_negative_switch_and_records_a_set_one():
 
     with pytest.raises(ValueError, match="block_lr_scale_from must be >= 0, got -3"):
         TrainConfig(block_lr_scale_from=-3)
+    for bad in (True, 2.5, "400"):
+        with pytest.raises(ValueError, match="block_lr_scale_from must be a step"):
+            TrainConfig(block_lr_scale_from=bad)
     assert TrainConfig(block_lr_scale_from=400).identity()["block_lr_scale_from"] == 400
     assert TrainConfig(block_lr_scale_from=None).identity()["block_lr_scale_from"] is None
     # The default scales from the first step, as runs recorded before the field did: no key.
