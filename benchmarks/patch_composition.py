@@ -6,7 +6,7 @@
 The procedural captions hold out some colour-shape pairs (a red triangle is never seen in
 training). A caption of such an object is right only if the model's reading of shape does not
 depend on the colour it came in. This isolates the first stage, the patch encoder
-(`GatoConfig.patch_encoder`): the patch of a one-object scene's object goes through the
+(`GatoConfig.patch_encoder`): the object's patch of a `captions-single` scene goes through the
 encoder's content path (`GatoEmbedding.embed_patch_content`, as in the model) and two linear
 heads, one for the shape and one for the colour, trained together on the training pairs (Adam at
 the tiny preset's rate, 64 patches a step). Scored on new patches of the training pairs (`seen`)
@@ -36,27 +36,22 @@ BATCH = 64
 
 
 def object_patches(
-    pairs: list[tuple[str, str]], count: int, seed: int, channels: int = 4
+    split: str, count: int, seed: int = 0, channels: int = 4
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`count` one-object scenes of `pairs` (colour, shape) -> the object's patch, zero-padded
-    to `channels` as the tokenizer pads RGB: uint8 (N, channels, P, P), shape ids (N,), colour
-    ids (N,) (indices into `vl.SHAPES` and `vl.COLOURS`)."""
-    if not pairs or count < 1:
-        raise ValueError(f"object_patches needs pairs and count >= 1, got {len(pairs)}, {count}")
-    config = vl.SceneConfig()
-    cell, colours = config.cell, list(vl.COLOURS)
-    rng = np.random.default_rng(seed)
+    """The first `count` one-object scenes of `split` of `captions-single` (train and validation:
+    the training pairs; heldout: the held-out ones) -> the object's patch, zero-padded to
+    `channels` as the tokenizer pads RGB: uint8 (N, channels, P, P), shape ids (N,), colour ids
+    (N,) (indices into `vl.SHAPES` and `vl.COLOURS`)."""
+    if count < 1:
+        raise ValueError(f"object_patches needs count >= 1, got {count}")
+    cell, colours = vl.SceneConfig().cell, list(vl.COLOURS)
     pixels, shapes, hues = [], [], []
-    for _ in range(count):
-        colour, shape = pairs[int(rng.integers(len(pairs)))]
-        row, col = (int(v) for v in rng.integers(0, config.grid, size=2))
-        size = vl.SIZES[int(rng.integers(2))]
-        scene = vl.Scene((vl.SceneObject(shape, colour, size, row, col),))
-        image = vl.render_scene(scene, rng, config)
-        patch = image[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell]
+    for scene, image, _, _ in vl.generate_scenes("captions-single", split, count, seed):
+        (obj,) = scene.objects
+        patch = image[obj.row * cell : (obj.row + 1) * cell, obj.col * cell : (obj.col + 1) * cell]
         pixels.append(patch.transpose(2, 0, 1))
-        shapes.append(vl.SHAPES.index(shape))
-        hues.append(colours.index(colour))
+        shapes.append(vl.SHAPES.index(obj.shape))
+        hues.append(colours.index(obj.colour))
     array = np.stack(pixels)
     array = np.pad(array, [(0, 0), (0, channels - array.shape[1]), (0, 0), (0, 0)])
     return torch.from_numpy(array), torch.tensor(shapes), torch.tensor(hues)
@@ -71,12 +66,10 @@ def train_encoder(
 ) -> list[dict[str, float]]:
     """Train one encoder with its two heads; a row of accuracies after each of `steps`."""
     config = GatoConfig.from_preset("tiny", patch_encoder=encoder)
-    train_pairs = vl.allowed_pairs("train", vl.SceneConfig())
-    held = list(vl.HELD_OUT_PAIRS)
     channels = config.image_channels
-    x, y_shape, y_colour = object_patches(train_pairs, train_rows, seed, channels)
-    seen = object_patches(train_pairs, test_rows, seed + 10_000, channels)
-    unseen = object_patches(held, test_rows, seed + 20_000, channels)
+    x, y_shape, y_colour = object_patches("train", train_rows, seed, channels)
+    seen = object_patches("validation", test_rows, seed, channels)
+    unseen = object_patches("heldout", test_rows, seed, channels)
     torch.manual_seed(seed)
     embedding = GatoEmbedding(config)
     shape_head = torch.nn.Linear(config.hidden_size, len(vl.SHAPES))

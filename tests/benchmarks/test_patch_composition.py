@@ -16,20 +16,24 @@ import patch_composition as pc  # noqa: E402
 
 
 def test_object_patches_hold_the_object_of_its_labels():
-    pairs = [("red", "square"), ("blue", "cross")]
-    pixels, shapes, colours = pc.object_patches(pairs, 40, seed=3)
+    pixels, shapes, colours = pc.object_patches("heldout", 40, seed=3)
     assert pixels.shape == (40, 4, 16, 16) and pixels.dtype == torch.uint8
     assert not pixels[:, 3].any()  # RGB zero-padded to the model's four channels
     for patch, shape, colour in zip(pixels.numpy(), shapes, colours, strict=True):
         name = list(vl.COLOURS)[int(colour)]
-        assert (name, vl.SHAPES[int(shape)]) in pairs
+        assert (name, vl.SHAPES[int(shape)]) in vl.HELD_OUT_PAIRS
         # The object's pixels are its colour (within the jitter); the background is grey.
         rgb = patch[:3].reshape(3, -1).T.astype(int)
         target = np.array(vl.COLOURS[name])
         close = np.abs(rgb - target).max(axis=1) <= vl.SceneConfig().colour_jitter
         assert close.sum() >= 7 * 7 // 2  # a small object is at least 7 pixels a side
-    with pytest.raises(ValueError, match="needs pairs and count >= 1"):
-        pc.object_patches([], 3, seed=0)
+    _, shapes, colours = pc.object_patches("train", 60)
+    pairs = {
+        (list(vl.COLOURS)[int(c)], vl.SHAPES[int(s)]) for s, c in zip(shapes, colours, strict=True)
+    }
+    assert pairs and not pairs & set(vl.HELD_OUT_PAIRS)
+    with pytest.raises(ValueError, match="needs count >= 1"):
+        pc.object_patches("train", 0)
 
 
 def test_a_short_run_prints_every_encoder_and_step(capsys):
