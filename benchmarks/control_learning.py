@@ -34,7 +34,8 @@ Learners (`--learners`, comma-separated):
   `action_dropout`), `hist=<n>` (the policy keeps n past timesteps,
   `PolicyConfig.history_steps`), `std=1` (observations tokenized standardised by the training
   episodes' statistics, `GatoTokenizer.standardising`), `pack=<n>` (n windows of random
-  episodes side by side in a row, as the main job's `control_window_steps` rows), `obs=<K>`
+  episodes side by side in a row, as the main job's `control_window_steps` rows), `iso=1` (each
+  of those windows attends only to itself, `MixtureConfig.isolate_packed`), `obs=<K>`
   and `act=<K>` (grouped values: `GatoConfig.continuous_observation_group` /
   `continuous_action_group`), `bins=<n>`
   (`action_group_bins`), `sep=0|1` (`keep_separator`), `feat=<features>`
@@ -125,6 +126,8 @@ class BenchConfig:
     pack: int = 1
     """GatoModel: windows side by side in a training row, each of a random episode (the main
     job's rows with `control_window_steps`); the policy still keeps `window` - 1 past steps."""
+    isolate_packed: bool = False
+    """GatoModel: each packed window attends only to itself (`MixtureConfig.isolate_packed`)."""
     block_lr_scale: float = 1.0
     """GatoModel: the transformer blocks' learning rate as a share of `lr`
     (`gato.training.schedule.parameter_groups`)."""
@@ -596,6 +599,7 @@ TRAIN_OPTIONS = {
     "hist": ("act_history", int),
     "std": ("standardise", lambda v: bool(int(v))),
     "pack": ("pack", int),
+    "iso": ("isolate_packed", lambda v: bool(int(v))),
     "blr": ("block_lr_scale", float),
     "ema": ("ema", float),
 }
@@ -673,8 +677,8 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
             for p in row:
                 i, t = starts[p]
                 parts.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
-            rows.append(parts[0] if pack == 1 else TokenSequence.concatenate(parts))
-        batch = collate(rows)
+            rows.append(parts[0] if pack == 1 else TokenSequence.pack(parts))
+        batch = collate(rows, segments=config.isolate_packed)
         if config.action_dropout > 0:
             seed = int(rng.integers(2**31))
             batch = mask_actions(batch, config.action_dropout, torch.Generator().manual_seed(seed))

@@ -326,10 +326,13 @@ class ControlSource(Source):
         limit = config.control_window_steps
         if not limit:
             first, stop = random_window(cache.bounds(episode), budget, rng)
-            parts.append(cache.read_steps(episode, first, stop))
+            windows = [cache.read_steps(episode, first, stop)]
         else:
-            parts.extend(self._short_windows(cache, episode, budget, limit, rng))
-        sequence = parts[0] if len(parts) == 1 else TokenSequence.concatenate(parts)
+            windows = self._short_windows(cache, episode, budget, limit, rng)
+        # The prompt belongs to the window it precedes; further windows are packed sequences.
+        if parts:
+            windows[0] = TokenSequence.concatenate([parts[0], windows[0]])
+        sequence = windows[0] if len(windows) == 1 else TokenSequence.pack(windows)
         return sequence, prompt
 
     @staticmethod

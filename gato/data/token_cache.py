@@ -562,8 +562,8 @@ class TokenCache:
     def read_episodes(self, indices: np.ndarray) -> TokenSequence:
         """Whole episodes back to back (image-text pairs of one sequence), in one gather.
 
-        Equal to `TokenSequence.concatenate([self.episode(i) for i in indices])`, without a
-        Python-level read per episode.
+        Equal to `TokenSequence.pack([self.episode(i) for i in indices])` (each episode its own
+        segment), without a Python-level read per episode.
         """
         indices = np.asarray(indices, dtype=np.int64)
         maps = self.maps
@@ -588,6 +588,7 @@ class TokenCache:
             patches=np.asarray(patches),
             patch_positions=positions,
             timestep_starts=timestep_starts,
+            segment_starts=out_offsets[(out_offsets > 0) & (ends > starts)].astype(np.int64),
         )
 
     def episode(self, index: int) -> TokenSequence:

@@ -20,6 +20,7 @@ __all__ = [
     "causal_mask",
     "causal_padding_mask",
     "causal_padding_mask_at",
+    "causal_segment_mask",
     "position_ids",
     "position_ids_at",
 ]
@@ -65,6 +66,18 @@ def causal_padding_mask(
     key_columns = torch.arange(total, device=device)
     key_mask = None if attention_mask is None else attention_mask[:, -total:].bool()
     return _keep(query_columns, key_columns, key_mask)
+
+
+def causal_segment_mask(mask: torch.Tensor | None, segment_ids: torch.Tensor) -> torch.Tensor:
+    """Packed rows, no cache: `mask` ((B | 1, 1, L, L) from `causal_padding_mask`, or None for
+    plain causal) further limited to keys of the query's own segment. `segment_ids`: (B, L)
+    int64, one id per packed sequence of a row (padding may carry its own, -1). -> (B, 1, L, L).
+    A token always keeps its own key."""
+    length = segment_ids.shape[1]
+    if mask is None:
+        mask = causal_mask(length, segment_ids.device)[None, None]
+    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+    return mask & same
 
 
 def causal_padding_mask_at(

@@ -72,7 +72,7 @@ from gato.modeling.groups import (
 )
 from gato.modeling.layers import GatoBlock
 from gato.modeling.loss import linear_cross_entropy
-from gato.modeling.masks import causal_padding_mask
+from gato.modeling.masks import causal_padding_mask, causal_segment_mask
 from gato.modeling.masks import position_ids as default_position_ids
 from gato.modeling.rotary import rotary_cos_sin
 from gato.tokens.batch import validate_batch
@@ -250,6 +250,7 @@ class GatoModel(PreTrainedModel):
         return_logits: bool | None = None,
         validate: bool = True,
         labels: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> GatoModelOutput:
         """Embed, decode, and score a batch (or continue from a KV cache).
 
@@ -280,6 +281,9 @@ class GatoModel(PreTrainedModel):
                 decoding loops that build inputs themselves).
             labels: (B, L) int64 target ids, where they differ from `input_ids` (training that
                 hides some inputs, `mask_actions`, keeps their targets); None: `input_ids`.
+            segment_ids: (B, L) int64 the packed sequence each token belongs to
+                (`GatoBatch.segment_ids`): a query sees only keys of its own segment. None: a
+                row is one sequence. Not with a cache (a decoding context is one sequence).
 
         Returns:
             `GatoModelOutput` (loss, logits, past_key_values, last_hidden_state,
@@ -297,6 +301,7 @@ class GatoModel(PreTrainedModel):
                 position_ids,
                 past_length,
                 labels,
+                segment_ids,
             )
         if use_cache is None:
             # A call that scores a loss (training or evaluating) keeps no cache: in an eval loop
@@ -326,6 +331,10 @@ class GatoModel(PreTrainedModel):
             x = self.embedding(input_ids, local_positions, patches, patch_positions)  # (B, L, D)
             b, length = input_ids.shape
         mask = causal_padding_mask(attention_mask, length, past_length, input_ids.device)
+        if segment_ids is not None:
+            if layout is not None:
+                segment_ids = layout.gather(segment_ids, -1)  # (B, L')
+            mask = causal_segment_mask(mask, segment_ids)  # (B, 1, L, L)
         if position_ids is None:
             position_ids = default_position_ids(
                 attention_mask, length, past_length, b, input_ids.device
@@ -543,6 +552,7 @@ class GatoModel(PreTrainedModel):
         position_ids: torch.Tensor | None,
         past_length: int,
         labels: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> None:
         """Raise `ValueError` naming the problem: `validate_batch` plus model-specific checks."""
         cfg = self.config
@@ -555,8 +565,13 @@ class GatoModel(PreTrainedModel):
             patches=patches,
             patch_positions=patch_positions,
             labels=labels,
+            segment_ids=segment_ids,
         )
         b, length = input_ids.shape
+        if segment_ids is not None and past_length:
+            raise ValueError(
+                "segment_ids cannot be used with a cache: a decoding context is one sequence"
+            )
         if length == 0:
             raise ValueError("input_ids must hold at least one token, got shape (B, 0)")
         if length > cfg.max_position_embeddings and not cfg.grouped:

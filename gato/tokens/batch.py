@@ -43,6 +43,11 @@ class TokenSequence:
             interval quantised to position bins (hi exclusive).
         timestep_starts: (T,) int64 offset of each timestep's first token (empty for plain text);
             windows are cut at these boundaries.
+        segment_starts: (S,) int64 offsets, ascending and above 0, where an independent sequence
+            begins inside this one (the packed windows of a control row, the image-text pairs
+            of a captions row; `TokenSequence.pack`); empty: one sequence. A prompt and the
+            window it precedes are one sequence. `collate(segments=True)` turns them into
+            `GatoBatch.segment_ids`, with which a token attends only within its own sequence.
     """
 
     ids: np.ndarray
@@ -51,6 +56,7 @@ class TokenSequence:
     patches: np.ndarray = field(default_factory=_empty_patches)
     patch_positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     timestep_starts: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    segment_starts: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
 
     def __post_init__(self) -> None:
         length = self.ids.shape[0]
@@ -68,6 +74,15 @@ class TokenSequence:
             raise ValueError(
                 f"TokenSequence.patch_positions must be ({self.patches.shape[0]}, 4), "
                 f"got {self.patch_positions.shape}"
+            )
+        starts = self.segment_starts
+        if starts.ndim != 1 or (
+            starts.size
+            and (starts[0] <= 0 or starts[-1] >= length or bool((np.diff(starts) <= 0).any()))
+        ):
+            raise ValueError(
+                "TokenSequence.segment_starts must be ascending offsets in [1, "
+                f"{length}), got {starts.tolist()}"
             )
         n_placeholders = int(np.count_nonzero(self.ids == PATCH_ID))
         if n_placeholders != self.patches.shape[0]:
@@ -93,6 +108,8 @@ class TokenSequence:
         last_patch = first_patch + int(np.count_nonzero(is_patch[start:stop]))
         starts = self.timestep_starts
         starts = starts[(starts >= start) & (starts < stop)] - start
+        segments = self.segment_starts
+        segments = segments[(segments > start) & (segments < stop)] - start
         return TokenSequence(
             ids=self.ids[start:stop],
             local_positions=self.local_positions[start:stop],
@@ -100,16 +117,35 @@ class TokenSequence:
             patches=self.patches[first_patch:last_patch],
             patch_positions=self.patch_positions[first_patch:last_patch],
             timestep_starts=starts,
+            segment_starts=segments,
         )
 
     @staticmethod
     def concatenate(parts: Sequence[TokenSequence]) -> TokenSequence:
-        """Join sequences end to end (a prompt followed by an episode, packed episodes)."""
+        """Join sequences end to end into one sequence (a prompt followed by the window it
+        prompts); the parts' own segment starts are kept. `pack` joins independent ones."""
+        return TokenSequence._join(parts, independent=False)
+
+    @staticmethod
+    def pack(parts: Sequence[TokenSequence]) -> TokenSequence:
+        """Join independent sequences end to end (packed windows, image-text pairs): each
+        part after the first begins a segment (`segment_starts`)."""
+        return TokenSequence._join(parts, independent=True)
+
+    @staticmethod
+    def _join(parts: Sequence[TokenSequence], independent: bool) -> TokenSequence:
         if not parts:
-            raise ValueError("TokenSequence.concatenate needs at least one sequence")
+            what = "pack" if independent else "concatenate"
+            raise ValueError(f"TokenSequence.{what} needs at least one sequence")
         offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
         with_patches = [p.patches for p in parts if p.patches.shape[0]]
         patches = np.concatenate(with_patches) if with_patches else parts[0].patches
+        segments = []
+        for part, offset in zip(parts, offsets, strict=True):
+            # An empty part begins nothing; the part at offset 0 is the first.
+            if independent and offset and len(part):
+                segments.append(np.array([offset], np.int64))
+            segments.append(part.segment_starts + offset)
         return TokenSequence(
             ids=np.concatenate([p.ids for p in parts]),
             local_positions=np.concatenate([p.local_positions for p in parts]),
@@ -119,6 +155,7 @@ class TokenSequence:
             timestep_starts=np.concatenate(
                 [p.timestep_starts + o for p, o in zip(parts, offsets, strict=True)]
             ),
+            segment_starts=np.concatenate(segments).astype(np.int64),
         )
 
 
@@ -135,6 +172,9 @@ class GatoBatch:
         patch_positions: (N, 4) int64 [row_lo, row_hi, col_lo, col_hi) in position bins.
         labels: (B, L) int64 target ids where they differ from the inputs (`mask_actions` hides
             inputs and keeps their targets); None: the targets are `input_ids`.
+        segment_ids: (B, L) int64 the packed sequence each token belongs to within its row (0,
+            1, ... from `TokenSequence.segment_starts`; -1 on padding): a token attends only to
+            tokens of its own segment. None: a row is one sequence, as Gato trains.
     """
 
     input_ids: torch.Tensor
@@ -144,6 +184,7 @@ class GatoBatch:
     patches: torch.Tensor
     patch_positions: torch.Tensor
     labels: torch.Tensor | None = None
+    segment_ids: torch.Tensor | None = None
 
     def _map(self, fn) -> GatoBatch:
         return GatoBatch(
@@ -160,10 +201,11 @@ class GatoBatch:
         return self._map(lambda t: t.pin_memory())
 
     def as_dict(self) -> dict[str, torch.Tensor]:
-        """Keyword arguments for `GatoModel.forward` (`labels` only when set)."""
+        """Keyword arguments for `GatoModel.forward` (`labels`, `segment_ids` only when set)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out["labels"] is None:
-            del out["labels"]
+        for optional in ("labels", "segment_ids"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     def rows(self, rows: slice) -> GatoBatch:
@@ -180,6 +222,7 @@ class GatoBatch:
             patches=self.patches[first : first + count],
             patch_positions=self.patch_positions[first : first + count],
             labels=None if self.labels is None else self.labels[start:stop],
+            segment_ids=None if self.segment_ids is None else self.segment_ids[start:stop],
         )
 
     @property
@@ -202,6 +245,7 @@ def validate_batch(
     patches: torch.Tensor | None = None,
     patch_positions: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
+    segment_ids: torch.Tensor | None = None,
 ) -> None:
     """Check a batch's shapes, dtypes and id ranges; raise `ValueError` naming the problem."""
     if input_ids.ndim != 2:
@@ -214,6 +258,7 @@ def validate_batch(
         ("local_positions", local_positions),
         ("loss_mask", loss_mask),
         ("labels", labels),
+        ("segment_ids", segment_ids),
     ):
         if value is not None and tuple(value.shape) != shape:
             raise ValueError(
@@ -254,8 +299,12 @@ def collate(
     max_length: int | None = None,
     pad_to_multiple_of: int | None = None,
     padding_side: str = "right",
+    segments: bool = False,
 ) -> GatoBatch:
     """Pad sequences to a common length and stack them into a `GatoBatch`.
+
+    `segments`: also give `segment_ids` from each sequence's `segment_starts`, so that packed
+    sequences attend only within themselves (padding: -1).
 
     Sequences longer than `max_length` are an error rather than silently cut: windows are cut at
     timestep boundaries by the caller (`TokenSequence.slice`), where it knows what it drops.
@@ -284,6 +333,7 @@ def collate(
     attention_mask = np.zeros((batch, length), dtype=np.int64)
     local_positions = np.full((batch, length), NO_LOCAL_POSITION, dtype=np.int64)
     loss_mask = np.zeros((batch, length), dtype=bool)
+    segment_ids = np.full((batch, length), -1, dtype=np.int64) if segments else None
     for row, seq in enumerate(sequences):
         n = len(seq)
         cols = slice(0, n) if padding_side == "right" else slice(length - n, length)
@@ -291,6 +341,10 @@ def collate(
         attention_mask[row, cols] = 1
         local_positions[row, cols] = seq.local_positions
         loss_mask[row, cols] = seq.loss_mask
+        if segment_ids is not None:
+            begins = np.zeros(n, dtype=np.int64)
+            begins[seq.segment_starts] = 1
+            segment_ids[row, cols] = np.cumsum(begins)
     with_patches = [s for s in sequences if s.patches.shape[0]]
     if with_patches:
         patches = np.concatenate([s.patches for s in with_patches])
@@ -305,6 +359,7 @@ def collate(
         loss_mask=torch.from_numpy(loss_mask),
         patches=torch.from_numpy(np.ascontiguousarray(patches)),
         patch_positions=torch.from_numpy(np.ascontiguousarray(patch_positions, dtype=np.int64)),
+        segment_ids=None if segment_ids is None else torch.from_numpy(segment_ids),
     )
 
 

@@ -127,6 +127,14 @@ class TrainConfig:
             "colour-shape pairs 5.5% exact with 0, 29.5-37.0% with 0.3 (docs/captions.md)"
         },
     )
+    isolate_packed: bool = field(
+        default=False,
+        metadata={
+            "help": "each sequence packed into a row (a control window, an image-text pair) "
+            "attends only to itself, its prompt included, as at inference "
+            "(MixtureConfig.isolate_packed); false: every token sees the whole row before it"
+        },
+    )
     control_window_steps: int = field(
         default=1,
         metadata={
@@ -229,6 +237,8 @@ class TrainConfig:
                 f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
             )
         check_report_to(self.report_to)
+        if not isinstance(self.isolate_packed, bool):
+            raise ValueError(f"isolate_packed must be a bool, got {self.isolate_packed!r}")
         steps = self.control_window_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"control_window_steps must be an int >= 0, got {steps!r}")
@@ -307,6 +317,8 @@ class TrainConfig:
             identity["block_lr_scale"] = self.block_lr_scale
         if self.block_lr_scale_from != 0:  # runs recorded before the field scaled from step 0
             identity["block_lr_scale_from"] = self.block_lr_scale_from
+        if self.isolate_packed:  # runs recorded before the field saw the whole row
+            identity["isolate_packed"] = True
         if self.streaming:  # a stream's saved position is only valid for the same split of it
             identity["streaming"] = True
             identity["stream_workers"] = self.stream_workers

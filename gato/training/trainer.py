@@ -246,6 +246,7 @@ class Trainer:
             seed=self.config.seed,
             control_window_steps=self.config.control_window_steps,
             prompt_probability=self.config.prompt_probability,
+            isolate_packed=self.config.isolate_packed,
             **extra,
         )
         if self.config.streaming:

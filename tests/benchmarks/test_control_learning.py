@@ -93,6 +93,21 @@ def test_packed_rows_hold_windows_of_several_episodes(episodes):
     assert actor().config.history_steps == 1  # the policy's view is one window's
 
 
+def test_isolated_packed_windows_attend_only_to_themselves(episodes):
+    """`iso=1`: the row's windows carry segment ids, so the same draw of windows scores another
+    loss than with every window seeing the ones before it (the same initial weights)."""
+    name = "gato:fourier:2:obs=8:pack=3"
+    losses = {}
+    for option in ("", ":iso=1"):
+        model, batch, _, learner = small_gato_learner(episodes, name + option)
+        assert learner.isolate_packed == bool(option)
+        model.eval()
+        with torch.no_grad():
+            losses[option] = float(batch(np.random.default_rng(0)))
+    assert math.isfinite(losses[":iso=1"])
+    assert losses[":iso=1"] != pytest.approx(losses[""], rel=1e-5)
+
+
 def test_unknown_learner_is_named(episodes):
     with pytest.raises(ValueError, match="unknown learner 'gato:table'"):
         control_learning.main(["--data", str(episodes), "--learners", "gato:table", "--steps", "1"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import types
@@ -502,3 +503,59 @@ def test_statistics_without_standardize_are_refused(paths, tmp_path):
     stats = ObservationStatistics(np.zeros(3), np.ones(3))
     with pytest.raises(ValueError, match="only used with standardize=True"):
         Mixture(recipe_of(paths), config, observation_statistics={"reacher": stats})
+
+
+def test_packed_sequences_are_marked_as_segments_and_batched_when_isolated(paths):
+    # Each short control window starts a segment, the prompt sharing the first window's; each
+    # image-text pair starts one; a text row is one. With isolate_packed the batch carries them.
+    recipe = Recipe(
+        "p",
+        (
+            SourceEntry("reacher", 1.0, path=paths["control"], kind="control"),
+            SourceEntry("captions", 1.0, path=paths["captions"]),
+            SourceEntry("text", 1.0, path=paths["text"]),
+        ),
+    )
+    config = MixtureConfig(
+        context_length=128,
+        batch_size=12,
+        prompt_probability=0.5,
+        control_window_steps=2,
+        isolate_packed=True,
+        cache_root=paths["cache"],
+    )
+    mix = Mixture(recipe, config, progress=False)
+    seen = set()
+    for step in range(6):
+        samples = mix.samples(step)
+        for sample in samples:
+            seq = sample.sequence
+            if sample.source == 0:
+                steps = episode_steps(seq)
+                # A window ends where the next timestep is not its episode's next one.
+                breaks = [
+                    int(seq.timestep_starts[i])
+                    for i in range(1, len(steps))
+                    if steps[i] != (steps[i - 1][0], steps[i - 1][1] + 1)
+                ]
+                if sample.prompt != PROMPT_NONE:
+                    breaks = breaks[1:]  # the prompt and its window are one sequence
+                    seen.add("prompted")
+                assert seq.segment_starts.tolist() == breaks
+            elif sample.source == 1:
+                assert seq.segment_starts.tolist() == seq.timestep_starts[1:].tolist()
+            else:
+                assert seq.segment_starts.size == 0
+        batch = mix.batch(step).batch
+        for row, sample in enumerate(samples):
+            n = len(sample.sequence)
+            begins = np.zeros(n, np.int64)
+            begins[sample.sequence.segment_starts] = 1
+            np.testing.assert_array_equal(batch.segment_ids[row, :n].numpy(), np.cumsum(begins))
+            assert (batch.segment_ids[row, n:] == -1).all()
+    assert "prompted" in seen
+    plain = Mixture(recipe, dataclasses.replace(config, isolate_packed=False), progress=False)
+    assert plain.batch(0).batch.segment_ids is None
+    assert plain.fingerprint() != mix.fingerprint()
+    with pytest.raises(ValueError, match="isolate_packed must be a bool"):
+        MixtureConfig(isolate_packed=1)

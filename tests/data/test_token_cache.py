@@ -78,6 +78,7 @@ def assert_same(a, b):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
         assert getattr(a, name).dtype == getattr(b, name).dtype, name
     np.testing.assert_array_equal(a.timestep_starts, b.timestep_starts)
+    np.testing.assert_array_equal(a.segment_starts, b.segment_starts)
 
 
 def test_control_cache_equals_tokenizer(image_control, tok):
@@ -105,15 +106,17 @@ def test_arbitrary_reads_equal_slices_of_the_stream(image_control):
         assert_same(cache.read(start, stop), stream.slice(start, stop))
 
 
-def test_gathering_episodes_equals_concatenating_them(image_control, tmp_path, tok):
+def test_gathering_episodes_equals_packing_them(image_control, tmp_path, tok):
     from gato.tokens.batch import TokenSequence
 
     vl.build_dataset("captions", tmp_path / "c", vl.BuildSizes(10, 1, 1))
     captions = build_cache(make_source("captions", "c", str(tmp_path / "c")), tok, tmp_path / "t")
     for cache in (image_control[1], captions):
         for indices in ([0], [3, 1, 3], [4, 0, 2, 1]):
-            expected = TokenSequence.concatenate([cache.episode(i) for i in indices])
+            expected = TokenSequence.pack([cache.episode(i) for i in indices])
             assert_same(cache.read_episodes(np.array(indices)), expected)
+            lengths = np.cumsum([len(cache.episode(i)) for i in indices])[:-1]
+            np.testing.assert_array_equal(expected.segment_starts, lengths)
 
 
 def test_continuous_control_and_stats(tmp_path, tok):

@@ -136,3 +136,27 @@ def test_switch_none_is_where_the_recipe_starts_control(small_recipe, tmp_path):
     assert switch(small_recipe, block_lr_scale_from=None) == 0
     assert switch(captions_only, block_lr_scale_from=None) == 0
     assert switch(scheduled, block_lr_scale_from=2) == 2  # set by hand: as set
+
+
+def test_isolated_packing_reaches_the_batches_and_the_run_identity(small_recipe, tmp_path):
+    from gato.training.config import TrainConfig
+    from gato.training.trainer import Trainer
+
+    def first_batch(**options):
+        config = TrainConfig(
+            preset="tiny", mixture=str(small_recipe), global_batch=4, context=128,
+            output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+            mixed_precision="no", report_to="none", **options,
+        )  # fmt: skip
+        trainer = Trainer(config)
+        batch = next(trainer.data).batch
+        trainer.data.close()
+        return batch
+
+    isolated = first_batch(isolate_packed=True)
+    assert isolated.segment_ids is not None and int(isolated.segment_ids.max()) >= 1
+    assert first_batch().segment_ids is None
+    assert TrainConfig(isolate_packed=True).identity()["isolate_packed"] is True
+    assert "isolate_packed" not in TrainConfig().identity()  # runs recorded before it resume
+    with pytest.raises(ValueError, match="isolate_packed must be a bool, got 'yes'"):
+        TrainConfig(isolate_packed="yes")

@@ -72,6 +72,12 @@ class MixtureConfig:
     of the task's episodes, each drawn afresh, until no timestep fits (so the context is not
     padding). A clone shown a long history of its episode fits the expert better and acts worse
     (docs/control_learning.md); 0: one window as long as the context holds (Gato)."""
+    isolate_packed: bool = False
+    """A sequence packed into a row beside others (a control window, an image-text pair) attends
+    only to itself (`GatoBatch.segment_ids`), a prompt included in the window it precedes; as
+    it would at inference, where a context holds one. False: every token sees the whole row
+    before it (Gato's rows; packed windows of unrelated episodes then sit in each other's
+    context). Text rows are one sequence either way."""
     pad_to_context: bool = True
     """Pad every batch to (batch_size, context_length): one shape for compiled models."""
     split: str | None = None
@@ -89,6 +95,10 @@ class MixtureConfig:
                 raise ValueError(f"MixtureConfig.{name} must be in [0, 1]")
         if not 0.0 <= self.prompt_fraction < 1.0:
             raise ValueError("MixtureConfig.prompt_fraction must be in [0, 1)")
+        if not isinstance(self.isolate_packed, bool):
+            raise ValueError(
+                f"MixtureConfig.isolate_packed must be a bool, got {self.isolate_packed!r}"
+            )
         steps = self.control_window_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(
@@ -186,6 +196,7 @@ class Mixture:
             [s.sequence for s in samples],
             max_length=context,
             pad_to_multiple_of=context if self.config.pad_to_context else None,
+            segments=self.config.isolate_packed,
         )
         return MixtureBatch(
             batch=batch,
@@ -206,7 +217,12 @@ class Mixture:
                 else {}
             ),
             "caches": [c.meta["fingerprint"] for c in self.caches],
-            "config": {k: v for k, v in asdict(self.config).items() if k != "cache_root"},
+            # isolate_packed only when set: fingerprints recorded before the field stay valid.
+            "config": {
+                k: v
+                for k, v in asdict(self.config).items()
+                if k != "cache_root" and (k != "isolate_packed" or v)
+            },
         }
         text = json.dumps(record, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

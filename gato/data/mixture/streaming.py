@@ -168,6 +168,7 @@ class _PartStream:
             sequences,
             max_length=context,
             pad_to_multiple_of=context if config.pad_to_context else None,
+            segments=config.isolate_packed,
         )
         self.index += 1
         return StreamBatch(
