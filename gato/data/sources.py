@@ -329,9 +329,10 @@ class ControlSource(Source):
             windows = [cache.read_steps(episode, first, stop)]
         else:
             windows = self._short_windows(cache, episode, budget, limit, rng)
-        # The prompt belongs to the window it precedes; further windows are packed sequences.
+        # Packed windows are independent sequences; a prompt is the row's shared prefix, which
+        # prompts every window after it.
         if parts:
-            windows[0] = TokenSequence.concatenate([parts[0], windows[0]])
+            return TokenSequence.pack([parts[0], *windows], shared_first=True), prompt
         sequence = windows[0] if len(windows) == 1 else TokenSequence.pack(windows)
         return sequence, prompt
 

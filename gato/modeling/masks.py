@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from gato.tokens.batch import PAD_SEGMENT, SHARED_SEGMENT
+
 __all__ = [
     "causal_mask",
     "causal_padding_mask",
@@ -68,16 +70,22 @@ def causal_padding_mask(
     return _keep(query_columns, key_columns, key_mask)
 
 
-def causal_segment_mask(mask: torch.Tensor | None, segment_ids: torch.Tensor) -> torch.Tensor:
+def causal_segment_mask(
+    mask: torch.Tensor | None,
+    segment_ids: torch.Tensor,
+    shared: int = SHARED_SEGMENT,
+    padding: int = PAD_SEGMENT,
+) -> torch.Tensor:
     """Packed rows, no cache: `mask` ((B | 1, 1, L, L) from `causal_padding_mask`, or None for
-    plain causal) further limited to keys of the query's own segment. `segment_ids`: (B, L)
-    int64, one id per packed sequence of a row (padding may carry its own, -1). -> (B, 1, L, L).
-    A token always keeps its own key."""
+    plain causal) further limited to keys of the query's own segment and of the row's shared
+    prefix. `segment_ids`: (B, L) int64, one id per packed sequence of a row, `shared` on the
+    prefix every sequence sees (a prompt), `padding` on padding (which sees no prefix).
+    -> (B, 1, L, L). A token always keeps its own key."""
     length = segment_ids.shape[1]
     if mask is None:
         mask = causal_mask(length, segment_ids.device)[None, None]
-    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
-    return mask & same
+    query, key = segment_ids[:, None, :, None], segment_ids[:, None, None, :]
+    return mask & ((query == key) | ((key == shared) & (query != padding)))
 
 
 def causal_padding_mask_at(

@@ -75,7 +75,7 @@ from gato.modeling.loss import linear_cross_entropy
 from gato.modeling.masks import causal_padding_mask, causal_segment_mask
 from gato.modeling.masks import position_ids as default_position_ids
 from gato.modeling.rotary import rotary_cos_sin
-from gato.tokens.batch import validate_batch
+from gato.tokens.batch import PAD_SEGMENT, validate_batch
 from gato.vocab import (
     CONTINUOUS_OFFSET,
     DISCRETE_OFFSET,
@@ -282,8 +282,10 @@ class GatoModel(PreTrainedModel):
             labels: (B, L) int64 target ids, where they differ from `input_ids` (training that
                 hides some inputs, `mask_actions`, keeps their targets); None: `input_ids`.
             segment_ids: (B, L) int64 the packed sequence each token belongs to
-                (`GatoBatch.segment_ids`): a query sees only keys of its own segment. None: a
-                row is one sequence. Not with a cache (a decoding context is one sequence).
+                (`GatoBatch.segment_ids`): a query sees only keys of its own segment and of the
+                row's shared prefix, and is numbered (RoPE) as if its sequence were alone after
+                that prefix. None: a row is one sequence. Not with a cache (a decoding context
+                is one sequence).
 
         Returns:
             `GatoModelOutput` (loss, logits, past_key_values, last_hidden_state,
@@ -333,8 +335,12 @@ class GatoModel(PreTrainedModel):
         mask = causal_padding_mask(attention_mask, length, past_length, input_ids.device)
         if segment_ids is not None:
             if layout is not None:
-                segment_ids = layout.gather(segment_ids, -1)  # (B, L')
+                segment_ids = layout.gather(segment_ids, PAD_SEGMENT)  # (B, L')
             mask = causal_segment_mask(mask, segment_ids)  # (B, 1, L, L)
+            if position_ids is None:
+                # A packed sequence's tokens are numbered as if it were alone in its context
+                # (after the row's prompt, if any), as at inference: the keys each one sees.
+                position_ids = mask[:, 0].sum(-1) - 1  # (B, L)
         if position_ids is None:
             position_ids = default_position_ids(
                 attention_mask, length, past_length, b, input_ids.device

@@ -24,6 +24,11 @@ from gato.vocab import (
     TEXT_VOCAB_SIZE,
 )
 
+PAD_SEGMENT = -1
+"""`GatoBatch.segment_ids` of padding."""
+SHARED_SEGMENT = -2
+"""`GatoBatch.segment_ids` of a row's shared prefix (its prompt), seen by every segment after it."""
+
 
 def _empty_patches(patch_size: int = 16, channels: int = 4) -> np.ndarray:
     return np.zeros((0, channels, patch_size, patch_size), dtype=np.uint8)
@@ -45,9 +50,12 @@ class TokenSequence:
             windows are cut at these boundaries.
         segment_starts: (S,) int64 offsets, ascending and above 0, where an independent sequence
             begins inside this one (the packed windows of a control row, the image-text pairs
-            of a captions row; `TokenSequence.pack`); empty: one sequence. A prompt and the
-            window it precedes are one sequence. `collate(segments=True)` turns them into
-            `GatoBatch.segment_ids`, with which a token attends only within its own sequence.
+            of a captions row; `TokenSequence.pack`); empty: one sequence. `collate(segments=
+            True)` turns them into `GatoBatch.segment_ids`, with which a token attends only
+            within its own sequence.
+        shared_prefix: the first tokens (a control row's prompt) that every later sequence of
+            the row may attend to as well as its own: a prompt prompts every window packed
+            after it. 0: none.
     """
 
     ids: np.ndarray
@@ -57,6 +65,7 @@ class TokenSequence:
     patch_positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     timestep_starts: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     segment_starts: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    shared_prefix: int = 0
 
     def __post_init__(self) -> None:
         length = self.ids.shape[0]
@@ -83,6 +92,10 @@ class TokenSequence:
             raise ValueError(
                 "TokenSequence.segment_starts must be ascending offsets in [1, "
                 f"{length}), got {starts.tolist()}"
+            )
+        if not 0 <= self.shared_prefix <= length:
+            raise ValueError(
+                f"TokenSequence.shared_prefix must be in [0, {length}], got {self.shared_prefix}"
             )
         n_placeholders = int(np.count_nonzero(self.ids == PATCH_ID))
         if n_placeholders != self.patches.shape[0]:
@@ -118,6 +131,7 @@ class TokenSequence:
             patch_positions=self.patch_positions[first_patch:last_patch],
             timestep_starts=starts,
             segment_starts=segments,
+            shared_prefix=max(0, min(self.shared_prefix, stop) - start),
         )
 
     @staticmethod
@@ -127,10 +141,14 @@ class TokenSequence:
         return TokenSequence._join(parts, independent=False)
 
     @staticmethod
-    def pack(parts: Sequence[TokenSequence]) -> TokenSequence:
+    def pack(parts: Sequence[TokenSequence], shared_first: bool = False) -> TokenSequence:
         """Join independent sequences end to end (packed windows, image-text pairs): each
-        part after the first begins a segment (`segment_starts`)."""
-        return TokenSequence._join(parts, independent=True)
+        part after the first begins a segment (`segment_starts`). `shared_first`: the first
+        part (a prompt) is the row's `shared_prefix`, seen by every later part."""
+        packed = TokenSequence._join(parts, independent=True)
+        if shared_first and parts:
+            packed.shared_prefix = len(parts[0])
+        return packed
 
     @staticmethod
     def _join(parts: Sequence[TokenSequence], independent: bool) -> TokenSequence:
@@ -140,6 +158,8 @@ class TokenSequence:
         offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
         with_patches = [p.patches for p in parts if p.patches.shape[0]]
         patches = np.concatenate(with_patches) if with_patches else parts[0].patches
+        if any(p.shared_prefix for p in parts[1:]):
+            raise ValueError("TokenSequence: only the first of the parts joined may hold a prefix")
         segments = []
         for part, offset in zip(parts, offsets, strict=True):
             # An empty part begins nothing; the part at offset 0 is the first.
@@ -156,6 +176,7 @@ class TokenSequence:
                 [p.timestep_starts + o for p, o in zip(parts, offsets, strict=True)]
             ),
             segment_starts=np.concatenate(segments).astype(np.int64),
+            shared_prefix=parts[0].shared_prefix,
         )
 
 
@@ -173,8 +194,9 @@ class GatoBatch:
         labels: (B, L) int64 target ids where they differ from the inputs (`mask_actions` hides
             inputs and keeps their targets); None: the targets are `input_ids`.
         segment_ids: (B, L) int64 the packed sequence each token belongs to within its row (0,
-            1, ... from `TokenSequence.segment_starts`; -1 on padding): a token attends only to
-            tokens of its own segment. None: a row is one sequence, as Gato trains.
+            1, ... from `TokenSequence.segment_starts`; `SHARED_SEGMENT` on a shared prefix,
+            `PAD_SEGMENT` on padding): a token attends only to tokens of its own segment and of
+            the shared prefix. None: a row is one sequence, as Gato trains.
     """
 
     input_ids: torch.Tensor
@@ -333,7 +355,7 @@ def collate(
     attention_mask = np.zeros((batch, length), dtype=np.int64)
     local_positions = np.full((batch, length), NO_LOCAL_POSITION, dtype=np.int64)
     loss_mask = np.zeros((batch, length), dtype=bool)
-    segment_ids = np.full((batch, length), -1, dtype=np.int64) if segments else None
+    segment_ids = np.full((batch, length), PAD_SEGMENT, dtype=np.int64) if segments else None
     for row, seq in enumerate(sequences):
         n = len(seq)
         cols = slice(0, n) if padding_side == "right" else slice(length - n, length)
@@ -344,7 +366,9 @@ def collate(
         if segment_ids is not None:
             begins = np.zeros(n, dtype=np.int64)
             begins[seq.segment_starts] = 1
-            segment_ids[row, cols] = np.cumsum(begins)
+            ids = np.cumsum(begins)
+            ids[: seq.shared_prefix] = SHARED_SEGMENT
+            segment_ids[row, cols] = ids
     with_patches = [s for s in sequences if s.patches.shape[0]]
     if with_patches:
         patches = np.concatenate([s.patches for s in with_patches])

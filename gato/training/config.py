@@ -131,7 +131,7 @@ class TrainConfig:
         default=False,
         metadata={
             "help": "each sequence packed into a row (a control window, an image-text pair) "
-            "attends only to itself, its prompt included, as at inference "
+            "attends only to itself and the row's prompt, as at inference "
             "(MixtureConfig.isolate_packed); false: every token sees the whole row before it"
         },
     )

@@ -26,6 +26,7 @@ from gato.data.mixture import (
     Recipe,
     SourceEntry,
 )
+from gato.tokens.batch import SHARED_SEGMENT
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.tokens.windows import text_window_start
 from gato.vocab import DISCRETE_OFFSET, PADDED_VOCAB_SIZE, SEPARATOR_ID
@@ -506,8 +507,9 @@ def test_statistics_without_standardize_are_refused(paths, tmp_path):
 
 
 def test_packed_sequences_are_marked_as_segments_and_batched_when_isolated(paths):
-    # Each short control window starts a segment, the prompt sharing the first window's; each
-    # image-text pair starts one; a text row is one. With isolate_packed the batch carries them.
+    # Each short control window starts a segment, after the prompt, which is the row's shared
+    # prefix; each image-text pair starts one; a text row is one. With isolate_packed the batch
+    # carries them.
     recipe = Recipe(
         "p",
         (
@@ -538,9 +540,9 @@ def test_packed_sequences_are_marked_as_segments_and_batched_when_isolated(paths
                     for i in range(1, len(steps))
                     if steps[i] != (steps[i - 1][0], steps[i - 1][1] + 1)
                 ]
-                if sample.prompt != PROMPT_NONE:
-                    breaks = breaks[1:]  # the prompt and its window are one sequence
-                    seen.add("prompted")
+                prompted = sample.prompt != PROMPT_NONE
+                assert seq.shared_prefix == (breaks[0] if prompted else 0)
+                seen.add(prompted)
                 assert seq.segment_starts.tolist() == breaks
             elif sample.source == 1:
                 assert seq.segment_starts.tolist() == seq.timestep_starts[1:].tolist()
@@ -551,9 +553,11 @@ def test_packed_sequences_are_marked_as_segments_and_batched_when_isolated(paths
             n = len(sample.sequence)
             begins = np.zeros(n, np.int64)
             begins[sample.sequence.segment_starts] = 1
-            np.testing.assert_array_equal(batch.segment_ids[row, :n].numpy(), np.cumsum(begins))
+            expected = np.cumsum(begins)
+            expected[: sample.sequence.shared_prefix] = SHARED_SEGMENT
+            np.testing.assert_array_equal(batch.segment_ids[row, :n].numpy(), expected)
             assert (batch.segment_ids[row, n:] == -1).all()
-    assert "prompted" in seen
+    assert seen == {True, False}
     plain = Mixture(recipe, dataclasses.replace(config, isolate_packed=False), progress=False)
     assert plain.batch(0).batch.segment_ids is None
     assert plain.fingerprint() != mix.fingerprint()

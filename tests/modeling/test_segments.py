@@ -10,7 +10,7 @@ from helpers import make_config
 
 from gato.modeling.masks import causal_padding_mask, causal_segment_mask
 from gato.modeling.model import GatoModel
-from gato.tokens.batch import TokenSequence, collate
+from gato.tokens.batch import SHARED_SEGMENT, TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
 
 
@@ -56,6 +56,23 @@ def test_pack_starts_a_segment_at_each_part_and_concatenate_keeps_them():
         TokenSequence.pack([])
 
 
+def test_a_prompt_packed_first_is_the_shared_prefix_of_the_row():
+    a, b, c, d = sequences()
+    row = TokenSequence.pack([d, a, b], shared_first=True)
+    assert row.shared_prefix == len(d)
+    assert row.segment_starts.tolist() == [len(d), len(d) + len(a)]
+    assert row.slice(2, len(row)).shared_prefix == len(d) - 2
+    assert row.slice(len(d), len(row)).shared_prefix == 0
+    assert TokenSequence.concatenate([row, c]).shared_prefix == len(d)
+    with pytest.raises(ValueError, match="only the first of the parts joined may hold a prefix"):
+        TokenSequence.pack([c, row])
+    with pytest.raises(ValueError, match=r"shared_prefix must be in \[0, "):
+        TokenSequence(ids=d.ids, local_positions=d.local_positions, loss_mask=d.loss_mask,
+                      shared_prefix=len(d) + 1)  # fmt: skip
+    ids = collate([row], segments=True).segment_ids[0]
+    assert ids.tolist() == [SHARED_SEGMENT] * len(d) + [1] * len(a) + [2] * len(b)
+
+
 @pytest.mark.parametrize("starts", [[0], [5, 3], [4, 4], [999]])
 def test_bad_segment_starts_are_refused(starts):
     a = sequences()[3]
@@ -82,7 +99,7 @@ def test_collate_numbers_the_segments_of_each_row_and_marks_padding():
 
 
 def test_the_segment_mask_is_causal_and_within_a_segment():
-    segments = torch.tensor([[0, 0, 1, 1, 1, 2, -1, -1], [0, 1, 1, 1, 1, 1, 1, 1]])
+    segments = torch.tensor([[0, 0, 1, 1, 1, 2, -1, -1], [-2, -2, 1, 1, 2, 2, 2, -1]])
     left_padded = causal_padding_mask(torch.tensor([[0, 1, 1, 1, 1, 1, 1, 1]] * 2), 8, 0, "cpu")
     for base in (None, left_padded):
         got = causal_segment_mask(base, segments)
@@ -90,7 +107,8 @@ def test_the_segment_mask_is_causal_and_within_a_segment():
         for r in range(2):
             for i in range(8):
                 for j in range(8):
-                    allowed = j <= i and int(segments[r, i]) == int(segments[r, j])
+                    query, key = int(segments[r, i]), int(segments[r, j])
+                    allowed = j <= i and (query == key or (key == -2 and query != -1))
                     if base is not None:
                         allowed = allowed and bool(base[r, 0, i, j])
                     assert bool(got[r, 0, i, j]) == allowed, (base is None, r, i, j)
@@ -128,6 +146,34 @@ def test_a_packed_row_scores_each_sequence_as_if_it_were_alone(overrides):
                 lone = model(**collate([part]).as_dict()).last_hidden_state
                 torch.testing.assert_close(hidden[:, offset : offset + len(part)], lone)
                 offset += len(part)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"continuous_observation_group": 4, "continuous_action_group": 2}],
+    ids=["values", "grouped"],
+)
+def test_every_window_after_a_shared_prompt_scores_as_if_it_followed_the_prompt_alone(overrides):
+    torch.manual_seed(1)
+    model = GatoModel(make_config(**overrides)).eval()
+    prompt, *windows = sequences(2)[:3]
+
+    def summed_loss(batch) -> float:
+        with torch.no_grad():
+            out = model(**batch.as_dict())
+        return float(out.loss) * int(out.num_loss_tokens)
+
+    own = summed_loss(collate([prompt]))
+    expected = own + sum(
+        summed_loss(collate([TokenSequence.concatenate([prompt, w])])) - own for w in windows
+    )
+    row = TokenSequence.pack([prompt, *windows], shared_first=True)
+    got = summed_loss(collate([row], segments=True))
+    error = abs(got - expected)
+    assert error < 1e-5 * expected
+    # Windows that see only themselves score otherwise.
+    alone = summed_loss(collate([TokenSequence.pack([prompt, *windows])], segments=True))
+    assert abs(alone - expected) > 100 * max(error, 1e-6)
 
 
 def test_segment_ids_are_refused_with_a_cache_and_in_the_wrong_shape():

@@ -74,10 +74,10 @@ class MixtureConfig:
     (docs/control_learning.md); 0: one window as long as the context holds (Gato)."""
     isolate_packed: bool = False
     """A sequence packed into a row beside others (a control window, an image-text pair) attends
-    only to itself (`GatoBatch.segment_ids`), a prompt included in the window it precedes; as
-    it would at inference, where a context holds one. False: every token sees the whole row
-    before it (Gato's rows; packed windows of unrelated episodes then sit in each other's
-    context). Text rows are one sequence either way."""
+    only to itself and to the row's prompt, if it has one (`GatoBatch.segment_ids`), as it
+    would at inference, where a context holds one. False: every token sees the whole row before
+    it (Gato's rows; packed windows of unrelated episodes then sit in each other's context).
+    Text rows are one sequence either way."""
     pad_to_context: bool = True
     """Pad every batch to (batch_size, context_length): one shape for compiled models."""
     split: str | None = None
