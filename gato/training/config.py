@@ -128,11 +128,13 @@ class TrainConfig:
         },
     )
     isolate_packed: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "each sequence packed into a row (a control window, an image-text pair) "
-            "attends only to itself and the row's prompt, as at inference "
-            "(MixtureConfig.isolate_packed); false: every token sees the whole row before it"
+            "attends only to itself and the row's prompt, numbered as if alone, as at inference "
+            "(MixtureConfig.isolate_packed). The main job, seed 0: held-out captions 0.0% -> "
+            "32.0% exact, VQA 44.0% -> 59.0% (docs/captions.md). false: every token sees the "
+            "whole row before it (Gato's rows; the previous default)"
         },
     )
     control_window_steps: int = field(
@@ -317,7 +319,7 @@ class TrainConfig:
             identity["block_lr_scale"] = self.block_lr_scale
         if self.block_lr_scale_from != 0:  # runs recorded before the field scaled from step 0
             identity["block_lr_scale_from"] = self.block_lr_scale_from
-        if self.isolate_packed:  # runs recorded before the field saw the whole row
+        if self.isolate_packed:  # runs recorded without the field saw the whole row
             identity["isolate_packed"] = True
         if self.streaming:  # a stream's saved position is only valid for the same split of it
             identity["streaming"] = True

@@ -153,10 +153,11 @@ def test_isolated_packing_reaches_the_batches_and_the_run_identity(small_recipe,
         trainer.data.close()
         return batch
 
-    isolated = first_batch(isolate_packed=True)
+    isolated = first_batch()  # the default
     assert isolated.segment_ids is not None and int(isolated.segment_ids.max()) >= 1
-    assert first_batch().segment_ids is None
-    assert TrainConfig(isolate_packed=True).identity()["isolate_packed"] is True
-    assert "isolate_packed" not in TrainConfig().identity()  # runs recorded before it resume
+    assert first_batch(isolate_packed=False).segment_ids is None
+    assert TrainConfig().identity()["isolate_packed"] is True
+    # Runs recorded without the field saw the whole row: they resume with it off.
+    assert "isolate_packed" not in TrainConfig(isolate_packed=False).identity()
     with pytest.raises(ValueError, match="isolate_packed must be a bool, got 'yes'"):
         TrainConfig(isolate_packed="yes")
