@@ -37,6 +37,24 @@ def sequences(seed: int = 0) -> list[TokenSequence]:
     ]
 
 
+ENCODINGS = pytest.mark.parametrize(
+    "overrides",
+    [{}, {"continuous_observation_group": 4, "continuous_action_group": 2}],
+    ids=["values", "grouped"],
+)
+
+
+def summed_losses(model):
+    """batch -> the model's loss summed over the batch's targets (the mean times their count)."""
+
+    def summed(batch) -> float:
+        with torch.no_grad():
+            out = model(**batch.as_dict())
+        return float(out.loss) * int(out.num_loss_tokens)
+
+    return summed
+
+
 def test_pack_starts_a_segment_at_each_part_and_concatenate_keeps_them():
     a, b, c, d = sequences()
     packed = TokenSequence.pack([a, b, c])
@@ -114,20 +132,12 @@ def test_the_segment_mask_is_causal_and_within_a_segment():
                     assert bool(got[r, 0, i, j]) == allowed, (base is None, r, i, j)
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [{}, {"continuous_observation_group": 4, "continuous_action_group": 2}],
-    ids=["values", "grouped"],
-)
+@ENCODINGS
 def test_a_packed_row_scores_each_sequence_as_if_it_were_alone(overrides):
     torch.manual_seed(0)
     model = GatoModel(make_config(**overrides)).eval()
     parts = sequences(1)
-
-    def summed_loss(batch) -> float:
-        with torch.no_grad():
-            out = model(**batch.as_dict())
-        return float(out.loss) * int(out.num_loss_tokens)
+    summed_loss = summed_losses(model)
 
     alone = sum(summed_loss(collate([p])) for p in parts)
     packed = TokenSequence.pack(parts)
@@ -148,20 +158,12 @@ def test_a_packed_row_scores_each_sequence_as_if_it_were_alone(overrides):
                 offset += len(part)
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [{}, {"continuous_observation_group": 4, "continuous_action_group": 2}],
-    ids=["values", "grouped"],
-)
+@ENCODINGS
 def test_every_window_after_a_shared_prompt_scores_as_if_it_followed_the_prompt_alone(overrides):
     torch.manual_seed(1)
     model = GatoModel(make_config(**overrides)).eval()
     prompt, *windows = sequences(2)[:3]
-
-    def summed_loss(batch) -> float:
-        with torch.no_grad():
-            out = model(**batch.as_dict())
-        return float(out.loss) * int(out.num_loss_tokens)
+    summed_loss = summed_losses(model)
 
     own = summed_loss(collate([prompt]))
     expected = own + sum(
