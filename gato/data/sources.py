@@ -309,7 +309,7 @@ class ControlSource(Source):
         context = config.context_length
         episodes = cache.num_episodes
         episode = int(rng.integers(episodes))
-        parts: list[TokenSequence] = []
+        head: TokenSequence | None = None  # the prompt
         prompt = PROMPT_NONE
         if rng.random() < config.prompt_probability:
             kind = "end" if rng.random() < config.prompt_end_probability else "uniform"
@@ -318,11 +318,11 @@ class ControlSource(Source):
             budget = self.prompt_budget(cache, config)
             first, stop = prompt_window(cache.bounds(other), budget, kind, rng)
             if stop > first:
-                parts.append(cache.read_steps(other, first, stop))
+                head = cache.read_steps(other, first, stop)
                 if not config.prompt_loss:
-                    parts[0].loss_mask[:] = False
+                    head.loss_mask[:] = False
                 prompt = PROMPT_END if kind == "end" else PROMPT_UNIFORM
-        budget = context - (len(parts[0]) if parts else 0)
+        budget = context - (len(head) if head is not None else 0)
         limit = config.control_window_steps
         if not limit:
             first, stop = random_window(cache.bounds(episode), budget, rng)
@@ -331,8 +331,8 @@ class ControlSource(Source):
             windows = self._short_windows(cache, episode, budget, limit, rng)
         # Packed windows are independent sequences; a prompt is the row's shared prefix, which
         # prompts every window after it.
-        if parts:
-            return TokenSequence.pack([parts[0], *windows], shared_first=True), prompt
+        if head is not None:
+            return TokenSequence.pack([head, *windows], shared_first=True), prompt
         sequence = windows[0] if len(windows) == 1 else TokenSequence.pack(windows)
         return sequence, prompt
 

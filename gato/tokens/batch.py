@@ -145,13 +145,12 @@ class TokenSequence:
         """Join independent sequences end to end (packed windows, image-text pairs): each
         part after the first begins a segment (`segment_starts`). `shared_first`: the first
         part (a prompt) is the row's `shared_prefix`, seen by every later part."""
-        packed = TokenSequence._join(parts, independent=True)
-        if shared_first and parts:
-            packed.shared_prefix = len(parts[0])
-        return packed
+        return TokenSequence._join(parts, independent=True, shared_first=shared_first)
 
     @staticmethod
-    def _join(parts: Sequence[TokenSequence], independent: bool) -> TokenSequence:
+    def _join(
+        parts: Sequence[TokenSequence], independent: bool, shared_first: bool = False
+    ) -> TokenSequence:
         if not parts:
             what = "pack" if independent else "concatenate"
             raise ValueError(f"TokenSequence.{what} needs at least one sequence")
@@ -176,7 +175,7 @@ class TokenSequence:
                 [p.timestep_starts + o for p, o in zip(parts, offsets, strict=True)]
             ),
             segment_starts=np.concatenate(segments).astype(np.int64),
-            shared_prefix=parts[0].shared_prefix,
+            shared_prefix=len(parts[0]) if shared_first else parts[0].shared_prefix,
         )
 
 
