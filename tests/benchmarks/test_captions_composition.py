@@ -53,11 +53,33 @@ def test_an_oracle_names_every_attribute_and_a_copier_none(tmp_path, tok):
         for attribute in ("size", "colour", "shape", "position"):
             right, total = counts[kind][attribute]
             assert right == total and total == counts[kind]["shape"][1]
+    assert oracle["relations"] and all(r == t for r, t in oracle["relations"].values())
     copier = cc.attribute_accuracy(Oracle(0), tok, "heldout", 6, tmp_path / "captions")
     assert all(c[0] == 0 for kind in copier["counts"].values() for c in kind.values())
+    assert sum(t for _, t in copier["relations"].values()) == sum(
+        t for _, t in oracle["relations"].values()
+    )
+    assert all(r == 0 for r, _ in copier["relations"].values())
     validation = cc.attribute_accuracy(Oracle(1), tok, "validation", 6, tmp_path / "captions")
     assert validation["counts"]["unseen"]["shape"][1] == 0  # no unseen pair outside heldout
     assert len(HELD_OUT_PAIRS) == 6
+
+
+def test_a_relation_phrase_spans_its_words(tok):
+    text = (
+        "a small red circle at the top and a large blue square at the centre; "
+        "the circle is above the square."
+    )
+    start = text.index("above")
+    first, last = cc.phrase_span(tok, text, start, start + len("above"))
+    ids = tok.encode_text(text).tolist()
+    assert tok.decode_text(ids[first:last]).strip() == "above"
+    assert tok.decode_text([ids[last]]).strip() == "the"
+    start = text.index("is above")
+    match = cc.RELATION.search(text)
+    assert match is not None and match.group(1) == "above" and match.start(1) == start + 3
+    phrase = "the square is above and right of the circle"
+    assert cc.RELATION.search(phrase).group(1) == "above and right of"
 
 
 def test_bad_limit_is_refused():
