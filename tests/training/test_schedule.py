@@ -54,7 +54,7 @@ def test_train_config_refuses_a_bad_scale():
     with pytest.raises(ValueError, match="block_lr_scale must be positive"):
         TrainConfig(block_lr_scale=0.0)
     assert TrainConfig(block_lr_scale=0.1).identity()["block_lr_scale"] == 0.1
-    assert TrainConfig().identity()["block_lr_scale"] == 0.3  # the main job's default
+    assert TrainConfig().identity()["block_lr_scale"] == 0.5  # the main job's default
     # A run recorded before the field trained its blocks at the whole rate: no key, as then.
     assert "block_lr_scale" not in TrainConfig(block_lr_scale=1.0).identity()
 
