@@ -42,6 +42,14 @@ class TrainConfig:
             "the ResNet colour-blind); GatoConfig.patch_encoder"
         },
     )
+    action_head_skip: bool = field(
+        default=False,
+        metadata={
+            "help": "the grouped action head also reads the observation's input embedding "
+            "through a linear map, a path around the blocks that the other tasks move "
+            "(GatoConfig.action_head_skip)"
+        },
+    )
     block_lr_scale: float = field(
         default=0.5,
         metadata={
@@ -256,6 +264,14 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if not isinstance(self.action_head_skip, bool):
+            raise ValueError(
+                f"action_head_skip must be true or false, got {self.action_head_skip!r}"
+            )
+        if self.action_head_skip and self.encoding == "values":
+            raise ValueError(
+                "action_head_skip needs grouped actions: pass --encoding grouped_z (or grouped)"
+            )
         if self.patch_encoder not in PATCH_ENCODERS:
             raise ValueError(
                 f"patch_encoder must be one of {PATCH_ENCODERS}, got {self.patch_encoder!r}"
@@ -297,10 +313,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    MODEL_OPTIONS = ("encoding", "patch_encoder", "value_embedding_init")
+    MODEL_OPTIONS = ("encoding", "patch_encoder", "value_embedding_init", "action_head_skip")
     """The fields that shape a fresh model (a checkpoint's own config decides them otherwise)."""
 
-    def model_options_set(self) -> dict[str, str]:
+    def model_options_set(self) -> dict[str, Any]:
         """The `MODEL_OPTIONS` set away from their defaults: {field: value}."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return {k: getattr(self, k) for k in self.MODEL_OPTIONS if getattr(self, k) != defaults[k]}
@@ -315,6 +331,8 @@ class TrainConfig:
             identity["encoding"] = self.encoding
         if self.patch_encoder != "resnet":  # runs recorded before the field used the ResNet
             identity["patch_encoder"] = self.patch_encoder
+        if self.action_head_skip:  # runs recorded before the field had no path around
+            identity["action_head_skip"] = True
         if self.ema_decay:  # a resumed run restores the average it was saving
             identity["ema_decay"] = self.ema_decay
         if self.block_lr_scale != 1.0:  # runs recorded before the field trained blocks at 1

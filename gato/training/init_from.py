@@ -118,6 +118,13 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, str]
         differs.append(
             f"--patch_encoder {patch_encoder} (the checkpoint's: {model_config.patch_encoder})"
         )
+    if "action_head_skip" in requested and (
+        requested["action_head_skip"] != model_config.action_head_skip
+    ):
+        differs.append(
+            f"--action_head_skip {requested['action_head_skip']} (the checkpoint's: "
+            f"{model_config.action_head_skip})"
+        )
     if "value_embedding_init" in requested:
         differs.append(
             f"--value_embedding_init {requested['value_embedding_init']} (an initialisation; "

@@ -206,6 +206,9 @@ def test_model_options_other_than_the_checkpoints_are_refused(pretrained, small_
     check_model_options(linear, "x", {"encoding": "values", "patch_encoder": "linear"})
     with pytest.raises(IncompatibleCheckpointError, match="value_embedding_init smooth"):
         check_model_options(linear, "x", {"value_embedding_init": "smooth"})
+    assert TrainConfig(action_head_skip=True).model_options_set() == {"action_head_skip": True}
+    with pytest.raises(IncompatibleCheckpointError, match="--action_head_skip True.*: False"):
+        check_model_options(linear, "x", {"action_head_skip": True})
     with pytest.raises(IncompatibleCheckpointError, match="mono_resnet.*checkpoint's: linear"):
         check_model_options(linear, "x", {"patch_encoder": "mono_resnet+linear"})
 

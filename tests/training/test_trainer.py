@@ -169,10 +169,11 @@ def test_a_run_that_hides_actions_and_cuts_windows_makes_a_policy_that_does_too(
     # The encoding that reads values as they come: a policy of a standardising one needs a
     # registered task (its statistics), which this recipe's toy task is not.
     extra = ["--action_dropout", "1.0", "--control_window_steps", "4", "--patch_encoder", "linear",
-             "--encoding", "grouped"]  # fmt: skip
+             "--encoding", "grouped", "--action_head_skip", "true"]  # fmt: skip
     _train([*_args(small_recipe, run, tmp_path / "cache", 1), *extra])
     model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
     assert model.config.patch_encoder == "linear"
+    assert model.config.action_head_skip and model.action_head.skip is not None
     assert model.config.hide_context_actions and model.config.policy_history_steps == 3
     spec = ActionSpec("continuous", (2,))
     policy = GatoPolicy.from_pretrained(run, action_spec=spec, prompt=None)
@@ -206,6 +207,12 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(value_embedding_init="fourier")
     with pytest.raises(ValueError, match=r"patch_encoder must be one of .*'conv'"):
         TrainConfig(patch_encoder="conv")
+    with pytest.raises(ValueError, match="action_head_skip needs grouped actions"):
+        TrainConfig(action_head_skip=True, encoding="values")
+    with pytest.raises(ValueError, match="action_head_skip must be true or false, got 'yes'"):
+        TrainConfig(action_head_skip="yes")
+    assert "action_head_skip" not in TrainConfig().identity()
+    assert TrainConfig(action_head_skip=True).identity()["action_head_skip"] is True
     # A run on another patch encoder is another run: resuming across it must be refused.
     assert "patch_encoder" not in TrainConfig().identity()
     assert TrainConfig(patch_encoder="linear").identity()["patch_encoder"] == "linear"
