@@ -378,10 +378,33 @@ def grouped_loss_reference(model, batch) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
+def slow_median_class(logits: list[float]) -> int:
+    """The first class whose cumulative softmax probability reaches one half, summed in
+    Python floats one class at a time."""
+    top = max(logits)
+    weights = [math.exp(v - top) for v in logits]
+    total, running = sum(weights), 0.0
+    for i, w in enumerate(weights):
+        running += w / total
+        if running >= 0.5:
+            return i
+    return len(logits) - 1
+
+
+def slow_mean_class(logits: list[float]) -> int:
+    """The class nearest sum_i i p_i under the softmax of `logits`."""
+    top = max(logits)
+    weights = [math.exp(v - top) for v in logits]
+    return round(sum(i * w for i, w in enumerate(weights)) / sum(weights))
+
+
 class GroupedReferencePolicy(ReferencePolicy):
     """`ReferencePolicy` for a model with grouped values: the same window rule (in tokens); a
     continuous action read chunk by chunk from `action_head` at the last position
-    of the whole context, recomputed for every chunk."""
+    of the whole context, recomputed for every chunk; each dimension's class the most likely
+    (`decoding="mode"`), or `slow_median_class` / `slow_mean_class`."""
+
+    decoding = "mode"
 
     def _span(self, seq: TokenSequence) -> int:
         cfg = self.model.config
@@ -409,7 +432,12 @@ class GroupedReferencePolicy(ReferencePolicy):
                 last = out.last_hidden_state[0, -1], out.inputs_embeds[0, -1]
                 logits = self.model.action_head(*last)[: min(chunk, n - len(ids))]
             span = NUM_CONTINUOUS_BINS // self.model.config.action_group_bins
-            classes = logits.argmax(dim=-1).tolist()
+            pick = {
+                "mode": lambda row: max(range(len(row)), key=row.__getitem__),
+                "median": slow_median_class,
+                "mean": slow_mean_class,
+            }[self.decoding]
+            classes = [pick(row) for row in logits.float().tolist()]
             ids.extend(CONTINUOUS_OFFSET + c * span + span // 2 for c in classes)
         self.steps.append(TokenSequence.concatenate([o, action_tokens(ids)]))
         return self.tokenizer.decode_action(ids, self.spec)

@@ -67,7 +67,7 @@ import torch
 
 from gato.inference.cache import KVCache
 from gato.inference.eager import CachedForward
-from gato.inference.sampling import sample_tokens
+from gato.inference.sampling import mean_classes, median_classes, sample_tokens
 from gato.inference.static import StaticDecoder
 from gato.modeling.groups import compact_length
 from gato.modeling.model import GatoModel
@@ -94,6 +94,10 @@ class PolicyConfig:
     temperature: float = 0.0
     """Softmax temperature of action sampling; 0 takes the most likely token (greedy, the
     default: reproducible, and better for small models). Gato samples: 1.0."""
+    action_decoding: Literal["mode", "median", "mean"] = "mode"
+    """At temperature 0, how a grouped continuous action's classes are read: the most likely
+    (mode) or the median of the head's distribution over a dimension's ordered bins
+    (`median_classes`). Discrete actions and sampling are not affected."""
     prompt_tokens: int | None = None
     """Most tokens of the demonstration prompt (whole timesteps); default half the context, the
     training mixture's prompt budget (`MixtureConfig.prompt_fraction`)."""
@@ -133,6 +137,11 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
             raise ValueError(f"PolicyConfig.temperature must be >= 0, got {self.temperature}")
+        if self.action_decoding not in ("mode", "median", "mean"):
+            raise ValueError(
+                "PolicyConfig.action_decoding must be mode, median or mean, got "
+                f"{self.action_decoding!r}"
+            )
         if self.prompt_tokens is not None and self.prompt_tokens < 0:
             raise ValueError(f"PolicyConfig.prompt_tokens must be >= 0, got {self.prompt_tokens}")
         if self.prompt_from not in ("start", "end"):
@@ -702,9 +711,14 @@ class GatoPolicy:
             size = min(chunk, n - start)
             head = self.model.action_head
             logits = head(hidden, embedded)[:, :size]  # (B, size, bins)
-            picked = sample_tokens(
-                logits.reshape(-1, head.bins), self.config.temperature, self.generator
-            )
+            flat = logits.reshape(-1, head.bins)
+            decoding = self.config.action_decoding if self.config.temperature == 0 else "sample"
+            if decoding == "median":
+                picked = median_classes(flat)
+            elif decoding == "mean":
+                picked = mean_classes(flat)
+            else:
+                picked = sample_tokens(flat, self.config.temperature, self.generator)
             parts.append(head.token_ids(picked.view(-1, size)))
         return torch.cat(parts, dim=1)
 

@@ -84,6 +84,46 @@ def test_cached_decoding_gives_the_actions_of_recomputing_the_context(ko, ka, ke
     assert slides >= 2
 
 
+@pytest.mark.parametrize("decoding", ["median", "mean"])
+def test_median_and_mean_decoding_give_the_actions_of_the_slow_reference(decoding):
+    tokenizer = GatoTokenizer()
+    model = grouped_model(4, 2, seed=5, bins=64)
+    prompt = demo_prompt(tokenizer, 2)
+    config = PolicyConfig(slide="recompute", action_decoding=decoding)
+    policy = GatoPolicy(model, tokenizer, SPEC, prompt, config)
+    reference = GroupedReferencePolicy(model, tokenizer, SPEC, prompt)
+    reference.decoding = decoding
+    mode = GatoPolicy(model, tokenizer, SPEC, prompt, PolicyConfig(slide="recompute"))
+    rng = np.random.default_rng(6)
+    differs = 0
+    for _ in range(12):
+        obs = observation(rng)
+        action = policy.act(obs)
+        np.testing.assert_array_equal(action, reference.act(obs))
+        differs += not np.array_equal(action, mode.act(obs))
+    assert differs  # the decoding reads another class than the mode somewhere
+
+
+def test_median_and_mean_classes_on_known_distributions():
+    from gato.inference.sampling import mean_classes, median_classes
+
+    # A spike at class 0 (p 0.3) beside mass spread evenly over classes 10-19 (0.07 each).
+    probs = torch.zeros(20)
+    probs[0] = 0.3
+    probs[10:20] = 0.07
+    logits = probs.clamp_min(1e-12).log()[None]
+    assert logits.argmax(-1).item() == 0
+    assert median_classes(logits).item() == 12  # 0.3 + 0.07 x 3 (classes 10-12) = 0.51
+    assert mean_classes(logits).item() == 10  # 0.07 x (10 + ... + 19) = 10.15
+    # Batched rows, each on its own; a certain class is its own median and mean.
+    certain = torch.full((2, 6), -1e9)
+    certain[0, 4] = certain[1, 1] = 0.0
+    assert median_classes(certain).tolist() == [4, 1]
+    assert mean_classes(certain).tolist() == [4, 1]
+    with pytest.raises(ValueError, match="action_decoding must be mode, median or mean"):
+        PolicyConfig(action_decoding="max")
+
+
 def act_alike(policy, reference, rng, steps: int = 24, reset_at: int = 15) -> None:
     """The cached policy and the recomputing reference act and hold contexts alike, through an
     episode reset."""
