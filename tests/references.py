@@ -401,10 +401,11 @@ def slow_mean_class(logits: list[float]) -> int:
 class GroupedReferencePolicy(ReferencePolicy):
     """`ReferencePolicy` for a model with grouped values: the same window rule (in tokens); a
     continuous action read chunk by chunk from `action_head` at the last position
-    of the whole context, recomputed for every chunk; each dimension's class the most likely
-    (`decoding="mode"`), or `slow_median_class` / `slow_mean_class`."""
+    of the whole context, recomputed for every chunk; each dimension's class
+    `slow_median_class` (`PolicyConfig`'s default), the most likely (`decoding="mode"`) or
+    `slow_mean_class`."""
 
-    decoding = "mode"
+    decoding = "median"
 
     def _span(self, seq: TokenSequence) -> int:
         cfg = self.model.config

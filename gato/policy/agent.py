@@ -94,10 +94,15 @@ class PolicyConfig:
     temperature: float = 0.0
     """Softmax temperature of action sampling; 0 takes the most likely token (greedy, the
     default: reproducible, and better for small models). Gato samples: 1.0."""
-    action_decoding: Literal["mode", "median", "mean"] = "mode"
-    """At temperature 0, how a grouped continuous action's classes are read: the most likely
-    (mode) or the median of the head's distribution over a dimension's ordered bins
-    (`median_classes`). Discrete actions and sampling are not affected."""
+    action_decoding: Literal["mode", "median", "mean"] = "median"
+    """At temperature 0, how a grouped continuous action's classes are read: the median of the
+    head's distribution over a dimension's ordered bins (`median_classes`), the most likely
+    class (mode), or the class of its mean. A clone's distribution can hold a narrow spike (the
+    expert's clipped torque, always one bin) beside mass spread over neighbouring bins: the
+    mode then reads the spike where most of the mass says otherwise. Over the main job's
+    checkpoints the median held pendulum and the swing-up where the mode lost them
+    (docs/control_learning.md, "The action read as its median"). Discrete actions and sampling
+    are not affected."""
     prompt_tokens: int | None = None
     """Most tokens of the demonstration prompt (whole timesteps); default half the context, the
     training mixture's prompt budget (`MixtureConfig.prompt_fraction`)."""
