@@ -43,11 +43,13 @@ class TrainConfig:
         },
     )
     action_head_skip: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "the grouped action head also reads the observation's input embedding "
-            "through a linear map, a path around the blocks that the other tasks move "
-            "(GatoConfig.action_head_skip)"
+            "through a linear map, a path around the blocks that captions, VQA and text move "
+            "(GatoConfig.action_head_skip; off under --encoding values, which has no grouped "
+            "head). The main job: pendulum 100.2% / 95.6% of expert on seeds 0 / 1 with it, "
+            "72.2% / 32.5% without (docs/control_learning.md, 'A path around the blocks')"
         },
     )
     block_lr_scale: float = field(
@@ -268,10 +270,8 @@ class TrainConfig:
             raise ValueError(
                 f"action_head_skip must be true or false, got {self.action_head_skip!r}"
             )
-        if self.action_head_skip and self.encoding == "values":
-            raise ValueError(
-                "action_head_skip needs grouped actions: pass --encoding grouped_z (or grouped)"
-            )
+        if self.encoding == "values":
+            self.action_head_skip = False  # one token per value: no grouped head to skip to
         if self.patch_encoder not in PATCH_ENCODERS:
             raise ValueError(
                 f"patch_encoder must be one of {PATCH_ENCODERS}, got {self.patch_encoder!r}"
@@ -319,6 +319,8 @@ class TrainConfig:
     def model_options_set(self) -> dict[str, Any]:
         """The `MODEL_OPTIONS` set away from their defaults: {field: value}."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.encoding == "values":  # the path is off there by the encoding, not asked for
+            defaults["action_head_skip"] = False
         return {k: getattr(self, k) for k in self.MODEL_OPTIONS if getattr(self, k) != defaults[k]}
 
     def identity(self) -> dict[str, Any]:

@@ -207,12 +207,12 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(value_embedding_init="fourier")
     with pytest.raises(ValueError, match=r"patch_encoder must be one of .*'conv'"):
         TrainConfig(patch_encoder="conv")
-    with pytest.raises(ValueError, match="action_head_skip needs grouped actions"):
-        TrainConfig(action_head_skip=True, encoding="values")
+    # One token per value has no grouped head: the path is off there, whatever the default.
+    assert not TrainConfig(encoding="values").action_head_skip
     with pytest.raises(ValueError, match="action_head_skip must be true or false, got 'yes'"):
         TrainConfig(action_head_skip="yes")
-    assert "action_head_skip" not in TrainConfig().identity()
-    assert TrainConfig(action_head_skip=True).identity()["action_head_skip"] is True
+    assert "action_head_skip" not in TrainConfig(action_head_skip=False).identity()
+    assert TrainConfig().identity()["action_head_skip"] is True
     # A run on another patch encoder is another run: resuming across it must be refused.
     assert "patch_encoder" not in TrainConfig().identity()
     assert TrainConfig(patch_encoder="linear").identity()["patch_encoder"] == "linear"
