@@ -29,3 +29,19 @@ def tensorboard_scalars(directory) -> dict[str, dict[int, float]]:
     events = EventAccumulator(str(directory))
     events.Reload()
     return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+
+
+def count_departures(policy, reference, other, observations, check_context: bool = False) -> int:
+    """Feed each observation to all three policies: `policy` must act as `reference` does (and,
+    with `check_context`, hold the same context); returns how many of its actions differ from
+    `other`'s (a test asserts some do, so that it can tell the two settings apart)."""
+    import numpy as np
+
+    differ = 0
+    for obs in observations:
+        action = policy.act(obs)
+        np.testing.assert_array_equal(action, reference.act(obs))
+        differ += not np.array_equal(action, other.act(obs))
+        if check_context:
+            np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
+    return differ
