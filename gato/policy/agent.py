@@ -11,7 +11,8 @@ logits restricted to the action's valid id range (`ActionSpec.token_range`: the 
 or the first `num_values` discrete ids), each fed back to get the next one; the last action token
 waits and is fed with the next observation. The tokens decode back into the environment's action
 (`GatoTokenizer.decode_action`). Sampling is greedy by default (`temperature=0`): deterministic,
-reproducible evaluations, and for a small model the most likely bin beats a noisy draw; Gato
+reproducible evaluations, and for a small model the most likely bin beats a noisy draw (a grouped
+continuous action is read as the median of its bins, `PolicyConfig.action_decoding`); Gato
 samples, which `temperature=1` reproduces.
 
 Batching. The rows advance together: one prefill of all rows' observations (left-padded when
@@ -92,8 +93,9 @@ class PolicyConfig:
     """How the policy prompts, samples, slides its context and runs."""
 
     temperature: float = 0.0
-    """Softmax temperature of action sampling; 0 takes the most likely token (greedy, the
-    default: reproducible, and better for small models). Gato samples: 1.0."""
+    """Softmax temperature of action sampling; 0 is greedy (the default: reproducible, and
+    better for small models): the most likely token, a grouped continuous action as
+    `action_decoding` reads it. Gato samples: 1.0."""
     action_decoding: Literal["mode", "median", "mean"] = "median"
     """At temperature 0, how a grouped continuous action's classes are read: the median of the
     head's distribution over a dimension's ordered bins (`median_classes`), the most likely

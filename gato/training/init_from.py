@@ -9,8 +9,8 @@ needs no new parameters. What must agree is what gives ids and positions their m
 table (`gato.vocab`), the SentencePiece model behind the text ids, the image patching, and
 enough local positions for the new observations; `check_compatible` and `check_local_positions`
 name what differs. The model's shape is the checkpoint's: a run option that would choose another
-(`--encoding`, `--patch_encoder`, `--value_embedding_init` set away from their defaults) is
-refused by `check_model_options` rather than silently ignored.
+(`--encoding`, `--patch_encoder`, `--value_embedding_init`, `--action_head_skip` set away
+from their defaults) is refused by `check_model_options` rather than silently ignored.
 
 Freezing (the few-shot experiments of Gato fine-tune all weights; freezing is the cheaper
 variant, and the ablation): `freeze_embedding` fixes the input embedding (the token table, and
@@ -88,15 +88,15 @@ def check_compatible(model_config: Any, text_model: Path | None, where: str) -> 
         )
 
 
-def check_model_options(model_config: Any, where: str, requested: dict[str, str]) -> None:
+def check_model_options(model_config: Any, where: str, requested: dict[str, Any]) -> None:
     """Raise `IncompatibleCheckpointError` when a run asks for a model shape other than the
     checkpoint's.
 
     `requested` holds the run's model options (`TrainConfig` fields: `encoding`, `patch_encoder`,
-    `value_embedding_init`) that were set away from their defaults; an option at its default is
-    not asked for, and the checkpoint's choice stands. One that was asked for must be what the
-    checkpoint has, since its weights, not the option, decide the model; `value_embedding_init`
-    only shapes fresh weights, so asking for it at all is refused.
+    `value_embedding_init`, `action_head_skip`) that were set away from their defaults; an
+    option at its default is not asked for, and the checkpoint's choice stands. One that was
+    asked for must be what the checkpoint has, since its weights, not the option, decide the
+    model; `value_embedding_init` only shapes fresh weights, so asking for it at all is refused.
     """
     from gato.modeling.config import ENCODINGS
 
