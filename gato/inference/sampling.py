@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mean_classes", "median_classes", "sample_tokens"]
+__all__ = [
+    "ORDERED_DECODINGS",
+    "mean_classes",
+    "median_classes",
+    "ordered_classes",
+    "sample_tokens",
+]
 
 
 def sample_tokens(
@@ -36,3 +42,25 @@ def mean_classes(logits: torch.Tensor) -> torch.Tensor:
     probs = F.softmax(logits.float(), dim=-1)
     index = torch.arange(logits.shape[-1], device=logits.device, dtype=probs.dtype)
     return (probs @ index).round().long()
+
+
+ORDERED_DECODINGS = ("mode", "median", "mean")
+"""How greedy decoding reads classes that are ordered values (`ordered_classes`)."""
+
+
+def ordered_classes(
+    logits: torch.Tensor,
+    temperature: float,
+    decoding: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, V') logits over ordered, equally spaced classes (a continuous action's bins) -> (B,)
+    int64: at temperature 0 the `decoding` of `ORDERED_DECODINGS` (the most likely class, the
+    median or the mean's), else a softmax draw as `sample_tokens`."""
+    if decoding not in ORDERED_DECODINGS:
+        raise ValueError(f"decoding must be one of {ORDERED_DECODINGS}, got {decoding!r}")
+    if temperature == 0 and decoding == "median":
+        return median_classes(logits)
+    if temperature == 0 and decoding == "mean":
+        return mean_classes(logits)
+    return sample_tokens(logits, temperature, generator)

@@ -68,7 +68,7 @@ import torch
 
 from gato.inference.cache import KVCache
 from gato.inference.eager import CachedForward
-from gato.inference.sampling import mean_classes, median_classes, sample_tokens
+from gato.inference.sampling import ORDERED_DECODINGS, ordered_classes, sample_tokens
 from gato.inference.static import StaticDecoder
 from gato.modeling.groups import compact_length
 from gato.modeling.model import GatoModel
@@ -144,7 +144,7 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
             raise ValueError(f"PolicyConfig.temperature must be >= 0, got {self.temperature}")
-        if self.action_decoding not in ("mode", "median", "mean"):
+        if self.action_decoding not in ORDERED_DECODINGS:
             raise ValueError(
                 "PolicyConfig.action_decoding must be mode, median or mean, got "
                 f"{self.action_decoding!r}"
@@ -718,14 +718,12 @@ class GatoPolicy:
             size = min(chunk, n - start)
             head = self.model.action_head
             logits = head(hidden, embedded)[:, :size]  # (B, size, bins)
-            flat = logits.reshape(-1, head.bins)
-            decoding = self.config.action_decoding if self.config.temperature == 0 else "sample"
-            if decoding == "median":
-                picked = median_classes(flat)
-            elif decoding == "mean":
-                picked = mean_classes(flat)
-            else:
-                picked = sample_tokens(flat, self.config.temperature, self.generator)
+            picked = ordered_classes(
+                logits.reshape(-1, head.bins),
+                self.config.temperature,
+                self.config.action_decoding,
+                self.generator,
+            )
             parts.append(head.token_ids(picked.view(-1, size)))
         return torch.cat(parts, dim=1)
 

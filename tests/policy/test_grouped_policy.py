@@ -119,6 +119,15 @@ def test_median_and_mean_classes_on_known_distributions():
     assert mean_classes(certain).tolist() == [4, 1]
     with pytest.raises(ValueError, match="action_decoding must be mode, median or mean"):
         PolicyConfig(action_decoding="max")
+    from gato.inference.sampling import ordered_classes
+
+    with pytest.raises(ValueError, match=r"decoding must be one of .*got 'max'"):
+        ordered_classes(logits, 0.0, "max")
+    # Sampling (temperature > 0) ignores the greedy reading: a draw from the softmax.
+    draws = ordered_classes(
+        logits.expand(2000, -1), 1.0, "median", torch.Generator().manual_seed(0)
+    )
+    assert set(draws.tolist()) <= {0, *range(10, 20)} and (draws == 0).float().mean() > 0.2
 
 
 def act_alike(policy, reference, rng, steps: int = 24, reset_at: int = 15) -> None:
