@@ -112,7 +112,9 @@ class TensorBoardTracker(_Base):
 
 
 class WandbTracker(_Base):
-    """A wandb run whose files go under `directory` (`directory/wandb/`)."""
+    """A wandb run whose files go under `directory` (`directory/wandb/`). When `close` returns,
+    the run's files are whole on disk: it ends wandb's service process too, so a process keeps
+    one tracker's run at a time (as the entry points do)."""
 
     def __init__(
         self, directory: Path, project: str, name: str | None, config: Mapping[str, Any]
@@ -142,6 +144,9 @@ class WandbTracker(_Base):
 
     def close(self) -> None:
         self.run.finish()
+        # `finish` can return before wandb's service has written the run's log (measured: about
+        # one first run in five left only the log's header); teardown waits for the service.
+        self._wandb.teardown()
 
 
 def open_tracker(
