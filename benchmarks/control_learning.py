@@ -88,6 +88,7 @@ from gato.codecs import (  # noqa: E402
 from gato.data import load_episodes  # noqa: E402
 from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
+from gato.inference.sampling import ORDERED_DECODINGS, ordered_classes  # noqa: E402
 from gato.modeling.config import ENCODINGS, GatoConfig  # noqa: E402
 from gato.modeling.embedding import value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
@@ -138,6 +139,9 @@ class BenchConfig:
     """GatoModel: tokenize each observation value standardised by the training episodes'
     per-dimension mean and deviation (`GatoTokenizer.standardising`)."""
     eval_episodes: int = 10
+    action_decoding: str = "median"
+    """How every learner reads a continuous action's bins when it acts (`ORDERED_DECODINGS`: the
+    mode, median or mean's bin); the policy's default, so specialist and GatoModel read alike."""
     max_episodes: int | None = None
     """Train on the first episodes only."""
     width: int = 128
@@ -279,15 +283,20 @@ def to_bins(actions: np.ndarray) -> np.ndarray:
 
 
 class MLPActor:
-    """The MLP behind the `GatoPolicy` interface that `run_episodes` drives."""
+    """The MLP behind the `GatoPolicy` interface that `run_episodes` drives; each action
+    dimension's bins read by `decoding` (`ORDERED_DECODINGS`)."""
 
-    def __init__(self, net: MLPPolicy, num_envs: int) -> None:
-        self.net, self.num_envs = net, num_envs
+    def __init__(self, net: MLPPolicy, num_envs: int, decoding: str = "median") -> None:
+        if decoding not in ORDERED_DECODINGS:
+            raise ValueError(f"decoding must be one of {ORDERED_DECODINGS}, got {decoding!r}")
+        self.net, self.num_envs, self.decoding = net, num_envs, decoding
 
     def act_batch(self, observations: list[dict]) -> list[np.ndarray]:
         obs = np.stack([o["continuous_observations"] for o in observations]).astype(np.float32)
         with torch.no_grad():
-            bins = self.net(torch.from_numpy(obs)).argmax(-1).numpy()
+            logits = self.net(torch.from_numpy(obs))  # (B, A, ACTION_BINS)
+            flat = ordered_classes(logits.reshape(-1, ACTION_BINS), 0.0, self.decoding)
+            bins = flat.view(logits.shape[:2]).numpy()
         return list((bins + 0.5) * (2.0 / ACTION_BINS) - 1.0)
 
     def reset(self) -> None:
@@ -365,7 +374,12 @@ def train_mlp(task: Any, episodes: list[dict], config: BenchConfig, name: str = 
         raise ValueError(f"{name} needs continuous observations and actions; {task.id} has not")
     net, batch = mlp_learner(episodes, config, name)
     return _train(
-        name, net, batch, lambda: MLPActor(net.eval(), config.eval_episodes), task, config
+        name,
+        net,
+        batch,
+        lambda: MLPActor(net.eval(), config.eval_episodes, config.action_decoding),
+        task,
+        config,
     )
 
 
@@ -687,6 +701,7 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
     def actor() -> GatoPolicy:
         policy_config = PolicyConfig(
             prompt_tokens=0,
+            action_decoding=config.action_decoding,
             slide="recompute",
             hide_actions=config.action_dropout == 1.0,
             # The context holds `window` timesteps, or `pack` windows' worth: keep the view
@@ -954,6 +969,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         )
     parser.add_argument("--max-episodes", type=int, default=None)
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument(
+        "--action-decoding", choices=ORDERED_DECODINGS, default=defaults.action_decoding,
+        help="how every learner reads a continuous action's bins when it acts",
+    )  # fmt: skip
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument(
         "--ema", type=float, default=defaults.ema,

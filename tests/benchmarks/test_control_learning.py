@@ -11,6 +11,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from references import slow_mean_class, slow_median_class
 
 from gato.data.collect import CollectConfig, collect
 
@@ -303,3 +304,40 @@ def test_an_averaging_learner_is_scored_on_the_average_and_trains_on_its_weights
     assert not torch.equal(w1, w2)
     torch.testing.assert_close(scored[0], w1)
     torch.testing.assert_close(scored[1], decay * w1 + (1 - decay) * w2)
+
+
+class _FixedLogits(torch.nn.Module):
+    """An MLP stand-in whose logits are the same for every observation."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(obs.shape[0], *self.logits.shape)
+
+
+def test_mlp_actor_reads_each_action_dimension_as_told():
+    """Two action dimensions: a spike on a low bin beside mass spread over high bins (mode,
+    median and mean differ), and a one-bin spike (all agree); against the slow references."""
+    bins = control_learning.ACTION_BINS
+    spread = torch.full((bins,), -30.0)
+    spread[10] = 3.0
+    spread[bins // 2 :] = 0.0
+    spike = torch.full((bins,), -30.0)
+    spike[200] = 5.0
+    logits = torch.stack([spread, spike])  # (A=2, bins)
+    centre = lambda b: (b + 0.5) * (2.0 / bins) - 1.0  # noqa: E731
+    expected = {
+        "mode": [10, 200],
+        "median": [slow_median_class(spread.tolist()), slow_median_class(spike.tolist())],
+        "mean": [slow_mean_class(spread.tolist()), slow_mean_class(spike.tolist())],
+    }
+    assert len({e[0] for e in expected.values()}) == 3  # the three readings differ here
+    observations = [{"continuous_observations": np.zeros(3, np.float32)}] * 2
+    for decoding, want in expected.items():
+        actor = control_learning.MLPActor(_FixedLogits(logits), 2, decoding)
+        for action in actor.act_batch(observations):
+            np.testing.assert_allclose(action, [centre(b) for b in want], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="decoding must be one of .* got 'argmax'"):
+        control_learning.MLPActor(_FixedLogits(logits), 2, "argmax")
