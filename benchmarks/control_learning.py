@@ -65,6 +65,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,10 +352,10 @@ def parse_mlp(name: str) -> dict[str, Any]:
     return options
 
 
-def mlp_learner(episodes: list[dict], config: BenchConfig, name: str = "mlp"):
+def mlp_learner(episodes: Sequence[dict], config: BenchConfig, name: str = "mlp"):
     """(model, loss of a sampled batch)."""
-    obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
-    actions = np.concatenate([e["continuous_actions"] for e in episodes])
+    obs = np.concatenate(episode_column(episodes, "continuous_observations")).astype(np.float32)
+    actions = np.concatenate(episode_column(episodes, "continuous_actions"))
     torch.manual_seed(config.seed)
     net = MLPPolicy(obs, actions.shape[1], **parse_mlp(name))
     x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
@@ -367,7 +368,7 @@ def mlp_learner(episodes: list[dict], config: BenchConfig, name: str = "mlp"):
     return net, batch
 
 
-def train_mlp(task: Any, episodes: list[dict], config: BenchConfig, name: str = "mlp") -> Curve:
+def train_mlp(task: Any, episodes: Sequence[dict], config: BenchConfig, name: str = "mlp") -> Curve:
     if task.action.kind == "discrete" and name == "mlp":
         return train_specialist("mlp", task, episodes, config)
     if task.action.kind == "discrete" or task.observation_columns != ("continuous_observations",):
@@ -446,20 +447,34 @@ class FrameStacks:
     a quarter of the memory (Pong's 8 demo episodes: ~200 MB instead of ~800 MB).
     """
 
-    def __init__(self, episodes: list[dict]):
-        stacks = [np.asarray(e["image_observations"]) for e in episodes]
-        if any(s.ndim != 4 for s in stacks):
-            raise ValueError("image episodes must hold (T, H, W, stack) frame stacks")
-        self.depth = stacks[0].shape[-1]
-        for s in stacks:  # the claim above, checked on the data
-            later = s[self.depth :]
-            if len(later) and not np.array_equal(later[..., -2], s[self.depth - 1 : -1, ..., -1]):
+    def __init__(self, episodes: Sequence[dict]):
+        # One episode's stacks at a time (`episodes` may read each when asked: `LazyEpisodes`),
+        # so the stacks of all of them (64 Pong games: ~11 GB) are never held together.
+        frames, lengths, self.depth = [], [], None
+        for episode in episodes:
+            stack = np.asarray(episode["image_observations"])
+            if stack.ndim != 4:
+                raise ValueError("image episodes must hold (T, H, W, stack) frame stacks")
+            depth = stack.shape[-1]
+            if self.depth not in (None, depth):
+                raise ValueError(f"frame stacks of {self.depth} and of {depth} frames")
+            self.depth = depth
+            later = stack[depth:]  # the claim above, checked on the data
+            if len(later) and not np.array_equal(later[..., -2], stack[depth - 1 : -1, ..., -1]):
                 raise ValueError("frame stacks do not shift by one frame per step")
-        self.frames = torch.from_numpy(np.concatenate([s[..., -1] for s in stacks]))
-        starts = np.cumsum([0] + [len(s) for s in stacks[:-1]])
-        self.first = torch.from_numpy(np.concatenate(
-            [np.full(len(s), start) for s, start in zip(stacks, starts, strict=True)]
-        ))  # fmt: skip
+            frames.append(np.ascontiguousarray(stack[..., -1]))
+            lengths.append(len(stack))
+        if not frames:
+            raise ValueError("FrameStacks: no episodes")
+        # Copied into place one episode at a time, each freed after: no second copy of them all.
+        self.frames = torch.empty((sum(lengths), *frames[0].shape[1:]), dtype=torch.uint8)
+        at = 0
+        for _ in range(len(frames)):
+            part = frames.pop(0)
+            self.frames[at : at + len(part)] = torch.from_numpy(part)
+            at += len(part)
+        starts = np.cumsum([0, *lengths[:-1]])
+        self.first = torch.from_numpy(np.repeat(starts, lengths))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -469,6 +484,40 @@ class FrameStacks:
         lags = torch.arange(self.depth - 1, -1, -1)
         rows = torch.maximum(index[:, None] - lags[None, :], self.first[index][:, None])
         return self.frames[rows].permute(0, 2, 3, 1)
+
+
+class LazyEpisodes(Sequence):
+    """The first `count` episodes of a dataset, each read when indexed: a learner that keeps part
+    of each (`FrameStacks`: the newest frame of every stack) never holds them all at once, and a
+    column is read alone (`column`), without the others' images."""
+
+    def __init__(self, dataset: Any, count: int) -> None:
+        if not 0 <= count <= len(dataset):
+            raise ValueError(f"count {count} outside 0..{len(dataset)} (the dataset's episodes)")
+        self.dataset, self.count = dataset, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        if not -self.count <= index < self.count:
+            raise IndexError(f"episode {index} of {self.count}")
+        return self.dataset[index % self.count]
+
+    def __iter__(self) -> Iterator[dict]:
+        return (self[i] for i in range(self.count))
+
+    def column(self, name: str) -> list[np.ndarray]:
+        """One column of every episode, the other columns unread."""
+        rows = self.dataset.select_columns([name])
+        return [np.asarray(rows[i][name]) for i in range(self.count)]
+
+
+def episode_column(episodes: Sequence[dict], name: str) -> list[np.ndarray]:
+    """`name` of every episode; from `LazyEpisodes` without reading the other columns."""
+    if isinstance(episodes, LazyEpisodes):
+        return episodes.column(name)
+    return [np.asarray(e[name]) for e in episodes]
 
 
 def pixel_statistics(frames: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
@@ -539,14 +588,15 @@ def parse_cnn(name: str) -> int:
     return shift
 
 
-def discrete_learner(kind: str, task: Any, episodes: list[dict], config: BenchConfig):
+def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig):
     """(model, loss of a sampled batch, actor factory) of a discrete-action specialist: `kind`
     "mlp" (state) or "cnn[:shift=N]" (frames, randomly shifted in training by up to N pixels);
     cross-entropy on the recorded actions."""
     if task.action.kind != "discrete":
         raise ValueError(f"{kind}: task {task.id!r} has {task.action.kind} actions, not discrete")
     num_values = task.action.num_values
-    y = torch.from_numpy(np.concatenate([e["discrete_actions"] for e in episodes]).astype(np.int64))
+    actions = np.concatenate(episode_column(episodes, "discrete_actions"))
+    y = torch.from_numpy(actions.astype(np.int64))
     torch.manual_seed(config.seed)
     shift = 0
     if kind.startswith("cnn"):
@@ -560,7 +610,7 @@ def discrete_learner(kind: str, task: Any, episodes: list[dict], config: BenchCo
     elif kind == "mlp":
         if "continuous_observations" not in episodes[0]:
             raise ValueError(f"mlp: task {task.id!r} has no continuous observations (use cnn)")
-        obs = np.concatenate([e["continuous_observations"] for e in episodes]).astype(np.float32)
+        obs = np.concatenate(episode_column(episodes, "continuous_observations")).astype(np.float32)
         net = DiscreteMLP(obs.mean(0), obs.std(0) + 1e-6, num_values)
         x = torch.from_numpy(obs)
         column = "continuous_observations"
@@ -577,7 +627,7 @@ def discrete_learner(kind: str, task: Any, episodes: list[dict], config: BenchCo
     return net, batch, lambda: DiscreteActor(net.eval(), column, config.eval_episodes)
 
 
-def train_specialist(kind: str, task: Any, episodes: list[dict], config: BenchConfig) -> Curve:
+def train_specialist(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig) -> Curve:
     net, batch, actor = discrete_learner(kind, task, episodes, config)
     return _train(kind, net, batch, actor, task, config)
 
@@ -665,7 +715,7 @@ def gato_config(
     )
 
 
-def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig):
+def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig):
     """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
     variant, window, overrides, config = parse_gato(name, config)
     tokenizer = GatoTokenizer()
@@ -715,7 +765,7 @@ def gato_learner(task: Any, episodes: list[dict], name: str, config: BenchConfig
     return model, batch, actor, config
 
 
-def train_gato(task: Any, episodes: list[dict], name: str, config: BenchConfig) -> Curve:
+def train_gato(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig) -> Curve:
     model, batch, actor, config = gato_learner(task, episodes, name, config)
     return _train(name, model, batch, actor, task, config)
 
@@ -803,8 +853,8 @@ def run(config: BenchConfig) -> list[Curve]:
         )
     dataset = load_episodes(path, task=task)
     count = len(dataset) if config.max_episodes is None else min(config.max_episodes, len(dataset))
-    episodes = [dataset[i] for i in range(count)]
-    steps = sum(len(e["rewards"]) for e in episodes)
+    episodes = LazyEpisodes(dataset, count)
+    steps = sum(len(r) for r in episode_column(episodes, "rewards"))
     print(f"{task.id}: {count} episodes, {steps} timesteps from {path}", flush=True)
     curves = _DONE
     curves.clear()

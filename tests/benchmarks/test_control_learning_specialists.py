@@ -73,3 +73,41 @@ def test_cnn_trains_on_pong_frames_and_plays_pong(tmp_path):
     (curve,) = control_learning.run(config)
     assert curve.learner == "cnn" and curve.parameters > 1_000_000  # the Nature CNN's size
     assert all(math.isfinite(s) for s in curve.scores + curve.losses)
+
+
+def test_frame_stacks_read_lazily_each_episode_once(tmp_path):
+    """From a dataset on disk through `LazyEpisodes`, the same frames as from the episodes held
+    in a list; each episode is read once, and a column alone."""
+    rng = np.random.default_rng(1)
+    held = [
+        {
+            "image_observations": _stacks(rng.integers(0, 256, (n, 6, 5), dtype=np.uint8)),
+            "discrete_actions": rng.integers(0, 6, n).astype(np.int64),
+        }
+        for n in (4, 9, 3)
+    ]
+    datasets.Dataset.from_list(held).save_to_disk(str(tmp_path / "d"))
+    dataset = datasets.load_from_disk(str(tmp_path / "d")).with_format("numpy")
+    reads: list[int] = []
+
+    class Counting(control_learning.LazyEpisodes):
+        def __getitem__(self, index: int) -> dict:
+            reads.append(index)
+            return super().__getitem__(index)
+
+    lazy = Counting(dataset, 3)
+    stacks = control_learning.FrameStacks(lazy)
+    assert reads == [0, 1, 2]
+    everything = np.concatenate([e["image_observations"] for e in held])
+    np.testing.assert_array_equal(stacks[torch.arange(16)].numpy(), everything)
+    actions = control_learning.episode_column(lazy, "discrete_actions")
+    assert reads == [0, 1, 2]  # the column came without the episodes' images
+    for got, episode in zip(actions, held, strict=True):
+        np.testing.assert_array_equal(got, episode["discrete_actions"])
+    assert len(Counting(dataset, 2)) == 2
+    with pytest.raises(IndexError, match="episode 2 of 2"):
+        Counting(dataset, 2)[2]
+    with pytest.raises(ValueError, match=r"count 4 outside 0..3"):
+        control_learning.LazyEpisodes(dataset, 4)
+    with pytest.raises(ValueError, match="no episodes"):
+        control_learning.FrameStacks([])
