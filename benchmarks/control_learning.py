@@ -7,7 +7,8 @@ loop as `gato.evaluation` (`run_episodes`), as the registry's expert-normalised 
 
 Learners (`--learners`, comma-separated):
 - `mlp`: the specialist reference, a 2 x 256 ReLU MLP on standardised raw observations, each
-  action dimension a 256-bin cross-entropy over [-1, 1] (continuous actions), or one
+  action dimension a 256-bin cross-entropy over [-1, 1] (continuous actions; its bins read as
+  the policy reads GatoModel's, by `--action-decoding`: the median by default), or one
   cross-entropy over the task's actions (discrete actions: gym-cartpole);
 - `mlp-features`: the same MLP on what a grouped `GatoModel` is given of an observation (each
   value's mu-law bin, then the Fourier features of `ENCODINGS["grouped"]`) instead of
@@ -453,8 +454,11 @@ class FrameStacks:
         frames, lengths, self.depth = [], [], None
         for episode in episodes:
             stack = np.asarray(episode["image_observations"])
-            if stack.ndim != 4:
-                raise ValueError("image episodes must hold (T, H, W, stack) frame stacks")
+            if stack.ndim != 4 or stack.dtype != np.uint8:
+                raise ValueError(
+                    f"image episodes must hold (T, H, W, stack) uint8 frame stacks, got "
+                    f"{stack.dtype} of shape {stack.shape}"
+                )
             depth = stack.shape[-1]
             if self.depth not in (None, depth):
                 raise ValueError(f"frame stacks of {self.depth} and of {depth} frames")

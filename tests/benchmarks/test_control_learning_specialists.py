@@ -111,3 +111,6 @@ def test_frame_stacks_read_lazily_each_episode_once(tmp_path):
         control_learning.LazyEpisodes(dataset, 4)
     with pytest.raises(ValueError, match="no episodes"):
         control_learning.FrameStacks([])
+    floats = [{"image_observations": held[0]["image_observations"].astype(np.float32)}]
+    with pytest.raises(ValueError, match="uint8 frame stacks, got float32"):
+        control_learning.FrameStacks(floats)
