@@ -86,7 +86,15 @@ def test_frame_stacks_read_lazily_each_episode_once(tmp_path):
         }
         for n in (4, 9, 3)
     ]
-    datasets.Dataset.from_list(held).save_to_disk(str(tmp_path / "d"))
+    # Frames stored as the collected data stores them: a list of images per episode.
+    features = datasets.Features(
+        {
+            "image_observations": datasets.List(datasets.Image()),
+            "discrete_actions": datasets.List(datasets.Value("int64")),
+        }
+    )
+    rows = [{**e, "image_observations": list(e["image_observations"])} for e in held]
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp_path / "d"))
     dataset = datasets.load_from_disk(str(tmp_path / "d")).with_format("numpy")
     reads: list[int] = []
 
