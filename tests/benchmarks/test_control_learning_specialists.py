@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -93,7 +94,10 @@ def test_frame_stacks_read_lazily_each_episode_once(tmp_path):
             "discrete_actions": datasets.List(datasets.Value("int64")),
         }
     )
-    rows = [{**e, "image_observations": list(e["image_observations"])} for e in held]
+    rows = [
+        {**e, "image_observations": [PIL.Image.fromarray(f) for f in e["image_observations"]]}
+        for e in held
+    ]
     datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp_path / "d"))
     dataset = datasets.load_from_disk(str(tmp_path / "d")).with_format("numpy")
     reads: list[int] = []
