@@ -42,13 +42,14 @@ class TrainConfig:
             "the ResNet colour-blind); GatoConfig.patch_encoder"
         },
     )
-    action_head_skip: bool = field(
-        default=True,
+    action_head_skip: bool | None = field(
+        default=None,
         metadata={
             "help": "the grouped action head also reads the observation's input embedding "
             "through a linear map, a path around the blocks that captions, VQA and text move "
-            "(GatoConfig.action_head_skip; off under --encoding values, which has no grouped "
-            "head). The main job: pendulum 100.2% / 95.6% of expert on seeds 0 / 1 with it, "
+            "(GatoConfig.action_head_skip). Default: on wherever actions are grouped, off under "
+            "--encoding values (no grouped head; asking for it there is refused). The main job: "
+            "pendulum 100.2% / 95.6% of expert on seeds 0 / 1 with it, "
             "72.2% / 32.5% without (docs/control_learning.md, 'A path around the blocks')"
         },
     )
@@ -267,12 +268,14 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
-        if not isinstance(self.action_head_skip, bool):
+        if self.action_head_skip is not None and not isinstance(self.action_head_skip, bool):
             raise ValueError(
                 f"action_head_skip must be true or false, got {self.action_head_skip!r}"
             )
-        if self.encoding == "values":
-            self.action_head_skip = False  # one token per value: no grouped head to skip to
+        if self.action_head_skip and self.encoding == "values":
+            raise ValueError(
+                "action_head_skip needs grouped actions: pass --encoding grouped_z (or grouped)"
+            )
         if self.patch_encoder not in PATCH_ENCODERS:
             raise ValueError(
                 f"patch_encoder must be one of {PATCH_ENCODERS}, got {self.patch_encoder!r}"
@@ -320,9 +323,15 @@ class TrainConfig:
     def model_options_set(self) -> dict[str, Any]:
         """The `MODEL_OPTIONS` set away from their defaults: {field: value}."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        if self.encoding == "values":  # the path is off there by the encoding, not asked for
-            defaults["action_head_skip"] = False
         return {k: getattr(self, k) for k in self.MODEL_OPTIONS if getattr(self, k) != defaults[k]}
+
+    @property
+    def uses_action_head_skip(self) -> bool:
+        """`action_head_skip` as the run uses it: when not asked, on wherever actions are
+        grouped (every encoding but `values`)."""
+        if self.action_head_skip is None:
+            return self.encoding != "values"
+        return self.action_head_skip
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two runs the same run (not how long or how it is logged)."""
@@ -334,7 +343,7 @@ class TrainConfig:
             identity["encoding"] = self.encoding
         if self.patch_encoder != "resnet":  # runs recorded before the field used the ResNet
             identity["patch_encoder"] = self.patch_encoder
-        if self.action_head_skip:  # runs recorded before the field had no path around
+        if self.uses_action_head_skip:  # runs recorded before the field had no path around
             identity["action_head_skip"] = True
         if self.ema_decay:  # a resumed run restores the average it was saving
             identity["ema_decay"] = self.ema_decay

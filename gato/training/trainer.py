@@ -159,7 +159,7 @@ class Trainer:
                 config.preset,
                 value_embedding_init=config.value_embedding_init,
                 patch_encoder=config.patch_encoder,
-                action_head_skip=config.action_head_skip,
+                action_head_skip=config.uses_action_head_skip,
                 **ENCODINGS[config.encoding],
             )
             if config.context is not None:

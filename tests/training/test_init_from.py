@@ -207,6 +207,8 @@ def test_model_options_other_than_the_checkpoints_are_refused(pretrained, small_
     with pytest.raises(IncompatibleCheckpointError, match="value_embedding_init smooth"):
         check_model_options(linear, "x", {"value_embedding_init": "smooth"})
     assert TrainConfig(action_head_skip=False).model_options_set() == {"action_head_skip": False}
+    assert TrainConfig(action_head_skip=True).model_options_set() == {"action_head_skip": True}
+    assert "action_head_skip" not in TrainConfig(encoding="values").model_options_set()
     with pytest.raises(IncompatibleCheckpointError, match="--action_head_skip True.*: False"):
         check_model_options(linear, "x", {"action_head_skip": True})
     with pytest.raises(IncompatibleCheckpointError, match="mono_resnet.*checkpoint's: linear"):

@@ -207,8 +207,11 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(value_embedding_init="fourier")
     with pytest.raises(ValueError, match=r"patch_encoder must be one of .*'conv'"):
         TrainConfig(patch_encoder="conv")
-    # One token per value has no grouped head: the path is off there, whatever the default.
-    assert not TrainConfig(encoding="values").action_head_skip
+    # One token per value has no grouped head: the path is off there unless asked, then refused.
+    assert not TrainConfig(encoding="values").uses_action_head_skip
+    assert TrainConfig().uses_action_head_skip
+    with pytest.raises(ValueError, match="action_head_skip needs grouped actions"):
+        TrainConfig(action_head_skip=True, encoding="values")
     with pytest.raises(ValueError, match="action_head_skip must be true or false, got 'yes'"):
         TrainConfig(action_head_skip="yes")
     assert "action_head_skip" not in TrainConfig(action_head_skip=False).identity()
