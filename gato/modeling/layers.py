@@ -39,6 +39,13 @@ __all__ = ["BoundBlock", "GatoAttention", "GatoBlock", "attend_split", "bind_lay
 # merging two attention passes needs. Inductor calls it as it is (no decomposition).
 _flash_cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 
+CPU_TRAINING_ATTENTION_DTYPE: torch.dtype | None = torch.float32
+"""The dtype of SDPA on the CPU when its result needs a gradient (None: the inputs' own). The
+CPU flash kernel's bf16 backward took twice its fp32 one (25 against 11.5 ms for one tiny-model
+layer at batch 16 x 256, 2 threads; its forward 4.3 against 6.2 ms): under bf16 autocast the
+default run's step is ~15% faster with the attention in fp32 (`benchmarks/cpu_step_choices.py`).
+Inference keeps the inputs' dtype, where bf16 is the faster."""
+
 
 def bind_layer_norm(module: nn.LayerNorm) -> Callable[[torch.Tensor], torch.Tensor]:
     """`module`'s forward with its tensors read once."""
@@ -112,10 +119,19 @@ class BoundBlock:
         is_causal: bool = False,
     ) -> torch.Tensor:
         """q (B, H, Lq, d) over k, v (B, H, Lk, d); mask (B | 1, 1, Lq, Lk) bool (True =
-        attend) -> (B, H, Lq, d)."""
-        return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attention_dropout, is_causal=is_causal
-        )
+        attend) -> (B, H, Lq, d), in q's dtype."""
+        dtype = CPU_TRAINING_ATTENTION_DTYPE
+        if dtype is None or not q.requires_grad or q.device.type != "cpu" or q.dtype == dtype:
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.attention_dropout, is_causal=is_causal
+            )
+        # Autocast would cast the inputs back to its own dtype.
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(
+                q.to(dtype), k.to(dtype), v.to(dtype),
+                attn_mask=mask, dropout_p=self.attention_dropout, is_causal=is_causal,
+            )  # fmt: skip
+        return out.to(q.dtype)
 
     def finish(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The rest of the block: x (B, L, D) + out(a), a (B, H, L, d), then + the feed-forward

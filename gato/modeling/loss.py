@@ -9,10 +9,24 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["LOSS_CHUNK_ROWS", "linear_cross_entropy"]
+__all__ = ["CPU_LOSS_CHUNK_ROWS", "LOSS_CHUNK_ROWS", "default_chunk_rows", "linear_cross_entropy"]
 
 LOSS_CHUNK_ROWS = 1024
-"""Targets per chunk of the fused head + cross-entropy: a (1024, 34112) fp32 block is 140 MB."""
+"""Targets per chunk of the fused head + cross-entropy on an accelerator: a (1024, 34112) fp32
+block is 140 MB."""
+
+CPU_LOSS_CHUNK_ROWS = 128
+"""Targets per chunk on the CPU. Each chunk's logits are passed over several times (the softmax,
+its gradient, the casts); at 128 rows a chunk's (128, 34112) fp32 block (17 MB) is reused from
+one chunk to the next instead of each 140 MB block being fresh memory: the head of the default
+run's step took ~10% less (a ~900-target head alone: ~130 against ~180 ms, 2 threads;
+`benchmarks/cpu_step_choices.py`), 64 rows no better and 32 worse."""
+
+
+def default_chunk_rows(device: torch.device) -> int:
+    """Targets per chunk when the caller names none: `CPU_LOSS_CHUNK_ROWS` on the CPU,
+    `LOSS_CHUNK_ROWS` elsewhere."""
+    return CPU_LOSS_CHUNK_ROWS if device.type == "cpu" else LOSS_CHUNK_ROWS
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -88,14 +102,16 @@ def linear_cross_entropy(
         hidden: (N, D) hidden states that predict the targets.
         weight: (V, D) output head.
         labels: (N,) int64 targets.
-        chunk_rows: targets per chunk (default `LOSS_CHUNK_ROWS`).
+        chunk_rows: targets per chunk (0: `default_chunk_rows` of `hidden`'s device).
 
     Returns:
         () fp32 sum over the N targets (divide by N for the mean). Under autocast the matmuls run
         in the autocast dtype and the softmax in fp32, as with the plain head. With
         `return_per_target`, also the (N,) fp32 loss of each target, without a gradient.
     """
+    if chunk_rows < 0:
+        raise ValueError(f"linear_cross_entropy: chunk_rows={chunk_rows} must be >= 0 (0: default)")
     total, per_target = _LinearCrossEntropy.apply(
-        hidden, weight, labels, chunk_rows or LOSS_CHUNK_ROWS
+        hidden, weight, labels, chunk_rows or default_chunk_rows(hidden.device)
     )
     return (total, per_target) if return_per_target else total
