@@ -170,6 +170,13 @@ class TrainConfig:
             "unprompted rows only"
         },
     )
+    pairs_per_sequence: int = field(
+        default=5,
+        metadata={
+            "help": "image-text pairs per captioning or VQA sequence, fewer where they do not fit "
+            "(Gato: 5; MixtureConfig.pairs_per_sequence); 0 packs as many as the context holds"
+        },
+    )
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU or a CPU with bf16 units)"},
@@ -262,6 +269,15 @@ class TrainConfig:
             raise ValueError(f"action_dropout must be in [0, 1], got {self.action_dropout}")
         if not 0 <= self.prompt_probability <= 1:
             raise ValueError(f"prompt_probability must be in [0, 1], got {self.prompt_probability}")
+        if isinstance(self.pairs_per_sequence, bool) or not isinstance(
+            self.pairs_per_sequence, int
+        ):
+            raise ValueError(f"pairs_per_sequence must be an int, got {self.pairs_per_sequence!r}")
+        if self.pairs_per_sequence < 0:
+            raise ValueError(
+                "pairs_per_sequence must be >= 0 (0: as many as fit), got "
+                f"{self.pairs_per_sequence}"
+            )
         if not 0 <= self.text_dropout < 1:
             raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
         if not 0 <= self.ema_decay < 1:

@@ -247,6 +247,7 @@ class Trainer:
             seed=self.config.seed,
             control_window_steps=self.config.control_window_steps,
             prompt_probability=self.config.prompt_probability,
+            pairs_per_sequence=self.config.pairs_per_sequence,
             isolate_packed=self.config.isolate_packed,
             **extra,
         )

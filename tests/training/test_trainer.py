@@ -203,6 +203,10 @@ def test_unknown_preset_and_bad_numbers():
     for bad in (1.5, -0.1):
         with pytest.raises(ValueError, match=r"prompt_probability must be in \[0, 1\]"):
             TrainConfig(prompt_probability=bad)
+    with pytest.raises(ValueError, match=r"pairs_per_sequence must be >= 0 \(0: as many as fit\)"):
+        TrainConfig(pairs_per_sequence=-1)
+    with pytest.raises(ValueError, match="pairs_per_sequence must be an int, got 2.5"):
+        TrainConfig(pairs_per_sequence=2.5)
     with pytest.raises(ValueError, match="value_embedding_init must be normal or smooth"):
         TrainConfig(value_embedding_init="fourier")
     with pytest.raises(ValueError, match=r"patch_encoder must be one of .*'conv'"):
@@ -381,6 +385,25 @@ def test_prompt_probability_reaches_the_mixture(small_recipe, tmp_path, probabil
     assert samples  # the control source has two of the recipe's four weight parts
     prompted = [s.prompt != PROMPT_NONE for s in samples]
     assert all(prompted) if probability == 1.0 else not any(prompted)
+
+
+@pytest.mark.parametrize("pairs", [1, 0])
+def test_pairs_per_sequence_reaches_the_mixture(small_recipe, tmp_path, pairs):
+    from gato.training.trainer import Trainer
+
+    config = TrainConfig(
+        preset="tiny", mixture=str(small_recipe), global_batch=8, context=128,
+        output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+        mixed_precision="no", report_to="none", pairs_per_sequence=pairs, isolate_packed=True,
+    )  # fmt: skip
+    data = Trainer(config).data.mixture
+    captions = data.source_names.index("captions")
+    samples = [s for step in range(6) for s in data.samples(step) if s.source == captions]
+    assert samples
+    # Pairs in a row: its segments (the row's sequences are isolated).
+    counts = {len(s.sequence.segment_starts) + 1 for s in samples}
+    # One pair a sequence, or as many as the 128 positions hold (more than one short caption).
+    assert counts == {1} if pairs == 1 else min(counts) > 1
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
