@@ -43,7 +43,7 @@ CPU_TRAINING_ATTENTION_DTYPE: torch.dtype | None = torch.float32
 """The dtype of SDPA on the CPU when its result needs a gradient (None: the inputs' own). The
 CPU flash kernel's bf16 backward took twice its fp32 one (25 against 11.5 ms for one tiny-model
 layer at batch 16 x 256, 2 threads; its forward 4.3 against 6.2 ms): under bf16 autocast the
-default run's step is ~15% faster with the attention in fp32 (`benchmarks/cpu_step_choices.py`).
+default run's step took 15-21% less with the attention in fp32 (`benchmarks/cpu_step_choices.py`).
 Inference keeps the inputs' dtype, where bf16 is the faster."""
 
 

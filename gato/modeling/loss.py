@@ -18,9 +18,9 @@ block is 140 MB."""
 CPU_LOSS_CHUNK_ROWS = 128
 """Targets per chunk on the CPU. Each chunk's logits are passed over several times (the softmax,
 its gradient, the casts); at 128 rows a chunk's (128, 34112) fp32 block (17 MB) is reused from
-one chunk to the next instead of each 140 MB block being fresh memory: the head of the default
-run's step took ~10% less (a ~900-target head alone: ~130 against ~180 ms, 2 threads;
-`benchmarks/cpu_step_choices.py`), 64 rows no better and 32 worse."""
+one chunk to the next instead of each 140 MB block being fresh memory: the default run's step
+took 7-12% less (`benchmarks/cpu_step_choices.py`; a ~900-target head alone ~130 against ~180 ms,
+2 threads), 64 rows no better and 32 worse."""
 
 
 def default_chunk_rows(device: torch.device) -> int:
