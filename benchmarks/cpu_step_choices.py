@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     parser.add_argument("--rounds", type=int, default=3, help="passes over the batches")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches of round one")
     args = parser.parse_args(argv)
+    if args.batches < 1 or args.rounds < 1 or args.from_step < 0 or args.warmup < 0:
+        parser.error("--batches and --rounds must be >= 1, --from-step and --warmup >= 0")
+    if args.rounds == 1 and args.warmup >= args.batches:
+        parser.error(f"--warmup {args.warmup} leaves none of {args.batches} batches timed")
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(TrainConfig(output_dir=out, checkpoint_every=10**9, log_every=10**9))
