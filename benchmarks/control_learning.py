@@ -96,6 +96,7 @@ from gato.modeling.embedding import value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
+from gato.tasks.experts.learner import save_learner  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
 from gato.tokens.batch import TokenSequence, collate, mask_actions  # noqa: E402
@@ -155,6 +156,11 @@ class BenchConfig:
     """Cut evaluation episodes (the --tiny run; scores are then not comparable)."""
     json: str | None = None
     """Write the curves here, again after every scored point (a stopped run keeps its points)."""
+    save_learners: str | None = None
+    """A folder: every discrete specialist (`cnn`, `mlp` on a discrete task) is saved at each
+    scored point, with the weights it was scored with, as `<learner>-seed<S>-step<N>.pt2`
+    (`gato.tasks.experts.learner.save_learner`): the learner that `python -m gato.data collect
+    --learner` plays while the expert labels (DAgger)."""
 
 
 @dataclass
@@ -593,7 +599,8 @@ def parse_cnn(name: str) -> int:
 
 
 def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig):
-    """(model, loss of a sampled batch, actor factory) of a discrete-action specialist: `kind`
+    """(model, loss of a sampled batch, actor factory, `save(step)`: `--save-learners`) of a
+    discrete-action specialist: `kind`
     "mlp" (state) or "cnn[:shift=N]" (frames, randomly shifted in training by up to N pixels);
     cross-entropy on the recorded actions."""
     if task.action.kind != "discrete":
@@ -628,12 +635,17 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
         inputs = random_shift(x[idx], shift, rng) if shift else x[idx]
         return F.cross_entropy(net(inputs), y[idx])
 
-    return net, batch, lambda: DiscreteActor(net.eval(), column, config.eval_episodes)
+    def save(step: int) -> None:
+        if config.save_learners:
+            path = Path(config.save_learners) / f"{kind}-seed{config.seed}-step{step}.pt2"
+            save_learner(net, x[torch.zeros(1, dtype=torch.long)], path, task, column)
+
+    return net, batch, lambda: DiscreteActor(net.eval(), column, config.eval_episodes), save
 
 
 def train_specialist(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig) -> Curve:
-    net, batch, actor = discrete_learner(kind, task, episodes, config)
-    return _train(kind, net, batch, actor, task, config)
+    net, batch, actor, save = discrete_learner(kind, task, episodes, config)
+    return _train(kind, net, batch, actor, task, config, on_point=save)
 
 
 SPECIALISTS = {
@@ -774,7 +786,11 @@ def train_gato(task: Any, episodes: Sequence[dict], name: str, config: BenchConf
     return _train(name, model, batch, actor, task, config)
 
 
-def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: BenchConfig) -> Curve:
+def _train(
+    name: str, model: nn.Module, loss_of_batch, actor, task, config: BenchConfig, on_point=None
+) -> Curve:
+    """Train `model` on `loss_of_batch(rng)`, scoring `actor()` at each of `config.steps`;
+    `on_point(step)` is called there too, with the weights scored."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.Adam(
@@ -812,6 +828,8 @@ def _train(name: str, model: nn.Module, loss_of_batch, actor, task, config: Benc
             trained = {k: v.clone() for k, v in model.state_dict().items()}
             model.load_state_dict(averaged.module.state_dict())
         result = score(task, actor(), config)
+        if on_point is not None:
+            on_point(step)
         if averaged is not None:
             model.load_state_dict(trained)
         curve.eval_seconds += time.perf_counter() - start
@@ -893,7 +911,7 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
         if is_mlp and task.action.kind != "discrete":
             model, batch = mlp_learner(episodes, config, name)
         elif name in SPECIALISTS or name.startswith("cnn:"):
-            model, batch, _ = discrete_learner(name, task, episodes, config)
+            model, batch, _, _ = discrete_learner(name, task, episodes, config)
         else:
             model, batch, _, _ = gato_learner(task, episodes, name, config)
         steppers[name] = (model.train(), batch, torch.optim.Adam(model.parameters(), lr=config.lr))
@@ -1038,6 +1056,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     parser.add_argument("--tiny", action="store_true", help="a ~30 s smoke configuration")
     parser.add_argument("--json", default=None, help="write the curves here")
     parser.add_argument("--figure", default=None, help="write the figure here (PNG)")
+    parser.add_argument(
+        "--save-learners", default=None,
+        help="a folder: save every discrete specialist at each scored point (DAgger's learner)",
+    )  # fmt: skip
     parser.add_argument(
         "--merge", nargs="+", default=None, help="no training: the table and figure of these JSONs"
     )

@@ -149,6 +149,11 @@ class Collect:
     start_noise: float | None = None
     """Wider start states: noise of this std on every joint position after the task's reset
     (dm-control tasks); default: the task's `start_noise`, from the registry."""
+    learner: str | None = None
+    """DAgger: a saved learner (`benchmarks/control_learning.py --save-learners`) plays and the
+    expert's action in each state reached is recorded (--task only; with --filter false)."""
+    expert_mix: float = 0.0
+    """With --learner: the probability that a step plays the expert's action instead."""
     overwrite: bool = False
     """Suites: redo tasks with data."""
     estimate_only: bool = False
@@ -167,8 +172,9 @@ def _collect(args: Collect) -> int:
     if args.task is None:
         if args.output or args.policy:
             raise _UsageError("--output and --policy go with --task, not with --suite or --all")
-        given = [f"--{name}" for name in ("action_noise", "dart", "start_noise")
+        given = [f"--{name}" for name in ("action_noise", "dart", "start_noise", "learner")
                  if getattr(args, name) is not None]  # fmt: skip
+        given += ["--expert_mix"] if args.expert_mix else []
         if given:
             raise _UsageError(
                 f"{', '.join(given)} go with --task; --suite and --all collect each task with "
@@ -189,6 +195,8 @@ def _collect(args: Collect) -> int:
             action_noise=args.action_noise,
             dart=args.dart,
             start_noise=args.start_noise,
+            learner=args.learner,
+            expert_mix=args.expert_mix,
         )
     )
     kept = f"{result.num_kept}/{len(result.returns)} episodes"

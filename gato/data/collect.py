@@ -77,6 +77,14 @@ class CollectConfig:
     after the task's own reset (`ControlEnv.reset`; dm-control tasks), so the data shows the
     expert coming back from states its episodes would not reach; None: the task's
     `start_noise` from the registry (0 unless set)."""
+    learner: str | None = None
+    """DAgger (Ross et al. 2011): a trained learner (a file of `save_learner`, e.g. from
+    `benchmarks/control_learning.py --save-learners`) plays, and the expert's action in every
+    state it reaches is recorded: the corrections of the clone's own errors. Exclusive with
+    `action_noise` and `dart`; pass `filter=False` (the learner's returns are not the expert's)."""
+    expert_mix: float = 0.0
+    """With `learner`: the probability that a step plays the expert's action instead (DAgger's
+    beta; 0: the learner plays every step)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -94,6 +102,21 @@ class CollectConfig:
                 f"action_noise ({self.action_noise}) and dart ({self.dart}) both set: dart is "
                 "noise with the expert's action recorded, action_noise with the played one"
             )
+        if not 0.0 <= self.expert_mix <= 1.0:
+            raise ValueError(
+                f"expert_mix must lie in [0, 1] (a probability), got {self.expert_mix}"
+            )
+        if self.expert_mix and self.learner is None:
+            raise ValueError(
+                "expert_mix is the share of expert steps among a learner's: pass a learner"
+            )
+        if self.learner is not None and (self.dart or self.action_noise):
+            raise ValueError(
+                f"learner and {'dart' if self.dart else 'action_noise'} both set: the learner's "
+                "errors are the exploration; pick one"
+            )
+        if self.learner is not None and not Path(self.learner).is_file():
+            raise FileNotFoundError(f"learner {self.learner}: no such file")
         score_math.check_not_evaluation_seeds(self.seed, self.episodes)
 
 
@@ -224,13 +247,14 @@ _WORKER_CACHE: dict[tuple, tuple[Any, Any, TaskSpec]] = {}
 
 def _worker_play(args: tuple) -> EpisodeResult:
     """Process-pool job: one episode, with the environment kept between jobs."""
-    registry_path, task_id, policy_name, seed, record, noise, recorded, start_noise = args
-    key = (registry_path, task_id, policy_name, noise, recorded)
+    (registry_path, task_id, policy_name, seed, record, noise, recorded, start_noise, learner,
+     expert_mix) = args  # fmt: skip
+    key = (registry_path, task_id, policy_name, noise, recorded, learner, expert_mix)
     if key not in _WORKER_CACHE:
         from gato.tasks.experts import make_expert
 
         task = load_registry(registry_path)[task_id]
-        expert = make_expert(task, seed, policy_name, noise, recorded)
+        expert = make_expert(task, seed, policy_name, noise, recorded, learner, expert_mix)
         _WORKER_CACHE[key] = (make_env(task), expert, task)
     env, policy, task = _WORKER_CACHE[key]
     features = _features(task) if record else None
@@ -256,10 +280,12 @@ def play_episodes(
     action_noise: float = 0.0,
     recorded: str = "played",
     start_noise: float = 0.0,
+    learner: str | None = None,
+    expert_mix: float = 0.0,
 ) -> Iterator[EpisodeResult]:
     """Play one episode per seed with `policy` (default the task's expert; `action_noise` and
     `recorded`, "played" or "expert" (DART): see `NoisyExpert`; `start_noise`: see
-    `ControlEnv.reset`), yielding in order."""
+    `ControlEnv.reset`; `learner`, `expert_mix`: see `LearnerLedExpert`), yielding in order."""
     from tqdm.auto import tqdm
 
     policy = policy or task.expert
@@ -269,6 +295,7 @@ def play_episodes(
         results = _results(
             task, seeds, policy, record, workers, registry_path,
             action_noise=action_noise, recorded=recorded, start_noise=start_noise,
+            learner=learner, expert_mix=expert_mix,
         )  # fmt: skip
         for result in results:
             steps += result.length
@@ -284,13 +311,16 @@ def play_episodes(
 
 
 def _results(
-    task, seeds, policy, record, workers, registry_path, *, action_noise, recorded, start_noise
-) -> Iterator[EpisodeResult]:
+    task, seeds, policy, record, workers, registry_path, *, action_noise, recorded, start_noise,
+    learner, expert_mix,
+) -> Iterator[EpisodeResult]:  # fmt: skip
     if workers == 1:
         from gato.tasks.experts import make_expert
 
         env = make_env(task)
-        expert = make_expert(task, seeds[0] if seeds else 0, policy, action_noise, recorded)
+        expert = make_expert(
+            task, seeds[0] if seeds else 0, policy, action_noise, recorded, learner, expert_mix
+        )
         features = _features(task) if record else None
         try:
             for seed in seeds:
@@ -304,9 +334,12 @@ def _results(
     # spawn: a forked child would share the parent's simulator and GL state.
     context = multiprocessing.get_context("spawn")
     path = str(Path(registry_path).resolve()) if registry_path else None
+    learner = None if learner is None else str(Path(learner).resolve())
     jobs = [
-        (path, task.id, policy, seed, record, action_noise, recorded, start_noise) for seed in seeds
-    ]
+        (path, task.id, policy, seed, record, action_noise, recorded, start_noise, learner,
+         expert_mix)
+        for seed in seeds
+    ]  # fmt: skip
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(_worker_play, jobs)
 
@@ -339,6 +372,8 @@ def collect(config: CollectConfig) -> CollectResult:
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.tmp-collect-{uuid.uuid4().hex[:8]}")
     noise, recorded = noise_setting(task, config.action_noise, config.dart)
+    if config.learner is not None:  # the learner's errors replace the registry's noise
+        noise, recorded = 0.0, "expert"
     start_noise = task.start_noise if config.start_noise is None else config.start_noise
     features = _features(task)
     seeds = [config.seed + i for i in range(config.episodes)]
@@ -357,6 +392,7 @@ def collect(config: CollectConfig) -> CollectResult:
                     registry_path=_registry_path(registry, config.registry),
                     progress=config.progress, description=f"collect {task.id}",
                     action_noise=noise, recorded=recorded, start_noise=start_noise,
+                    learner=config.learner, expert_mix=config.expert_mix,
                 ):  # fmt: skip
                     writer.write_batch(result.batch)
                     returns.append(result.episode_return)
@@ -377,6 +413,8 @@ def collect(config: CollectConfig) -> CollectResult:
             "action_noise": noise if recorded == "played" else 0.0,
             "dart": noise if recorded == "expert" else 0.0,
             "start_noise": float(start_noise),
+            "learner": None if config.learner is None else str(Path(config.learner).resolve()),
+            "expert_mix": config.expert_mix,
             "seeds": [seeds[0], seeds[-1]],
             "episode_seeds": [s for s, k in zip(seeds, kept, strict=True) if k],
             "episodes_played": len(returns),

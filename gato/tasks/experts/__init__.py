@@ -111,10 +111,25 @@ def make_expert(
     name: str | None = None,
     action_noise: float = 0.0,
     record: str = "played",
+    learner: str | None = None,
+    expert_mix: float = 0.0,
 ) -> Expert:
     """The task's expert (or the one called `name`; "random" is the random policy), reset;
     with `action_noise` > 0, wrapped in a `NoisyExpert` that records `record` ("played": the
-    noisy action; "expert": the expert's own, DART)."""
+    noisy action; "expert": the expert's own, DART); with `learner` (a file of `save_learner`),
+    wrapped in a `LearnerLedExpert`: the learner plays (the expert with probability
+    `expert_mix`), the expert's action is recorded (DAgger)."""
+    if learner is not None:
+        if action_noise:
+            raise ValueError(
+                f"learner and action_noise ({action_noise}) both set: the learner's errors are "
+                "the exploration; pick one"
+            )
+        from gato.tasks.experts.learner import LearnerLedExpert, load_learner
+
+        return LearnerLedExpert(
+            make_expert(task, seed, name), load_learner(learner, task), expert_mix, seed
+        )
     if action_noise:
         return NoisyExpert(make_expert(task, seed, name), action_noise, seed, record)
     if record not in NoisyExpert.RECORDS:
