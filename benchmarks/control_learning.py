@@ -71,6 +71,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -862,18 +863,36 @@ def write_json(config: BenchConfig, curves: list[Curve]) -> None:
     atomic_write_json(config.json, json.loads(json.dumps(report)))
 
 
+def load_data(data: str, task: Any):
+    """The episodes of `data`: a folder, or several joined by commas, each `FOLDER` or
+    `FOLDER@N` (its first N episodes), concatenated in order (e.g. DART games then the DAgger
+    games a learner played on them)."""
+    parts = []
+    for item in data.split(","):
+        folder, at, count = item.partition("@")
+        if at and not count.isdigit():
+            raise ValueError(f"--data {item!r}: a folder's episode count must be an int (FOLDER@N)")
+        if not Path(folder).exists():
+            raise FileNotFoundError(
+                f"no episodes at {folder}: collect them with `python -m gato.data collect --task "
+                f"{task.id} --episodes 56` (or pass --data)"
+            )
+        dataset = load_episodes(folder, task=task)
+        if at:
+            if int(count) > len(dataset):
+                raise ValueError(f"--data {item!r}: {folder} holds {len(dataset)} episodes")
+            dataset = dataset.select(range(int(count)))
+        parts.append(dataset)
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
 def run(config: BenchConfig) -> list[Curve]:
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
     if task.scores is None:
         raise ValueError(f"task {task.id!r} has no expert/random scores to normalise by")
-    path = config.data or task.dataset_path
-    if not Path(path).exists():
-        raise FileNotFoundError(
-            f"no episodes at {path}: collect them with `python -m gato.data collect --task "
-            f"{task.id} --episodes 56` (or pass --data)"
-        )
-    dataset = load_episodes(path, task=task)
+    path = config.data or str(task.dataset_path)
+    dataset = load_data(path, task)
     count = len(dataset) if config.max_episodes is None else min(config.max_episodes, len(dataset))
     episodes = LazyEpisodes(dataset, count)
     steps = sum(len(r) for r in episode_column(episodes, "rewards"))
@@ -903,7 +922,7 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     learners' steps interleaved in turns so that the machine's load falls on all alike."""
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
-    dataset = load_episodes(config.data or task.dataset_path, task=task)
+    dataset = load_data(config.data or str(task.dataset_path), task)
     episodes = [dataset[i] for i in range(len(dataset))]
     steppers = {}
     for name in config.learners.split(","):
@@ -1032,7 +1051,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     defaults = BenchConfig()
     parser.add_argument("--task", default=defaults.task)
-    parser.add_argument("--data", default=None, help="episodes folder (default: the task's)")
+    parser.add_argument(
+        "--data", default=None,
+        help="episodes folder (default: the task's); several joined by commas, each FOLDER[@N]",
+    )  # fmt: skip
     parser.add_argument("--learners", default=defaults.learners)
     parser.add_argument("--steps", default=",".join(map(str, defaults.steps)))
     for name in ("batch_timesteps", "eval_episodes", "width", "layers", "heads", "seed", "threads"):

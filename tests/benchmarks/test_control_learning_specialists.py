@@ -43,11 +43,11 @@ def test_frame_stacks_rebuild_every_observation_exactly():
         control_learning.FrameStacks(broken)
 
 
-def _collect(tmp_path, task: str, episodes: int, policy: str | None = None) -> Path:
+def _collect(tmp_path, task: str, episodes: int, policy: str | None = None, seed: int = 0) -> Path:
     datasets.disable_progress_bars()
     out = tmp_path / task
     collect(CollectConfig(task, episodes, output=str(out), progress=False, filter=False,
-                          policy=policy))  # fmt: skip
+                          policy=policy, seed=seed))  # fmt: skip
     datasets.enable_progress_bars()
     return out
 
@@ -126,3 +126,53 @@ def test_frame_stacks_read_lazily_each_episode_once(tmp_path):
     floats = [{"image_observations": held[0]["image_observations"].astype(np.float32)}]
     with pytest.raises(ValueError, match="uint8 frame stacks, got float32"):
         control_learning.FrameStacks(floats)
+
+
+def test_saved_learners_play_as_the_specialist_scored_them(tmp_path):
+    """`save_learners`: one file per scored point, each the weights of that point; the last
+    chooses what the trained network chooses, on the task's own observations."""
+    from gato.tasks.experts.learner import load_learner
+    from gato.tasks.registry import get_task
+
+    data = _collect(tmp_path, "gym-cartpole", 2)
+    folder = tmp_path / "learners"
+    config = _config(data, "gym-cartpole", "mlp", save_learners=str(folder))
+    task = get_task("gym-cartpole")
+    episodes = control_learning.load_data(str(data), task)
+    net, _batch, _actor, save = control_learning.discrete_learner("mlp", task, episodes, config)
+    control_learning.run(config)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "mlp-seed0-step40.pt2",
+        "mlp-seed0-step5.pt2",
+    ]
+    save(7)  # the untrained twin, saved as the run saves
+    learner = load_learner(folder / "mlp-seed0-step7.pt2", get_task("gym-cartpole"))
+    obs = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = net.eval()(torch.from_numpy(obs)).argmax(-1).tolist()
+    assert [learner({"continuous_observations": o}) for o in obs] == expected
+
+
+def test_data_joins_folders_and_takes_the_first_episodes(tmp_path):
+    from gato.tasks.registry import get_task
+
+    task = get_task("gym-cartpole")
+    first = _collect(tmp_path / "a", "gym-cartpole", 3)
+    second = _collect(tmp_path / "b", "gym-cartpole", 2, seed=20)
+    joined = control_learning.load_data(f"{first}@1,{second}", task)
+    alone = [control_learning.load_data(str(p), task) for p in (first, second)]
+    assert len(joined) == 3
+    expected = [alone[0][0], alone[1][0], alone[1][1]]
+    assert len(alone[1][0]["rewards"]) != len(alone[0][1]["rewards"]) or not np.array_equal(
+        alone[1][0]["continuous_observations"], alone[0][1]["continuous_observations"]
+    )  # the folders' episodes differ, so the order is seen
+    for got, want in zip(joined, expected, strict=True):
+        np.testing.assert_array_equal(
+            got["continuous_observations"], want["continuous_observations"]
+        )
+    with pytest.raises(ValueError, match="holds 3 episodes"):
+        control_learning.load_data(f"{first}@4", task)
+    with pytest.raises(ValueError, match="must be an int"):
+        control_learning.load_data(f"{first}@two", task)
+    with pytest.raises(FileNotFoundError, match="no episodes at"):
+        control_learning.load_data(str(tmp_path / "none"), task)
