@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gato.tracking import REPORT_TO, check_report_to
+from gato.training.schedule import LR_SCHEDULES
 
 __all__ = ["REPORT_TO", "TrainConfig"]
 
@@ -114,7 +115,17 @@ class TrainConfig:
         },
     )
     final_lr_ratio: float = field(
-        default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak (Gato: 10x)"}
+        default=0.1, metadata={"help": "the decay ends at this fraction of the peak (Gato: 10x)"}
+    )
+    lr_schedule: str = field(
+        default="cosine",
+        metadata={
+            "help": "after the warmup: cosine, a cosine decay over the run (Gato); wsd, the peak "
+            "held until the last --lr_decay_fraction of the steps, then a linear decay"
+        },
+    )
+    lr_decay_fraction: float = field(
+        default=0.2, metadata={"help": "wsd: the share of the steps over which the rate decays"}
     )
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
     beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
@@ -284,6 +295,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.final_lr_ratio <= 1:
             raise ValueError(f"final_lr_ratio must be in (0, 1], got {self.final_lr_ratio}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 < self.lr_decay_fraction <= 1:
+            raise ValueError(f"lr_decay_fraction must be in (0, 1], got {self.lr_decay_fraction}")
         if self.action_head_skip is not None and not isinstance(self.action_head_skip, bool):
             raise ValueError(
                 f"action_head_skip must be true or false, got {self.action_head_skip!r}"

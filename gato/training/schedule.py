@@ -7,13 +7,37 @@ from typing import Any
 
 import torch
 
-__all__ = ["block_lr_factor", "learning_rate_factor", "parameter_groups"]
+__all__ = ["LR_SCHEDULES", "block_lr_factor", "learning_rate_factor", "parameter_groups"]
 
 
-def learning_rate_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
-    """Linear warmup from 0 to 1 over `warmup` steps, then cosine decay to `final_ratio`."""
+LR_SCHEDULES = ("cosine", "wsd")
+
+
+def learning_rate_factor(
+    step: int,
+    warmup: int,
+    total: int,
+    final_ratio: float,
+    schedule: str = "cosine",
+    decay_fraction: float = 0.2,
+) -> float:
+    """Linear warmup from 0 to 1 over `warmup` steps, then to `final_ratio` at `total`:
+    "cosine", a cosine decay over all the steps after the warmup (Gato); "wsd" (warmup, stable,
+    decay: Hu et al. 2024, Haegele et al. 2024), the peak held until the last `decay_fraction`
+    of the `total` steps, then a linear decay. At a fixed budget the second keeps the whole rate
+    for longer; the cosine has halved it by mid-run."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"unknown learning-rate schedule {schedule!r}; expected one of {LR_SCHEDULES}"
+        )
+    if not 0.0 < decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must lie in (0, 1], got {decay_fraction}")
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "wsd":
+        start = max(warmup, total - round(decay_fraction * total))
+        progress = min(1.0, max(0, step - start) / max(1, total - start))
+        return 1.0 - (1.0 - final_ratio) * progress
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 

@@ -195,8 +195,9 @@ class Trainer:
 
         def factor(step: int) -> float:
             return learning_rate_factor(
-                step, config.warmup_steps, config.steps, config.final_lr_ratio
-            )
+                step, config.warmup_steps, config.steps, config.final_lr_ratio,
+                config.lr_schedule, config.lr_decay_fraction,
+            )  # fmt: skip
 
         scale_from = config.block_lr_scale_from
         if scale_from is None:

@@ -161,3 +161,55 @@ def test_isolated_packing_reaches_the_batches_and_the_run_identity(small_recipe,
     assert "isolate_packed" not in TrainConfig(isolate_packed=False).identity()
     with pytest.raises(ValueError, match="isolate_packed must be a bool, got 'yes'"):
         TrainConfig(isolate_packed="yes")
+
+
+def test_wsd_holds_the_peak_then_decays_linearly_to_the_final_ratio():
+    from gato.training.schedule import learning_rate_factor
+
+    def wsd(step: int) -> float:
+        return learning_rate_factor(step, 10, 100, 0.1, "wsd", 0.2)
+
+    assert wsd(0) == pytest.approx(0.1) and wsd(9) == pytest.approx(1.0)  # the warmup
+    assert [wsd(s) for s in (10, 50, 80)] == [1.0, 1.0, 1.0]  # held until step 80 of 100
+    # then linear: 1 - 0.9 * (step - 80) / 20
+    for step in (85, 90, 99):
+        assert wsd(step) == pytest.approx(1.0 - 0.9 * (step - 80) / 20)
+    assert wsd(100) == pytest.approx(0.1) and wsd(150) == pytest.approx(0.1)
+    # a decay longer than the run after its warmup starts where the warmup ends
+    assert learning_rate_factor(10, 10, 20, 0.1, "wsd", 1.0) == pytest.approx(1.0)
+    assert learning_rate_factor(15, 10, 20, 0.1, "wsd", 1.0) == pytest.approx(0.55)
+    # the cosine is unchanged by the new arguments
+    assert learning_rate_factor(55, 10, 100, 0.1) == pytest.approx(0.55)
+
+
+def test_a_bad_schedule_is_refused_by_name():
+    from gato.training.config import TrainConfig
+    from gato.training.schedule import learning_rate_factor
+
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'linear'"):
+        learning_rate_factor(0, 1, 10, 0.1, "linear")
+    with pytest.raises(ValueError, match="decay_fraction must lie in"):
+        learning_rate_factor(0, 1, 10, 0.1, "wsd", 0.0)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="lr_decay_fraction must be in"):
+        TrainConfig(lr_schedule="wsd", lr_decay_fraction=1.5)
+
+
+def test_the_trainer_follows_the_wsd_schedule(small_recipe, tmp_path):
+    from gato.training.config import TrainConfig
+    from gato.training.trainer import Trainer
+
+    config = TrainConfig(
+        preset="tiny", mixture=str(small_recipe), global_batch=4, context=128, steps=20,
+        warmup_steps=2, learning_rate=1e-3, lr_schedule="wsd", lr_decay_fraction=0.25,
+        output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+        mixed_precision="no", report_to="none",
+    )  # fmt: skip
+    trainer = Trainer(config)
+    seen = []
+    for _ in range(20):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.scheduler.step()
+    assert seen[2:15] == [pytest.approx(1e-3)] * 13  # held from the warmup's end to step 15
+    assert seen[15] == pytest.approx(1e-3) and seen[19] == pytest.approx(1e-3 * (1 - 0.9 * 4 / 5))
