@@ -85,7 +85,9 @@ def test_trainer_runs_the_blocks_at_the_whole_rate_until_the_switch(small_recipe
     trainer = Trainer(config)
     blocks = ids(trainer._bare_model().layers.parameters())
     for step in range(8):
-        whole = 1e-3 * learning_rate_factor(step, 2, 20, config.final_lr_ratio)
+        whole = 1e-3 * learning_rate_factor(
+            step, 2, 20, config.final_lr_ratio, config.lr_schedule, config.lr_decay_fraction
+        )
         for group in trainer.optimizer.param_groups:
             in_block = ids(group["params"]) <= blocks
             want = whole * (0.25 if in_block and step >= 5 else 1.0)
