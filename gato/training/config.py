@@ -384,6 +384,9 @@ class TrainConfig:
             identity["block_lr_scale"] = self.block_lr_scale
         if self.block_lr_scale_from != 0:  # runs recorded before the field scaled from step 0
             identity["block_lr_scale_from"] = self.block_lr_scale_from
+        if self.lr_schedule != "cosine":  # runs recorded before the field decayed by cosine
+            identity["lr_schedule"] = self.lr_schedule
+            identity["lr_decay_fraction"] = self.lr_decay_fraction
         if self.isolate_packed:  # runs recorded without the field saw the whole row
             identity["isolate_packed"] = True
         if self.streaming:  # a stream's saved position is only valid for the same split of it

@@ -324,7 +324,8 @@ class Trainer:
                     f"{self.output_dir} holds a different run: {previous.get('identity')} vs "
                     f"{self.config.identity()}; resume needs the same preset, mixture, batch, "
                     "context, learning rate, seed, encoding (a run recorded without one used "
-                    "--encoding values) and streaming (with its stream_workers)"
+                    "--encoding values), learning-rate schedule (one recorded without one "
+                    "used --lr_schedule cosine) and streaming (with its stream_workers)"
                 )
         elif self.config.resume:
             raise ValueError(f"--resume: {self.output_dir} holds no run to continue")

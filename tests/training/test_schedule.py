@@ -215,3 +215,14 @@ def test_the_trainer_follows_the_wsd_schedule(small_recipe, tmp_path):
         trainer.scheduler.step()
     assert seen[2:15] == [pytest.approx(1e-3)] * 13  # held from the warmup's end to step 15
     assert seen[15] == pytest.approx(1e-3) and seen[19] == pytest.approx(1e-3 * (1 - 0.9 * 4 / 5))
+
+
+def test_the_schedule_is_part_of_a_run_s_identity():
+    """A run recorded before the schedule was a field decayed by cosine: its identity has no
+    schedule, and only `--lr_schedule cosine` matches it; a wsd run records its own."""
+    from gato.training.config import TrainConfig
+
+    assert "lr_schedule" not in TrainConfig(lr_schedule="cosine").identity()
+    wsd = TrainConfig().identity()
+    assert wsd["lr_schedule"] == "wsd" and wsd["lr_decay_fraction"] == 0.2
+    assert TrainConfig(lr_decay_fraction=0.3).identity() != wsd
