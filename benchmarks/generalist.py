@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         encoding="grouped",
         block_lr_scale=1.0,
         control_window_steps=8,
+        lr_schedule="cosine",
     )
     timings: dict[str, float] = {}
     start = time.perf_counter()

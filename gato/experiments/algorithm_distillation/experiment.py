@@ -117,6 +117,7 @@ def train(
                 control_window_steps=0,  # and all of its history (its windows are its own)
                 encoding="grouped",  # docs/algorithm_distillation.md's settings
                 block_lr_scale=1.0,
+                lr_schedule="cosine",
                 seed=seed,
                 output_dir=str(out),
                 log_every=10,

@@ -409,6 +409,7 @@ def run(config: FewShotConfig) -> dict[str, Any]:
         encoding="grouped",
         block_lr_scale=1.0,
         control_window_steps=8,
+        lr_schedule="cosine",
     )
     pretrain_recipe = _recipe(
         out / "recipes" / "pretrain.toml",
