@@ -600,10 +600,9 @@ def parse_cnn(name: str) -> int:
 
 
 def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig):
-    """(model, loss of a sampled batch, actor factory, `save(step)`: `--save-learners`) of a
-    discrete-action specialist: `kind`
-    "mlp" (state) or "cnn[:shift=N]" (frames, randomly shifted in training by up to N pixels);
-    cross-entropy on the recorded actions."""
+    """(model, loss of a sampled batch, actor factory, `save(step)` for `--save-learners`) of a
+    discrete-action specialist: `kind` "mlp" (state) or "cnn[:shift=N]" (frames, randomly
+    shifted in training by up to N pixels); cross-entropy on the recorded actions."""
     if task.action.kind != "discrete":
         raise ValueError(f"{kind}: task {task.id!r} has {task.action.kind} actions, not discrete")
     num_values = task.action.num_values
