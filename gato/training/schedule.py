@@ -25,7 +25,7 @@ def learning_rate_factor(
     "cosine", a cosine decay over all the steps after the warmup (Gato); "wsd" (warmup, stable,
     decay: Hu et al. 2024, Haegele et al. 2024), the peak held until the last `decay_fraction`
     of the `total` steps, then a linear decay. At a fixed budget the second keeps the whole rate
-    for longer; the cosine has halved it by mid-run."""
+    for longer; the cosine is down to about half of it by mid-run."""
     if schedule not in LR_SCHEDULES:
         raise ValueError(
             f"unknown learning-rate schedule {schedule!r}; expected one of {LR_SCHEDULES}"
