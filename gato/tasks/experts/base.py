@@ -59,7 +59,22 @@ def register_expert(name: str) -> Callable[[type[Expert]], type[Expert]]:
     return decorator
 
 
-class NoisyExpert(Expert):
+class WrappedExpert(Expert):
+    """An expert around another (`self.expert`) that plays one action and records another
+    (`act_and_label`): reset with it, and drawing from a random stream of its own (`STREAM`, a
+    salt of the seed), so the wrapped expert's draws are those of a run without the wrapper."""
+
+    STREAM = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.expert.reset(seed)
+        self.rng = np.random.default_rng(None if seed is None else [seed, self.STREAM])
+
+    def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
+        return self.act_and_label(observation, env)[0]
+
+
+class NoisyExpert(WrappedExpert):
     """Another policy's actions with exploration noise added before they are played.
 
     Noise injection in the demonstrator (DART, Laskey et al. 2017): the recorded episodes visit
@@ -80,6 +95,7 @@ class NoisyExpert(Expert):
     """
 
     RECORDS = ("played", "expert")
+    STREAM = 0x5EED
 
     def __init__(
         self, expert: Expert, noise: float, seed: int | None = 0, record: str = "played"
@@ -98,14 +114,6 @@ class NoisyExpert(Expert):
         kind = "dart" if record == "expert" else "noise"
         self.name = f"{getattr(expert, 'name', type(expert).__name__)}+{kind}{noise:g}"
         self.reset(seed)
-
-    def reset(self, seed: int | None = None) -> None:
-        self.expert.reset(seed)
-        # A stream of its own, so the wrapped expert's draws are those of a noiseless run.
-        self.rng = np.random.default_rng(None if seed is None else [seed, 0x5EED])
-
-    def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
-        return self.act_and_label(observation, env)[0]
 
     def act_and_label(self, observation: Mapping[str, Any], env: ControlEnv) -> tuple[Any, Any]:
         action = self.expert.act(observation, env)

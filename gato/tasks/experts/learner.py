@@ -24,7 +24,7 @@ import torch
 
 from gato.files import atomic_write_bytes
 from gato.tasks.envs import ControlEnv
-from gato.tasks.experts.base import Expert
+from gato.tasks.experts.base import Expert, WrappedExpert
 from gato.tasks.registry import TaskSpec
 
 __all__ = ["LearnerLedExpert", "LearnerPolicy", "load_learner", "save_learner"]
@@ -112,11 +112,13 @@ def load_learner(path: str | Path, task: TaskSpec) -> LearnerPolicy:
     return LearnerPolicy(path, task)
 
 
-class LearnerLedExpert(Expert):
+class LearnerLedExpert(WrappedExpert):
     """DAgger's demonstrator: `learner` plays (or, with probability `expert_mix`, the expert's
     own action is played: DAgger's beta), and the expert's action in each state reached is what
     is recorded. The expert is told when the played action differs from its choice (`played`),
     so an expert that follows a plan replans from the state the learner led to."""
+
+    STREAM = 0xDA66
 
     def __init__(
         self, expert: Expert, learner: LearnerPolicy, expert_mix: float = 0.0, seed: int | None = 0
@@ -131,13 +133,6 @@ class LearnerLedExpert(Expert):
         self.expert, self.learner, self.expert_mix = expert, learner, float(expert_mix)
         self.name = f"{getattr(expert, 'name', type(expert).__name__)}+learner{expert_mix:g}"
         self.reset(seed)
-
-    def reset(self, seed: int | None = None) -> None:
-        self.expert.reset(seed)
-        self.rng = np.random.default_rng(None if seed is None else [seed, 0xDA66])
-
-    def act(self, observation: Mapping[str, Any], env: ControlEnv) -> Any:
-        return self.act_and_label(observation, env)[0]
 
     def act_and_label(self, observation: Mapping[str, Any], env: ControlEnv) -> tuple[Any, Any]:
         label = self.expert.act(observation, env)
