@@ -41,7 +41,8 @@ def build_missing(
     recipe = resolve_recipe(recipe)
     built = {}
     for source in recipe.missing():
-        print(f"building {source.name} ...", flush=True)
+        reason = source.stale()
+        print(f"building {source.name}{f' anew: {reason}' if reason else ''} ...", flush=True)
         built[source.name] = source.build(plan)
         print(f"built {source.name} in {built[source.name]:.1f} s", flush=True)
     still = [source.name for source in recipe.missing()]

@@ -144,12 +144,17 @@ class Source:
         return self
 
     def is_missing(self) -> bool:
-        """Whether the source's local dataset does not exist (yet)."""
+        """Whether the source's local dataset does not exist (yet) or is `stale`."""
         try:
             self.located()
         except FileNotFoundError:
             return True
-        return False
+        return self.stale() is not None
+
+    def stale(self) -> str | None:
+        """Why the dataset at `path` is not what `build` makes today; None when it is, or when
+        the project cannot tell."""
+        return None
 
     def build(self, plan: BuildPlan = BuildPlan()) -> float:
         """Make the source's dataset at `path`; returns the seconds it took."""
@@ -377,9 +382,45 @@ class PairsSource(Source):
         # The built-in pair sources are named after the scene dataset they hold.
         vl.build_dataset(self.name, self.path, vl.BuildSizes(plan.scene_rows, 1000, 1000))
 
+    def stale(self) -> str | None:
+        """Why the procedural scenes at `path` are not what a build makes today (None when they
+        are, or when the source is not a built-in scene dataset; the seed is the user's).
+
+        A folder that records other scene settings is stale; so is one without a record at the
+        default location (built before datasets recorded their settings). Anything else a
+        recipe points to is the user's data and is read as it is.
+        """
+        from gato.data.corpora import vision_language as vl
+
+        if not self.buildable or self.name not in vl.TASKS:
+            return None
+        try:
+            path = Path(self.located().path)
+        except FileNotFoundError:
+            return None
+        recorded = vl.recorded_build(path)
+        today = vl.build_record(self.name, 0, vl.SceneConfig())
+        if recorded is None:
+            _, default = builtin_source(self.name)
+            if path.resolve() != default.resolve():
+                return None
+            return "it records no scene settings (built before datasets recorded them)"
+        was, now = recorded.get("config") or {}, today["config"]
+        changed = sorted(key for key in set(was) | set(now) if was.get(key) != now.get(key))
+        if changed:
+            return f"it was built with other scene settings ({', '.join(changed)})"
+        return None
+
     def _load(self):
         from gato.data.corpora.vision_language import load_captions
 
+        reason = self.stale()
+        if reason is not None:
+            warnings.warn(
+                f"source {self.name!r} at {self.path}: {reason}; rebuild it with "
+                f"`{self.build_command}` (the main job rebuilds it unless --build_data false)",
+                stacklevel=3,
+            )
         return load_captions(self.path, self.split, self.hub_name)
 
     def tokenize(self, dataset, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:

@@ -238,3 +238,91 @@ def test_config_checks():
         SceneConfig(image_size=50)
     with pytest.raises(ValueError, match="unknown attribute"):
         SceneConfig(held_out_pairs=(("pink", "circle"),))
+
+
+def _one_column_share(task: str, split: str, count: int, config: SceneConfig) -> float:
+    scenes = [s for s, *_ in vl.generate_scenes(task, split, count, config=config)]
+    several = [s for s in scenes if len(s.objects) > 1]
+    return sum(vl.has_column_pair(s) for s in several) / len(several)
+
+
+def test_column_pairs_redrawn_in_the_captions_train_split_only():
+    natural = SceneConfig(column_pair_redraw=0.0)
+    always = SceneConfig(column_pair_redraw=1.0)
+    # Natural draws relate about a third of multi-object scenes by "above" alone.
+    assert 0.2 < _one_column_share("captions", "train", 600, natural) < 0.45
+    assert _one_column_share("captions", "train", 300, always) == 1.0
+    half = _one_column_share("captions", "train", 600, SceneConfig(column_pair_redraw=0.5))
+    assert 0.55 < half < 0.8
+    assert _one_column_share("captions", "train", 600, SceneConfig()) == pytest.approx(
+        _one_column_share("captions", "train", 600, natural)
+    )
+    for split in ("validation", "heldout"):  # what the scores measure keeps the natural draw
+        a = list(vl.generate_rows("captions", split, 40, config=natural))
+        b = list(vl.generate_rows("captions", split, 40, config=always))
+        assert [r["text"] for r in a] == [r["text"] for r in b]
+    for task in ("vqa", "captions-single"):
+        a = list(vl.generate_rows(task, "train", 40, config=natural))
+        b = list(vl.generate_rows(task, "train", 40, config=always))
+        assert [r["text"] for r in a] == [r["text"] for r in b]
+    # Redrawn rows still follow the grammar and the split's pairs.
+    for row in vl.generate_rows("captions", "train", 100, config=always):
+        assert not mentions_held_out(row["text"])
+        assert OBJECT.match(row["text"])
+
+
+def test_draw_scene_without_redraw_is_sample_scene():
+    for index in range(30):
+        a = vl.draw_scene(vl.scene_rng(5, "train", index), "train")
+        b = vl.sample_scene(vl.scene_rng(5, "train", index), "train")
+        assert a == b
+    one_column = Scene(
+        (SceneObject("circle", "red", "small", 0, 1), SceneObject("square", "blue", "large", 2, 1))
+    )
+    assert vl.has_column_pair(one_column) and vl.caption(one_column).endswith(
+        "the circle is above the square."
+    )
+
+
+def test_a_built_dataset_records_its_scene_settings(tmp_path):
+    config = SceneConfig(column_pair_redraw=0.25)
+    vl.build_dataset("captions", tmp_path / "c", BuildSizes(4, 2, 2), seed=7, config=config)
+    for split in ("train", "validation", "heldout"):
+        assert vl.recorded_build(tmp_path / "c", split) == vl.build_record("captions", 7, config)
+    assert vl.recorded_build(tmp_path / "c")["config"]["column_pair_redraw"] == 0.25
+    assert vl.recorded_build(tmp_path / "nothing") is None
+    plain = datasets.Dataset.from_dict({"text": ["a"]})
+    datasets.DatasetDict({"train": plain}).save_to_disk(str(tmp_path / "plain"))
+    assert vl.recorded_build(tmp_path / "plain") is None
+
+
+def test_stale_scenes_are_rebuilt_and_other_data_left_alone(tmp_path, monkeypatch):
+    from gato.data.sources import BuildPlan, PairsSource
+
+    default = tmp_path / "default"
+    monkeypatch.setattr(vl, "CAPTIONS_PATH", default)
+    old = SceneConfig(column_pair_redraw=0.5)
+    vl.build_dataset("captions", default, BuildSizes(6, 2, 2), config=old)
+    source = PairsSource("captions", str(default), buildable=True)
+    assert "column_pair_redraw" in source.stale() and source.is_missing()
+    with pytest.warns(UserWarning, match="other scene settings .*rebuild it with"):
+        source.load()
+    source.build(BuildPlan(scene_rows=6))
+    assert source.stale() is None and not source.is_missing()
+    assert vl.recorded_build(default) == vl.build_record("captions", 0, SceneConfig())
+    # A folder without a record: stale at the default location, the user's data elsewhere.
+    plain = datasets.Dataset.from_dict({"images": [vl._encode_png(np.zeros((4, 4, 3), np.uint8))]})
+    plain = plain.add_column("text", ["x"])
+    datasets.DatasetDict({"train": plain}).save_to_disk(str(tmp_path / "mine"))
+    assert PairsSource("captions", str(tmp_path / "mine"), buildable=True).stale() is None
+    monkeypatch.setattr(vl, "CAPTIONS_PATH", tmp_path / "mine")
+    assert (
+        "records no scene settings"
+        in PairsSource("captions", str(tmp_path / "mine"), buildable=True).stale()
+    )
+    assert PairsSource("captions", str(tmp_path / "mine")).stale() is None  # not buildable
+
+
+def test_column_pair_redraw_must_be_a_probability():
+    with pytest.raises(ValueError, match=r"column_pair_redraw must be in \[0, 1\], got 1.5"):
+        SceneConfig(column_pair_redraw=1.5)

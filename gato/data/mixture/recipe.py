@@ -327,7 +327,7 @@ class ResolvedRecipe:
         return replace(self, sources=tuple(replace(s, split=split) for s in self.sources))
 
     def missing(self) -> list[Source]:
-        """The sources whose local dataset does not exist."""
+        """The sources whose local dataset does not exist or is stale (`Source.stale`)."""
         return [source for source in self.sources if source.is_missing()]
 
     def located(self) -> list[Source]:
