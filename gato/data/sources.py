@@ -383,12 +383,13 @@ class PairsSource(Source):
         vl.build_dataset(self.name, self.path, vl.BuildSizes(plan.scene_rows, 1000, 1000))
 
     def stale(self) -> str | None:
-        """Why the procedural scenes at `path` are not what a build makes today (None when they
-        are, or when the source is not a built-in scene dataset; the seed is the user's).
+        """Why the procedural scenes at the built-in location are not what a build makes today
+        (None when they are; the seed is the user's).
 
-        A folder that records other scene settings is stale; so is one without a record at the
-        default location (built before datasets recorded their settings). Anything else a
-        recipe points to is the user's data and is read as it is.
+        Only the default folder (`builtin_source`) can be stale: it is stale when it records
+        other scene settings or none (built before datasets recorded them). Anything else a
+        recipe points to is the user's data, perhaps built with other settings on purpose, and
+        is read as it is.
         """
         from gato.data.corpora import vision_language as vl
 
@@ -398,12 +399,11 @@ class PairsSource(Source):
             path = Path(self.located().path)
         except FileNotFoundError:
             return None
+        if path.resolve() != builtin_source(self.name)[1].resolve():
+            return None
         recorded = vl.recorded_build(path)
         today = vl.build_record(self.name, 0, vl.SceneConfig())
         if recorded is None:
-            _, default = builtin_source(self.name)
-            if path.resolve() != default.resolve():
-                return None
             return "it records no scene settings (built before datasets recorded them)"
         was, now = recorded.get("config") or {}, today["config"]
         changed = sorted(key for key in set(was) | set(now) if was.get(key) != now.get(key))

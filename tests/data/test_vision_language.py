@@ -310,6 +310,10 @@ def test_stale_scenes_are_rebuilt_and_other_data_left_alone(tmp_path, monkeypatc
     source.build(BuildPlan(scene_rows=6))
     assert source.stale() is None and not source.is_missing()
     assert vl.recorded_build(default) == vl.build_record("captions", 0, SceneConfig())
+    # Elsewhere, scenes built with other settings are the user's: read as they are.
+    elsewhere = tmp_path / "elsewhere"
+    vl.build_dataset("captions", elsewhere, BuildSizes(6, 2, 2), config=old)
+    assert PairsSource("captions", str(elsewhere), buildable=True).stale() is None
     # A folder without a record: stale at the default location, the user's data elsewhere.
     plain = datasets.Dataset.from_dict({"images": [vl._encode_png(np.zeros((4, 4, 3), np.uint8))]})
     plain = plain.add_column("text", ["x"])
