@@ -256,7 +256,7 @@ def sample_scene(
 
 
 def has_column_pair(scene: Scene) -> bool:
-    """Whether two consecutive objects (raster order) share a column: related by "above"."""
+    """Whether two consecutive objects (raster order) share a column: related by "above" alone."""
     return any(a.col == b.col for a, b in zip(scene.objects, scene.objects[1:], strict=False))
 
 
@@ -605,7 +605,9 @@ class BuildOptions:
     """Side of the square images, in pixels."""
     column_pair_redraw: float = SceneConfig.column_pair_redraw
     """Captions' train split: how often a scene without a one-column pair is drawn again
-    (`SceneConfig.column_pair_redraw`; 0 keeps the natural draw)."""
+    (`SceneConfig.column_pair_redraw`; 0 keeps the natural draw). The main job rebuilds the
+    default folder with the default, so build other settings elsewhere (`--out`) and name
+    that folder in a recipe's `path`."""
     tasks: list[Literal["captions", "captions-single", "vqa"]] = field(
         default_factory=lambda: list(TASKS)
     )
