@@ -23,7 +23,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ from gato.schema import END_COLUMNS, TERMINATED_COLUMN, TRUNCATED_COLUMN
 from gato.tasks import scores as score_math
 from gato.tasks.envs import make_env
 from gato.tasks.registry import Registry, Scores, TaskSpec, load_registry
+
+CREATED_BY = "python -m gato.data collect"
+"""What a collection's info names as its maker."""
 
 
 class NothingKeptError(RuntimeError):
@@ -410,6 +413,7 @@ def collect(config: CollectConfig) -> CollectResult:
         metadata = {
             "task": task.id,
             "policy": policy,
+            "expert_params": dict(task.expert_params) if policy == task.expert else {},
             "action_noise": noise if recorded == "played" else 0.0,
             "dart": noise if recorded == "expert" else 0.0,
             "start_noise": float(start_noise),
@@ -424,7 +428,7 @@ def collect(config: CollectConfig) -> CollectResult:
             "episodes_terminated": int(sum(terminated)),
             "mean_return": float(np.mean(returns)),
             "returns": returns,
-            "created_by": "python -m gato.data collect",
+            "created_by": CREATED_BY,
             # The adapters take [-1, 1] actions (`gato.data.action_scale`).
             "action_scale": "unit",
         }
@@ -445,6 +449,50 @@ def collect(config: CollectConfig) -> CollectResult:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - start
     return CollectResult(output, returns, kept, threshold, steps, seconds, metadata)
+
+
+COLLECTION_SETTINGS = (
+    "policy", "expert_params", "action_noise", "dart", "start_noise", "learner", "expert_mix",
+)  # fmt: skip
+"""What a collection's info records of how its episodes were played (the rest says which
+seeds were played and what came of them)."""
+
+
+def registry_collection(task: TaskSpec) -> dict[str, Any]:
+    """The `COLLECTION_SETTINGS` a collection with the registry's settings records today."""
+    noise, recorded = noise_setting(task, None, None)
+    return {
+        "policy": task.expert,
+        "expert_params": dict(task.expert_params),
+        "action_noise": noise if recorded == "played" else 0.0,
+        "dart": noise if recorded == "expert" else 0.0,
+        "start_noise": float(task.start_noise),
+        "learner": None,
+        "expert_mix": 0.0,
+    }
+
+
+def changed_settings(task: TaskSpec, metadata: Mapping[str, Any]) -> list[str]:
+    """The `COLLECTION_SETTINGS` that `metadata` (a collection's info) records differently from
+    `registry_collection(task)`, sorted. A setting the info does not record (written before it
+    was recorded) is not judged: the project cannot tell."""
+    today = registry_collection(task)
+    return sorted(
+        key for key in COLLECTION_SETTINGS if key in metadata and metadata[key] != today[key]
+    )
+
+
+def recorded_collection(path: str | Path) -> dict[str, Any] | None:
+    """The info `collect` stored in the dataset folder at `path`; None when there is none (not
+    a dataset saved by `collect`, or no dataset at all)."""
+    info = Path(path) / "dataset_info.json"
+    try:
+        metadata = json.loads(json.loads(info.read_text()).get("description") or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(metadata, dict) or metadata.get("created_by") != CREATED_BY:
+        return None
+    return metadata
 
 
 def recorded_seeds(dataset: Any) -> list[int] | None:

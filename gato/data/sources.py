@@ -231,9 +231,43 @@ class ControlSource(Source):
             )
         )
 
+    def stale(self) -> str | None:
+        """Why the episodes at the task's registry location were not collected as the registry
+        says to collect them today (its expert, the expert's parameters, the noise; None when
+        they were, or when the project cannot tell).
+
+        Only the registry's own folder (`TaskSpec.dataset_path`) can be stale, and only by the
+        settings its collection recorded; a folder a recipe names with `path` is the user's
+        and is read as it is.
+        """
+        from gato.data.collect import changed_settings, recorded_collection
+
+        task = self.task()
+        if not self.buildable or task is None or task.expert is None:
+            return None
+        default = task.dataset_path
+        try:
+            path = Path(self.located().path)
+        except FileNotFoundError:
+            return None
+        if not isinstance(default, Path) or path.resolve() != default.resolve():
+            return None
+        metadata = recorded_collection(path)
+        changed = [] if metadata is None else changed_settings(task, metadata)
+        if changed:
+            return f"it was collected with other settings ({', '.join(changed)})"
+        return None
+
     def _load(self):
         from gato.data.episodes import load_episodes
 
+        reason = self.stale()
+        if reason is not None:
+            warnings.warn(
+                f"source {self.name!r} at {self.path}: {reason}; collect it again with "
+                f"`{self.build_command}` (the main job does unless --build_data false)",
+                stacklevel=3,
+            )
         # Checks the JAT schema (columns, types, step counts) and, for a registry task, its
         # columns and widths, before anything is decoded or cached.
         return load_episodes(self.path, task=self.task(), split=self.split, name=self.hub_name)
