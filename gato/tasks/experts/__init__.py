@@ -47,6 +47,7 @@ from gato.tasks.registry import TaskSpec
 EXPERT_MODULES: dict[str, str] = {
     "random": "gato.tasks.experts.base",
     "pong-ram": "gato.tasks.experts.atari",
+    "pong-tracker": "gato.tasks.experts.atari",
     "breakout-ram": "gato.tasks.experts.atari",
     "pendulum-energy": "gato.tasks.experts.classic",
     "cartpole-pd": "gato.tasks.experts.classic",
