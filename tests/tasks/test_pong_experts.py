@@ -39,7 +39,8 @@ class _Ram:
 
 
 def test_the_tracker_moves_towards_its_target_and_brakes_by_the_paddle_speed():
-    expert, env = PongTracker(get_task("atari-pong"), offset=0.0, dead_zone=4.0), _Ram()
+    task, env = get_task("atari-pong"), _Ram()
+    expert = PongTracker(task, offset_down=0.0, offset_up=0.0, dead_zone=4.0)
     env.show((100, 150), 100)  # no previous position: the target is the ball's y, 50 below
     assert expert.act({}, env) == DOWN
     env.show((100, 150), 130)  # 20 rows short of it, but 30 a step: 160 next, past the zone
@@ -72,12 +73,32 @@ def test_the_tracker_keeps_no_state_but_the_previous_positions():
         assert first.act({}, env) == second.act({}, env)
 
 
+def test_the_tracker_meets_a_descending_ball_with_another_part_of_the_paddle():
+    expert, env = PongTracker(get_task("atari-pong"), offset_down=3.0, offset_up=9.0), _Ram()
+    env.show((96, 146), 173)
+    expert.act({}, env)
+    # Descending: crossing at 176 (mirrored, as above), target 173, where the paddle is.
+    env.show((100, 150), 173)
+    assert expert.act({}, env) == NOOP
+    expert.reset(0)
+    env.show((96, 154), 167)
+    expert.act({}, env)
+    # Rising from 154 to 150: crossing at 150 - 88 = 62 (no wall), target 53: far above.
+    env.show((100, 150), 167)
+    assert expert.act({}, env) == UP
+    expert.reset(0)
+    env.show((96, 154), 62 - 9)
+    expert.act({}, env)
+    env.show((100, 150), 62 - 9)
+    assert expert.act({}, env) == NOOP
+
+
 @pytest.mark.slow
 def test_the_tracker_wins_a_game():
     task = get_task("atari-pong")
     with make_env(task) as env:
-        expert = make_expert(task, 200, "pong-tracker")
-        observation, total = env.reset(seed=200), 0.0
+        expert = make_expert(task, 1_000_001, "pong-tracker")
+        observation, total = env.reset(seed=1_000_001), 0.0
         for _ in range(task.episode_limit):
             step = env.step(expert.act(observation, env))
             observation, total = step.observation, total + step.reward
