@@ -156,6 +156,17 @@ class Source:
         the project cannot tell."""
         return None
 
+    def warn_if_stale(self) -> None:
+        """Warn, naming the command that rebuilds it, when the dataset is `stale` (called as
+        it is loaded: reading stale data is allowed, only not silently)."""
+        reason = self.stale()
+        if reason is not None:
+            warnings.warn(
+                f"source {self.name!r} at {self.path}: {reason}; rebuild it with "
+                f"`{self.build_command}` (the main job rebuilds it unless --build_data false)",
+                stacklevel=4,  # the caller of `load`
+            )
+
     def build(self, plan: BuildPlan = BuildPlan()) -> float:
         """Make the source's dataset at `path`; returns the seconds it took."""
         start = time.perf_counter()
@@ -261,13 +272,7 @@ class ControlSource(Source):
     def _load(self):
         from gato.data.episodes import load_episodes
 
-        reason = self.stale()
-        if reason is not None:
-            warnings.warn(
-                f"source {self.name!r} at {self.path}: {reason}; collect it again with "
-                f"`{self.build_command}` (the main job does unless --build_data false)",
-                stacklevel=3,
-            )
+        self.warn_if_stale()
         # Checks the JAT schema (columns, types, step counts) and, for a registry task, its
         # columns and widths, before anything is decoded or cached.
         return load_episodes(self.path, task=self.task(), split=self.split, name=self.hub_name)
@@ -448,13 +453,7 @@ class PairsSource(Source):
     def _load(self):
         from gato.data.corpora.vision_language import load_captions
 
-        reason = self.stale()
-        if reason is not None:
-            warnings.warn(
-                f"source {self.name!r} at {self.path}: {reason}; rebuild it with "
-                f"`{self.build_command}` (the main job rebuilds it unless --build_data false)",
-                stacklevel=3,
-            )
+        self.warn_if_stale()
         return load_captions(self.path, self.split, self.hub_name)
 
     def tokenize(self, dataset, tokenizer: GatoTokenizer) -> Iterator[TokenSequence]:

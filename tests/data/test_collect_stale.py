@@ -78,7 +78,7 @@ def test_stale_episodes_are_collected_again_and_other_folders_left_alone(tmp_pat
     source = ControlSource(task.id, str(default), buildable=True)
     assert source.stale() == "it was collected with other settings (dart)"
     assert source.is_missing()
-    with pytest.warns(UserWarning, match=r"other settings \(dart\); collect it again with"):
+    with pytest.warns(UserWarning, match=r"other settings \(dart\); rebuild it with"):
         source.load()
     source.build(BuildPlan(episodes=1, workers=1))
     assert source.stale() is None and not source.is_missing()
