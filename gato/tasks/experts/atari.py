@@ -168,8 +168,8 @@ class PongTracker(Expert):
     would reach at its current speed, `lead` steps on, is within `dead_zone` rows of it. The
     speed term is what lets a fixed offset return the ball at all (without it the paddle
     overshoots: the planner's base controller loses its games), and the two offsets are what
-    win them: with one offset for both (6) it won 6.0 points a game on average over 12 starts,
-    with 3 and 9 16.4 (docs/control_learning.md).
+    win them: one offset for both (6, dead zone 8) won 6.0 points a game on average over 12
+    starts, 3 and 9 (dead zone 6) 16.4 (docs/control_learning.md).
 
     Args:
         offset_down, offset_up: ball y minus paddle y (RAM rows) at contact, for a descending
