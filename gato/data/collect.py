@@ -485,14 +485,10 @@ def changed_settings(task: TaskSpec, metadata: Mapping[str, Any]) -> list[str]:
 def recorded_collection(path: str | Path) -> dict[str, Any] | None:
     """The info `collect` stored in the dataset folder at `path`; None when there is none (not
     a dataset saved by `collect`, or no dataset at all)."""
-    info = Path(path) / "dataset_info.json"
-    try:
-        metadata = json.loads(json.loads(info.read_text()).get("description") or "")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(metadata, dict) or metadata.get("created_by") != CREATED_BY:
-        return None
-    return metadata
+    from gato.data.io import saved_description
+
+    metadata = saved_description(path)
+    return metadata if metadata is not None and metadata.get("created_by") == CREATED_BY else None
 
 
 def recorded_seeds(dataset: Any) -> list[int] | None:

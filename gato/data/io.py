@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import json
 import os
 import re
 import shutil
@@ -60,6 +61,18 @@ def recover_dataset(path: str | Path) -> bool:
     for leftover in path.parent.glob(f".{path.name}.tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     return restored
+
+
+def saved_description(folder: str | Path) -> dict | None:
+    """The JSON object a saved dataset folder (a `Dataset`, or one split of a `DatasetDict`)
+    keeps in its info's description, read without loading the data; None when the folder has
+    no info or its description is not a JSON object (nothing recorded, or not by us)."""
+    try:
+        info = json.loads((Path(folder) / "dataset_info.json").read_text())
+        record = json.loads(info.get("description") or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _is_saved_dataset(path: Path) -> bool:

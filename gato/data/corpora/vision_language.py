@@ -54,7 +54,7 @@ from typing import Any, Literal
 import datasets
 import numpy as np
 
-from gato.data.io import load_rows, save_dataset
+from gato.data.io import load_rows, save_dataset, saved_description
 from gato.files import cache_dir
 
 DEFAULT_OUTPUT = cache_dir() / "vision_language"
@@ -457,13 +457,8 @@ def build_record(task: str, seed: int, config: SceneConfig) -> dict[str, Any]:
 def recorded_build(path: str | Path, split: str = "train") -> dict[str, Any] | None:
     """The `build_record` a dataset folder's split was built with; None when it has none (not
     built here, or built before datasets recorded it) or the folder holds no such split."""
-    info = Path(path) / split / "dataset_info.json"
-    try:
-        description = json.loads(info.read_text()).get("description") or ""
-        record = json.loads(description)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and "scenes" in record else None
+    record = saved_description(Path(path) / split)
+    return record if record is not None and "scenes" in record else None
 
 
 def build_dataset(
