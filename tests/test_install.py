@@ -58,7 +58,8 @@ def test_non_editable_install_runs_from_anywhere(tmp_path: Path) -> None:
     assets = installed / "_assets"
     assert (assets / "data" / "tasks.toml").is_file()
     assert (assets / "data" / "mixtures" / "demo.toml").is_file()
-    assert (assets / "tokenizers" / "gato_text_32k.model").is_file()
+    for name in ("gato_text_8k", "gato_text_32k"):
+        assert (assets / "tokenizers" / f"{name}.model").is_file()
     assert not (assets / "tokenizers" / "__init__.py").exists()
     assert not (assets / "data" / "cache").exists()
 

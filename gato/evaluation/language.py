@@ -24,7 +24,7 @@ from gato.evaluation.baselines import bleu, by_question_type, exact_match, langu
 from gato.evaluation.loading import ModelLike, load_model
 from gato.tokens.batch import TokenSequence, collate
 from gato.tokens.tokenizer import GatoTokenizer
-from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION, TEXT_VOCAB_SIZE
+from gato.vocab import BOS_ID, EOS_ID, NO_LOCAL_POSITION
 
 __all__ = [
     "caption_context",
@@ -90,7 +90,7 @@ def generate_text(
     generator = torch.Generator(device=device).manual_seed(seed)
     # Text ids and EOS: the only ids an answer may contain.
     allowed = torch.full((model.config.vocab_size,), float("-inf"), device=device)
-    allowed[:TEXT_VOCAB_SIZE] = 0.0
+    allowed[: model.config.text_vocab_size] = 0.0
     allowed[EOS_ID] = 0.0
     batch = collate(list(contexts), padding_side="left").to(device)
     mask = batch.attention_mask

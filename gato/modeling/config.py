@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from transformers.configuration_utils import PreTrainedConfig
 
 from gato.tokens.statistics import ObservationStatistics
-from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, VOCAB_SIZE
+from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, TEXT_VOCAB_SIZE, VOCAB_SIZE
 
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
 """The choices of `GatoConfig.value_embedding_init`."""
@@ -155,6 +155,12 @@ class GatoConfig(PreTrainedConfig):
     vocab_size: int = PADDED_VOCAB_SIZE
     """Rows of the token embedding (and columns of the output head): the padded id table of
     `gato.vocab`. Must cover every meaningful id (`gato.vocab.VOCAB_SIZE`)."""
+    text_vocab_size: int = TEXT_VOCAB_SIZE
+    """Text ids the model reads and writes: [0, text_vocab_size) of the text range, the pieces of
+    its SentencePiece model (the trainer sets it from the model's piece count). The head computes
+    no logit for the text ids above (their probability is 0), so a text model smaller than the
+    range makes every target cheaper: at width 128 the head over 34,112 ids is most of a caption
+    row's cost. Their embedding rows stay, so ids keep one meaning whatever the text model."""
     pad_token_id: int | None = PAD_ID
     """Padding id (inside the vocabulary, as transformers 5 requires)."""
     bos_token_id: int | None = BOS_ID
@@ -343,6 +349,12 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 f"GatoConfig.vocab_size={self.vocab_size} is smaller than the {VOCAB_SIZE} ids "
                 "of gato.vocab"
+            )
+        text = self.text_vocab_size
+        if not isinstance(text, int) or isinstance(text, bool) or not 1 <= text <= TEXT_VOCAB_SIZE:
+            raise ValueError(
+                f"GatoConfig.text_vocab_size must be an integer in [1, {TEXT_VOCAB_SIZE}] (the "
+                f"text range of gato.vocab), got {text!r}"
             )
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name)

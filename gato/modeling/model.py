@@ -83,6 +83,7 @@ from gato.vocab import (
     NUM_DISCRETE_VALUES,
     PAD_ID,
     PATCH_ID,
+    TEXT_VOCAB_SIZE,
 )
 
 __all__ = ["GatoModel", "GatoModelOutput"]
@@ -363,9 +364,9 @@ class GatoModel(PreTrainedModel):
             )
         logits = None
         if return_logits:
-            logits = hidden @ self.output_weight().T  # (B, L, V)
+            logits = self._logits(hidden)  # (B, L, V)
         elif return_logits is None and loss_mask is None:
-            logits = hidden[:, -1:] @ self.output_weight().T  # (B, 1, V)
+            logits = self._logits(hidden[:, -1:])  # (B, 1, V)
         return GatoModelOutput(
             loss=loss,
             logits=logits,
@@ -510,6 +511,38 @@ class GatoModel(PreTrainedModel):
         values = self.embedding.values.embed(weight[first:last][None], ids)[0]  # (n, D)
         return torch.cat([weight[lo:first], values, weight[last:hi]])
 
+    def head_weight(self) -> torch.Tensor:
+        """(R, D): the output head's rows of the ids the model can write, in id order: every id
+        but the text ids at or above `config.text_vocab_size` (no text piece has them). The
+        same rows as `output_weight()` when the text model fills the whole text range."""
+        skipped = TEXT_VOCAB_SIZE - self.config.text_vocab_size
+        if not skipped:
+            return self.output_weight()
+        return torch.cat(
+            [
+                self.output_weight(0, self.config.text_vocab_size),
+                self.output_weight(TEXT_VOCAB_SIZE),
+            ]
+        )
+
+    def head_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Ids -> rows of `head_weight()`, same shape: the ids above the text range move down
+        past the skipped text ids."""
+        skipped = TEXT_VOCAB_SIZE - self.config.text_vocab_size
+        return labels - skipped * (labels >= TEXT_VOCAB_SIZE) if skipped else labels
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., V) logits over every id; a skipped text id's is -inf (probability
+        0), and only the head's rows are multiplied."""
+        n = self.config.text_vocab_size
+        if n == TEXT_VOCAB_SIZE:
+            return hidden @ self.output_weight().T
+        live = hidden @ self.head_weight().T  # (..., R)
+        logits = live.new_full((*live.shape[:-1], self.config.vocab_size), float("-inf"))
+        logits[..., :n] = live[..., :n]
+        logits[..., TEXT_VOCAB_SIZE:] = live[..., n:]
+        return logits
+
     def _head_cross_entropy(
         self, sources: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -518,7 +551,7 @@ class GatoModel(PreTrainedModel):
         target over its modality's 1,024 ids only, the ids a policy decodes an action from."""
         if self.config.value_loss == "vocabulary":
             return linear_cross_entropy(
-                sources, self.output_weight(), labels, return_per_target=True
+                sources, self.head_weight(), self.head_labels(labels), return_per_target=True
             )
         per_target = torch.zeros(labels.shape[0], device=labels.device)
         total = sources.new_zeros((), dtype=torch.float32)
@@ -541,8 +574,9 @@ class GatoModel(PreTrainedModel):
         rest = ~in_range
         if bool(rest.any()):
             part, part_losses = linear_cross_entropy(
-                sources[rest], self.output_weight(), labels[rest], return_per_target=True
-            )
+                sources[rest], self.head_weight(), self.head_labels(labels[rest]),
+                return_per_target=True,
+            )  # fmt: skip
             total = total + part
             per_target[rest] = part_losses
         return total, per_target
@@ -573,6 +607,16 @@ class GatoModel(PreTrainedModel):
             labels=labels,
             segment_ids=segment_ids,
         )
+        for name, ids in (("input_ids", input_ids), ("labels", labels)):
+            if ids is None or cfg.text_vocab_size == TEXT_VOCAB_SIZE:
+                continue
+            skipped = (ids >= cfg.text_vocab_size) & (ids < TEXT_VOCAB_SIZE)
+            if bool(skipped.any()):
+                raise ValueError(
+                    f"{name} holds text id {int(ids[skipped][0])}, beyond the model's "
+                    f"{cfg.text_vocab_size} text pieces (GatoConfig.text_vocab_size): text "
+                    "tokenized with a larger text model than the one this model was trained with"
+                )
         b, length = input_ids.shape
         if segment_ids is not None and past_length:
             raise ValueError(

@@ -180,7 +180,7 @@ class GatoTokenizer:
     """Turns observations, actions, images and text into `TokenSequence`s, and actions back.
 
     Args:
-        text_model_path: SentencePiece model; default the project's 32k model in `tokenizers/`.
+        text_model_path: SentencePiece model; default `default_text_model_path()`.
             Loaded on first use, so non-text work never needs it.
         patch_size: side of the square image patches.
         image_channels: channels every patch carries; images with fewer are zero-padded so

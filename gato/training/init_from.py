@@ -84,7 +84,7 @@ def check_compatible(model_config: Any, text_model: Path | None, where: str) -> 
         raise IncompatibleCheckpointError(
             f"--init_from {where}: its text model {text_model.name} (sha256 {_digest(text_model)}) "
             f"differs from this run's {ours.name} (sha256 {_digest(ours)}): text ids would "
-            "change meaning"
+            f"change meaning; to train on with the checkpoint's, set GATO_TEXT_MODEL={text_model}"
         )
 
 

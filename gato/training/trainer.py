@@ -155,8 +155,12 @@ class Trainer:
             check_model_options(model.config, config.init_from, config.model_options_set())
             self.model_config = model.config
         else:
+            from gato.tokens.text_model import load_text_model
+
             self.model_config = GatoConfig.from_preset(
                 config.preset,
+                # The head writes the text model's pieces only (GatoConfig.text_vocab_size).
+                text_vocab_size=load_text_model().get_piece_size(),
                 value_embedding_init=config.value_embedding_init,
                 patch_encoder=config.patch_encoder,
                 action_head_skip=config.uses_action_head_skip,
@@ -362,9 +366,10 @@ class Trainer:
         return getattr(model, "_orig_mod", model)
 
     def _write_model_assets(self, folder: Path) -> None:
-        from gato.tokens.text_model import DEFAULT_TEXT_MODEL_PATH
+        from gato.tokens.text_model import default_text_model_path
 
-        shutil.copy2(DEFAULT_TEXT_MODEL_PATH, folder / Path(DEFAULT_TEXT_MODEL_PATH).name)
+        text_model = default_text_model_path()
+        shutil.copy2(text_model, folder / text_model.name)
         tokens = tokens_trained(self.output_dir, self.step)
         card = model_card(self.config, self.command, self.step, tokens=tokens)
         (folder / "README.md").write_text(card)

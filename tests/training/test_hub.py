@@ -101,7 +101,7 @@ def test_upload_folder_is_the_hub_layout_and_loads_alone(run, tmp_path):
     folder = hub.build_upload_folder(run, tmp_path / "upload")
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert names == [
-        "README.md", "config.json", "gato_text_32k.model", "model.safetensors",
+        "README.md", "config.json", "gato_text_8k.model", "model.safetensors",
         "videos/gym-cartpole.gif",
     ]  # fmt: skip
     card = ModelCard.load(folder / "README.md")

@@ -164,8 +164,9 @@ def test_a_model_of_other_ids_or_positions_is_refused(pretrained, small_recipe, 
     shutil.copytree(pretrained / "checkpoints" / latest / "model", model_dir)
     text_model = next(model_dir.glob("*.model"))
     text_model.write_bytes(text_model.read_bytes() + b"another model")
-    with pytest.raises(IncompatibleCheckpointError, match="text model .* differs"):
+    with pytest.raises(IncompatibleCheckpointError, match="text model .* differs") as info:
         Trainer(TrainConfig(**_to_fields(args), init_from=str(model_dir)))
+    assert f"GATO_TEXT_MODEL={text_model}" in str(info.value)
     # Another id table.
     config = GatoConfig.from_preset("tiny")
     config.vocab_size += 64

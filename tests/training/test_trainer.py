@@ -80,6 +80,7 @@ def test_tiny_run_writes_a_checkpoint_that_loads(reference_run):
     from transformers import AutoModel
 
     from gato.modeling.model import GatoModel
+    from gato.tokens.text_model import TEXT_MODEL_PIECES
 
     losses = _losses(reference_run)
     assert sorted(losses) == list(range(1, 7))
@@ -95,7 +96,9 @@ def test_tiny_run_writes_a_checkpoint_that_loads(reference_run):
     assert not model.config.hide_context_actions  # action_dropout 0.2: actions are read
     card = (checkpoint / "model" / "README.md").read_text()
     assert "train.py" in card and '"preset": "tiny"' in card
-    assert (checkpoint / "model" / "gato_text_32k.model").exists()
+    # The run's text model travels with the weights, and the head writes its pieces only.
+    assert (checkpoint / "model" / "gato_text_8k.model").exists()
+    assert model.config.text_vocab_size == TEXT_MODEL_PIECES
     # Only the last two checkpoints are kept, and no temporary folder is left behind.
     kept = sorted(p.name for p in (reference_run / "checkpoints").iterdir())
     assert kept == ["latest", "step-00000005", "step-00000006"]

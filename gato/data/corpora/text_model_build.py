@@ -7,7 +7,7 @@ fails one of `ROUND_TRIP_PROBES` is not written.
 CLI (from the repository root; builds the corpus first when it is missing)::
 
     python -m gato.data.corpora.text_model_build --corpus data/cache/text/corpus.txt --out
-    tokenizers/gato_text_32k
+    tokenizers/gato_text_8k --vocab_size 8192
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ import sentencepiece as spm
 from gato.cli import parse
 from gato.data.corpora import text_corpus
 from gato.files import REPO_ROOT
-from gato.tokens.text_model import DENORMALIZATION_RULES, NORMALIZATION_RULES, TEXT_MODEL_NAME
+from gato.tokens.text_model import (
+    DENORMALIZATION_RULES,
+    NORMALIZATION_RULES,
+    TEXT_MODEL_NAME,
+    TEXT_MODEL_PIECES,
+)
 from gato.vocab import TEXT_VOCAB_SIZE
 
 REQUIRED_CHARS = (
@@ -48,7 +53,7 @@ def rules_tsv(rules: Mapping[str, str]) -> str:
 
 
 def trainer_options(
-    vocab_size: int = TEXT_VOCAB_SIZE,
+    vocab_size: int = TEXT_MODEL_PIECES,
     model_type: str = "bpe",
     input_sentence_size: int = 1_000_000,
     num_threads: int | None = None,
@@ -118,7 +123,7 @@ def _without_rule_paths(proto: bytes) -> bytes:
 def train_text_model(
     corpus_path: str | Path,
     out_prefix: str | Path,
-    vocab_size: int = TEXT_VOCAB_SIZE,
+    vocab_size: int = TEXT_MODEL_PIECES,
     model_type: str = "bpe",
     input_sentence_size: int = 1_000_000,
     num_threads: int | None = None,
@@ -132,6 +137,12 @@ def train_text_model(
     `os.replace`, after checking that it has `vocab_size` pieces and round-trips
     `ROUND_TRIP_PROBES` exactly. `seed` fixes the sampling of input lines.
     """
+    if not 257 + len(REQUIRED_CHARS) <= vocab_size <= TEXT_VOCAB_SIZE:
+        raise ValueError(
+            f"vocab_size must lie in [{257 + len(REQUIRED_CHARS)}, {TEXT_VOCAB_SIZE}] (<unk>, the "
+            f"256 byte pieces and the required characters; the text range of gato.vocab), got "
+            f"{vocab_size}"
+        )
     corpus_path = Path(corpus_path)
     if not corpus_path.is_file():
         raise FileNotFoundError(f"text corpus {corpus_path} does not exist")
@@ -188,7 +199,7 @@ class TextModelOptions:
     """Corpus file (built first when missing)."""
     out: Path = REPO_ROOT / "tokenizers" / TEXT_MODEL_NAME
     """Output prefix; the model is written to <out>.model."""
-    vocab_size: int = TEXT_VOCAB_SIZE
+    vocab_size: int = TEXT_MODEL_PIECES
     """Text pieces."""
     model_type: Literal["bpe", "unigram"] = "bpe"
     """SentencePiece model type."""
