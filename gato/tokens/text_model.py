@@ -6,9 +6,8 @@ padding, separators and the like live above the text range. Two models ship, tra
 same corpus with the same options: `gato_text_8k` (8,192 pieces), the default, and
 `gato_text_32k` (32,000, Gato's size; `GATO_TEXT_MODEL=tokenizers/gato_text_32k.model`). A
 model writes only its text model's pieces (`GatoConfig.text_vocab_size`), so its head is
-computed over 10,304 ids with the 8k model against 34,112 with the 32k one: at the CPU demo's
-width a caption's targets cost a quarter as much, for text about 15% longer in tokens
-(tokenizers/README.md).
+computed over 10,304 ids with the 8k model against 34,112 with the 32k one (a training step of
+the CPU demo 0.61-0.69 times as long), for text 6-17% longer in tokens (tokenizers/README.md).
 
 Every training option (`gato.data.corpora.text_model_build.trainer_options`) serves one
 promise: `decode(encode(s)) == s` for every Unicode string
