@@ -88,9 +88,12 @@ def generate_text(
     max_new_tokens = min(max_new_tokens, context_length - longest)
     device = model.lm_head.weight.device
     generator = torch.Generator(device=device).manual_seed(seed)
-    # Text ids and EOS: the only ids an answer may contain.
+    # Text ids and EOS: the only ids an answer may contain; of the text ids, those both the model
+    # writes and the tokenizer's text model can decode (a model trained before
+    # `text_vocab_size` existed may score ids a smaller text model has no piece for).
+    pieces = min(model.config.text_vocab_size, tokenizer.text_model.get_piece_size())
     allowed = torch.full((model.config.vocab_size,), float("-inf"), device=device)
-    allowed[: model.config.text_vocab_size] = 0.0
+    allowed[:pieces] = 0.0
     allowed[EOS_ID] = 0.0
     batch = collate(list(contexts), padding_side="left").to(device)
     mask = batch.attention_mask
