@@ -81,9 +81,9 @@ class TrainConfig:
         default="demo", metadata={"help": "mixture recipe: a name in data/mixtures/ or a path"}
     )
     steps: int = field(
-        default=3000,
+        default=3300,
         metadata={
-            "help": "optimizer steps (the demo: 400 of one-object captions, then 2,600 of its "
+            "help": "optimizer steps (the demo: 400 of one-object captions, then 2,900 of its "
             "whole mixture; data/mixtures/demo.toml)"
         },
     )
