@@ -533,14 +533,15 @@ class GatoModel(PreTrainedModel):
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., V) logits over every id; a skipped text id's is -inf (probability
-        0), and only the head's rows are multiplied."""
+        0), and only the head's rows are multiplied, each range straight into its columns (no
+        copy of the head's rows per decoded token)."""
         n = self.config.text_vocab_size
         if n == TEXT_VOCAB_SIZE:
             return hidden @ self.output_weight().T
-        live = hidden @ self.head_weight().T  # (..., R)
-        logits = live.new_full((*live.shape[:-1], self.config.vocab_size), float("-inf"))
-        logits[..., :n] = live[..., :n]
-        logits[..., TEXT_VOCAB_SIZE:] = live[..., n:]
+        text = hidden @ self.output_weight(0, n).T  # (..., n)
+        logits = text.new_full((*text.shape[:-1], self.config.vocab_size), float("-inf"))
+        logits[..., :n] = text
+        logits[..., TEXT_VOCAB_SIZE:] = hidden @ self.output_weight(TEXT_VOCAB_SIZE).T
         return logits
 
     def _head_cross_entropy(
