@@ -48,6 +48,7 @@ EXPERT_MODULES: dict[str, str] = {
     "random": "gato.tasks.experts.base",
     "pong-ram": "gato.tasks.experts.atari",
     "pong-tracker": "gato.tasks.experts.atari",
+    "pong-frames": "gato.tasks.experts.pong_frames",
     "breakout-ram": "gato.tasks.experts.atari",
     "pendulum-energy": "gato.tasks.experts.classic",
     "cartpole-pd": "gato.tasks.experts.classic",
