@@ -104,7 +104,11 @@ from gato.tokens.batch import TokenSequence, collate, mask_actions  # noqa: E402
 from gato.tokens.statistics import ObservationStatistics  # noqa: E402
 from gato.tokens.tokenizer import GatoTokenizer  # noqa: E402
 from gato.tokens.windows import take_steps  # noqa: E402
-from gato.training.schedule import parameter_groups  # noqa: E402
+from gato.training.schedule import (  # noqa: E402
+    LR_SCHEDULES,
+    learning_rate_factor,
+    parameter_groups,
+)
 
 DEFAULT_LEARNERS = "mlp,gato:table:1,gato:table+fourier:1,gato:fourier:1,gato:fourier:8"
 ACTION_BINS = 256
@@ -121,7 +125,11 @@ class BenchConfig:
     batch_timesteps: int = 256
     lr: float = 1e-3
     warmup: int = 0
-    """Steps of linear learning-rate warmup from 0 (then constant)."""
+    """Steps of linear learning-rate warmup from 0 (then as `schedule` says)."""
+    schedule: str = "constant"
+    """The learning rate after the warmup: "constant", or decayed to 0 at the last scored step
+    by one of `gato.training.schedule.LR_SCHEDULES` ("cosine", "wsd"): every point before the
+    last is then scored on the way down."""
     action_dropout: float = 0.0
     """GatoModel: hide each context action token with this probability in training
     (`gato.tokens.batch.mask_actions`, the Trainer's `action_dropout`)."""
@@ -786,6 +794,20 @@ def train_gato(task: Any, episodes: Sequence[dict], name: str, config: BenchConf
     return _train(name, model, batch, actor, task, config)
 
 
+def lr_factor(config: BenchConfig):
+    """The learning rate's factor at each step: `config.warmup` steps from 0, then constant or
+    `config.schedule`'s decay to 0 at the last of `config.steps`."""
+    warmup = max(config.warmup, 0)
+    if config.schedule == "constant":
+        return lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    if config.schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"schedule must be constant or one of {LR_SCHEDULES}, got {config.schedule!r}"
+        )
+    total = max(config.steps)
+    return lambda s: learning_rate_factor(s, warmup, total, 0.0, config.schedule)
+
+
 def _train(
     name: str, model: nn.Module, loss_of_batch, actor, task, config: BenchConfig, on_point=None
 ) -> Curve:
@@ -796,10 +818,7 @@ def _train(
     optimizer = torch.optim.Adam(
         parameter_groups(model, 0.0, config.block_lr_scale, config.lr), lr=config.lr
     )
-    warmup = max(config.warmup, 0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     averaged = (
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
         if config.ema
@@ -1067,6 +1086,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         help="how every learner reads a continuous action's bins when it acts",
     )  # fmt: skip
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument(
+        "--schedule", choices=("constant", *LR_SCHEDULES), default=defaults.schedule,
+        help="the learning rate after the warmup: constant, or decayed to 0 at the last point",
+    )  # fmt: skip
     parser.add_argument(
         "--ema", type=float, default=defaults.ema,
         help="score every learner's weights averaged with this decay per step (0: as trained)",

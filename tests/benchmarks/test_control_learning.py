@@ -341,3 +341,18 @@ def test_mlp_actor_reads_each_action_dimension_as_told():
             np.testing.assert_allclose(action, [centre(b) for b in want], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="decoding must be one of .* got 'argmax'"):
         control_learning.MLPActor(_FixedLogits(logits), 2, "argmax")
+
+
+def test_learning_rate_schedules_warm_up_then_hold_or_decay_to_zero_at_the_last_point():
+    config = control_learning.BenchConfig(steps=(100, 400), warmup=10)
+    constant = control_learning.lr_factor(config)
+    assert [constant(s) for s in (0, 4, 9, 10, 399)] == [0.1, 0.5, 1.0, 1.0, 1.0]
+    config.schedule = "cosine"
+    cosine = control_learning.lr_factor(config)
+    assert cosine(0) == pytest.approx(0.1) and cosine(10) == pytest.approx(1.0)
+    # Half way from the warmup's end to the last point, the cosine is at half; at it, 0.
+    assert cosine(205) == pytest.approx(0.5) and cosine(400) == pytest.approx(0.0)
+    assert all(cosine(s) >= cosine(s + 1) for s in range(10, 400))
+    config.schedule = "linear"
+    with pytest.raises(ValueError, match="schedule must be constant or one of .* got 'linear'"):
+        control_learning.lr_factor(config)
