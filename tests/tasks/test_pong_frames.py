@@ -132,7 +132,7 @@ def _stack(*frames):
 
 
 def test_the_expert_waits_where_the_ball_arrives_and_moves_where_it_does_not():
-    expert = PongFrames(get_task("atari-pong"), offset_down=0.0, offset_up=0.0)
+    expert = PongFrames(get_task("atari-pong"), offset_down=0.0, offset_up=0.0, offset_flat=0.0)
     # The paddle at rest, the ball moving straight at it at its height in RAM units (ball rows
     # 39-40: y 111.9; paddle rows 40-45: y 112.9).
     paddle = 40
@@ -153,12 +153,27 @@ def test_the_expert_counts_the_action_played_not_the_one_it_chose():
     # played nothing keeps still.
     task, paddle = get_task("atari-pong"), 40
     frames = [_frame(ball=(50 + 2 * i, paddle - 1), paddle=paddle) for i in range(4)]
-    still, pushed = PongFrames(task, 0.0, 0.0), PongFrames(task, 0.0, 0.0)
+    still, pushed = (PongFrames(task, 0.0, 0.0, offset_flat=0.0) for _ in range(2))
     for expert in (still, pushed):
         assert expert.act(_stack(*frames), None) == NOOP
     pushed.played(RIGHTFIRE, NOOP)
     assert still.act(_stack(*frames), None) == NOOP
     assert pushed.act(_stack(*frames), None) == DOWN
+
+
+def test_a_flat_ball_is_met_with_its_own_offset():
+    # A ball moving straight at the paddle 6 pixel rows (15 RAM rows) below its height: met
+    # with offset 0 the paddle must go down; with offset_flat 15 it is already where it should be.
+    task, paddle = get_task("atari-pong"), 40
+    frames = [_frame(ball=(50 + 2 * i, paddle + 5), paddle=paddle) for i in range(4)]
+    assert PongFrames(task, offset_flat=0.0).direction(_stack(*frames)) == 1
+    assert PongFrames(task, offset_flat=15.0).direction(_stack(*frames)) == 0
+    # A ball rising 2 pixel rows a step is not flat: it crosses at about y 86, above the paddle
+    # (113), and offset_up, not offset_flat, moves the target.
+    frames = [_frame(ball=(50 + 2 * i, paddle + 11 - 2 * i), paddle=paddle) for i in range(4)]
+    for offset_up, offset_flat, direction in ((0.0, 0.0, -1), (0.0, -60.0, -1), (-60.0, 0.0, 1)):
+        expert = PongFrames(task, offset_up=offset_up, offset_flat=offset_flat)
+        assert expert.direction(_stack(*frames)) == direction
 
 
 def test_the_expert_refuses_bad_settings_and_observations():
