@@ -13,7 +13,9 @@ The controllers:
   return in the emulator (saved states) and replays the one with the steepest rebound, which
   the built-in opponent rarely reaches; Breakout plans three steps ahead with a measured model
   of the paddle's momentum and aims at a slightly random spot of the paddle to vary the rebound
-  angle (and more so when no brick has broken for a while).
+  angle (and more so when no brick has broken for a while). `pong-frames` plays Pong from the
+  observed 84x84 frames alone, placing the paddle by a measured model of its momentum: an
+  expert whose every input a frame-reading clone also sees.
 - Cartpoles and pendulums pump energy towards the upright state's, then hand over to LQR gains
   computed from the simulator's own MuJoCo model (finite-difference linearisation around upright
   and a discrete Riccati iteration), so no gain is tuned by hand.
