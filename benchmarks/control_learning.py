@@ -66,7 +66,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -794,7 +794,7 @@ def train_gato(task: Any, episodes: Sequence[dict], name: str, config: BenchConf
     return _train(name, model, batch, actor, task, config)
 
 
-def lr_factor(config: BenchConfig):
+def lr_factor(config: BenchConfig) -> Callable[[int], float]:
     """The learning rate's factor at each step: `config.warmup` steps from 0, then constant or
     `config.schedule`'s decay to 0 at the last of `config.steps`."""
     warmup = max(config.warmup, 0)

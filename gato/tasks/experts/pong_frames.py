@@ -182,8 +182,8 @@ class PongFrames(Expert):
         home: float = 120.0,
     ) -> None:
         super().__init__(task)
-        if not 1 <= horizon <= 8:
-            raise ValueError(f"horizon must be in [1, 8] (3**horizon plans a step), got {horizon}")
+        if not 2 <= horizon <= 8:
+            raise ValueError(f"horizon must be in [2, 8] (3**horizon plans a step), got {horizon}")
         self.offset_down, self.offset_up = offset_down, offset_up
         self.offset_flat, self.flat_speed = offset_flat, flat_speed
         self.horizon, self.hit_x, self.walls, self.home = horizon, hit_x, tuple(walls), home
