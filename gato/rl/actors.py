@@ -306,6 +306,11 @@ class LocalActors:
         """The next `count` unrolls from any actors (copies: the buffers go straight back)."""
         out: list[Unroll] = []
         last_progress = time.monotonic()
+        # Deaths first: below, a call that fills up from the live actors' pipes stops before it
+        # reaches a dead actor's sentinel, and could do so on every call to the end of a run.
+        for slot in list(self.slots):
+            if not slot.process.is_alive() and not slot.full.poll():
+                self._replace(slot)
         while len(out) < count:
             by_conn = {s.full: s for s in self.slots}
             by_sentinel = {s.process.sentinel: s for s in self.slots}

@@ -396,8 +396,10 @@ def test_train_resume_and_kill(registry_path: Path, tmp_path: Path) -> None:
 
     def kill_once(state) -> None:
         if state["learner"].updates == 3 and not killed:
-            killed.append(state["actors"].processes[1].pid)
+            process = state["actors"].processes[1]
+            killed.append(process.pid)
             os.kill(killed[0], signal.SIGKILL)
+            process.join(timeout=10)  # dead before the learner asks for its next unrolls
 
     result = train(tiny_config(registry_path, run), on_update=kill_once, record_ids=True)
     assert result.steps == 640 and result.updates == 10 and result.restarts == 1
