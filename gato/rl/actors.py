@@ -306,21 +306,20 @@ class LocalActors:
         """The next `count` unrolls from any actors (copies: the buffers go straight back)."""
         out: list[Unroll] = []
         last_progress = time.monotonic()
-        # Deaths first: below, a call that fills up from the live actors' pipes stops before it
-        # reaches a dead actor's sentinel, and could do so on every call to the end of a run.
-        for slot in list(self.slots):
-            if not slot.process.is_alive() and not slot.full.poll():
-                self._replace(slot)
         while len(out) < count:
             by_conn = {s.full: s for s in self.slots}
             by_sentinel = {s.process.sentinel: s for s in self.slots}
             ready = wait([*by_conn, *by_sentinel], timeout=1.0)
             if not ready and time.monotonic() - last_progress > self.timeout:
                 raise ActorError(f"no unroll from any actor in {self.timeout:.0f} s")
+            # Dead actors' items first: a round that fills up from the live actors' pipes stops
+            # before the rest, and could pass over a death on every call to the end of a run.
+            slot_of = {**by_conn, **by_sentinel}
+            ready.sort(key=lambda item: slot_of[item].process.is_alive())
             for item in ready:
                 if len(out) == count:
                     break  # the rest stay in their pipes for the next call
-                slot = by_conn.get(item) or by_sentinel.get(item)
+                slot = slot_of[item]
                 if self.slots[slot.actor] is not slot:
                     continue  # replaced earlier in this round
                 if item is slot.full:
