@@ -62,6 +62,7 @@ The data: `python -m gato.data collect --task gym-pendulum --episodes 56` (the m
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import sys
@@ -455,6 +456,20 @@ class NatureCNN(nn.Module):
         return self.head(self.conv(x))
 
 
+def release_freed_memory() -> None:
+    """Hand the memory freed so far back to the system (glibc's `malloc_trim`; elsewhere
+    nothing). Decoding one Pong game's frame stacks and keeping a quarter of them leaves the
+    freed rest to the heap: over 64 games the process held ~14 GB for ~6.4 GB of frames, and
+    two runs did not fit in 24 GB; trimmed after each game, about half."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 class FrameStacks:
     """Every step's frame stack of some Atari episodes, holding each frame once.
 
@@ -483,6 +498,8 @@ class FrameStacks:
                 raise ValueError("frame stacks do not shift by one frame per step")
             frames.append(np.ascontiguousarray(stack[..., -1]))
             lengths.append(len(stack))
+            del stack
+            release_freed_memory()
         if not frames:
             raise ValueError("FrameStacks: no episodes")
         # Copied into place one episode at a time, each freed after: no second copy of them all.
@@ -492,6 +509,8 @@ class FrameStacks:
             part = frames.pop(0)
             self.frames[at : at + len(part)] = torch.from_numpy(part)
             at += len(part)
+            del part
+            release_freed_memory()
         starts = np.cumsum([0, *lengths[:-1]])
         self.first = torch.from_numpy(np.repeat(starts, lengths))
 
