@@ -287,3 +287,39 @@ def test_registry_bounds_that_disagree_with_the_environment_are_refused():
     task = dataclasses.replace(get_task("gym-pendulum"), action=spec)
     with pytest.raises(ValueError, match=r"bounds are low=\[-2.0\], high=\[2.0\] but the registry"):
         make_env(task)
+
+
+@pytest.mark.slow
+def test_pong_games_end_before_the_consoles_score_reset():
+    """At emulator frame 65,212 of every Pong game the console sets the opponent's score to 1,
+    and ALE pays the drop as one reward (+19 from 20): the registry ends Pong's games before."""
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+    env = gym.make(
+        "ALE/Pong-v5",
+        frameskip=4,
+        repeat_action_probability=0.0,
+        max_num_frames_per_episode=100_000,
+        disable_env_checker=True,
+    )
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    rng = np.random.default_rng(0)
+    drops = []
+    for step in range(16_400):
+        if step % 150 == 0:  # random play loses 21-0 in ~800 steps: keep the game going
+            ale.setRAM(13, 3)
+            ale.setRAM(14, 0)
+        before = int(ale.getRAM()[13])
+        _, reward, terminated, truncated, _ = env.step(int(rng.integers(0, 6)))
+        assert not (terminated or truncated)
+        if int(ale.getRAM()[13]) < before:
+            drops.append((ale.getEpisodeFrameNumber(), int(ale.getRAM()[13]), reward))
+    env.close()
+    assert drops, "no drop of the opponent's score"
+    frame, score, reward = drops[0]  # (later ones: the console holds it at 1 against our writes)
+    assert frame == 65_212 and score == 1 and reward >= 2
+    pong = get_task("atari-pong")
+    assert pong.episode_limit * pong.env["frame_skip"] + pong.env["noop_max"] < frame
