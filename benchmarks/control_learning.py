@@ -300,7 +300,23 @@ def to_bins(actions: np.ndarray) -> np.ndarray:
     return np.clip(np.floor((actions + 1.0) * ACTION_BINS / 2), 0, ACTION_BINS - 1).astype(np.int64)
 
 
-class MLPActor:
+class StatelessActor:
+    """What `run_episodes` asks of a policy's rows, for a policy that keeps no state between
+    steps: nothing to reset, and `num_envs` follows the environments still playing."""
+
+    num_envs: int
+
+    def reset(self) -> None:
+        pass
+
+    def reset_env(self, row: int) -> None:
+        pass
+
+    def remove_envs(self, keep: list[int]) -> None:
+        self.num_envs = len(keep)
+
+
+class MLPActor(StatelessActor):
     """The MLP behind the `GatoPolicy` interface that `run_episodes` drives; each action
     dimension's bins read by `decoding` (`ORDERED_DECODINGS`)."""
 
@@ -316,15 +332,6 @@ class MLPActor:
             flat = ordered_classes(logits.reshape(-1, ACTION_BINS), 0.0, self.decoding)
             bins = flat.view(logits.shape[:2]).numpy()
         return list((bins + 0.5) * (2.0 / ACTION_BINS) - 1.0)
-
-    def reset(self) -> None:
-        pass
-
-    def reset_env(self, row: int) -> None:
-        pass
-
-    def remove_envs(self, keep: list[int]) -> None:
-        self.num_envs = len(keep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +580,7 @@ def pixel_statistics(frames: torch.Tensor, chunk: int = 4096) -> tuple[float, fl
     return mean, max(1.0, math.sqrt(max(0.0, square / n - mean * mean)))
 
 
-class DiscreteActor:
+class DiscreteActor(StatelessActor):
     """A network of observations -> action logits behind the interface `run_episodes` drives;
     plays the most likely action."""
 
@@ -584,15 +591,6 @@ class DiscreteActor:
         obs = torch.from_numpy(np.stack([o[self.column] for o in observations]))
         with torch.no_grad():
             return [int(a) for a in self.net(obs).argmax(-1)]
-
-    def reset(self) -> None:
-        pass
-
-    def reset_env(self, row: int) -> None:
-        pass
-
-    def remove_envs(self, keep: list[int]) -> None:
-        self.num_envs = len(keep)
 
 
 def random_shift(frames: torch.Tensor, pad: int, rng: np.random.Generator) -> torch.Tensor:

@@ -26,6 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from control_learning import StatelessActor  # noqa: E402
 
 from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
@@ -36,7 +39,7 @@ from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
 
 
-class LearnerActor:
+class LearnerActor(StatelessActor):
     """A saved learner behind the interface `run_episodes` drives: one observation at a time
     (the saved program takes a batch of one)."""
 
@@ -45,15 +48,6 @@ class LearnerActor:
 
     def act_batch(self, observations: list[dict]) -> list[Any]:
         return [self.learner(o) for o in observations]
-
-    def reset(self) -> None:
-        pass
-
-    def reset_env(self, row: int) -> None:
-        pass
-
-    def remove_envs(self, keep: list[int]) -> None:
-        self.num_envs = len(keep)
 
 
 @dataclass
