@@ -98,6 +98,7 @@ from gato.modeling.embedding import value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
+from gato.tasks.envs.atari import atari_protocol  # noqa: E402
 from gato.tasks.experts.learner import save_learner  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
@@ -164,6 +165,11 @@ class BenchConfig:
     threads: int = 1
     eval_max_steps: int | None = None
     """Cut evaluation episodes (the --tiny run; scores are then not comparable)."""
+    atari_protocol: str | None = None
+    """Atari: score under this protocol (`gato.tasks.envs.atari.ATARI_PROTOCOLS`: "sticky" for
+    sticky actions); None: as the data was collected."""
+    atari_options: tuple[str, ...] = ()
+    """Atari: "key=value" options replacing the protocol's (`sticky_actions=0.25`, ...)."""
     json: str | None = None
     """Write the curves here, again after every scored point (a stopped run keeps its points)."""
     save_learners: str | None = None
@@ -339,9 +345,23 @@ class MLPActor(StatelessActor):
 # ---------------------------------------------------------------------------------------------
 
 
+def env_overrides(task: Any, protocol: str | None, options: Sequence[str]) -> dict[str, Any]:
+    """The adapter keyword arguments of an Atari protocol; {} for none. A protocol for a task
+    of another suite is refused: it would be silently ignored."""
+    if protocol is None and not options:
+        return {}
+    if task.suite != "atari":
+        raise ValueError(
+            f"--atari-protocol/--atari-option: task {task.id!r} is a {task.suite} task, not Atari"
+        )
+    return atari_protocol(protocol or "data", options).env_kwargs()
+
+
 def score(task: Any, actor: Any, config: BenchConfig) -> float:
-    """Mean expert-normalised return of `eval_episodes` held-out episodes."""
-    envs = [make_env(task) for _ in range(actor.num_envs)]
+    """Mean expert-normalised return of `eval_episodes` held-out episodes, played under
+    `config`'s Atari protocol."""
+    overrides = env_overrides(task, config.atari_protocol, config.atari_options)
+    envs = [make_env(task, **overrides) for _ in range(actor.num_envs)]
     try:
         stats = run_episodes(
             actor, envs, config.eval_episodes, EVALUATION_SEED, max_steps=config.eval_max_steps
@@ -926,6 +946,7 @@ def run(config: BenchConfig) -> list[Curve]:
     task = get_task(config.task)
     if task.scores is None:
         raise ValueError(f"task {task.id!r} has no expert/random scores to normalise by")
+    env_overrides(task, config.atari_protocol, config.atari_options)  # fails before training
     path = config.data or str(task.dataset_path)
     dataset = load_data(path, task)
     count = len(dataset) if config.max_episodes is None else min(config.max_episodes, len(dataset))
@@ -1114,6 +1135,14 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     parser.add_argument(
         "--time", type=int, default=0, help="time this many training steps per learner instead"
     )
+    parser.add_argument(
+        "--atari-protocol", default=None,
+        help="Atari: score under this protocol (data, jat, sticky); default: as collected",
+    )  # fmt: skip
+    parser.add_argument(
+        "--atari-option", action="append", default=[],
+        help="Atari: KEY=VALUE replacing the protocol's (sticky_actions=0.25, noop_max=0, ...)",
+    )  # fmt: skip
     parser.add_argument("--tiny", action="store_true", help="a ~30 s smoke configuration")
     parser.add_argument("--json", default=None, help="write the curves here")
     parser.add_argument("--figure", default=None, help="write the figure here (PNG)")
@@ -1134,6 +1163,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         return merge(args.merge, args.json, args.figure)
     fields = {k: getattr(args, k) for k in asdict(defaults) if hasattr(args, k)}
     fields["json"] = args.json
+    fields["atari_options"] = tuple(args.atari_option)
     fields["steps"] = tuple(int(s) for s in str(args.steps).split(","))
     if args.tiny:
         # --tiny shrinks the run; learners named on the command line are kept.

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from control_learning import StatelessActor  # noqa: E402
+from control_learning import StatelessActor, env_overrides  # noqa: E402
 
 from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
@@ -59,18 +59,6 @@ class LearnerScore:
     """Mean return as a share of the task's expert score over random (None: no scores)."""
     protocol: dict[str, Any] | None = None
     seeds: list[int] = field(default_factory=list)
-
-
-def env_overrides(task: Any, protocol: str | None, options: Sequence[str]) -> dict[str, Any]:
-    """The adapter keyword arguments of an Atari protocol; {} for none. A protocol for a task
-    of another suite is refused: it would be silently ignored."""
-    if protocol is None and not options:
-        return {}
-    if task.suite != "atari":
-        raise ValueError(
-            f"--atari-protocol/--atari-option: task {task.id!r} is a {task.suite} task, not Atari"
-        )
-    return atari_protocol(protocol or "data", options).env_kwargs()
 
 
 def score_learner(

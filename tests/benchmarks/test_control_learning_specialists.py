@@ -176,3 +176,38 @@ def test_data_joins_folders_and_takes_the_first_episodes(tmp_path):
         control_learning.load_data(f"{first}@two", task)
     with pytest.raises(FileNotFoundError, match="no episodes at"):
         control_learning.load_data(str(tmp_path / "none"), task)
+
+
+def test_atari_clones_are_scored_under_the_protocol_asked(tmp_path, monkeypatch):
+    """`atari_protocol`/`atari_options` reach the adapters the clone is scored in; on a task
+    of another suite they are refused before any training."""
+    from types import SimpleNamespace
+
+    from gato.tasks.registry import get_task
+
+    made = []
+
+    def fake_env(task, **overrides):
+        made.append(overrides)
+        return SimpleNamespace(close=lambda: None)
+
+    def fake_episodes(actor, envs, episodes, seed, max_steps=None):
+        return SimpleNamespace(returns=np.zeros(episodes))
+
+    monkeypatch.setattr(control_learning, "make_env", fake_env)
+    monkeypatch.setattr(control_learning, "run_episodes", fake_episodes)
+    pong = get_task("atari-pong")
+    actor = SimpleNamespace(num_envs=2)
+    config = control_learning.BenchConfig(task="atari-pong", eval_episodes=2)
+    control_learning.score(pong, actor, config)
+    assert made == [{}, {}]  # as the data was collected
+    made.clear()
+    sticky = control_learning.BenchConfig(
+        task="atari-pong", eval_episodes=2, atari_protocol="sticky", atari_options=("noop_max=5",)
+    )
+    control_learning.score(pong, actor, sticky)
+    assert [m["repeat_action_probability"] for m in made] == [0.25, 0.25]
+    assert [m["noop_max"] for m in made] == [5, 5]
+    data = _collect(tmp_path, "gym-cartpole", 2)
+    with pytest.raises(ValueError, match="'gym-cartpole' is a gym task, not Atari"):
+        control_learning.run(_config(data, "gym-cartpole", "mlp", atari_protocol="sticky"))
