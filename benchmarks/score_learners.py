@@ -9,7 +9,8 @@ sticky actions Pong's no-op starts lead to a handful of distinct games.
     python benchmarks/score_learners.py --task atari-pong --episodes 32 \\
         --atari-protocol sticky LEARNER.pt2 [LEARNER.pt2 ...]
 
-Prints one row per learner (mean return, % of expert, distinct returns) and each game's
+Prints one row per learner (mean return, % of expert, distinct games: (return, length) pairs)
+and each game's
 return and length; `--json FILE` writes them.
 """
 
