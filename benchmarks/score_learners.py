@@ -10,8 +10,7 @@ sticky actions Pong's no-op starts lead to a handful of distinct games.
         --atari-protocol sticky LEARNER.pt2 [LEARNER.pt2 ...]
 
 Prints one row per learner (mean return, % of expert, distinct games: (return, length) pairs)
-and each game's
-return and length; `--json FILE` writes them.
+and each game's return and length; `--json FILE` writes them.
 """
 
 from __future__ import annotations
