@@ -176,11 +176,27 @@ def test_a_flat_ball_is_met_with_its_own_offset():
         assert expert.direction(_stack(*frames)) == direction
 
 
+def test_a_larger_approach_weight_moves_the_paddle_early():
+    # A flat ball 8 pixel rows below the paddle, arriving within the 6-step horizon: with the
+    # default weight the paddle can wait and still arrive in time (NOOP now); weighted for its
+    # distance along the way it sets off at once.
+    task, paddle = get_task("atari-pong"), 40
+    frames = [_frame(ball=(60 + 2 * i, paddle + 7), paddle=paddle) for i in range(4)]
+    late, early = (
+        PongFrames(task, 0.0, 0.0, offset_flat=0.0, horizon=6, approach_weight=weight)
+        for weight in (0.1, 3.0)
+    )
+    assert late.direction(_stack(*frames)) == 0
+    assert early.direction(_stack(*frames)) == 1
+
+
 def test_the_expert_refuses_bad_settings_and_observations():
     task = get_task("atari-pong")
     for horizon in (1, 9):  # one step cannot tell moving from stopping; 3**9 plans a step
         with pytest.raises(ValueError, match=rf"horizon must be in \[2, 8\].*got {horizon}"):
             PongFrames(task, horizon=horizon)
+    with pytest.raises(ValueError, match=r"approach_weight must be >= 0, got -1"):
+        PongFrames(task, approach_weight=-1.0)
     with pytest.raises(ValueError, match=r"shape \(84, 84, k\), k >= 3, got \(84, 84, 2\)"):
         PongFrames(task).act({"image_observations": np.zeros((84, 84, 2), np.uint8)}, None)
 
