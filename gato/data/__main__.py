@@ -154,6 +154,13 @@ class Collect:
     expert's action in each state reached is recorded (--task only; with --filter false)."""
     expert_mix: float = 0.0
     """With --learner: the probability that a step plays the expert's action instead."""
+    atari_protocol: str | None = None
+    """Atari: play under this protocol (data, jat, sticky: sticky actions 0.25); default: the
+    registry's env (--task only)."""
+    atari_options: list[str] | None = None
+    """key=value changes to the Atari protocol (sticky_actions=0.1, noop_max=0)."""
+    expert_params: list[str] | None = None
+    """key=value settings of the task's expert over the registry's (values as TOML: horizon=6)."""
     overwrite: bool = False
     """Suites: redo tasks with data."""
     estimate_only: bool = False
@@ -172,7 +179,8 @@ def _collect(args: Collect) -> int:
     if args.task is None:
         if args.output or args.policy:
             raise _UsageError("--output and --policy go with --task, not with --suite or --all")
-        given = [f"--{name}" for name in ("action_noise", "dart", "start_noise", "learner")
+        given = [f"--{name}" for name in ("action_noise", "dart", "start_noise", "learner",
+                 "atari_protocol", "atari_options", "expert_params")
                  if getattr(args, name) is not None]  # fmt: skip
         given += ["--expert_mix"] if args.expert_mix else []
         if given:
@@ -197,6 +205,9 @@ def _collect(args: Collect) -> int:
             start_noise=args.start_noise,
             learner=args.learner,
             expert_mix=args.expert_mix,
+            atari_protocol=args.atari_protocol,
+            atari_options=args.atari_options or [],
+            expert_params=args.expert_params or [],
         )
     )
     kept = f"{result.num_kept}/{len(result.returns)} episodes"

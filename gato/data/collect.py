@@ -19,9 +19,11 @@ experts, and the Atari experts read each console's RAM).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,6 +90,16 @@ class CollectConfig:
     expert_mix: float = 0.0
     """With `learner`: the probability that a step plays the expert's action instead (DAgger's
     beta; 0: the learner plays every step)."""
+    atari_protocol: str | None = None
+    """Atari tasks: play under this protocol (`gato.tasks.envs.atari.ATARI_PROTOCOLS`; "sticky"
+    is Machado et al.'s sticky actions, under which no two Pong games are alike); None: the
+    registry's env table as it is. The dataset's info records the env played (`env`)."""
+    atari_options: list[str] = field(default_factory=list)
+    """"key=value" changes to the protocol (`sticky_actions=0.1`, `noop_max=0`); on their own,
+    changes to the "data" protocol."""
+    expert_params: list[str] = field(default_factory=list)
+    """"key=value" settings of the task's expert over the registry's `expert_params`, each value
+    read as TOML (`horizon=6`, `offset_up=12.0`); recorded in the dataset's info."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -120,7 +132,47 @@ class CollectConfig:
             )
         if self.learner is not None and not Path(self.learner).is_file():
             raise FileNotFoundError(f"learner {self.learner}: no such file")
+        self.env_overrides()  # a bad protocol or parameter fails before anything is played
+        parse_params(self.expert_params)
         score_math.check_not_evaluation_seeds(self.seed, self.episodes)
+
+    def env_overrides(self) -> dict[str, Any]:
+        """The adapter arguments `atari_protocol` and `atari_options` set ({} for neither)."""
+        if self.atari_protocol is None and not self.atari_options:
+            return {}
+        from gato.tasks.envs.atari import atari_protocol
+
+        return atari_protocol(self.atari_protocol or "data", self.atari_options).env_kwargs()
+
+
+def parse_params(texts: Sequence[str]) -> dict[str, Any]:
+    """ "key=value" texts as a dict, each value read as TOML (a number, a boolean, an array, a
+    quoted string) or, where it is not TOML, kept as the text."""
+    params: dict[str, Any] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expert parameter {text!r}: expected key=value")
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def with_settings(
+    task: TaskSpec, env: Mapping[str, Any], expert_params: Mapping[str, Any]
+) -> TaskSpec:
+    """`task` with `env` entries over its adapter arguments and `expert_params` over its
+    expert's: how a collection plays the task when asked for other settings than the
+    registry's."""
+    if not env and not expert_params:
+        return task
+    return dataclasses.replace(
+        task,
+        env={**task.env, **env},
+        expert_params={**task.expert_params, **expert_params},
+    )
 
 
 def noise_setting(
@@ -251,12 +303,13 @@ _WORKER_CACHE: dict[tuple, tuple[Any, Any, TaskSpec]] = {}
 def _worker_play(args: tuple) -> EpisodeResult:
     """Process-pool job: one episode, with the environment kept between jobs."""
     (registry_path, task_id, policy_name, seed, record, noise, recorded, start_noise, learner,
-     expert_mix) = args  # fmt: skip
-    key = (registry_path, task_id, policy_name, noise, recorded, learner, expert_mix)
+     expert_mix, settings) = args  # fmt: skip
+    key = (registry_path, task_id, policy_name, noise, recorded, learner, expert_mix, settings)
     if key not in _WORKER_CACHE:
         from gato.tasks.experts import make_expert
 
-        task = load_registry(registry_path)[task_id]
+        env, params = json.loads(settings)
+        task = with_settings(load_registry(registry_path)[task_id], env, params)
         expert = make_expert(task, seed, policy_name, noise, recorded, learner, expert_mix)
         _WORKER_CACHE[key] = (make_env(task), expert, task)
     env, policy, task = _WORKER_CACHE[key]
@@ -338,9 +391,12 @@ def _results(
     context = multiprocessing.get_context("spawn")
     path = str(Path(registry_path).resolve()) if registry_path else None
     learner = None if learner is None else str(Path(learner).resolve())
+    # The task's env and expert settings as given (`with_settings`), not only the registry's,
+    # as JSON text: hashable, for the worker's cache.
+    settings = json.dumps([dict(task.env), dict(task.expert_params)], sort_keys=True)
     jobs = [
         (path, task.id, policy, seed, record, action_noise, recorded, start_noise, learner,
-         expert_mix)
+         expert_mix, settings)
         for seed in seeds
     ]  # fmt: skip
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -364,6 +420,18 @@ def collect(config: CollectConfig) -> CollectResult:
     policy = config.policy or task.expert
     if policy is None:
         raise ValueError(f"task {task.id!r} has no expert; pass a policy")
+    env = config.env_overrides()
+    if env and task.suite != "atari":
+        raise ValueError(
+            f"atari_protocol: task {task.id!r} is a {task.suite} task, not an Atari one"
+        )
+    params = parse_params(config.expert_params)
+    if params and policy != task.expert:
+        raise ValueError(
+            f"expert_params set the task's expert ({task.expert!r}), not policy {policy!r}: "
+            "another policy plays with its defaults"
+        )
+    task = with_settings(task, env, params)
     output = Path(config.output) if config.output else task.dataset_path
     if not isinstance(output, Path):
         raise ValueError(f"task {task.id!r}: its dataset is a hub id ({output}); pass --output")
@@ -414,6 +482,7 @@ def collect(config: CollectConfig) -> CollectResult:
             "task": task.id,
             "policy": policy,
             "expert_params": dict(task.expert_params) if policy == task.expert else {},
+            "env": dict(task.env),
             "action_noise": noise if recorded == "played" else 0.0,
             "dart": noise if recorded == "expert" else 0.0,
             "start_noise": float(start_noise),
@@ -452,7 +521,8 @@ def collect(config: CollectConfig) -> CollectResult:
 
 
 COLLECTION_SETTINGS = (
-    "policy", "expert_params", "action_noise", "dart", "start_noise", "learner", "expert_mix",
+    "policy", "expert_params", "env", "action_noise", "dart", "start_noise", "learner",
+    "expert_mix",
 )  # fmt: skip
 """What a collection's info records of how its episodes were played (the rest says which
 seeds were played and what came of them)."""
@@ -464,6 +534,7 @@ def registry_collection(task: TaskSpec) -> dict[str, Any]:
     return {
         "policy": task.expert,
         "expert_params": dict(task.expert_params),
+        "env": dict(task.env),
         "action_noise": noise if recorded == "played" else 0.0,
         "dart": noise if recorded == "expert" else 0.0,
         "start_noise": float(task.start_noise),

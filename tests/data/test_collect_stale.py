@@ -39,8 +39,10 @@ def test_changed_settings_names_what_differs_and_skips_what_is_not_recorded():
         "dart",
         "policy",
     ]
-    # Written before the parameters were recorded: only what is recorded is judged.
-    older = {k: v for k, v in today.items() if k != "expert_params"}
+    sticky = {**today, "env": {**task.env, "repeat_action_probability": 0.25}}
+    assert changed_settings(task, sticky) == ["env"]
+    # Written before the parameters (or the env) were recorded: only what is recorded is judged.
+    older = {k: v for k, v in today.items() if k not in ("expert_params", "env")}
     assert changed_settings(task, older) == []
     # A JSON round trip (how the info is stored) changes nothing.
     assert changed_settings(task, json.loads(json.dumps(today))) == []

@@ -1,0 +1,137 @@
+"""Collection under other settings than the registry's: an Atari protocol (sticky actions) and
+expert parameters, played as asked, recorded in the dataset's info, refused where they do not
+apply."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import datasets
+import numpy as np
+import pytest
+
+from gato.data import load_episodes
+from gato.data.__main__ import main
+from gato.data.collect import CollectConfig, collect, parse_params, with_settings
+from gato.tasks.envs import make_env
+from gato.tasks.experts import make_expert
+from gato.tasks.registry import DEFAULT_REGISTRY_PATH, load_registry
+
+BREAKOUT = (
+    '[tasks.test-breakout]\nsuite = "atari"\nenv = { game = "Breakout" }\n'
+    'action = { num_values = 4 }\nexpert = "breakout-ram"\nepisode_limit = 60\n'
+)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    datasets.disable_progress_bars()
+    yield
+    datasets.enable_progress_bars()
+
+
+@pytest.fixture
+def registry(tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text(DEFAULT_REGISTRY_PATH.read_text() + "\n" + BREAKOUT)
+    shutil.copytree(DEFAULT_REGISTRY_PATH.parent / "tasks", tmp_path / "tasks")
+    return str(path)
+
+
+def _replay(task, seed, env_kwargs, expert_params):
+    """The episode played straight through the adapter built with `env_kwargs`, by the expert
+    built with `expert_params`."""
+    expert = make_expert(with_settings(task, {}, expert_params), seed)
+    frames, actions = [], []
+    with make_env(task, **env_kwargs) as env:
+        observation = env.reset(seed=seed)
+        while True:
+            action = expert.act(observation, env)
+            frames.append(observation["image_observations"])
+            actions.append(action)
+            step = env.step(action)
+            observation = step.observation
+            if step.terminated or step.truncated:
+                return np.stack(frames), np.array(actions)
+
+
+def test_parse_params_reads_toml_values_and_keeps_other_text():
+    assert parse_params(["horizon=6", "offset_up = 12.0", "walls=[40, 200]", "flag=true"]) == {
+        "horizon": 6,
+        "offset_up": 12.0,
+        "walls": [40, 200],
+        "flag": True,
+    }
+    assert parse_params(["name=pong", 'quoted="a b"']) == {"name": "pong", "quoted": "a b"}
+    for bad in ("horizon", "=6"):
+        with pytest.raises(ValueError, match=rf"expert parameter '{bad}': expected key=value"):
+            parse_params([bad])
+
+
+def test_sticky_collection_plays_and_records_the_protocol_and_parameters(tmp_path, registry):
+    task = load_registry(registry)["test-breakout"]
+    out = tmp_path / "sticky"
+    result = collect(
+        CollectConfig(
+            task.id, 1, output=str(out), seed=5, progress=False, registry=registry,
+            atari_protocol="sticky", atari_options=["noop_max=0"], expert_params=["offset=-4.0"],
+        )
+    )  # fmt: skip
+    sticky = {"repeat_action_probability": 0.25, "noop_max": 0}
+    assert {k: result.metadata["env"][k] for k in sticky} == sticky
+    assert result.metadata["env"]["game"] == "Breakout"
+    assert result.metadata["expert_params"] == {"offset": -4.0}
+    info = json.loads(load_episodes(out, task=task).info.description)
+    assert info["env"] == result.metadata["env"] and info["expert_params"] == {"offset": -4.0}
+    row = load_episodes(out, task=task)[0]
+    frames, actions = _replay(task, 5, sticky, {"offset": -4.0})
+    np.testing.assert_array_equal(row["image_observations"], frames)
+    np.testing.assert_array_equal(row["discrete_actions"], actions)
+    # The registry's settings give other games: the protocol and the parameters were played.
+    plain, _ = _replay(task, 5, {}, {})
+    assert plain.shape != frames.shape or not np.array_equal(plain, frames)
+
+
+def test_workers_play_the_same_settings(tmp_path, registry):
+    common = dict(
+        episodes=2, seed=9, progress=False, registry=registry, atari_protocol="sticky",
+        expert_params=["offset=-4.0"],
+    )  # fmt: skip
+    one = collect(CollectConfig("test-breakout", output=str(tmp_path / "a"), **common))
+    two = collect(CollectConfig("test-breakout", output=str(tmp_path / "b"), workers=2, **common))
+    assert one.returns == two.returns
+    for a, b in zip(load_episodes(tmp_path / "a"), load_episodes(tmp_path / "b"), strict=True):
+        np.testing.assert_array_equal(a["image_observations"], b["image_observations"])
+
+
+def test_settings_that_do_not_apply_are_refused(tmp_path, registry):
+    out = str(tmp_path / "x")
+    with pytest.raises(ValueError, match=r"unknown Atari protocol 'slippery'"):
+        CollectConfig("atari-pong", 1, output=out, atari_protocol="slippery")
+    with pytest.raises(ValueError, match=r"expert parameter 'horizon': expected key=value"):
+        CollectConfig("atari-pong", 1, output=out, expert_params=["horizon"])
+    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not an Atari one"):
+        collect(CollectConfig("gym-cartpole", 1, output=out, atari_protocol="sticky"))
+    with pytest.raises(ValueError, match=r"expert_params set the task's expert.*policy 'random'"):
+        collect(CollectConfig("gym-cartpole", 1, output=out, policy="random",
+                              expert_params=["gain=2"]))  # fmt: skip
+    with pytest.raises(ValueError, match=r"bad expert_params for 'breakout-ram'.*no_such"):
+        collect(
+            CollectConfig("test-breakout", 1, output=out, registry=registry, progress=False,
+                          expert_params=["no_such=1"])
+        )  # fmt: skip
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_passes_the_protocol_and_refuses_it_for_suites(tmp_path, registry, capsys):
+    out = tmp_path / "cli"
+    args = ["collect", "--registry", registry, "--task", "test-breakout", "--episodes", "1",
+            "--output", str(out), "--quiet", "--atari_protocol", "sticky",
+            "--expert_params", "offset=-4.0"]  # fmt: skip
+    assert main(args) == 0
+    info = json.loads(load_episodes(out).info.description)
+    assert info["env"]["repeat_action_probability"] == 0.25
+    assert info["expert_params"] == {"offset": -4.0}
+    assert main(["collect", "--suite", "atari", "--atari_protocol", "sticky"]) != 0
+    assert "--atari_protocol go with --task" in capsys.readouterr().err
