@@ -161,17 +161,14 @@ def parse_params(texts: Sequence[str]) -> dict[str, Any]:
 
 
 def with_settings(
-    task: TaskSpec, env: Mapping[str, Any], expert_params: Mapping[str, Any]
+    task: TaskSpec, env: Mapping[str, Any], policy: str, expert_params: Mapping[str, Any]
 ) -> TaskSpec:
-    """`task` with `env` entries over its adapter arguments and `expert_params` over its
-    expert's: how a collection plays the task when asked for other settings than the
-    registry's."""
-    if not env and not expert_params:
-        return task
+    """`task` as a collection plays it: `env` entries over its adapter arguments, `policy` as
+    its expert, and `expert_params` over the registry's parameters when `policy` is the
+    registry's expert (over none when it is another)."""
+    base = task.expert_params if policy == task.expert else {}
     return dataclasses.replace(
-        task,
-        env={**task.env, **env},
-        expert_params={**task.expert_params, **expert_params},
+        task, env={**task.env, **env}, expert=policy, expert_params={**base, **expert_params}
     )
 
 
@@ -308,8 +305,8 @@ def _worker_play(args: tuple) -> EpisodeResult:
     if key not in _WORKER_CACHE:
         from gato.tasks.experts import make_expert
 
-        env, params = json.loads(settings)
-        task = with_settings(load_registry(registry_path)[task_id], env, params)
+        env, expert, params = json.loads(settings)
+        task = with_settings(load_registry(registry_path)[task_id], env, expert, params)
         expert = make_expert(task, seed, policy_name, noise, recorded, learner, expert_mix)
         _WORKER_CACHE[key] = (make_env(task), expert, task)
     env, policy, task = _WORKER_CACHE[key]
@@ -393,7 +390,7 @@ def _results(
     learner = None if learner is None else str(Path(learner).resolve())
     # The task's env and expert settings as given (`with_settings`), not only the registry's,
     # as JSON text: hashable, for the worker's cache.
-    settings = json.dumps([dict(task.env), dict(task.expert_params)], sort_keys=True)
+    settings = json.dumps([dict(task.env), task.expert, dict(task.expert_params)], sort_keys=True)
     jobs = [
         (path, task.id, policy, seed, record, action_noise, recorded, start_noise, learner,
          expert_mix, settings)
@@ -425,13 +422,8 @@ def collect(config: CollectConfig) -> CollectResult:
         raise ValueError(
             f"atari_protocol: task {task.id!r} is a {task.suite} task, not an Atari one"
         )
-    params = parse_params(config.expert_params)
-    if params and policy != task.expert:
-        raise ValueError(
-            f"expert_params set the task's expert ({task.expert!r}), not policy {policy!r}: "
-            "another policy plays with its defaults"
-        )
-    task = with_settings(task, env, params)
+    registered = task.expert  # the filter's scores are this expert's
+    task = with_settings(task, env, policy, parse_params(config.expert_params))
     output = Path(config.output) if config.output else task.dataset_path
     if not isinstance(output, Path):
         raise ValueError(f"task {task.id!r}: its dataset is a hub id ({output}); pass --output")
@@ -471,7 +463,7 @@ def collect(config: CollectConfig) -> CollectResult:
                     terminated.append(result.terminated)
                     steps += result.length
         ends = (np.array(terminated), ~np.array(terminated))
-        kept, threshold = _filter(task, returns, config.filter and policy == task.expert,
+        kept, threshold = _filter(task, returns, config.filter and policy == registered,
                                   lengths, ends)  # fmt: skip
         if not any(kept):
             raise NothingKeptError(
@@ -481,7 +473,7 @@ def collect(config: CollectConfig) -> CollectResult:
         metadata = {
             "task": task.id,
             "policy": policy,
-            "expert_params": dict(task.expert_params) if policy == task.expert else {},
+            "expert_params": dict(task.expert_params),  # the played policy's
             "env": dict(task.env),
             "action_noise": noise if recorded == "played" else 0.0,
             "dart": noise if recorded == "expert" else 0.0,

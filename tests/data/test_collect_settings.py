@@ -21,6 +21,8 @@ from gato.tasks.registry import DEFAULT_REGISTRY_PATH, load_registry
 BREAKOUT = (
     '[tasks.test-breakout]\nsuite = "atari"\nenv = { game = "Breakout" }\n'
     'action = { num_values = 4 }\nexpert = "breakout-ram"\nepisode_limit = 60\n'
+    '[tasks.test-pong]\nsuite = "atari"\nenv = { game = "Pong" }\naction = { num_values = 6 }\n'
+    'expert = "pong-ram"\nexpert_params = { dead_zone = 8.0 }\nepisode_limit = 60\n'
 )
 
 
@@ -42,7 +44,7 @@ def registry(tmp_path):
 def _replay(task, seed, env_kwargs, expert_params):
     """The episode played straight through the adapter built with `env_kwargs`, by the expert
     built with `expert_params`."""
-    expert = make_expert(with_settings(task, {}, expert_params), seed)
+    expert = make_expert(with_settings(task, {}, task.expert, expert_params), seed)
     frames, actions = [], []
     with make_env(task, **env_kwargs) as env:
         observation = env.reset(seed=seed)
@@ -93,6 +95,27 @@ def test_sticky_collection_plays_and_records_the_protocol_and_parameters(tmp_pat
     assert plain.shape != frames.shape or not np.array_equal(plain, frames)
 
 
+def test_another_policy_gets_the_given_parameters_not_the_registry_experts(tmp_path, registry):
+    # test-pong's registry expert is pong-ram (dead_zone 8); pong-frames has no dead zone.
+    task = load_registry(registry)["test-pong"]
+    out = tmp_path / "frames"
+    result = collect(
+        CollectConfig(task.id, 1, output=str(out), seed=2, progress=False, registry=registry,
+                      policy="pong-frames", expert_params=["horizon=3"])
+    )  # fmt: skip
+    assert result.metadata["policy"] == "pong-frames"
+    assert result.metadata["expert_params"] == {"horizon": 3}
+    expert = make_expert(with_settings(task, {}, "pong-frames", {"horizon": 3}), 2)
+    assert expert.horizon == 3
+    actions = []
+    with make_env(task) as env:
+        observation = env.reset(seed=2)
+        for _ in range(task.episode_limit):
+            actions.append(expert.act(observation, env))
+            observation = env.step(actions[-1]).observation
+    np.testing.assert_array_equal(load_episodes(out, task=task)[0]["discrete_actions"], actions)
+
+
 def test_workers_play_the_same_settings(tmp_path, registry):
     common = dict(
         episodes=2, seed=9, progress=False, registry=registry, atari_protocol="sticky",
@@ -113,7 +136,7 @@ def test_settings_that_do_not_apply_are_refused(tmp_path, registry):
         CollectConfig("atari-pong", 1, output=out, expert_params=["horizon"])
     with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not an Atari one"):
         collect(CollectConfig("gym-cartpole", 1, output=out, atari_protocol="sticky"))
-    with pytest.raises(ValueError, match=r"expert_params set the task's expert.*policy 'random'"):
+    with pytest.raises(ValueError, match=r"bad expert_params for 'random'.*gain"):
         collect(CollectConfig("gym-cartpole", 1, output=out, policy="random",
                               expert_params=["gain=2"]))  # fmt: skip
     with pytest.raises(ValueError, match=r"bad expert_params for 'breakout-ram'.*no_such"):
