@@ -160,7 +160,8 @@ class Collect:
     atari_options: list[str] | None = None
     """key=value changes to the Atari protocol (sticky_actions=0.1, noop_max=0)."""
     expert_params: list[str] | None = None
-    """key=value settings of the task's expert over the registry's (values as TOML: horizon=6)."""
+    """key=value parameters of the policy played (values as TOML: horizon=6); over the
+    registry's when it is the task's expert."""
     overwrite: bool = False
     """Suites: redo tasks with data."""
     estimate_only: bool = False
@@ -314,14 +315,31 @@ class Score:
     """Store the scores in the registry."""
     quiet: bool = False
     """No progress bar."""
+    policy: str | None = None
+    """Score this policy as the expert (default: each task's expert)."""
+    atari_protocol: str | None = None
+    """Atari: play under this protocol (data, jat, sticky); default: the registry's env."""
+    atari_options: list[str] | None = None
+    """key=value changes to the Atari protocol (sticky_actions=0.1, noop_max=0)."""
+    expert_params: list[str] | None = None
+    """key=value parameters of the policy scored (values as TOML: horizon=6)."""
 
 
 def _score(args: Score) -> int:
-    from gato.data.collect import measure_scores
+    from gato.data.collect import measure_scores, played_as
 
     registry = load_registry(args.registry)
     ids = list(registry) if args.task == ["all"] else args.task
     tasks = [registry[i] for i in ids]  # unknown ids fail before any episode is played
+    settings = (args.policy, args.atari_protocol, args.atari_options or [],
+                args.expert_params or [])  # fmt: skip
+    if any(settings) and args.write:
+        raise _UsageError(
+            "--write stores the registry's own scores; --policy, --atari_protocol, "
+            "--atari_options and --expert_params measure other settings"
+        )
+    if any(settings):  # bad settings fail before anything is played
+        tasks = [played_as(task, *settings) for task in tasks]
     for task in tasks:
         report = measure_scores(
             task,

@@ -95,11 +95,11 @@ class CollectConfig:
     is Machado et al.'s sticky actions, under which no two Pong games are alike); None: the
     registry's env table as it is. The dataset's info records the env played (`env`)."""
     atari_options: list[str] = field(default_factory=list)
-    """"key=value" changes to the protocol (`sticky_actions=0.1`, `noop_max=0`); on their own,
+    """Changes to the protocol, "key=value" (`sticky_actions=0.1`, `noop_max=0`); on their own,
     changes to the "data" protocol."""
     expert_params: list[str] = field(default_factory=list)
-    """"key=value" settings of the task's expert over the registry's `expert_params`, each value
-    read as TOML (`horizon=6`, `offset_up=12.0`); recorded in the dataset's info."""
+    """Parameters of the policy played, "key=value" (values as TOML: `horizon=6`), over the
+    registry's `expert_params` when it is the task's expert; recorded in the dataset's info."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -132,22 +132,25 @@ class CollectConfig:
             )
         if self.learner is not None and not Path(self.learner).is_file():
             raise FileNotFoundError(f"learner {self.learner}: no such file")
-        self.env_overrides()  # a bad protocol or parameter fails before anything is played
+        # A bad protocol or parameter fails before anything is played.
+        protocol_env(self.atari_protocol, self.atari_options)
         parse_params(self.expert_params)
         score_math.check_not_evaluation_seeds(self.seed, self.episodes)
 
-    def env_overrides(self) -> dict[str, Any]:
-        """The adapter arguments `atari_protocol` and `atari_options` set ({} for neither)."""
-        if self.atari_protocol is None and not self.atari_options:
-            return {}
-        from gato.tasks.envs.atari import atari_protocol
 
-        return atari_protocol(self.atari_protocol or "data", self.atari_options).env_kwargs()
+def protocol_env(protocol: str | None, options: Sequence[str] = ()) -> dict[str, Any]:
+    """The Atari adapter's arguments under a named protocol (`ATARI_PROTOCOLS`) with `options`
+    ("key=value") changed, "data" when only options are given; {} for neither."""
+    if protocol is None and not options:
+        return {}
+    from gato.tasks.envs.atari import atari_protocol
+
+    return atari_protocol(protocol or "data", options).env_kwargs()
 
 
 def parse_params(texts: Sequence[str]) -> dict[str, Any]:
-    """ "key=value" texts as a dict, each value read as TOML (a number, a boolean, an array, a
-    quoted string) or, where it is not TOML, kept as the text."""
+    """Parameters from "key=value" texts, each value read as TOML (a number, a boolean, an
+    array, a quoted string) or, where it is not TOML, kept as the text."""
     params: dict[str, Any] = {}
     for text in texts:
         key, sep, value = text.partition("=")
@@ -170,6 +173,27 @@ def with_settings(
     return dataclasses.replace(
         task, env={**task.env, **env}, expert=policy, expert_params={**base, **expert_params}
     )
+
+
+def played_as(
+    task: TaskSpec,
+    policy: str | None = None,
+    atari_protocol: str | None = None,
+    atari_options: Sequence[str] = (),
+    expert_params: Sequence[str] = (),
+) -> TaskSpec:
+    """`task` with the settings of the command line (`with_settings`): `policy` (default the
+    task's expert), an Atari protocol and its options (`protocol_env`; refused for another
+    suite) and "key=value" expert parameters (`parse_params`)."""
+    env = protocol_env(atari_protocol, atari_options)
+    if env and task.suite != "atari":
+        raise ValueError(
+            f"atari_protocol: task {task.id!r} is a {task.suite} task, not an Atari one"
+        )
+    policy = policy or task.expert
+    if policy is None:
+        raise ValueError(f"task {task.id!r} has no expert; pass a policy")
+    return with_settings(task, env, policy, parse_params(expert_params))
 
 
 def noise_setting(
@@ -417,13 +441,10 @@ def collect(config: CollectConfig) -> CollectResult:
     policy = config.policy or task.expert
     if policy is None:
         raise ValueError(f"task {task.id!r} has no expert; pass a policy")
-    env = config.env_overrides()
-    if env and task.suite != "atari":
-        raise ValueError(
-            f"atari_protocol: task {task.id!r} is a {task.suite} task, not an Atari one"
-        )
     registered = task.expert  # the filter's scores are this expert's
-    task = with_settings(task, env, policy, parse_params(config.expert_params))
+    task = played_as(
+        task, policy, config.atari_protocol, config.atari_options, config.expert_params
+    )
     output = Path(config.output) if config.output else task.dataset_path
     if not isinstance(output, Path):
         raise ValueError(f"task {task.id!r}: its dataset is a hub id ({output}); pass --output")

@@ -158,3 +158,30 @@ def test_cli_passes_the_protocol_and_refuses_it_for_suites(tmp_path, registry, c
     assert info["expert_params"] == {"offset": -4.0}
     assert main(["collect", "--suite", "atari", "--atari_protocol", "sticky"]) != 0
     assert "--atari_protocol go with --task" in capsys.readouterr().err
+
+
+def test_score_measures_a_policy_under_a_protocol_and_will_not_write_it(registry, capsys):
+    args = ["score", "--registry", registry, "--task", "test-breakout", "--expert_episodes",
+            "1", "--random_episodes", "1", "--quiet", "--atari_protocol", "sticky",
+            "--expert_params", "offset=-4.0"]  # fmt: skip
+    assert main(args) == 0
+    task = load_registry(registry)["test-breakout"]
+    played = with_settings(task, {"repeat_action_probability": 0.25}, task.expert, {"offset": -4.0})
+    expected = sum(_replay_rewards(played, 1_000_000))
+    assert f"test-breakout: expert {expected:.4g} " in capsys.readouterr().out
+    assert main([*args, "--write"]) != 0
+    assert "--write stores the registry's own scores" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not an Atari"):
+        main([*args[:-4], "--atari_protocol", "sticky", "--task", "gym-cartpole"])
+
+
+def _replay_rewards(task, seed):
+    expert = make_expert(task, seed)
+    rewards = []
+    with make_env(task) as env:
+        observation = env.reset(seed=seed)
+        while True:
+            step = env.step(expert.act(observation, env))
+            observation, rewards = step.observation, [*rewards, step.reward]
+            if step.terminated or step.truncated:
+                return rewards
