@@ -438,13 +438,11 @@ def collect(config: CollectConfig) -> CollectResult:
 
     registry = load_registry(config.registry)
     task = registry[config.task]
-    policy = config.policy or task.expert
-    if policy is None:
-        raise ValueError(f"task {task.id!r} has no expert; pass a policy")
     registered = task.expert  # the filter's scores are this expert's
     task = played_as(
-        task, policy, config.atari_protocol, config.atari_options, config.expert_params
+        task, config.policy, config.atari_protocol, config.atari_options, config.expert_params
     )
+    policy = task.expert
     output = Path(config.output) if config.output else task.dataset_path
     if not isinstance(output, Path):
         raise ValueError(f"task {task.id!r}: its dataset is a hub id ({output}); pass --output")
