@@ -23,6 +23,8 @@ BREAKOUT = (
     'action = { num_values = 4 }\nexpert = "breakout-ram"\nepisode_limit = 60\n'
     '[tasks.test-pong]\nsuite = "atari"\nenv = { game = "Pong" }\naction = { num_values = 6 }\n'
     'expert = "pong-ram"\nexpert_params = { dead_zone = 8.0 }\nepisode_limit = 60\n'
+    '[tasks.test-no-expert]\nsuite = "atari"\nenv = { game = "Breakout" }\n'
+    "action = { num_values = 4 }\nepisode_limit = 60\n"
 )
 
 
@@ -144,6 +146,8 @@ def test_settings_that_do_not_apply_are_refused(tmp_path, registry):
             CollectConfig("test-breakout", 1, output=out, registry=registry, progress=False,
                           expert_params=["no_such=1"])
         )  # fmt: skip
+    with pytest.raises(ValueError, match=r"task 'test-no-expert' has no expert; pass a policy"):
+        collect(CollectConfig("test-no-expert", 1, output=out, registry=registry))
     assert not (tmp_path / "x").exists()
 
 
