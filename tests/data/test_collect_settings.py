@@ -44,10 +44,10 @@ def registry(tmp_path):
 
 
 def _replay(task, seed, env_kwargs, expert_params):
-    """The episode played straight through the adapter built with `env_kwargs`, by the expert
-    built with `expert_params`."""
+    """(frames, actions, rewards) of the episode played straight through the adapter built
+    with `env_kwargs`, by the expert built with `expert_params`."""
     expert = make_expert(with_settings(task, {}, task.expert, expert_params), seed)
-    frames, actions = [], []
+    frames, actions, rewards = [], [], []
     with make_env(task, **env_kwargs) as env:
         observation = env.reset(seed=seed)
         while True:
@@ -56,8 +56,9 @@ def _replay(task, seed, env_kwargs, expert_params):
             actions.append(action)
             step = env.step(action)
             observation = step.observation
+            rewards.append(step.reward)
             if step.terminated or step.truncated:
-                return np.stack(frames), np.array(actions)
+                return np.stack(frames), np.array(actions), rewards
 
 
 def test_parse_params_reads_toml_values_and_keeps_other_text():
@@ -89,11 +90,11 @@ def test_sticky_collection_plays_and_records_the_protocol_and_parameters(tmp_pat
     info = json.loads(load_episodes(out, task=task).info.description)
     assert info["env"] == result.metadata["env"] and info["expert_params"] == {"offset": -4.0}
     row = load_episodes(out, task=task)[0]
-    frames, actions = _replay(task, 5, sticky, {"offset": -4.0})
+    frames, actions, _ = _replay(task, 5, sticky, {"offset": -4.0})
     np.testing.assert_array_equal(row["image_observations"], frames)
     np.testing.assert_array_equal(row["discrete_actions"], actions)
     # The registry's settings give other games: the protocol and the parameters were played.
-    plain, _ = _replay(task, 5, {}, {})
+    plain, _, _ = _replay(task, 5, {}, {})
     assert plain.shape != frames.shape or not np.array_equal(plain, frames)
 
 
@@ -171,21 +172,9 @@ def test_score_measures_a_policy_under_a_protocol_and_will_not_write_it(registry
     assert main(args) == 0
     task = load_registry(registry)["test-breakout"]
     played = with_settings(task, {"repeat_action_probability": 0.25}, task.expert, {"offset": -4.0})
-    expected = sum(_replay_rewards(played, 1_000_000))
+    expected = sum(_replay(played, 1_000_000, {}, {})[2])
     assert f"test-breakout: expert {expected:.4g} " in capsys.readouterr().out
     assert main([*args, "--write"]) != 0
     assert "--write stores the registry's own scores" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not an Atari"):
         main([*args[:-4], "--atari_protocol", "sticky", "--task", "gym-cartpole"])
-
-
-def _replay_rewards(task, seed):
-    expert = make_expert(task, seed)
-    rewards = []
-    with make_env(task) as env:
-        observation = env.reset(seed=seed)
-        while True:
-            step = env.step(expert.act(observation, env))
-            observation, rewards = step.observation, [*rewards, step.reward]
-            if step.terminated or step.truncated:
-                return rewards
