@@ -98,7 +98,7 @@ from gato.modeling.embedding import value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
-from gato.tasks.envs.atari import atari_protocol  # noqa: E402
+from gato.tasks.envs.atari import protocol_env  # noqa: E402
 from gato.tasks.experts.learner import save_learner  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
@@ -345,22 +345,10 @@ class MLPActor(StatelessActor):
 # ---------------------------------------------------------------------------------------------
 
 
-def env_overrides(task: Any, protocol: str | None, options: Sequence[str]) -> dict[str, Any]:
-    """The adapter keyword arguments of an Atari protocol; {} for none. A protocol for a task
-    of another suite is refused: it would be silently ignored."""
-    if protocol is None and not options:
-        return {}
-    if task.suite != "atari":
-        raise ValueError(
-            f"--atari-protocol/--atari-option: task {task.id!r} is a {task.suite} task, not Atari"
-        )
-    return atari_protocol(protocol or "data", options).env_kwargs()
-
-
 def score(task: Any, actor: Any, config: BenchConfig) -> float:
     """Mean expert-normalised return of `eval_episodes` held-out episodes, played under
     `config`'s Atari protocol."""
-    overrides = env_overrides(task, config.atari_protocol, config.atari_options)
+    overrides = protocol_env(task, config.atari_protocol, config.atari_options)
     envs = [make_env(task, **overrides) for _ in range(actor.num_envs)]
     try:
         stats = run_episodes(
@@ -946,7 +934,7 @@ def run(config: BenchConfig) -> list[Curve]:
     task = get_task(config.task)
     if task.scores is None:
         raise ValueError(f"task {task.id!r} has no expert/random scores to normalise by")
-    env_overrides(task, config.atari_protocol, config.atari_options)  # fails before training
+    protocol_env(task, config.atari_protocol, config.atari_options)  # fails before training
     path = config.data or str(task.dataset_path)
     dataset = load_data(path, task)
     count = len(dataset) if config.max_episodes is None else min(config.max_episodes, len(dataset))

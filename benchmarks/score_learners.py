@@ -28,12 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from control_learning import StatelessActor, env_overrides  # noqa: E402
+from control_learning import StatelessActor  # noqa: E402
 
 from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
-from gato.tasks.envs.atari import atari_protocol, protocol_dict  # noqa: E402
+from gato.tasks.envs.atari import atari_protocol, protocol_dict, protocol_env  # noqa: E402
 from gato.tasks.experts.learner import LearnerPolicy, load_learner  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 from gato.tasks.scores import EVALUATION_SEED, normalized_score  # noqa: E402
@@ -129,12 +129,11 @@ def main(argv: list[str] | None = None) -> list[LearnerScore]:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
-    overrides = env_overrides(task, args.atari_protocol, args.atari_option)
-    protocol = (
-        protocol_dict(atari_protocol(args.atari_protocol or "data", args.atari_option))
-        if overrides
-        else None
-    )
+    chosen = None
+    if args.atari_protocol is not None or args.atari_option:
+        chosen = atari_protocol(args.atari_protocol or "data", args.atari_option)
+    overrides = protocol_env(task, chosen)
+    protocol = None if chosen is None else protocol_dict(chosen)
     results = []
     for path in args.learners:
         result = score_learner(path, task, args.episodes, overrides, args.seed)

@@ -133,19 +133,12 @@ class CollectConfig:
         if self.learner is not None and not Path(self.learner).is_file():
             raise FileNotFoundError(f"learner {self.learner}: no such file")
         # A bad protocol or parameter fails before anything is played.
-        protocol_env(self.atari_protocol, self.atari_options)
+        if self.atari_protocol is not None or self.atari_options:
+            from gato.tasks.envs.atari import atari_protocol
+
+            atari_protocol(self.atari_protocol or "data", self.atari_options)
         parse_params(self.expert_params)
         score_math.check_not_evaluation_seeds(self.seed, self.episodes)
-
-
-def protocol_env(protocol: str | None, options: Sequence[str] = ()) -> dict[str, Any]:
-    """The Atari adapter's arguments under a named protocol (`ATARI_PROTOCOLS`) with `options`
-    ("key=value") changed, "data" when only options are given; {} for neither."""
-    if protocol is None and not options:
-        return {}
-    from gato.tasks.envs.atari import atari_protocol
-
-    return atari_protocol(protocol or "data", options).env_kwargs()
 
 
 def parse_params(texts: Sequence[str]) -> dict[str, Any]:
@@ -183,13 +176,11 @@ def played_as(
     expert_params: Sequence[str] = (),
 ) -> TaskSpec:
     """`task` with the settings of the command line (`with_settings`): `policy` (default the
-    task's expert), an Atari protocol and its options (`protocol_env`; refused for another
-    suite) and "key=value" expert parameters (`parse_params`)."""
-    env = protocol_env(atari_protocol, atari_options)
-    if env and task.suite != "atari":
-        raise ValueError(
-            f"atari_protocol: task {task.id!r} is a {task.suite} task, not an Atari one"
-        )
+    task's expert), an Atari protocol and its options (`gato.tasks.envs.atari.protocol_env`;
+    refused for another suite) and "key=value" expert parameters (`parse_params`)."""
+    from gato.tasks.envs.atari import protocol_env
+
+    env = protocol_env(task, atari_protocol, atari_options)
     policy = policy or task.expert
     if policy is None:
         raise ValueError(f"task {task.id!r} has no expert; pass a policy")

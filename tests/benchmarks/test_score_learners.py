@@ -75,18 +75,6 @@ def test_main_prints_the_table_and_writes_json(tmp_path, capsys):
     assert written["scores"][0]["protocol"] is None
 
 
-def test_atari_protocols_become_adapter_arguments():
-    pong = get_task("atari-pong")
-    assert score_learners.env_overrides(pong, None, []) == {}
-    sticky = score_learners.env_overrides(pong, "sticky", [])
-    assert sticky["repeat_action_probability"] == 0.25 and sticky["noop_max"] == 30
-    assert score_learners.env_overrides(pong, None, ["noop_max=0"])["noop_max"] == 0
-    with pytest.raises(ValueError, match="unknown Atari protocol 'slippery'"):
-        score_learners.env_overrides(pong, "slippery", [])
-    with pytest.raises(ValueError, match="'gym-cartpole' is a gym task, not Atari"):
-        score_learners.env_overrides(get_task("gym-cartpole"), "sticky", [])
-
-
 def test_bad_learners_and_counts_are_refused(tmp_path):
     task = get_task("gym-cartpole")
     with pytest.raises(FileNotFoundError, match="no such file"):

@@ -137,7 +137,7 @@ def test_settings_that_do_not_apply_are_refused(tmp_path, registry):
         CollectConfig("atari-pong", 1, output=out, atari_protocol="slippery")
     with pytest.raises(ValueError, match=r"expert parameter 'horizon': expected key=value"):
         CollectConfig("atari-pong", 1, output=out, expert_params=["horizon"])
-    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not an Atari one"):
+    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not Atari"):
         collect(CollectConfig("gym-cartpole", 1, output=out, atari_protocol="sticky"))
     with pytest.raises(ValueError, match=r"bad expert_params for 'random'.*gain"):
         collect(CollectConfig("gym-cartpole", 1, output=out, policy="random",
@@ -176,5 +176,5 @@ def test_score_measures_a_policy_under_a_protocol_and_will_not_write_it(registry
     assert f"test-breakout: expert {expected:.4g} " in capsys.readouterr().out
     assert main([*args, "--write"]) != 0
     assert "--write stores the registry's own scores" in capsys.readouterr().err
-    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not an Atari"):
+    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not Atari"):
         main([*args[:-4], "--atari_protocol", "sticky", "--task", "gym-cartpole"])

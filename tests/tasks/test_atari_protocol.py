@@ -7,7 +7,7 @@ import pytest
 
 from gato.evaluation.control import ControlEvalConfig
 from gato.tasks.envs import make_env
-from gato.tasks.envs.atari import ATARI_PROTOCOLS, atari_protocol
+from gato.tasks.envs.atari import ATARI_PROTOCOLS, atari_protocol, protocol_env
 from gato.tasks.registry import get_task
 
 pytest.importorskip("ale_py")
@@ -72,3 +72,15 @@ def test_no_op_starts_vary_the_start():
     assert start_frames(0) == [0] * 6
     varied = start_frames(30)
     assert len(set(varied)) > 1 and all(1 <= f <= 30 for f in varied)
+
+
+def test_atari_protocols_become_adapter_arguments():
+    pong = get_task("atari-pong")
+    assert protocol_env(pong, None, []) == {}
+    sticky = protocol_env(pong, "sticky", [])
+    assert sticky["repeat_action_probability"] == 0.25 and sticky["noop_max"] == 30
+    assert protocol_env(pong, None, ["noop_max=0"])["noop_max"] == 0
+    with pytest.raises(ValueError, match="unknown Atari protocol 'slippery'"):
+        protocol_env(pong, "slippery", [])
+    with pytest.raises(ValueError, match="'gym-cartpole' is a gym task, not Atari"):
+        protocol_env(get_task("gym-cartpole"), "sticky", [])

@@ -147,6 +147,21 @@ def atari_protocol(
     return replace(base, **changes)
 
 
+def protocol_env(
+    task: TaskSpec,
+    protocol: str | AtariProtocol | None,
+    options: Sequence[str] | Mapping[str, Any] = (),
+) -> dict[str, Any]:
+    """The adapter arguments that play `task` under an Atari protocol (`atari_protocol`; "data"
+    when only options are given); {} for neither. Refused for a task of another suite, where
+    the protocol would be silently ignored."""
+    if protocol is None and not options:
+        return {}
+    if task.suite != "atari":
+        raise ValueError(f"atari protocol: task {task.id!r} is a {task.suite} task, not Atari")
+    return atari_protocol(protocol or "data", options).env_kwargs()
+
+
 def protocol_dict(protocol: AtariProtocol) -> dict[str, Any]:
     """A protocol as JSON-ready data, with its one-line description."""
     return {**asdict(protocol), "description": protocol.describe()}
