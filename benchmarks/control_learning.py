@@ -46,7 +46,8 @@ Learners (`--learners`, comma-separated):
   weights' moving average, as `--ema` does for every learner and the Trainer's `ema_decay`),
   `skip=1` (`GatoConfig.action_head_skip`:
   the action head also reads the observation group's encoding), `dropout=<p>`
-  (`GatoConfig.dropout`), e.g.
+  (`GatoConfig.dropout`), `patch=<encoder>` (`GatoConfig.patch_encoder`: how an image patch
+  becomes a vector; image tasks are tokenized a window at a time, `ImageWindows`), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -97,6 +98,7 @@ from gato.modeling.config import ENCODINGS, GatoConfig  # noqa: E402
 from gato.modeling.embedding import value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
+from gato.schema import ACTION_COLUMNS, OBSERVATION_COLUMNS  # noqa: E402
 from gato.tasks.envs import make_env  # noqa: E402
 from gato.tasks.envs.atari import protocol_env  # noqa: E402
 from gato.tasks.experts.learner import save_learner  # noqa: E402
@@ -704,6 +706,7 @@ MODEL_OPTIONS = {
     "period": ("group_value_period", float),
     "dropout": ("dropout", float),
     "skip": ("action_head_skip", lambda v: bool(int(v))),
+    "patch": ("patch_encoder", str),
 }
 TRAIN_OPTIONS = {
     "lr": ("lr", float),
@@ -764,6 +767,34 @@ def gato_config(
     )
 
 
+class ImageWindows:
+    """Steps `first`..`stop` of an image episode, tokenized when asked (`__call__`): the frames
+    held once (`FrameStacks`), the other columns whole (they are small)."""
+
+    def __init__(self, episodes: Sequence[dict], tokenizer: GatoTokenizer) -> None:
+        self.frames = FrameStacks(episodes)
+        kept = (OBSERVATION_COLUMNS.keys() | ACTION_COLUMNS.keys()) - {"image_observations"}
+        columns = [k for k in episodes[0] if k in kept]
+        self.columns = {k: episode_column(episodes, k) for k in columns}
+        self.lengths = np.array([len(r) for r in episode_column(episodes, "rewards")])
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        if int(self.lengths.sum()) != len(self.frames):
+            raise ValueError(
+                f"{len(self.frames)} frame stacks but {int(self.lengths.sum())} rewards"
+            )
+        self.tokenizer = tokenizer
+
+    def __call__(self, episode: int, first: int, stop: int) -> TokenSequence:
+        if not 0 <= first < stop <= self.lengths[episode]:
+            raise IndexError(
+                f"steps {first}..{stop} of episode {episode} ({self.lengths[episode]} steps)"
+            )
+        at = int(self.offsets[episode])
+        row = {k: v[episode][first:stop] for k, v in self.columns.items()}
+        row["image_observations"] = self.frames[torch.arange(at + first, at + stop)].numpy()
+        return self.tokenizer.encode_jat_episode(row)
+
+
 def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig):
     """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
     variant, window, overrides, config = parse_gato(name, config)
@@ -772,9 +803,20 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
         stats = ObservationStatistics.of_episodes(episodes)
         tokenizer = tokenizer.standardising(stats)
         overrides = {**overrides, "observation_statistics": {task.id: stats.to_dict()}}
-    sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
-    lengths = np.array([len(s.timestep_starts) for s in sequences])
-    tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
+    if "image_observations" in episodes[0]:
+        # Tokenized whole, 128 Pong games' patches would take ~30 GB: each window is tokenized
+        # when drawn, from the frames held once.
+        draw: Callable[[int, int, int], TokenSequence] = ImageWindows(episodes, tokenizer)
+        lengths = draw.lengths
+        tokens_per_step = int(np.diff(draw(0, 0, 2).timestep_starts)[0])
+    else:
+        sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
+        lengths = np.array([len(s.timestep_starts) for s in sequences])
+        tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
+
+        def draw(i: int, first: int, stop: int) -> TokenSequence:
+            return take_steps(sequences[i], first, stop)
+
     torch.manual_seed(config.seed)
     pack = config.pack
     model = GatoModel(gato_config(variant, window * pack, tokens_per_step, config, overrides))
@@ -789,7 +831,7 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
             parts = []
             for p in row:
                 i, t = starts[p]
-                parts.append(take_steps(sequences[i], t, min(t + window, lengths[i])))
+                parts.append(draw(i, t, min(t + window, lengths[i])))
             rows.append(parts[0] if pack == 1 else TokenSequence.pack(parts))
         batch = collate(rows, segments=config.isolate_packed)
         if config.action_dropout > 0:
@@ -967,7 +1009,10 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
     dataset = load_data(config.data or str(task.dataset_path), task)
-    episodes = [dataset[i] for i in range(len(dataset))]
+    count_episodes = len(dataset)
+    if config.max_episodes is not None:
+        count_episodes = min(config.max_episodes, count_episodes)
+    episodes = [dataset[i] for i in range(count_episodes)]
     steppers = {}
     for name in config.learners.split(","):
         is_mlp = name in ("mlp", "mlp-features") or name.startswith("mlp:")

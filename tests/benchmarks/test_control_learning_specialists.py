@@ -211,3 +211,43 @@ def test_atari_clones_are_scored_under_the_protocol_asked(tmp_path, monkeypatch)
     data = _collect(tmp_path, "gym-cartpole", 2)
     with pytest.raises(ValueError, match="'gym-cartpole' is a gym task, not Atari"):
         control_learning.run(_config(data, "gym-cartpole", "mlp", atari_protocol="sticky"))
+
+
+def test_image_windows_tokenize_as_the_whole_episode_does():
+    """A window tokenized when drawn equals the same steps cut from the episode tokenized whole:
+    the frames, the actions and the layout."""
+    from gato.tokens.tokenizer import GatoTokenizer
+    from gato.tokens.windows import take_steps
+
+    rng = np.random.default_rng(2)
+    episodes = [
+        {
+            "image_observations": _stacks(rng.integers(0, 256, (n, 84, 84), dtype=np.uint8)),
+            "discrete_actions": rng.integers(0, 6, n).astype(np.int64),
+            "rewards": rng.normal(size=n).astype(np.float32),
+        }
+        for n in (5, 3)
+    ]
+    tokenizer = GatoTokenizer()
+    windows = control_learning.ImageWindows(episodes, tokenizer)
+    np.testing.assert_array_equal(windows.lengths, [5, 3])
+    for episode, first, stop in [(0, 0, 1), (0, 2, 5), (1, 1, 3), (1, 0, 3)]:
+        whole = take_steps(tokenizer.encode_jat_episode(episodes[episode]), first, stop)
+        got = windows(episode, first, stop)
+        for name in ("ids", "local_positions", "loss_mask", "patches", "patch_positions",
+                     "timestep_starts"):  # fmt: skip
+            np.testing.assert_array_equal(getattr(got, name), getattr(whole, name), name)
+    with pytest.raises(IndexError, match="steps 2..4 of episode 1"):
+        windows(1, 2, 4)
+    short = [{**episodes[0], "rewards": episodes[0]["rewards"][:4]}]
+    with pytest.raises(ValueError, match="5 frame stacks but 4 rewards"):
+        control_learning.ImageWindows(short, tokenizer)
+
+
+def test_gato_trains_on_pong_frames_and_plays_pong(tmp_path):
+    data = _collect(tmp_path, "atari-pong", 1, policy="random")
+    config = _config(data, "atari-pong", "gato:table:1:patch=linear", steps=(2, 4),
+                     batch_timesteps=8, eval_episodes=1)  # fmt: skip
+    (curve,) = control_learning.run(config)
+    assert curve.learner == "gato:table:1:patch=linear" and curve.steps == [2, 4]
+    assert all(math.isfinite(s) for s in curve.scores + curve.losses)
