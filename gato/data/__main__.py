@@ -190,8 +190,8 @@ def _collect(args: Collect) -> int:
                 "its registry settings"
             )
         return _collect_suites(args)
-    result = collect(
-        CollectConfig(
+    try:
+        config = CollectConfig(
             task=args.task,
             episodes=args.episodes,
             output=args.output,
@@ -210,7 +210,9 @@ def _collect(args: Collect) -> int:
             atari_options=args.atari_options or [],
             expert_params=args.expert_params or [],
         )
-    )
+    except (ValueError, FileNotFoundError) as err:  # a setting the config refuses
+        raise _UsageError(str(err)) from None
+    result = collect(config)
     kept = f"{result.num_kept}/{len(result.returns)} episodes"
     if result.threshold is not None:
         kept += f" (returns >= {result.threshold:.4g})"
@@ -418,11 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     command, (args,) = parse_command(
         COMMANDS, argv, prog="python -m gato.data", description=__doc__.split("\n")[0]
     )
+    from gato.data.collect import SettingsError
     from gato.tasks.envs import MissingPackageError
 
     try:
         return RUNS[command](args)
-    except (UnknownTaskError, MissingPackageError, _UsageError) as err:
+    except (UnknownTaskError, MissingPackageError, SettingsError, _UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

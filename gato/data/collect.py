@@ -141,6 +141,11 @@ class CollectConfig:
         score_math.check_not_evaluation_seeds(self.seed, self.episodes)
 
 
+class SettingsError(ValueError):
+    """A collection's or a score's setting that cannot be played (`played_as`): the command
+    line's to report, not a failure of the run."""
+
+
 def parse_params(texts: Sequence[str]) -> dict[str, Any]:
     """Parameters from "key=value" texts, each value read as TOML (a number, a boolean, an
     array, a quoted string) or, where it is not TOML, kept as the text."""
@@ -177,14 +182,25 @@ def played_as(
 ) -> TaskSpec:
     """`task` with the settings of the command line (`with_settings`): `policy` (default the
     task's expert), an Atari protocol and its options (`gato.tasks.envs.atari.protocol_env`;
-    refused for another suite) and "key=value" expert parameters (`parse_params`)."""
-    from gato.tasks.envs.atari import protocol_env
+    refused for another suite) and "key=value" expert parameters (`parse_params`).
 
-    env = protocol_env(task, atari_protocol, atari_options)
-    policy = policy or task.expert
-    if policy is None:
-        raise ValueError(f"task {task.id!r} has no expert; pass a policy")
-    return with_settings(task, env, policy, parse_params(expert_params))
+    The policy is built once here, so a bad setting (an unknown protocol, a parameter the policy
+    does not take or of the wrong type) fails before any environment starts, as a
+    `SettingsError` naming it.
+    """
+    from gato.tasks.envs.atari import protocol_env
+    from gato.tasks.experts import make_expert
+
+    try:
+        env = protocol_env(task, atari_protocol, atari_options)
+        policy = policy or task.expert
+        if policy is None:
+            raise ValueError(f"task {task.id!r} has no expert; pass a policy")
+        played = with_settings(task, env, policy, parse_params(expert_params))
+        make_expert(played, seed=0, name=policy)
+    except ValueError as err:
+        raise SettingsError(str(err)) from None
+    return played
 
 
 def noise_setting(

@@ -13,9 +13,15 @@ import pytest
 
 from gato.data import load_episodes
 from gato.data.__main__ import main
-from gato.data.collect import CollectConfig, collect, parse_params, with_settings
+from gato.data.collect import (
+    CollectConfig,
+    SettingsError,
+    collect,
+    parse_params,
+    with_settings,
+)
 from gato.tasks.envs import make_env
-from gato.tasks.experts import make_expert
+from gato.tasks.experts import check_param_types, make_expert
 from gato.tasks.registry import DEFAULT_REGISTRY_PATH, load_registry
 
 BREAKOUT = (
@@ -149,6 +155,9 @@ def test_settings_that_do_not_apply_are_refused(tmp_path, registry):
         )  # fmt: skip
     with pytest.raises(ValueError, match=r"task 'test-no-expert' has no expert; pass a policy"):
         collect(CollectConfig("test-no-expert", 1, output=out, registry=registry))
+    with pytest.raises(SettingsError, match=r"parameter horizon='' must be an int, got str"):
+        collect(CollectConfig("atari-pong", 1, output=out, policy="pong-frames",
+                              expert_params=["horizon="]))  # fmt: skip
     assert not (tmp_path / "x").exists()
 
 
@@ -176,5 +185,44 @@ def test_score_measures_a_policy_under_a_protocol_and_will_not_write_it(registry
     assert f"test-breakout: expert {expected:.4g} " in capsys.readouterr().out
     assert main([*args, "--write"]) != 0
     assert "--write stores the registry's own scores" in capsys.readouterr().err
-    with pytest.raises(ValueError, match=r"task 'gym-cartpole' is a gym task, not Atari"):
-        main([*args[:-4], "--atari_protocol", "sticky", "--task", "gym-cartpole"])
+    assert main([*args[:-4], "--atari_protocol", "sticky", "--task", "gym-cartpole"]) == 2
+    assert "error: atari protocol: task 'gym-cartpole' is a gym task" in capsys.readouterr().err
+
+
+def test_cli_reports_a_bad_setting_before_playing(tmp_path, capsys):
+    out = tmp_path / "never"
+    base = ["collect", "--task", "atari-pong", "--episodes", "1", "--output", str(out), "--quiet"]
+    cases = [
+        (["--policy", "pong-frames", "--expert_params", "horizon="],
+         "error: expert 'pong-frames': parameter horizon='' must be an int, got str"),
+        (["--policy", "pong-frames", "--expert_params", "offset_up=true"],
+         "parameter offset_up=True must be a number, got bool"),
+        (["--atari_protocol", "slippery"], "error: unknown Atari protocol 'slippery'"),
+        (["--expert_params", "no_such=1"], "bad expert_params for 'pong-ram'"),
+    ]  # fmt: skip
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2, extra
+        assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_expert_parameters_are_checked_against_their_annotations():
+    def factory(task, gain: float = 1.0, steps: int = 3, on: bool = True,
+                walls: tuple[float, float] = (0.0, 1.0), name: str = "a", free=None):  # fmt: skip
+        return None
+
+    good = {"gain": 2, "steps": 4, "on": False, "walls": [1, 2.5], "name": "b", "free": "x"}
+    check_param_types(factory, good, "f")
+    bad = [
+        ({"gain": "fast"}, r"parameter gain='fast' must be a number, got str"),
+        ({"gain": True}, r"parameter gain=True must be a number, got bool"),
+        ({"steps": 2.0}, r"parameter steps=2.0 must be an int, got float"),
+        ({"on": 1}, r"parameter on=1 must be true or false, got int"),
+        ({"walls": [1, 2, 3]},
+         r"parameter walls=\[1, 2, 3\] must be a list \(tuple\[float, float\]\)$"),
+        ({"walls": ["a", 1]}, r"parameter walls=\['a', 1\] must be a list"),
+        ({"name": 3}, r"parameter name=3 must be a string, got int"),
+    ]  # fmt: skip
+    for params, message in bad:
+        with pytest.raises(ValueError, match=rf"expert 'f': {message}"):
+            check_param_types(factory, params, "f")

@@ -31,7 +31,10 @@ The controllers:
 """
 
 import importlib
+import inspect
+import typing
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from gato.tasks.experts.base import (
     REGISTERED,
@@ -147,6 +150,7 @@ def make_expert(
     except UnknownExpertError as err:
         raise ValueError(f"task {task.id!r}: {err}") from None
     params = task.expert_params if name == task.expert else {}
+    check_param_types(factory, params, name)
     try:
         expert = factory(task, **params)
     except TypeError as err:
@@ -155,9 +159,50 @@ def make_expert(
     return expert
 
 
+_SCALARS = {int: "an int", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _fits(value: Any, hint: Any) -> bool | None:
+    """Whether `value` fits the annotation `hint`; None where `hint` is not one checked here."""
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) is not False for v in value)
+        return len(value) == len(args) and all(
+            _fits(v, a) is not False for v, a in zip(value, args, strict=True)
+        )
+    return None
+
+
+def check_param_types(factory: Callable[..., Any], params: Mapping[str, Any], name: str) -> None:
+    """Refuse an expert parameter whose value does not fit its annotation in the factory's
+    signature (a class's `__init__`): a value read from the command line ("horizon=" gives the
+    text "") fails here, naming the parameter, not as a `TypeError` mid-episode."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError):  # annotations this module cannot resolve: left unchecked
+        return
+    for key, value in params.items():
+        hint = hints.get(key)
+        if hint is not None and _fits(value, hint) is False:
+            wanted = _SCALARS.get(hint) or f"a list ({hint})"
+            got = "" if typing.get_origin(hint) is tuple else f", got {type(value).__name__}"
+            raise ValueError(f"expert {name!r}: parameter {key}={value!r} must be {wanted}{got}")
+
+
 __all__ = [
     "EXPERTS",
     "EXPERT_MODULES",
+    "check_param_types",
     "Expert",
     "NoisyExpert",
     "RandomPolicy",
