@@ -22,6 +22,9 @@ Learners (`--learners`, comma-separated):
   frame stacks (the tokenizer-independent frames, standardised by the training frames' pixel
   mean and standard deviation), a cross-entropy over the task's discrete actions;
   `cnn:shift=N` moves each training frame stack by up to N pixels (`random_shift`);
+  `cnn:prev=K` also reads the K previous actions (one-hot, after the convolutions; recorded in
+  training, its own in play: `PreviousActionsActor`), which an expert with a memory of its
+  presses (`pong-frames`) decides by;
 - `gato:<value_embedding>:<window>`: `GatoModel` (`--width`, `--layers`) through the real
   tokenizer, `collate`, forward and loss, on windows of `<window>` timesteps (a batch holds
   batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
@@ -451,11 +454,20 @@ class NatureCNN(nn.Module):
     """
 
     def __init__(
-        self, channels: int, num_values: int, side: int = 84, mean: float = 0.0, std: float = 255.0
+        self,
+        channels: int,
+        num_values: int,
+        side: int = 84,
+        mean: float = 0.0,
+        std: float = 255.0,
+        previous: int = 0,
     ):
         super().__init__()
         if not std > 0:
             raise ValueError(f"NatureCNN: the pixels' std must be positive, got {std}")
+        if previous < 0:
+            raise ValueError(f"NatureCNN: previous must be >= 0, got {previous}")
+        self.num_values, self.previous = num_values, previous
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
         self.conv = nn.Sequential(
@@ -466,11 +478,25 @@ class NatureCNN(nn.Module):
         )  # fmt: skip
         with torch.no_grad():
             flat = self.conv(torch.zeros(1, channels, side, side)).shape[1]
-        self.head = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_values))
+        self.head = nn.Sequential(
+            nn.Linear(flat + previous * num_values, 512), nn.ReLU(), nn.Linear(512, num_values)
+        )
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        return self.head(self.conv(x))
+    def forward(self, frames: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, H, W, C) uint8; previous (B, `self.previous`) int64, the actions of the
+        steps before (the last first; -1 before the episode's start), when `self.previous`."""
+        x = self.conv((frames.permute(0, 3, 1, 2).float() - self.mean) / self.std)
+        if self.previous:
+            if previous is None or previous.shape != (len(frames), self.previous):
+                raise ValueError(
+                    f"NatureCNN reads the {self.previous} previous actions of each of the "
+                    f"{len(frames)} frame stacks, got "
+                    f"{None if previous is None else tuple(previous.shape)}"
+                )
+            # One-hot, the step before the episode's start a zero vector.
+            onehot = F.one_hot(previous.clamp(min=0), self.num_values) * (previous >= 0)[..., None]
+            x = torch.cat([x, onehot.flatten(1).to(x.dtype)], dim=1)
+        return self.head(x)
 
 
 def release_freed_memory() -> None:
@@ -620,18 +646,59 @@ def random_shift(frames: torch.Tensor, pad: int, rng: np.random.Generator) -> to
     return out.permute(0, 2, 3, 1).to(frames.dtype)
 
 
-def parse_cnn(name: str) -> int:
-    """`cnn[:shift=N]` -> the random shift in pixels (0: none)."""
+def parse_cnn(name: str) -> dict[str, int]:
+    """`cnn[:shift=N][:prev=K]` -> {"shift": the random shift in pixels, "prev": how many of
+    the previous actions the network reads} (0: none)."""
     kind, *options = name.split(":")
     if kind != "cnn":
         raise ValueError(f"not a cnn learner: {name!r}")
-    shift = 0
+    parsed = {"shift": 0, "prev": 0}
     for option in options:
         key, _, value = option.partition("=")
-        if key != "shift" or not value.isdigit():
-            raise ValueError(f"cnn learner {name!r}: options are shift=<pixels>, got {option!r}")
-        shift = int(value)
-    return shift
+        if key not in parsed or not value.isdigit():
+            raise ValueError(
+                f"cnn learner {name!r}: options are shift=<pixels> and prev=<actions>, "
+                f"got {option!r}"
+            )
+        parsed[key] = int(value)
+    return parsed
+
+
+def previous_actions(actions: torch.Tensor, first: torch.Tensor, index: torch.Tensor, count: int):
+    """(B, count) int64: the actions of the `count` steps before each of the steps `index` of
+    `actions` (the last first), -1 where that step lies before its episode's start (`first`:
+    each step's episode's first step)."""
+    lags = torch.arange(1, count + 1)
+    rows = index[:, None] - lags[None, :]
+    inside = rows >= first[index][:, None]
+    return torch.where(inside, actions[rows.clamp(min=0)], torch.full_like(rows, -1))
+
+
+class PreviousActionsActor(StatelessActor):
+    """A network of (frames, previous actions) -> action logits behind `run_episodes`'
+    interface: it plays the most likely action and remembers the last `count` it played in
+    each row (none after a reset)."""
+
+    def __init__(self, net: nn.Module, column: str, num_envs: int, count: int) -> None:
+        self.net, self.column, self.num_envs, self.count = net, column, num_envs, count
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = torch.full((self.num_envs, self.count), -1, dtype=torch.long)
+
+    def reset_env(self, row: int) -> None:
+        self.history[row] = -1
+
+    def remove_envs(self, keep: list[int]) -> None:
+        self.history = self.history[keep]
+        self.num_envs = len(keep)
+
+    def act_batch(self, observations: list[dict]) -> list[int]:
+        obs = torch.from_numpy(np.stack([o[self.column] for o in observations]))
+        with torch.no_grad():
+            actions = self.net(obs, self.history).argmax(-1)
+        self.history = torch.cat([actions[:, None], self.history[:, :-1]], dim=1)
+        return [int(a) for a in actions]
 
 
 def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig):
@@ -644,14 +711,22 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
     actions = np.concatenate(episode_column(episodes, "discrete_actions"))
     y = torch.from_numpy(actions.astype(np.int64))
     torch.manual_seed(config.seed)
-    shift = 0
+    shift = previous = 0
     if kind.startswith("cnn"):
-        shift = parse_cnn(kind)
+        options = parse_cnn(kind)
+        shift, previous = options["shift"], options["prev"]
+        if previous and config.save_learners:
+            raise ValueError(
+                f"{kind}: --save-learners saves networks of the frames alone; this one reads "
+                "previous actions too"
+            )
         if "image_observations" not in episodes[0]:
             raise ValueError(f"cnn: task {task.id!r} has no image observations (use mlp)")
         x = FrameStacks(episodes)
         mean, std = pixel_statistics(x.frames)
-        net: nn.Module = NatureCNN(x.depth, num_values, side=x.frames.shape[-1], mean=mean, std=std)
+        net: nn.Module = NatureCNN(
+            x.depth, num_values, side=x.frames.shape[-1], mean=mean, std=std, previous=previous
+        )
         column = "image_observations"
     elif kind == "mlp":
         if "continuous_observations" not in episodes[0]:
@@ -668,6 +743,8 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
     def batch(rng: np.random.Generator) -> torch.Tensor:
         idx = torch.from_numpy(rng.integers(0, len(y), config.batch_timesteps))
         inputs = random_shift(x[idx], shift, rng) if shift else x[idx]
+        if previous:
+            return F.cross_entropy(net(inputs, previous_actions(y, x.first, idx, previous)), y[idx])
         return F.cross_entropy(net(inputs), y[idx])
 
     def save(step: int) -> None:
@@ -675,7 +752,12 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
             path = Path(config.save_learners) / f"{kind}-seed{config.seed}-step{step}.pt2"
             save_learner(net, x[torch.zeros(1, dtype=torch.long)], path, task, column)
 
-    return net, batch, lambda: DiscreteActor(net.eval(), column, config.eval_episodes), save
+    def actor() -> StatelessActor:
+        if previous:
+            return PreviousActionsActor(net.eval(), column, config.eval_episodes, previous)
+        return DiscreteActor(net.eval(), column, config.eval_episodes)
+
+    return net, batch, actor, save
 
 
 def train_specialist(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig) -> Curve:

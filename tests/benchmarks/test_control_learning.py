@@ -276,10 +276,64 @@ def test_random_shift_crops_the_edge_padded_frame():
 
 
 def test_cnn_learner_names():
-    assert control_learning.parse_cnn("cnn") == 0
-    assert control_learning.parse_cnn("cnn:shift=4") == 4
-    with pytest.raises(ValueError, match="options are shift=<pixels>"):
-        control_learning.parse_cnn("cnn:crop=4")
+    assert control_learning.parse_cnn("cnn") == {"shift": 0, "prev": 0}
+    assert control_learning.parse_cnn("cnn:shift=4") == {"shift": 4, "prev": 0}
+    assert control_learning.parse_cnn("cnn:prev=2:shift=1") == {"shift": 1, "prev": 2}
+    for bad in ("cnn:crop=4", "cnn:prev=-1", "cnn:prev"):
+        with pytest.raises(ValueError, match="options are shift=<pixels> and prev=<actions>"):
+            control_learning.parse_cnn(bad)
+
+
+def test_previous_actions_stop_at_the_episode_start():
+    # Two episodes: steps 0-2 and 3-6.
+    actions = torch.tensor([5, 4, 3, 2, 1, 0, 3])
+    first = torch.tensor([0, 0, 0, 3, 3, 3, 3])
+    got = control_learning.previous_actions(actions, first, torch.tensor([0, 2, 3, 4, 6]), 2)
+    expected = [[-1, -1], [4, 5], [-1, -1], [2, -1], [0, 1]]
+    assert got.tolist() == expected
+
+
+def test_a_cnn_of_previous_actions_reads_them_one_hot():
+    """The head sees the convolutions' features and one one-hot block per previous action (zeros
+    before the episode's start): two inputs that differ only in the previous actions differ in
+    output by the head's weights on those blocks."""
+    torch.manual_seed(0)
+    net = control_learning.NatureCNN(4, 6, side=84, previous=2)
+    frames = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 84, 84, 4), np.uint8))
+    previous = torch.tensor([[1, 5], [-1, -1], [0, -1]])
+    features = net.conv((frames.permute(0, 3, 1, 2).float() - net.mean) / net.std)
+    onehot = torch.zeros(3, 12)
+    onehot[0, 1] = onehot[0, 6 + 5] = onehot[2, 0] = 1.0
+    torch.testing.assert_close(net(frames, previous), net.head(torch.cat([features, onehot], 1)))
+    with pytest.raises(ValueError, match=r"reads the 2 previous actions of each of the 3"):
+        net(frames)
+    with pytest.raises(ValueError, match="previous must be >= 0"):
+        control_learning.NatureCNN(4, 6, previous=-1)
+
+
+def test_the_previous_actions_actor_remembers_what_it_played_per_row():
+    class Fixed(torch.nn.Module):
+        """Plays the observation's "a" whatever it saw; records what it was given."""
+
+        seen: list = []
+
+        def forward(self, obs, previous):
+            self.seen.append(previous.tolist())
+            return torch.nn.functional.one_hot(obs.long().view(-1), 6).float()
+
+    net = Fixed()
+    actor = control_learning.PreviousActionsActor(net, "a", 3, 2)
+    assert actor.act_batch([{"a": np.array(v)} for v in (1, 2, 3)]) == [1, 2, 3]
+    actor.act_batch([{"a": np.array(v)} for v in (4, 5, 0)])
+    actor.reset_env(1)
+    actor.remove_envs([1, 2])
+    actor.act_batch([{"a": np.array(v)} for v in (2, 2)])
+    assert net.seen == [
+        [[-1, -1], [-1, -1], [-1, -1]],
+        [[1, -1], [2, -1], [3, -1]],
+        [[-1, -1], [0, 3]],
+    ]
+    assert actor.num_envs == 2
 
 
 def test_an_averaging_learner_is_scored_on_the_average_and_trains_on_its_weights(monkeypatch):

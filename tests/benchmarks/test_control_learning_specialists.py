@@ -76,6 +76,17 @@ def test_cnn_trains_on_pong_frames_and_plays_pong(tmp_path):
     assert all(math.isfinite(s) for s in curve.scores + curve.losses)
 
 
+def test_a_cnn_of_previous_actions_trains_and_plays_pong(tmp_path):
+    data = _collect(tmp_path, "atari-pong", 1, policy="random")
+    config = _config(data, "atari-pong", "cnn:prev=2", steps=(2, 4), batch_timesteps=8,
+                     eval_episodes=1)  # fmt: skip
+    (curve,) = control_learning.run(config)
+    assert curve.learner == "cnn:prev=2" and all(math.isfinite(s) for s in curve.scores)
+    config = _config(data, "atari-pong", "cnn:prev=2", save_learners=str(tmp_path / "saved"))
+    with pytest.raises(ValueError, match="reads previous actions too"):
+        control_learning.run(config)
+
+
 def test_frame_stacks_read_lazily_each_episode_once(tmp_path):
     """From a dataset on disk through `LazyEpisodes`, the same frames as from the episodes held
     in a list; each episode is read once, and a column alone."""

@@ -130,6 +130,31 @@ def paddle_rollout(
     return out
 
 
+_PRESS_HISTORIES = np.array(list(itertools.product((0, -1, 1), repeat=4)), np.float64)
+"""Every (u_{t-1}, u_{t-2}, u_{t-3}, u_{t-4}) of directions, NOOP first (ties go to rest)."""
+
+
+def pressed_from_moves(
+    moves: tuple[float, float, float], model: tuple[float, ...] = PADDLE_MODEL
+) -> tuple[int, int]:
+    """The last two directions pressed (u_{t-1}, u_{t-2}) that best explain the paddle's last
+    three moves (d_{t-1}, d_{t-2}, d_{t-3}, as the frames show them) under `model`.
+
+    The moves give two equations of the model, d_{t-1} = c0 u_{t-1} + c1 u_{t-2} + c2 u_{t-3} +
+    c3 d_{t-2} + c4 d_{t-3} and d_{t-2} = c0 u_{t-2} + c1 u_{t-3} + c2 u_{t-4} + c3 d_{t-3} (its
+    c4 d_{t-4} unseen, a small term); the four presses in {-1, 0, 1} with the least squared
+    residual are chosen. Unlike a memory of the presses made, this is what the console applied:
+    under sticky actions (the previous action repeated at random) the two differ.
+    """
+    c0, c1, c2, c3, c4 = model
+    d1, d2, d3 = (float(m) for m in moves)
+    u = _PRESS_HISTORIES
+    first = d1 - (c0 * u[:, 0] + c1 * u[:, 1] + c2 * u[:, 2] + c3 * d2 + c4 * d3)
+    second = d2 - (c0 * u[:, 1] + c1 * u[:, 2] + c2 * u[:, 3] + c3 * d3)
+    best = u[int(np.argmin(first * first + second * second))]
+    return int(best[0]), int(best[1])
+
+
 def steps_to_line(
     ball: tuple[float, float] | None, prev: tuple[float, float] | None, hit_x: float
 ) -> float | None:
@@ -138,6 +163,10 @@ def steps_to_line(
     if ball is None or prev is None or ball[0] <= prev[0] + 0.5:
         return None
     return (hit_x - ball[0]) / (ball[0] - prev[0])
+
+
+PRESSED_FROM = ("memory", "frames")
+"""The choices of `PongFrames`' `pressed_from`."""
 
 
 @register_expert("pong-frames")
@@ -171,6 +200,11 @@ class PongFrames(Expert):
         hit_x: the ball's x where it meets the paddle.
         walls: ball y of the top and bottom walls.
         home: paddle y to wait at while no ball is in play.
+        pressed_from: where the model's last two presses come from: "memory" (the directions
+            this expert pressed) or "frames" (`pressed_from_moves`: the presses that explain
+            the paddle's moves in the stack's four frames). With "frames" the action is a
+            function of the observation alone, as a clone's must be, and under sticky actions
+            the model starts from what the console applied, not from what was asked.
     """
 
     def __init__(
@@ -185,8 +219,12 @@ class PongFrames(Expert):
         hit_x: float = 188.0,
         walls: tuple[float, float] = (44.0, 207.0),
         home: float = 120.0,
+        pressed_from: str = "memory",
     ) -> None:
         super().__init__(task)
+        if pressed_from not in PRESSED_FROM:
+            raise ValueError(f"pressed_from must be one of {PRESSED_FROM}, got {pressed_from!r}")
+        self.pressed_from = pressed_from
         if not 2 <= horizon <= 8:
             raise ValueError(f"horizon must be in [2, 8] (3**horizon plans a step), got {horizon}")
         if approach_weight < 0:
@@ -204,12 +242,22 @@ class PongFrames(Expert):
 
     def _frames(self, observation: Mapping[str, Any]) -> np.ndarray:
         stack = np.asarray(observation["image_observations"])
-        if stack.ndim != 3 or stack.shape[:2] != FRAME_SHAPE or stack.shape[2] < 3:
+        least = 4 if self.pressed_from == "frames" else 3
+        if stack.ndim != 3 or stack.shape[:2] != FRAME_SHAPE or stack.shape[2] < least:
             raise ValueError(
-                "pong-frames reads image_observations of shape (84, 84, k), k >= 3, "
-                f"got {stack.shape}"
+                f"pong-frames (pressed_from={self.pressed_from!r}) reads image_observations of "
+                f"shape (84, 84, k), k >= {least}, got {stack.shape}"
             )
         return stack
+
+    def _pressed_now(self, stack: np.ndarray, paddles: list[float | None]) -> tuple[int, int]:
+        if self.pressed_from == "memory":
+            return self._pressed
+        paddles = [*paddles, pong_positions(stack[..., -4])[1]]
+        if any(p is None for p in paddles):  # a paddle behind a wall: its moves are unseen
+            return (0, 0)
+        moves = tuple(paddles[i] - paddles[i + 1] for i in range(3))
+        return pressed_from_moves(moves)
 
     def _target(self, ball, prev) -> tuple[float, float | None]:
         """(paddle y to reach, steps until the ball arrives or None)."""
@@ -238,7 +286,8 @@ class PongFrames(Expert):
         d1 = 0.0 if paddle_1 is None else paddle - paddle_1
         d2 = 0.0 if paddle_1 is None or paddle_2 is None else paddle_1 - paddle_2
         target, steps = self._target(ball, prev)
-        rollout = paddle_rollout(paddle, (d1, d2), self._pressed, self.plans)
+        pressed = self._pressed_now(stack, [paddle, paddle_1, paddle_2])
+        rollout = paddle_rollout(paddle, (d1, d2), pressed, self.plans)
         path = np.abs(rollout - target)
         if steps is not None and 0 < steps <= self.horizon:
             k = min(max(round(steps) - 1, 0), self.horizon - 1)
