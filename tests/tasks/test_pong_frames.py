@@ -16,6 +16,7 @@ from gato.tasks.experts.pong_frames import (
     PongFrames,
     paddle_rollout,
     pong_positions,
+    pressed_from_moves,
     steps_to_line,
 )
 from gato.tasks.registry import get_task
@@ -188,6 +189,48 @@ def test_a_larger_approach_weight_moves_the_paddle_early():
     )
     assert late.direction(_stack(*frames)) == 0
     assert early.direction(_stack(*frames)) == 1
+
+
+def test_presses_are_read_back_from_the_moves_they_made():
+    """Moves made by the model from known presses give those presses back, wherever the moves
+    tell them apart (a press alternating with rest can be explained the other way round)."""
+    c0, c1, c2, c3, c4 = PADDLE_MODEL
+    d4, d5 = 2.0, -1.0
+    for u1, u2, u3, u4 in [(0, 0, 0, 0), (1, 1, 1, 1), (-1, -1, 0, 0), (0, 1, 1, 0),
+                           (1, -1, -1, 1), (-1, 0, 0, 1)]:  # fmt: skip
+        d3 = c0 * u4 + c3 * d4 + c4 * d5
+        d2 = c0 * u3 + c1 * u4 + c3 * d3 + c4 * d4
+        d1 = c0 * u2 + c1 * u3 + c2 * u4 + c3 * d2 + c4 * d3
+        d0 = c0 * u1 + c1 * u2 + c2 * u3 + c3 * d1 + c4 * d2
+        assert pressed_from_moves((d0, d1, d2)) == (u1, u2), (u1, u2, u3, u4)
+
+
+def test_an_expert_that_reads_its_presses_from_the_frames_forgets_its_own():
+    # The stack in which `test_the_expert_counts_the_action_played_not_the_one_it_chose` has a
+    # remembering expert press down: read from the frames (a paddle at rest), nothing was
+    # pressed, so the expert keeps still whatever it played before.
+    task, paddle = get_task("atari-pong"), 40
+    frames = [_frame(ball=(50 + 2 * i, paddle - 1), paddle=paddle) for i in range(4)]
+    expert = PongFrames(task, 0.0, 0.0, offset_flat=0.0, pressed_from="frames")
+    expert.played(RIGHTFIRE, NOOP)
+    assert expert.act(_stack(*frames), None) == NOOP
+    # A paddle seen rising 6 then 16 pixel rows a step was pushed up twice: with the ball above
+    # it, an expert that read those presses lets the momentum carry it (NOOP), as one that
+    # remembers them does; one that remembers pressing nothing presses up.
+    rising = [_frame(ball=(50 + 2 * i, 30), paddle=p) for i, p in enumerate((62, 62, 56, 40))]
+    remembering, blank = (
+        PongFrames(task, 0.0, 0.0, offset_flat=0.0),
+        PongFrames(task, 0.0, 0.0, offset_flat=0.0),
+    )
+    for _ in range(2):  # it chose NOOP twice, and up was played
+        remembering.act(_stack(*frames), None)
+        remembering.played(RIGHTFIRE, NOOP)
+    assert expert.act(_stack(*rising), None) == remembering.act(_stack(*rising), None) == NOOP
+    assert blank.act(_stack(*rising), None) == UP
+    with pytest.raises(ValueError, match=r"pressed_from must be one of \('memory', 'frames'\)"):
+        PongFrames(task, pressed_from="ram")
+    with pytest.raises(ValueError, match=r"k >= 4, got \(84, 84, 3\)"):
+        expert.act({"image_observations": np.zeros((84, 84, 3), np.uint8)}, None)
 
 
 def test_the_expert_refuses_bad_settings_and_observations():

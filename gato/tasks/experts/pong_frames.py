@@ -181,7 +181,8 @@ class PongFrames(Expert):
     paddle closest to that point at the step the ball arrives (and closest along the way, by
     `approach_weight`); while the ball moves away, the plan that gets closest to the ball's
     height (less `offset_up`) and stops there. The only state kept is the last two directions
-    pressed, which the paddle's motion in the frames shows. It won 22 games of 22 (20.3 points
+    pressed, which the frames show only in part (read back from the paddle's moves they match
+    the remembered ones at 69% and 75% of a game's steps; docs/control_learning.md). It won 22 games of 22 (20.3 points
     a game), and 12 of 12 with 5% random actions (DART; 14.2 points a game)
     (docs/control_learning.md).
 
