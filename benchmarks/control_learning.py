@@ -890,7 +890,8 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
         # when drawn, from the frames held once.
         draw: Callable[[int, int, int], TokenSequence] = ImageWindows(episodes, tokenizer)
         lengths = draw.lengths
-        tokens_per_step = int(np.diff(draw(0, 0, 2).timestep_starts)[0])
+        # Every step of an image task has the same layout: one step's tokens say how many.
+        tokens_per_step = len(draw(0, 0, 1).ids)
     else:
         sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
         lengths = np.array([len(s.timestep_starts) for s in sequences])
