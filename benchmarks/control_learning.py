@@ -23,7 +23,7 @@ Learners (`--learners`, comma-separated):
   mean and standard deviation), a cross-entropy over the task's discrete actions;
   `cnn:shift=N` moves each training frame stack by up to N pixels (`random_shift`);
   `cnn:prev=K` also reads the K previous actions (one-hot, after the convolutions; recorded in
-  training, its own in play: `PreviousActionsActor`), which an expert with a memory of its
+  training, its own in play: `DiscreteActor`), which an expert with a memory of its
   presses (`pong-frames`) decides by;
 - `gato:<value_embedding>:<window>`: `GatoModel` (`--width`, `--layers`) through the real
   tokenizer, `collate`, forward and loss, on windows of `<window>` timesteps (a batch holds
@@ -618,15 +618,31 @@ def pixel_statistics(frames: torch.Tensor, chunk: int = 4096) -> tuple[float, fl
 
 class DiscreteActor(StatelessActor):
     """A network of observations -> action logits behind the interface `run_episodes` drives;
-    plays the most likely action."""
+    plays the most likely action. With `previous` K > 0 the network also reads the last K
+    actions this row played (`net(observations, previous)`, -1 where none: after a reset)."""
 
-    def __init__(self, net: nn.Module, column: str, num_envs: int) -> None:
-        self.net, self.column, self.num_envs = net, column, num_envs
+    def __init__(self, net: nn.Module, column: str, num_envs: int, previous: int = 0) -> None:
+        self.net, self.column, self.num_envs, self.previous = net, column, num_envs, previous
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = torch.full((self.num_envs, self.previous), -1, dtype=torch.long)
+
+    def reset_env(self, row: int) -> None:
+        self.history[row] = -1
+
+    def remove_envs(self, keep: list[int]) -> None:
+        self.history = self.history[keep]
+        self.num_envs = len(keep)
 
     def act_batch(self, observations: list[dict]) -> list[int]:
         obs = torch.from_numpy(np.stack([o[self.column] for o in observations]))
         with torch.no_grad():
-            return [int(a) for a in self.net(obs).argmax(-1)]
+            logits = self.net(obs, self.history) if self.previous else self.net(obs)
+        actions = logits.argmax(-1)
+        if self.previous:
+            self.history = torch.cat([actions[:, None], self.history[:, :-1]], dim=1)
+        return [int(a) for a in actions]
 
 
 def random_shift(frames: torch.Tensor, pad: int, rng: np.random.Generator) -> torch.Tensor:
@@ -672,33 +688,6 @@ def previous_actions(actions: torch.Tensor, first: torch.Tensor, index: torch.Te
     rows = index[:, None] - lags[None, :]
     inside = rows >= first[index][:, None]
     return torch.where(inside, actions[rows.clamp(min=0)], torch.full_like(rows, -1))
-
-
-class PreviousActionsActor(StatelessActor):
-    """A network of (frames, previous actions) -> action logits behind `run_episodes`'
-    interface: it plays the most likely action and remembers the last `count` it played in
-    each row (none after a reset)."""
-
-    def __init__(self, net: nn.Module, column: str, num_envs: int, count: int) -> None:
-        self.net, self.column, self.num_envs, self.count = net, column, num_envs, count
-        self.reset()
-
-    def reset(self) -> None:
-        self.history = torch.full((self.num_envs, self.count), -1, dtype=torch.long)
-
-    def reset_env(self, row: int) -> None:
-        self.history[row] = -1
-
-    def remove_envs(self, keep: list[int]) -> None:
-        self.history = self.history[keep]
-        self.num_envs = len(keep)
-
-    def act_batch(self, observations: list[dict]) -> list[int]:
-        obs = torch.from_numpy(np.stack([o[self.column] for o in observations]))
-        with torch.no_grad():
-            actions = self.net(obs, self.history).argmax(-1)
-        self.history = torch.cat([actions[:, None], self.history[:, :-1]], dim=1)
-        return [int(a) for a in actions]
 
 
 def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig):
@@ -752,12 +741,12 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
             path = Path(config.save_learners) / f"{kind}-seed{config.seed}-step{step}.pt2"
             save_learner(net, x[torch.zeros(1, dtype=torch.long)], path, task, column)
 
-    def actor() -> StatelessActor:
-        if previous:
-            return PreviousActionsActor(net.eval(), column, config.eval_episodes, previous)
-        return DiscreteActor(net.eval(), column, config.eval_episodes)
-
-    return net, batch, actor, save
+    return (
+        net,
+        batch,
+        lambda: DiscreteActor(net.eval(), column, config.eval_episodes, previous),
+        save,
+    )
 
 
 def train_specialist(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig) -> Curve:
@@ -1054,6 +1043,13 @@ def load_data(data: str, task: Any):
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
+def episode_count(config: BenchConfig, dataset: Any) -> int:
+    """How many of `dataset`'s episodes a run trains on: all, or the first `max_episodes`."""
+    if config.max_episodes is None:
+        return len(dataset)
+    return min(config.max_episodes, len(dataset))
+
+
 def run(config: BenchConfig) -> list[Curve]:
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
@@ -1062,7 +1058,7 @@ def run(config: BenchConfig) -> list[Curve]:
     protocol_env(task, config.atari_protocol, config.atari_options)  # fails before training
     path = config.data or str(task.dataset_path)
     dataset = load_data(path, task)
-    count = len(dataset) if config.max_episodes is None else min(config.max_episodes, len(dataset))
+    count = episode_count(config, dataset)
     episodes = LazyEpisodes(dataset, count)
     steps = sum(len(r) for r in episode_column(episodes, "rewards"))
     print(f"{task.id}: {count} episodes, {steps} timesteps from {path}", flush=True)
@@ -1092,10 +1088,7 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
     dataset = load_data(config.data or str(task.dataset_path), task)
-    count_episodes = len(dataset)
-    if config.max_episodes is not None:
-        count_episodes = min(config.max_episodes, count_episodes)
-    episodes = [dataset[i] for i in range(count_episodes)]
+    episodes = [dataset[i] for i in range(episode_count(config, dataset))]
     steppers = {}
     for name in config.learners.split(","):
         is_mlp = name in ("mlp", "mlp-features") or name.startswith("mlp:")

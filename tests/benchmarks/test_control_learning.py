@@ -322,7 +322,7 @@ def test_the_previous_actions_actor_remembers_what_it_played_per_row():
             return torch.nn.functional.one_hot(obs.long().view(-1), 6).float()
 
     net = Fixed()
-    actor = control_learning.PreviousActionsActor(net, "a", 3, 2)
+    actor = control_learning.DiscreteActor(net, "a", 3, previous=2)
     assert actor.act_batch([{"a": np.array(v)} for v in (1, 2, 3)]) == [1, 2, 3]
     actor.act_batch([{"a": np.array(v)} for v in (4, 5, 0)])
     actor.reset_env(1)
