@@ -50,7 +50,9 @@ Learners (`--learners`, comma-separated):
   `skip=1` (`GatoConfig.action_head_skip`:
   the action head also reads the observation group's encoding), `dropout=<p>`
   (`GatoConfig.dropout`), `patch=<encoder>` (`GatoConfig.patch_encoder`: how an image patch
-  becomes a vector; image tasks are tokenized a window at a time, `ImageWindows`), e.g.
+  becomes a vector; image tasks are tokenized a window at a time, `ImageWindows`), `psize=<int>`
+  (`GatoConfig.patch_size`, the tokenizer's too: `psize=84` makes each 84x84 frame stack one
+  token), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -778,6 +780,7 @@ MODEL_OPTIONS = {
     "dropout": ("dropout", float),
     "skip": ("action_head_skip", lambda v: bool(int(v))),
     "patch": ("patch_encoder", str),
+    "psize": ("patch_size", int),
 }
 TRAIN_OPTIONS = {
     "lr": ("lr", float),
@@ -869,7 +872,8 @@ class ImageWindows:
 def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig):
     """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
     variant, window, overrides, config = parse_gato(name, config)
-    tokenizer = GatoTokenizer()
+    # The tokenizer cuts images as the model embeds them (`psize=84`: a whole frame a token).
+    tokenizer = GatoTokenizer(patch_size=overrides.get("patch_size", GatoConfig.patch_size))
     if config.standardise:
         stats = ObservationStatistics.of_episodes(episodes)
         tokenizer = tokenizer.standardising(stats)

@@ -26,7 +26,7 @@ from gato.vocab import BOS_ID, EOS_ID, PAD_ID, PADDED_VOCAB_SIZE, TEXT_VOCAB_SIZ
 VALUE_EMBEDDING_INITS = ("normal", "smooth")
 """The choices of `GatoConfig.value_embedding_init`."""
 
-PATCH_ENCODERS = ("resnet", "linear", "resnet+linear", "mono_resnet+linear")
+PATCH_ENCODERS = ("resnet", "linear", "resnet+linear", "mono_resnet+linear", "nature")
 """How an image patch becomes a vector (`GatoConfig.patch_encoder`)."""
 
 VALUE_FUNCTIONS = ("fourier", "fourier_mlp", "linear")
@@ -313,7 +313,9 @@ class GatoConfig(PreTrainedConfig):
     were never seen together is embedded as a combination of patches that were) or
     "resnet+linear" (the sum of both) or "mono_resnet+linear" (the sum, the ResNet reading a
     colour-blind silhouette of the patch, so that colour enters by the linear path alone).
-    docs/captions.md compares them."""
+    docs/captions.md compares them. "nature": the Nature DQN's convolutions on standardised
+    pixels, for a patch that is a whole frame (`patch_size` 36 or more; 84 makes each Atari
+    frame stack one token), compared on Pong in docs/control_learning.md."""
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
@@ -415,6 +417,12 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 f"GatoConfig.patch_encoder must be one of {PATCH_ENCODERS}, got "
                 f"{self.patch_encoder!r}"
+            )
+        if self.patch_encoder == "nature" and self.patch_size < 36:
+            raise ValueError(
+                f"GatoConfig.patch_encoder='nature' needs patch_size >= 36 (its three "
+                f"convolutions shrink a patch by 12x), got {self.patch_size}; 84 makes each "
+                "84x84 frame one token"
             )
         if self.value_embedding not in VALUE_EMBEDDINGS:
             raise ValueError(

@@ -38,10 +38,12 @@ from gato.vocab import CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, PATCH_ID
 __all__ = [
     "GatoEmbedding",
     "LinearPatchEmbedding",
+    "NaturePatchEmbedding",
     "PatchEmbedding",
     "ValueEmbedding",
     "ordinal_embedding",
     "patch_position_indices",
+    "standardised_patches",
 ]
 
 
@@ -181,6 +183,69 @@ class LinearPatchEmbedding(nn.Module):
         return self.proj(normalize_patches(patches.to(self.proj.weight.dtype)).flatten(1))
 
 
+FRAME_EPS = 1.0 / 255.0
+"""Floor of a patch's pixel spread in `standardised_patches` (0-1 scale): a blank patch stays
+blank instead of having its last grey level stretched to unit variance."""
+
+
+def standardised_patches(patches: torch.Tensor) -> torch.Tensor:
+    """uint8 patches (N, C, P, P) -> float (N, C, P, P), each patch's pixels at mean 0 and
+    spread 1 over all its channels (`FRAME_EPS` the spread's floor).
+
+    Why not Gato's fixed [-1, 1] / 4: a Pong frame is a grey background with a ball and two
+    paddles of a few pixels each, so at the fixed scale its pixels spread by ~0.09 and a
+    convolution stack without normalisation learns nothing for thousands of steps (the
+    benchmark's CNN, docs/control_learning.md); standardised, it learns from the first hundreds.
+    Per patch rather than by a dataset's statistics, so nothing has to be stored beside the
+    weights.
+    """
+    x = patches.to(torch.float32) / 255.0
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    spread = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / (spread + FRAME_EPS)
+
+
+def nature_side(patch_size: int) -> int:
+    """The side of the Nature DQN stack's last feature map for a `patch_size` input (7 for an
+    84x84 frame), 0 when the patch is too small for its three convolutions (below 36)."""
+    side = (patch_size - 8) // 4 + 1
+    side = (side - 4) // 2 + 1
+    return max(side - 2, 0)
+
+
+class NaturePatchEmbedding(nn.Module):
+    """uint8 patches (N, C, P, P) -> (N, D): the Nature DQN's convolutions (Mnih et al. 2015:
+    32x8x8 stride 4, 64x4x4 stride 2, 64x3x3, ReLU) and one projection, on standardised pixels.
+
+    Meant for a patch that is a whole frame (`patch_size=84` on Atari's 84x84 stacks: one token
+    an observation, as JAT embeds Atari frames), `GatoConfig.patch_encoder` = "nature". Why: on
+    Pong's frames a transformer reading 25 patch tokens stayed at the entropy of the action
+    frequencies for thousands of steps, finding a ball of a few pixels by attention, where one
+    frame token from a convolution stack learns about as fast as the CNN specialist
+    (docs/control_learning.md).
+    """
+
+    def __init__(self, config: GatoConfig) -> None:
+        super().__init__()
+        side = nature_side(config.patch_size)
+        if side < 1:
+            raise ValueError(
+                f"the 'nature' patch encoder needs patches of 36 pixels or more, got "
+                f"patch_size={config.patch_size} (84: one token per Atari frame)"
+            )
+        self.conv = nn.Sequential(
+            nn.Conv2d(config.image_channels, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+        )  # fmt: skip
+        self.proj = nn.Linear(64 * side * side, config.hidden_size)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches: (N, C, P, P) uint8 -> (N, D) in the projection's (autocast) dtype."""
+        x = standardised_patches(patches).to(self.proj.weight.dtype)
+        return self.proj(self.conv(x).flatten(1))  # (N, 64, s, s) -> (N, D)
+
+
 VALUE_TOP_MULTIPLE = 64
 """The highest value frequency, in multiples of pi: a period of 2 / 64 in v, 32 bins. Higher
 frequencies would make neighbouring bins' features differ most (at a period of two bins they flip
@@ -312,6 +377,8 @@ class GatoEmbedding(nn.Module):
         encoder = config.patch_encoder
         if encoder == "linear":
             self.patches: nn.Module = LinearPatchEmbedding(config)
+        elif encoder == "nature":
+            self.patches = NaturePatchEmbedding(config)
         else:
             self.patches = PatchEmbedding(config, mono=encoder == "mono_resnet+linear")
         # "...+linear": the block's vector plus a linear map of the pixels (a second path, in

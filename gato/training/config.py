@@ -39,8 +39,18 @@ class TrainConfig:
         default="resnet",
         metadata={
             "help": "how an image patch becomes a vector: resnet (Gato's block), linear (ViT's "
-            "projection of the pixels), resnet+linear (their sum) or mono_resnet+linear (the sum, "
-            "the ResNet colour-blind); GatoConfig.patch_encoder"
+            "projection of the pixels), resnet+linear (their sum), mono_resnet+linear (the sum, "
+            "the ResNet colour-blind) or nature (the Nature DQN's convolutions, for a whole "
+            "frame a patch: with --patch_size 84); GatoConfig.patch_encoder"
+        },
+    )
+    patch_size: int = field(
+        default=16,
+        metadata={
+            "help": "side of the square image patches (a multiple of 4): 16 as Gato; 84 with "
+            "--patch_encoder nature makes each 84x84 Atari frame stack one token (Pong's "
+            "frames read as fast as by the CNN specialist, docs/control_learning.md), and every "
+            "other image too; GatoConfig.patch_size"
         },
     )
     action_head_skip: bool | None = field(
@@ -313,6 +323,15 @@ class TrainConfig:
             raise ValueError(
                 f"patch_encoder must be one of {PATCH_ENCODERS}, got {self.patch_encoder!r}"
             )
+        if isinstance(self.patch_size, bool) or not isinstance(self.patch_size, int):
+            raise ValueError(f"patch_size must be an integer, got {self.patch_size!r}")
+        if self.patch_size < 4 or self.patch_size % 4:
+            raise ValueError(f"patch_size must be a positive multiple of 4, got {self.patch_size}")
+        if self.patch_encoder == "nature" and self.patch_size < 36:
+            raise ValueError(
+                f"patch_encoder nature needs patch_size >= 36 (84: one token per Atari frame), "
+                f"got {self.patch_size}"
+            )
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
@@ -350,7 +369,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    MODEL_OPTIONS = ("encoding", "patch_encoder", "value_embedding_init", "action_head_skip")
+    MODEL_OPTIONS = (
+        "encoding",
+        "patch_encoder",
+        "patch_size",
+        "value_embedding_init",
+        "action_head_skip",
+    )
     """The fields that shape a fresh model (a checkpoint's own config decides them otherwise)."""
 
     def model_options_set(self) -> dict[str, Any]:
@@ -376,6 +401,8 @@ class TrainConfig:
             identity["encoding"] = self.encoding
         if self.patch_encoder != "resnet":  # runs recorded before the field used the ResNet
             identity["patch_encoder"] = self.patch_encoder
+        if self.patch_size != 16:  # runs recorded before the field cut 16-pixel patches
+            identity["patch_size"] = self.patch_size
         if self.uses_action_head_skip:  # runs recorded before the field had no path around
             identity["action_head_skip"] = True
         if self.ema_decay:  # a resumed run restores the average it was saving

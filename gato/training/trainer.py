@@ -163,6 +163,7 @@ class Trainer:
                 text_vocab_size=load_text_model().get_piece_size(),
                 value_embedding_init=config.value_embedding_init,
                 patch_encoder=config.patch_encoder,
+                patch_size=config.patch_size,
                 action_head_skip=config.uses_action_head_skip,
                 **ENCODINGS[config.encoding],
             )

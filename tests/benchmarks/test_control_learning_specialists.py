@@ -255,10 +255,15 @@ def test_image_windows_tokenize_as_the_whole_episode_does():
         control_learning.ImageWindows(short, tokenizer)
 
 
-def test_gato_trains_on_pong_frames_and_plays_pong(tmp_path):
+@pytest.mark.parametrize(
+    "learner", ["gato:table:1:patch=linear", "gato:table:1:psize=84:patch=nature"]
+)
+def test_gato_trains_on_pong_frames_and_plays_pong(tmp_path, learner):
+    """16-pixel patches, and a whole frame a token (`psize=84`: the tokenizer's patch size
+    follows the model's, or the model would be handed patches it cannot embed)."""
     data = _collect(tmp_path, "atari-pong", 1, policy="random")
-    config = _config(data, "atari-pong", "gato:table:1:patch=linear", steps=(2, 4),
-                     batch_timesteps=8, eval_episodes=1)  # fmt: skip
+    config = _config(data, "atari-pong", learner, steps=(2, 4), batch_timesteps=8,
+                     eval_episodes=1)  # fmt: skip
     (curve,) = control_learning.run(config)
-    assert curve.learner == "gato:table:1:patch=linear" and curve.steps == [2, 4]
+    assert curve.learner == learner and curve.steps == [2, 4]
     assert all(math.isfinite(s) for s in curve.scores + curve.losses)

@@ -47,5 +47,7 @@ def test_a_short_run_prints_every_encoder_and_step(capsys):
     assert all(0.0 <= r[c] <= 1.0 for r in table for c in pc.COLUMNS)
     out = capsys.readouterr().out
     assert "| mono_resnet+linear | 4 |" in out
-    with pytest.raises(SystemExit):
-        pc.main(["--encoders", "vit"])
+    for bad in ("vit", "nature"):  # nature embeds whole frames, not these 16-pixel patches
+        with pytest.raises(SystemExit):
+            pc.main(["--encoders", bad])
+        assert f"unknown encoders ['{bad}']" in capsys.readouterr().err

@@ -214,6 +214,12 @@ def test_model_options_other_than_the_checkpoints_are_refused(pretrained, small_
         check_model_options(linear, "x", {"action_head_skip": True})
     with pytest.raises(IncompatibleCheckpointError, match="mono_resnet.*checkpoint's: linear"):
         check_model_options(linear, "x", {"patch_encoder": "mono_resnet+linear"})
+    assert TrainConfig(patch_size=84, patch_encoder="nature").model_options_set() == {
+        "patch_encoder": "nature",
+        "patch_size": 84,
+    }
+    with pytest.raises(IncompatibleCheckpointError, match=r"--patch_size 84 \(the checkpoint's"):
+        check_model_options(linear, "x", {"patch_size": 84})
 
 
 def test_freeze_options():

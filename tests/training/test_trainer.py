@@ -183,6 +183,19 @@ def test_a_run_that_hides_actions_and_cuts_windows_makes_a_policy_that_does_too(
     assert policy.config.hide_actions and policy.config.history_steps == 3
 
 
+def test_a_run_of_whole_frame_patches_trains_a_model_that_cuts_them(small_recipe, tmp_path):
+    """--patch_size 84 --patch_encoder nature: the caches are tokenized at the model's patch
+    size (a caption image one token), and the checkpoint records both."""
+    from gato.modeling.model import GatoModel
+
+    run = tmp_path / "run"
+    extra = ["--patch_size", "84", "--patch_encoder", "nature"]
+    _train([*_args(small_recipe, run, tmp_path / "cache", 1), *extra])
+    model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
+    assert (model.config.patch_size, model.config.patch_encoder) == (84, "nature")
+    assert model.embedding.patches.proj.in_features == 64 * 7 * 7
+
+
 def test_unknown_preset_and_bad_numbers():
     with pytest.raises(ValueError, match=r"unknown preset 'huge'.*tiny"):
         TrainConfig(preset="huge")
@@ -226,6 +239,14 @@ def test_unknown_preset_and_bad_numbers():
     # A run on another patch encoder is another run: resuming across it must be refused.
     assert "patch_encoder" not in TrainConfig().identity()
     assert TrainConfig(patch_encoder="linear").identity()["patch_encoder"] == "linear"
+    assert "patch_size" not in TrainConfig().identity()
+    assert TrainConfig(patch_size=84, patch_encoder="nature").identity()["patch_size"] == 84
+    with pytest.raises(ValueError, match="patch_encoder nature needs patch_size >= 36.*got 16"):
+        TrainConfig(patch_encoder="nature")
+    with pytest.raises(ValueError, match="patch_size must be a positive multiple of 4, got 30"):
+        TrainConfig(patch_size=30)
+    with pytest.raises(ValueError, match="patch_size must be an integer, got '84'"):
+        TrainConfig(patch_size="84")
 
 
 def test_unknown_mixture(tmp_path):
