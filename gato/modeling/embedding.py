@@ -91,24 +91,34 @@ def ordinal_embedding(
     return (std * rows).to(torch.float32)
 
 
-def patch_position_indices(intervals: torch.Tensor, training: bool) -> torch.Tensor:
+def patch_position_indices(
+    intervals: torch.Tensor, training: bool, num_bins: int | None = None
+) -> torch.Tensor:
     """Pick one position bin inside each [lo, hi) interval.
 
     Args:
         intervals: (N, 2) int64 [lo, hi) with lo < hi.
         training: sample uniformly in [lo, hi) (a regulariser, as Gato) rather than taking the
             middle bin (lo + hi) // 2.
+        num_bins: the number of position bins; an interval that spans them all (an image that
+            is one patch, `patch_size=84` on Atari frames) takes the middle bin in training too.
+            Why: there the draw says nothing of where the patch is, it only adds two random
+            rows to the frame's vector at every step, noise the model must learn to ignore.
 
     Returns:
         (N,) int64 bins.
     """
     lo, hi = intervals[:, 0], intervals[:, 1]
+    middle = (lo + hi) // 2
     if not training:
-        return (lo + hi) // 2
+        return middle
     span = (hi - lo).to(torch.float32)
     offset = torch.floor(torch.rand(lo.shape, device=lo.device) * span).to(lo.dtype)
     # rand < 1 so offset < span, but guard float rounding at the top of a wide interval.
-    return torch.minimum(lo + offset, hi - 1)
+    drawn = torch.minimum(lo + offset, hi - 1)
+    if num_bins is None:
+        return drawn
+    return torch.where((lo == 0) & (hi >= num_bins), middle, drawn)
 
 
 MONO_EPS = 0.05
@@ -432,8 +442,9 @@ class GatoEmbedding(nn.Module):
             mask, vectors = replace
             x = torch.where(mask.unsqueeze(-1), vectors.to(x.dtype), x)
         if patches is not None and patches.shape[0]:
-            rows = patch_position_indices(patch_positions[:, 0:2], self.training)
-            cols = patch_position_indices(patch_positions[:, 2:4], self.training)
+            bins = self.patch_rows.num_embeddings
+            rows = patch_position_indices(patch_positions[:, 0:2], self.training, bins)
+            cols = patch_position_indices(patch_positions[:, 2:4], self.training, bins)
             content = self.embed_patch_content(patches)  # (N, D)
             emb = content + self.patch_rows(rows) + self.patch_cols(cols)
             # masked_scatter fills the selected positions in row-major order: placeholder order.

@@ -359,6 +359,12 @@ def test_patch_positions_middle_in_eval_random_inside_interval_in_training():
     assert (draws >= intervals[:, 0]).all() and (draws < intervals[:, 1]).all()
     assert draws[:, 0].unique().numel() > 30  # spreads over the interval
     assert (draws[:, 2] == 10).all()
+    # Told the bins, an interval that spans them all (an image that is one patch) keeps its
+    # middle in training; the others are drawn as before.
+    whole = torch.tensor([[0, 128], [0, 64], [64, 128]])
+    draws = torch.stack([patch_position_indices(whole, True, num_bins=128) for _ in range(500)])
+    assert (draws[:, 0] == 64).all()
+    assert draws[:, 1].unique().numel() > 30 and draws[:, 2].unique().numel() > 30
 
 
 def test_eval_is_deterministic_and_training_samples_patch_positions():
