@@ -48,9 +48,10 @@ class TrainConfig:
         default=16,
         metadata={
             "help": "side of the square image patches (a multiple of 4): 16 as Gato; 84 with "
-            "--patch_encoder nature makes each 84x84 Atari frame stack one token (Pong's "
-            "frames read as fast as by the CNN specialist, docs/control_learning.md), and every "
-            "other image too; GatoConfig.patch_size"
+            "--patch_encoder nature makes each 84x84 Atari frame stack one token (on Pong's "
+            "frames the loss then falls close behind the CNN specialist's, where 16-pixel "
+            "patches stall; docs/control_learning.md), and every other image too; "
+            "GatoConfig.patch_size"
         },
     )
     action_head_skip: bool | None = field(
