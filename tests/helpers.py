@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gato.modeling.config import GatoConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from gato.modeling.model import GatoModel
+    from gato.tokens.batch import TokenSequence
 
 TEST_SHAPE = dict(
     hidden_size=64,
@@ -45,3 +53,30 @@ def count_departures(policy, reference, other, observations, check_context: bool
         if check_context:
             np.testing.assert_array_equal(policy.context().ids, reference.context().ids)
     return differ
+
+
+def run_in_chunks(
+    model: GatoModel, seq: TokenSequence, cuts: list[int], device: str = "cpu"
+) -> torch.Tensor:
+    """Logits of `seq` fed in pieces [0, c0), [c0, c1), ... through one KV cache."""
+    import torch
+
+    from gato.tokens.batch import collate
+
+    cache, logits = None, []
+    bounds = [0, *cuts, len(seq)]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        piece = collate([seq.slice(start, stop)]).to(device)
+        out = model(
+            input_ids=piece.input_ids,
+            local_positions=piece.local_positions,
+            patches=piece.patches,
+            patch_positions=piece.patch_positions,
+            past_key_values=cache,
+            use_cache=True,
+            return_logits=True,
+        )
+        cache = out.past_key_values
+        logits.append(out.logits)
+    assert cache.get_seq_length() == len(seq)
+    return torch.cat(logits, dim=1)

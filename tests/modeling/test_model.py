@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_config
+from helpers import make_config, run_in_chunks
 from references import slow_reference_loss
 
 from gato.modeling.config import GatoConfig
@@ -260,7 +260,7 @@ def test_patch_encoder_trains_decodes_with_a_cache_and_round_trips(tmp_path, enc
     full = model(**collate([seq]).as_dict(), return_logits=True).logits
     n = len(seq)
     cuts = sorted({3, 7, 8, n // 2, n - 1})
-    torch.testing.assert_close(_run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
     model.save_pretrained(tmp_path)
     loaded = GatoModel.from_pretrained(tmp_path).eval()
     assert loaded.config.patch_encoder == encoder
@@ -400,29 +400,6 @@ def test_local_positions_change_only_tokens_that_have_them():
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_in_chunks(
-    model: GatoModel, seq: TokenSequence, cuts: list[int], device: str = "cpu"
-) -> torch.Tensor:
-    """Logits of `seq` fed in pieces [0, c0), [c0, c1), ... through one KV cache."""
-    cache, logits = None, []
-    bounds = [0, *cuts, len(seq)]
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        piece = collate([seq.slice(start, stop)]).to(device)
-        out = model(
-            input_ids=piece.input_ids,
-            local_positions=piece.local_positions,
-            patches=piece.patches,
-            patch_positions=piece.patch_positions,
-            past_key_values=cache,
-            use_cache=True,
-            return_logits=True,
-        )
-        cache = out.past_key_values
-        logits.append(out.logits)
-    assert cache.get_seq_length() == len(seq)
-    return torch.cat(logits, dim=1)
-
-
 @pytest.mark.parametrize("which", ["image", "control", "text"])
 def test_cached_decoding_matches_full_forward(which):
     model = small_model()
@@ -436,7 +413,7 @@ def test_cached_decoding_matches_full_forward(which):
     # Prefill a prefix that cuts through an image, then chunks of several sizes, then singles.
     n = len(seq)
     cuts = sorted({3, 7, 8, n // 2, n // 2 + 3, n - 2, n - 1})
-    torch.testing.assert_close(_run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(run_in_chunks(model, seq, cuts), full, atol=1e-5, rtol=1e-5)
 
 
 def test_right_padded_batch_matches_single_rows():
@@ -643,7 +620,7 @@ class TestGPU:
         rng = np.random.default_rng(3)
         seq = TokenSequence.concatenate([image_sequence(rng), control_sequence(rng)])
         full = model(**collate([seq]).to("cuda").as_dict(), return_logits=True).logits
-        cached = _run_in_chunks(model, seq, list(range(5, len(seq), 5)), device="cuda")
+        cached = run_in_chunks(model, seq, list(range(5, len(seq), 5)), device="cuda")
         torch.testing.assert_close(cached.float(), full.float(), atol=3e-2, rtol=3e-2)
         assert (cached.argmax(-1) == full.argmax(-1)).float().mean() > 0.95
 

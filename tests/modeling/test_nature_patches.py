@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_config
+from helpers import make_config, run_in_chunks
 
 from gato.modeling.embedding import (
     FRAME_EPS,
@@ -111,21 +111,8 @@ def test_a_frame_is_one_token_that_trains_decodes_with_a_cache_and_round_trips(t
     assert model.embedding.patches.conv[0].weight.grad.abs().sum() > 0
     model.eval()
     full = model(**batch.as_dict(), return_logits=True).logits
-    cache, pieces = None, []
-    for start, stop in ((0, 2), (2, 7), (7, len(seq))):
-        piece = collate([seq.slice(start, stop)])
-        out = model(
-            input_ids=piece.input_ids,
-            local_positions=piece.local_positions,
-            patches=piece.patches,
-            patch_positions=piece.patch_positions,
-            past_key_values=cache,
-            use_cache=True,
-            return_logits=True,
-        )
-        cache = out.past_key_values
-        pieces.append(out.logits)
-    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+    got = run_in_chunks(model, seq, [2, 7])
+    torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
     model.save_pretrained(tmp_path)
     loaded = GatoModel.from_pretrained(tmp_path).eval()
     assert (loaded.config.patch_encoder, loaded.config.patch_size) == ("nature", 84)
