@@ -100,7 +100,7 @@ from gato.evaluation.control import run_episodes  # noqa: E402
 from gato.files import atomic_write_json  # noqa: E402
 from gato.inference.sampling import ORDERED_DECODINGS, ordered_classes  # noqa: E402
 from gato.modeling.config import ENCODINGS, GatoConfig  # noqa: E402
-from gato.modeling.embedding import value_fourier_features  # noqa: E402
+from gato.modeling.embedding import nature_convolutions, value_fourier_features  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.schema import ACTION_COLUMNS, OBSERVATION_COLUMNS  # noqa: E402
@@ -472,12 +472,7 @@ class NatureCNN(nn.Module):
         self.num_values, self.previous = num_values, previous
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
-        self.conv = nn.Sequential(
-            nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
-            nn.Flatten(),
-        )  # fmt: skip
+        self.conv = nn.Sequential(*nature_convolutions(channels), nn.Flatten())
         with torch.no_grad():
             flat = self.conv(torch.zeros(1, channels, side, side)).shape[1]
         self.head = nn.Sequential(

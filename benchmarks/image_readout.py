@@ -81,16 +81,10 @@ class ReadoutConfig:
 
 
 def encoder_config(config: ReadoutConfig, patch_size: int, encoder: str) -> GatoConfig:
-    """The patch block as control_learning.py's GatoModel learner builds it."""
-    return GatoConfig(
-        hidden_size=config.width,
-        num_attention_heads=config.heads,
-        head_dim=config.width // config.heads,
-        resnet_channels=16,
-        resnet_groups=4,
-        patch_size=patch_size,
-        patch_encoder=encoder,
-    )
+    """The patch block as control_learning.py's GatoModel learner builds it (`gato_config`)."""
+    shape = cl.BenchConfig(width=config.width, layers=config.layers, heads=config.heads)
+    overrides = {"patch_size": patch_size, "patch_encoder": encoder}
+    return cl.gato_config("table", 1, 1, shape, overrides)
 
 
 class Readout(nn.Module):

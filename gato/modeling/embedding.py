@@ -42,6 +42,7 @@ __all__ = [
     "PatchEmbedding",
     "ValueEmbedding",
     "ordinal_embedding",
+    "nature_convolutions",
     "patch_position_indices",
     "standardised_patches",
 ]
@@ -223,6 +224,16 @@ def nature_side(patch_size: int) -> int:
     return max(side - 2, 0)
 
 
+def nature_convolutions(channels: int) -> list[nn.Module]:
+    """The Nature DQN's convolution stack (Mnih et al. 2015), (B, channels, 84, 84) -> (B, 64,
+    7, 7): its layers, for a caller to put in its own `nn.Sequential`."""
+    return [
+        nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
+        nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+    ]  # fmt: skip
+
+
 class NaturePatchEmbedding(nn.Module):
     """uint8 patches (N, C, P, P) -> (N, D): the Nature DQN's convolutions (Mnih et al. 2015:
     32x8x8 stride 4, 64x4x4 stride 2, 64x3x3, ReLU) and one projection, on standardised pixels.
@@ -237,17 +248,9 @@ class NaturePatchEmbedding(nn.Module):
 
     def __init__(self, config: GatoConfig) -> None:
         super().__init__()
+        # GatoConfig refuses patches too small for the three convolutions.
         side = nature_side(config.patch_size)
-        if side < 1:
-            raise ValueError(
-                f"the 'nature' patch encoder needs patches of 36 pixels or more, got "
-                f"patch_size={config.patch_size} (84: one token per Atari frame)"
-            )
-        self.conv = nn.Sequential(
-            nn.Conv2d(config.image_channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
-        )  # fmt: skip
+        self.conv = nn.Sequential(*nature_convolutions(config.image_channels))
         self.proj = nn.Linear(64 * side * side, config.hidden_size)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
