@@ -61,6 +61,7 @@ def run_in_chunks(
     """Logits of `seq` fed in pieces [0, c0), [c0, c1), ... through one KV cache."""
     import torch
 
+    from gato.modeling.groups import compact_length
     from gato.tokens.batch import collate
 
     cache, logits = None, []
@@ -78,5 +79,14 @@ def run_in_chunks(
         )
         cache = out.past_key_values
         logits.append(out.logits)
-    assert cache.get_seq_length() == len(seq)
+    cfg = model.config
+    positions = compact_length(
+        seq.ids,
+        seq.local_positions,
+        cfg.continuous_observation_group,
+        cfg.continuous_action_group,
+        cfg.keep_separator,
+        cfg.frame_group,
+    )
+    assert cache.get_seq_length() == positions
     return torch.cat(logits, dim=1)

@@ -53,6 +53,9 @@ GROUP_VALUE_FEATURES = (
 """What a group's linear map sees of each value (`GatoConfig.group_value_features`,
 `gato.modeling.groups.GroupEmbedding`)."""
 
+NATURE_MIN_SIDE = 36
+"""The smallest square input the Nature DQN's three convolutions take (8/4, 4/2, 3/1)."""
+
 LEGACY_VALUE_EMBEDDING = "table"
 """What a saved config without a `value_embedding` field used (every checkpoint before it)."""
 
@@ -267,6 +270,16 @@ class GatoConfig(PreTrainedConfig):
     of each task's continuous observations, which the tokenizer standardised them by
     (`gato.tokens.statistics`); acting on a task tokenizes its observations the same way. None
     (every checkpoint before the field): values as they come."""
+    frame_group: int = 0
+    """0: an image of a control observation enters as its patches, one position each (Gato).
+    G > 0: each control observation image of G x G patches (a frame the tokenizer cut at
+    `patch_size`: G = 5 for an 84x84 Atari stack, resized to 80x80) enters the transformer as
+    one position, embedded by the Nature DQN's convolutions on the frame put back together
+    (`gato.modeling.frames`). Images that are not followed by a separator (captions, VQA) keep
+    their patch tokens, so one model reads a control frame whole and a picture cell by cell.
+    Why: on Pong a transformer reading 25 patch tokens stays at the entropy of the action
+    frequencies where one frame token learns close behind the CNN specialist
+    (docs/control_learning.md). The tokenizer's sequence is the same either way."""
     keep_separator: bool = True
     """With grouped values only: whether the separator takes a position. False: an action
     follows its observation directly and is predicted from the observation's last position,
@@ -323,8 +336,11 @@ class GatoConfig(PreTrainedConfig):
 
     @property
     def grouped(self) -> bool:
-        """Whether continuous values enter in groups (`gato.modeling.groups`)."""
-        return bool(self.continuous_observation_group or self.continuous_action_group)
+        """Whether continuous values or control frames enter in groups (`gato.modeling.groups`):
+        the model compacts the tokenizer's sequence."""
+        return bool(
+            self.continuous_observation_group or self.continuous_action_group or self.frame_group
+        )
 
     def check(self) -> None:
         """Raise `ValueError` naming the first inconsistent field (run at construction)."""
@@ -418,7 +434,7 @@ class GatoConfig(PreTrainedConfig):
                 f"GatoConfig.patch_encoder must be one of {PATCH_ENCODERS}, got "
                 f"{self.patch_encoder!r}"
             )
-        if self.patch_encoder == "nature" and self.patch_size < 36:
+        if self.patch_encoder == "nature" and self.patch_size < NATURE_MIN_SIDE:
             raise ValueError(
                 f"GatoConfig.patch_encoder='nature' needs patch_size >= 36 (its three "
                 f"convolutions shrink a patch by 12x), got {self.patch_size}; 84 makes each "
@@ -476,6 +492,18 @@ class GatoConfig(PreTrainedConfig):
                     f"GatoConfig.{name} must be a non-negative integer (0: one token per "
                     f"value), got {value!r}"
                 )
+        frame = self.frame_group
+        if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
+            raise ValueError(
+                f"GatoConfig.frame_group must be a non-negative integer (0: control images as "
+                f"patches), got {frame!r}"
+            )
+        if frame and frame * self.patch_size < NATURE_MIN_SIDE:
+            raise ValueError(
+                f"GatoConfig.frame_group={frame} makes frames of {frame * self.patch_size} pixels "
+                f"(frame_group x patch_size {self.patch_size}); the Nature DQN's convolutions "
+                f"need {NATURE_MIN_SIDE} or more"
+            )
         if self.value_head not in VALUE_HEADS:
             raise ValueError(
                 f"GatoConfig.value_head must be one of {VALUE_HEADS}, got {self.value_head!r}"

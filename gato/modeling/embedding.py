@@ -246,10 +246,11 @@ class NaturePatchEmbedding(nn.Module):
     (docs/control_learning.md, benchmarks/image_readout.py).
     """
 
-    def __init__(self, config: GatoConfig) -> None:
+    def __init__(self, config: GatoConfig, side: int | None = None) -> None:
+        """`side`: the input's side (default `patch_size`; a frame group's frame side)."""
         super().__init__()
-        # GatoConfig refuses patches too small for the three convolutions.
-        side = nature_side(config.patch_size)
+        # GatoConfig refuses patches (and frames) too small for the three convolutions.
+        side = nature_side(config.patch_size if side is None else side)
         self.conv = nn.Sequential(*nature_convolutions(config.image_channels))
         self.proj = nn.Linear(64 * side * side, config.hidden_size)
 

@@ -15,6 +15,12 @@ batches and prompts are unchanged) and compacts it inside the model:
   predicted all at once, from the position before it, by `ActionGroupHead`: K softmaxes over
   the 1,024 bins. A continuous action of at most K dimensions is then one forward pass.
 
+* frame groups (`GatoConfig.frame_group` = G > 0): each image of a control observation (a run
+  of G x G patch tokens, or a multiple, whose observation ends in a separator) becomes one
+  position per G x G patches, embedded by `gato.modeling.frames.FrameEmbedding` from its
+  frame put back together. An image without a separator after it (a caption's, a question's)
+  keeps its patch tokens, as does a run cut short at a window's edge.
+
 Every other token (text, patches, discrete values, separators, padding) keeps its own position,
 except that with `GatoConfig.keep_separator=False` separators take none: the action then
 follows the observation directly (JAT's two positions per timestep), and is predicted from the
@@ -41,24 +47,33 @@ from gato.codecs import MU_LAW_M as M
 from gato.codecs import MU_LAW_MU as MU
 from gato.modeling.config import GROUP_VALUE_FEATURES
 from gato.modeling.embedding import fourier_table, value_fourier_features
-from gato.vocab import ACTION_MASK_ID, CONTINUOUS_OFFSET, NUM_CONTINUOUS_BINS, SEPARATOR_ID
+from gato.vocab import (
+    ACTION_MASK_ID,
+    CONTINUOUS_OFFSET,
+    NUM_CONTINUOUS_BINS,
+    PATCH_ID,
+    SEPARATOR_ID,
+)
 
 __all__ = [
     "ACTION_GROUP",
+    "FRAME_GROUP",
     "OBSERVATION_GROUP",
     "PLAIN",
     "ActionGroupHead",
     "GroupEmbedding",
     "GroupLayout",
     "compact_length",
+    "control_frames",
     "decoded_values",
     "group_layout",
     "low_frequency_features",
     "value_encoder",
 ]
 
-PLAIN, OBSERVATION_GROUP, ACTION_GROUP = 0, 1, 2
-"""What a token (or a compact position) is: its own position, or part of a value group."""
+PLAIN, OBSERVATION_GROUP, ACTION_GROUP, FRAME_GROUP = 0, 1, 2, 3
+"""What a token (or a compact position) is: its own position, or part of a value or frame
+group."""
 
 
 @dataclass
@@ -92,11 +107,44 @@ class GroupLayout:
         return picked.masked_fill(~self.real, fill)
 
 
+def _next_index(hit: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool -> (B, L) int64 the first index >= each position where `hit` holds (L: none)."""
+    length = hit.shape[1]
+    steps = torch.arange(length, device=hit.device).expand_as(hit)
+    at = torch.where(hit, steps, length)
+    return at.flip(1).cummin(dim=1).values.flip(1)
+
+
+def control_frames(
+    ids: torch.Tensor, local_positions: torch.Tensor | None, frame_group: int
+) -> torch.Tensor:
+    """(B, L) ids and local positions -> (B, L) bool: the patch tokens that frame groups of
+    `frame_group` x `frame_group` patches take.
+
+    A patch token belongs to a frame when the first token after it without a local position
+    (the end of its observation) is a separator, and its run of consecutive patch tokens holds
+    a whole number of frames: a caption's image is followed by BOS, and an image cut at a
+    window's edge is left as patches rather than read as a frame it is not.
+    """
+    if not frame_group or local_positions is None:
+        return torch.zeros_like(ids, dtype=torch.bool)
+    length = ids.shape[1]
+    steps = torch.arange(length, device=ids.device).expand_as(ids)
+    end = _next_index(local_positions < 0)
+    ends_in_separator = (end < length) & (ids.gather(1, end.clamp(max=length - 1)) == SEPARATOR_ID)
+    candidate = (ids == PATCH_ID) & ends_in_separator
+    previous = F.pad(candidate[:, :-1], (1, 0), value=False)
+    start = torch.where(candidate & ~previous, steps, -1).cummax(dim=1).values
+    run = _next_index(~candidate) - start  # (B, L) the length of each candidate's run
+    return candidate & (run % (frame_group * frame_group) == 0)
+
+
 def _token_kinds(
     ids: torch.Tensor,
     local_positions: torch.Tensor | None,
     observation_group: int,
     action_group: int,
+    frame_group: int = 0,
 ) -> torch.Tensor:
     is_value = (ids >= CONTINUOUS_OFFSET) & (ids < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
     has_local = local_positions >= 0 if local_positions is not None else torch.zeros_like(is_value)
@@ -105,6 +153,8 @@ def _token_kinds(
         kind = kind.masked_fill(is_value & has_local, OBSERVATION_GROUP)
     if action_group:
         kind = kind.masked_fill(is_value & ~has_local, ACTION_GROUP)
+    if frame_group:
+        kind = kind.masked_fill(control_frames(ids, local_positions, frame_group), FRAME_GROUP)
     return kind
 
 
@@ -116,6 +166,7 @@ def group_layout(
     action_group: int,
     right_align: bool = False,
     keep_separator: bool = True,
+    frame_group: int = 0,
 ) -> GroupLayout:
     """The compaction of a batch.
 
@@ -127,10 +178,12 @@ def group_layout(
         observation_group, action_group: the group sizes K (0: that kind is not grouped).
         right_align: end every row at the last compact position (left-padded inputs).
         keep_separator: False: separators take no position (index -1, like padding).
+        frame_group: G > 0: control images in frames of G x G patches (`control_frames`).
     """
-    if observation_group < 0 or action_group < 0:
+    if observation_group < 0 or action_group < 0 or frame_group < 0:
         raise ValueError(
-            f"group sizes must be >= 0, got observation {observation_group}, action {action_group}"
+            f"group sizes must be >= 0, got observation {observation_group}, action "
+            f"{action_group}, frame {frame_group}"
         )
     b, length = ids.shape
     real = (
@@ -138,12 +191,14 @@ def group_layout(
     )
     if not keep_separator:
         real = real & (ids != SEPARATOR_ID)
-    kind = _token_kinds(ids, local_positions, observation_group, action_group) * real
+    kind = _token_kinds(ids, local_positions, observation_group, action_group, frame_group) * real
     previous = F.pad(kind[:, :-1], (1, 0), value=PLAIN)
     run_start = (kind != PLAIN) & (kind != previous)
     steps = torch.arange(length, device=ids.device).expand(b, length)
     last_start = torch.where(run_start, steps, -1).cummax(dim=1).values  # (B, L)
-    size = torch.where(kind == OBSERVATION_GROUP, max(observation_group, 1), max(action_group, 1))
+    size = torch.full_like(kind, max(action_group, 1))
+    size = size.masked_fill(kind == OBSERVATION_GROUP, max(observation_group, 1))
+    size = size.masked_fill(kind == FRAME_GROUP, max(frame_group * frame_group, 1))
     offset = torch.where(kind != PLAIN, (steps - last_start) % size, 0)
     starts = real & (offset == 0)  # plain tokens have offset 0
     rank = starts.long().cumsum(dim=1) - 1  # (B, L)
@@ -165,29 +220,40 @@ def compact_length(
     observation_group: int,
     action_group: int,
     keep_separator: bool = True,
+    frame_group: int = 0,
 ) -> int:
     """Positions one (L,) sequence takes once compacted (`group_layout`'s count, in numpy)."""
     ids = np.asarray(ids)
+    local_positions = np.asarray(local_positions)
+    if not (observation_group or action_group or frame_group) or ids.size == 0:
+        return int(ids.size) if keep_separator else int((ids != SEPARATOR_ID).sum())
+    # Frames are found before separators are dropped: a separator is what marks them.
+    frames = control_frames(
+        torch.from_numpy(ids)[None], torch.from_numpy(local_positions)[None], frame_group
+    )[0].numpy()
     if not keep_separator:
         kept = ids != SEPARATOR_ID
-        ids, local_positions = ids[kept], np.asarray(local_positions)[kept]
-    if not (observation_group or action_group) or ids.size == 0:
-        return int(ids.size)
+        ids, local_positions, frames = ids[kept], local_positions[kept], frames[kept]
     is_value = (ids >= CONTINUOUS_OFFSET) & (ids < CONTINUOUS_OFFSET + NUM_CONTINUOUS_BINS)
-    has_local = np.asarray(local_positions) >= 0
+    has_local = local_positions >= 0
     kind = np.zeros(ids.shape, np.int64)
     if observation_group:
         kind[is_value & has_local] = OBSERVATION_GROUP
     if action_group:
         kind[is_value & ~has_local] = ACTION_GROUP
+    kind[frames] = FRAME_GROUP
+    sizes = {
+        OBSERVATION_GROUP: observation_group,
+        ACTION_GROUP: action_group,
+        FRAME_GROUP: frame_group * frame_group,
+    }
     # Runs of equal non-plain kind: each takes ceil(len / K) positions.
     change = np.flatnonzero(np.diff(kind, prepend=-1, append=-1))
     total = int((kind == PLAIN).sum())
     for start, stop in zip(change[:-1], change[1:], strict=True):
-        k = kind[start]
+        k = int(kind[start])
         if k != PLAIN:
-            group = observation_group if k == OBSERVATION_GROUP else action_group
-            total += -(-int(stop - start) // group)
+            total += -(-int(stop - start) // sizes[k])
     return total
 
 
@@ -310,12 +376,12 @@ class GroupEmbedding(nn.Module):
     def forward(
         self, layout: GroupLayout, input_ids: torch.Tensor, dtype: torch.dtype
     ) -> torch.Tensor:
-        """-> (B, L', D) the groups' embeddings (0 at plain positions).
+        """-> (B, L', D) the value groups' embeddings (0 at other positions).
 
         `input_ids` (B, L) are the inputs (a hidden action's id is `ACTION_MASK_ID`)."""
         b, compact = layout.real.shape
         width = max(self.observation_group, self.action_group)
-        grouped = layout.kind != PLAIN  # (B, L)
+        grouped = (layout.kind == OBSERVATION_GROUP) | (layout.kind == ACTION_GROUP)  # (B, L)
         known = grouped & (input_ids != ACTION_MASK_ID)
         slots = torch.zeros(b, compact, width, self.per_slot, device=input_ids.device)
         rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)

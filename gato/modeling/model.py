@@ -62,8 +62,10 @@ from gato.modeling.embedding import (
     fourier_table,
     ordinal_embedding,
 )
+from gato.modeling.frames import FrameEmbedding
 from gato.modeling.groups import (
     ACTION_GROUP,
+    FRAME_GROUP,
     PLAIN,
     ActionGroupHead,
     GroupEmbedding,
@@ -156,9 +158,10 @@ class GatoModel(PreTrainedModel):
                 config.group_value_period,
                 config.group_encoder_hidden,
             )
-            if config.grouped
+            if ko or ka
             else None
         )
+        self.frames = FrameEmbedding(config) if config.frame_group else None
         self.action_head = (
             ActionGroupHead(width, ka, config.action_group_bins, config.action_head_skip)
             if ka
@@ -404,14 +407,53 @@ class GatoModel(PreTrainedModel):
             cfg.continuous_action_group,
             right_align,
             cfg.keep_separator,
+            cfg.frame_group,
         )
         ids = layout.gather(input_ids, PAD_ID)  # (B, L')
         local = None if local_positions is None else layout.gather(local_positions, -1)
         dtype = self.embedding.tokens.weight.dtype
-        grouped = self.groups(layout, input_ids, dtype)  # (B, L', D)
+        b, compact = layout.real.shape
+        grouped = (
+            self.groups(layout, input_ids, dtype)
+            if self.groups is not None
+            else torch.zeros(b, compact, cfg.hidden_size, dtype=dtype, device=input_ids.device)
+        )  # (B, L', D)
+        if self.frames is not None and patches is not None and patches.shape[0]:
+            grouped, patches, patch_positions = self._embed_frames(
+                layout, input_ids, patches, patch_positions, grouped
+            )
+            # A frame's position holds no patch of its own: the lookup it replaces is padding's.
+            ids = ids.masked_fill(layout.compact_kind == FRAME_GROUP, PAD_ID)
         replace = (layout.compact_kind != PLAIN, grouped)
         x = self.embedding(ids, local, patches, patch_positions, replace=replace)
         return x, layout
+
+    def _embed_frames(
+        self,
+        layout: GroupLayout,
+        input_ids: torch.Tensor,
+        patches: torch.Tensor,
+        patch_positions: torch.Tensor,
+        grouped: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame groups' vectors into `grouped` (B, L', D) -> (grouped, the patches and patch
+        positions left to the patch embedding: those of images that are not frames)."""
+        is_patch = input_ids == PATCH_ID  # (B, L)
+        # Each placeholder's patch: patches travel in placeholder order, row-major.
+        rank = (is_patch.flatten().cumsum(0) - 1).view_as(input_ids)
+        in_frame = layout.kind == FRAME_GROUP
+        keep = is_patch & ~in_frame
+        if not bool(in_frame.any()):
+            return grouped, patches, patch_positions
+        b, compact = layout.real.shape
+        slots = self.config.frame_group**2
+        which = torch.full((b, compact, slots), -1, dtype=torch.long, device=input_ids.device)
+        rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
+        which[rows[in_frame], layout.index[in_frame], layout.offset[in_frame]] = rank[in_frame]
+        at_frame = layout.compact_kind == FRAME_GROUP  # (B, L')
+        frames = self.frames(patches[which[at_frame]])  # (M, D)
+        grouped = grouped.masked_scatter(at_frame.unsqueeze(-1), frames.to(grouped.dtype))
+        return grouped, patches[rank[keep]], patch_positions[rank[keep]]
 
     def _grouped_loss(
         self,

@@ -480,6 +480,7 @@ class GatoPolicy:
             cfg.continuous_observation_group,
             cfg.continuous_action_group,
             cfg.keep_separator,
+            cfg.frame_group,
         )
 
     def _check_prompt(self, prompt: TokenSequence) -> None:

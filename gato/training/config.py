@@ -54,6 +54,17 @@ class TrainConfig:
             "GatoConfig.patch_size"
         },
     )
+    frame_group: int = field(
+        default=0,
+        metadata={
+            "help": "G > 0: each control observation image of G x G patches (5 for an 84x84 "
+            "Atari stack cut at 16 pixels) enters the model as one position, read whole by the "
+            "Nature DQN's convolutions, while captions' and questions' images keep their patch "
+            "tokens (on Pong a transformer reading 25 patch tokens stalls where one frame "
+            "token learns; docs/control_learning.md). 0: every image as patches, as Gato; "
+            "GatoConfig.frame_group"
+        },
+    )
     action_head_skip: bool | None = field(
         default=None,
         metadata={
@@ -333,6 +344,15 @@ class TrainConfig:
                 f"patch_encoder nature needs patch_size >= 36 (84: one token per Atari frame), "
                 f"got {self.patch_size}"
             )
+        frame = self.frame_group
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+            raise ValueError(f"frame_group must be a non-negative integer, got {frame!r}")
+        if frame and frame * self.patch_size < 36:
+            raise ValueError(
+                f"frame_group {frame} with patch_size {self.patch_size} makes frames of "
+                f"{frame * self.patch_size} pixels; the Nature DQN's convolutions need 36 or "
+                "more (5 with 16-pixel patches: an 84x84 Atari frame, resized to 80x80)"
+            )
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
@@ -374,6 +394,7 @@ class TrainConfig:
         "encoding",
         "patch_encoder",
         "patch_size",
+        "frame_group",
         "value_embedding_init",
         "action_head_skip",
     )
@@ -404,6 +425,8 @@ class TrainConfig:
             identity["patch_encoder"] = self.patch_encoder
         if self.patch_size != 16:  # runs recorded before the field cut 16-pixel patches
             identity["patch_size"] = self.patch_size
+        if self.frame_group:  # runs recorded before the field read every image as patches
+            identity["frame_group"] = self.frame_group
         if self.uses_action_head_skip:  # runs recorded before the field had no path around
             identity["action_head_skip"] = True
         if self.ema_decay:  # a resumed run restores the average it was saving

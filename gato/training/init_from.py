@@ -9,7 +9,7 @@ needs no new parameters. What must agree is what gives ids and positions their m
 table (`gato.vocab`), the SentencePiece model behind the text ids, the image patching, and
 enough local positions for the new observations; `check_compatible` and `check_local_positions`
 name what differs. The model's shape is the checkpoint's: a run option that would choose another
-(`--encoding`, `--patch_encoder`, `--patch_size`, `--value_embedding_init`,
+(`--encoding`, `--patch_encoder`, `--patch_size`, `--frame_group`, `--value_embedding_init`,
 `--action_head_skip` set away from their defaults) is refused by `check_model_options` rather
 than silently ignored.
 
@@ -94,11 +94,11 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, Any]
     checkpoint's.
 
     `requested` holds the run's model options (`TrainConfig` fields: `encoding`, `patch_encoder`,
-    `patch_size`, `value_embedding_init`, `action_head_skip`) that were set away from their
-    defaults; an option at its default is not asked for, and the checkpoint's choice stands. One
-    that was asked for must be what the checkpoint has, since its weights, not the option,
-    decide the model; `value_embedding_init` only shapes fresh weights, so asking for it at all
-    is refused.
+    `patch_size`, `frame_group`, `value_embedding_init`, `action_head_skip`) that were set away
+    from their defaults; an option at its default is not asked for, and the checkpoint's choice
+    stands. One that was asked for must be what the checkpoint has, since its weights, not the
+    option, decide the model; `value_embedding_init` only shapes fresh weights, so asking for it
+    at all is refused.
     """
     from gato.modeling.config import ENCODINGS
 
@@ -123,6 +123,11 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, Any]
     patch_size = requested.get("patch_size")
     if patch_size is not None and patch_size != model_config.patch_size:
         differs.append(f"--patch_size {patch_size} (the checkpoint's: {model_config.patch_size})")
+    frame_group = requested.get("frame_group")
+    if frame_group is not None and frame_group != model_config.frame_group:
+        differs.append(
+            f"--frame_group {frame_group} (the checkpoint's: {model_config.frame_group})"
+        )
     if "action_head_skip" in requested and (
         requested["action_head_skip"] != model_config.action_head_skip
     ):

@@ -164,6 +164,7 @@ class Trainer:
                 value_embedding_init=config.value_embedding_init,
                 patch_encoder=config.patch_encoder,
                 patch_size=config.patch_size,
+                frame_group=config.frame_group,
                 action_head_skip=config.uses_action_head_skip,
                 **ENCODINGS[config.encoding],
             )

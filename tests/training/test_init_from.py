@@ -220,6 +220,11 @@ def test_model_options_other_than_the_checkpoints_are_refused(pretrained, small_
     }
     with pytest.raises(IncompatibleCheckpointError, match=r"--patch_size 84 \(the checkpoint's"):
         check_model_options(linear, "x", {"patch_size": 84})
+    assert TrainConfig(frame_group=5).model_options_set() == {"frame_group": 5}
+    with pytest.raises(IncompatibleCheckpointError, match=r"--frame_group 5 \(the checkpoint's: 0"):
+        check_model_options(linear, "x", {"frame_group": 5})
+    framed = GatoConfig.from_preset("tiny", frame_group=5, **ENCODINGS["values"])
+    check_model_options(framed, "x", {"frame_group": 5})
 
 
 def test_freeze_options():

@@ -196,6 +196,21 @@ def test_a_run_of_whole_frame_patches_trains_a_model_that_cuts_them(small_recipe
     assert model.embedding.patches.proj.in_features == 64 * 7 * 7
 
 
+def test_a_run_of_frame_groups_records_them_and_reads_its_captions_as_patches(
+    small_recipe, tmp_path
+):
+    """--frame_group 5: the caches keep 16-pixel patches; the checkpoint records the frame
+    group and carries the frame encoder beside the patch block."""
+    from gato.modeling.model import GatoModel
+
+    run = tmp_path / "run"
+    _train([*_args(small_recipe, run, tmp_path / "cache", 1), "--frame_group", "5"])
+    model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
+    assert (model.config.frame_group, model.config.patch_size) == (5, 16)
+    assert model.frames.encoder.proj.in_features == 64 * 6 * 6  # an 80x80 frame
+    assert model.embedding.patches.stem.in_channels == model.config.image_channels
+
+
 def test_unknown_preset_and_bad_numbers():
     with pytest.raises(ValueError, match=r"unknown preset 'huge'.*tiny"):
         TrainConfig(preset="huge")
@@ -245,6 +260,12 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(patch_encoder="nature")
     with pytest.raises(ValueError, match="patch_size must be a positive multiple of 4, got 30"):
         TrainConfig(patch_size=30)
+    assert "frame_group" not in TrainConfig().identity()
+    assert TrainConfig(frame_group=5).identity()["frame_group"] == 5
+    with pytest.raises(ValueError, match="frame_group must be a non-negative integer, got -1"):
+        TrainConfig(frame_group=-1)
+    with pytest.raises(ValueError, match="frames of 32 pixels; the Nature DQN's convolutions"):
+        TrainConfig(frame_group=2)
     with pytest.raises(ValueError, match="patch_size must be an integer, got '84'"):
         TrainConfig(patch_size="84")
 
