@@ -52,7 +52,8 @@ Learners (`--learners`, comma-separated):
   (`GatoConfig.dropout`), `patch=<encoder>` (`GatoConfig.patch_encoder`: how an image patch
   becomes a vector; image tasks are tokenized a window at a time, `ImageWindows`), `psize=<int>`
   (`GatoConfig.patch_size`, the tokenizer's too: `psize=84` makes each 84x84 frame stack one
-  token), e.g.
+  token), `frame=<G>` (`GatoConfig.frame_group`: an observation's G x G patches one position,
+  the Nature stack on the frame put back together; `frame=5` on 84x84 stacks), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -776,6 +777,7 @@ MODEL_OPTIONS = {
     "skip": ("action_head_skip", lambda v: bool(int(v))),
     "patch": ("patch_encoder", str),
     "psize": ("patch_size", int),
+    "frame": ("frame_group", int),
 }
 TRAIN_OPTIONS = {
     "lr": ("lr", float),

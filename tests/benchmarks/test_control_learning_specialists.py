@@ -256,11 +256,13 @@ def test_image_windows_tokenize_as_the_whole_episode_does():
 
 
 @pytest.mark.parametrize(
-    "learner", ["gato:table:1:patch=linear", "gato:table:1:psize=84:patch=nature"]
+    "learner",
+    ["gato:table:1:patch=linear", "gato:table:1:psize=84:patch=nature", "gato:table:1:frame=5"],
 )
 def test_gato_trains_on_pong_frames_and_plays_pong(tmp_path, learner):
-    """16-pixel patches, and a whole frame a token (`psize=84`: the tokenizer's patch size
-    follows the model's, or the model would be handed patches it cannot embed)."""
+    """16-pixel patches; a whole frame a token (`psize=84`: the tokenizer's patch size follows
+    the model's, or the model would be handed patches it cannot embed); the frame's 25 patches
+    one position (`frame=5`)."""
     data = _collect(tmp_path, "atari-pong", 1, policy="random")
     config = _config(data, "atari-pong", learner, steps=(2, 4), batch_timesteps=8,
                      eval_episodes=1)  # fmt: skip
