@@ -24,14 +24,16 @@ the context (median).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grouped_encoding import add_timing_arguments, interleaved, train_step, write_json  # noqa: E402
 
 from gato.modeling.config import GatoConfig
 from gato.modeling.model import GatoModel
@@ -86,18 +88,15 @@ def measure_training(args: argparse.Namespace) -> list[dict]:
         model = make_model(args.preset, fields, max(len(r) for r in rows)).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         setups[name] = (model, optimizer, batch, len(rows[0]) // args.window)
-    times: dict[str, list[float]] = {name: [] for name in setups}
-    positions: dict[str, int] = {}
-    for i in range(args.warmup + args.steps):
-        for name, (model, optimizer, batch, _) in setups.items():
-            start = time.perf_counter()
-            out = model(**batch)
-            out.loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-            positions[name] = int(out.last_hidden_state.shape[1]) // args.window
+    calls = {
+        name: lambda i, m=model, o=optimizer, b=batch: train_step(m, o, b)
+        for name, (model, optimizer, batch, _) in setups.items()
+    }
+    times = interleaved(calls, args.warmup, args.steps)
+    positions = {
+        name: int(train_step(*setups[name][:3]).last_hidden_state.shape[1]) // args.window
+        for name in setups
+    }
     timesteps = args.rows * args.window
     base = statistics.median(times["patches"])
     return [
@@ -128,14 +127,12 @@ def measure_acting(args: argparse.Namespace) -> list[dict]:
         prompts[name] = episode(tokenizer, max(1, context // 2 // per_step), rng)
         model = make_model(args.preset, fields, context).eval()
         policies[name] = GatoPolicy(model, tokenizer, spec, prompts[name], PolicyConfig())
-    times: dict[str, list[float]] = {name: [] for name in policies}
+    calls = {
+        name: lambda i, p=policy: p.act(observations[i % len(observations)])
+        for name, policy in policies.items()
+    }
     with torch.no_grad():
-        for i in range(args.warmup + args.policy_steps):
-            for name, policy in policies.items():
-                start = time.perf_counter()
-                policy.act(observations[i % len(observations)])
-                if i >= args.warmup:
-                    times[name].append(time.perf_counter() - start)
+        times = interleaved(calls, args.warmup, args.policy_steps)
     base = statistics.median(times["patches"])
     return [
         {
@@ -151,16 +148,11 @@ def measure_acting(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["train", "act", "both"], default="both")
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rows", type=int, default=4, help="training batch rows")
-    parser.add_argument("--window", type=int, default=8, help="timesteps per training row")
+    add_timing_arguments(parser, rows=4, window=8)
     parser.add_argument("--context", type=int, default=1024, help="the policy's context")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--policy-steps", type=int, default=100, help="timed policy steps")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     for name in ("rows", "window", "context", "steps", "policy_steps"):
         if getattr(args, name) < 1:
@@ -195,10 +187,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"{r['speedup']:.2f}x |"
             )
         rows += acted
-    if args.json is not None:
-        from gato.files import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(rows, indent=1))
+    write_json(rows, args.json)
     return rows
 
 

@@ -25,7 +25,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +69,45 @@ def contenders(args: argparse.Namespace) -> dict[str, dict]:
     }
 
 
+def train_step(model: GatoModel, optimizer: torch.optim.Optimizer, batch: dict) -> Any:
+    """One optimiser step on a batch (forward, backward, update) -> the model's output."""
+    out = model(**batch)
+    out.loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return out
+
+
+def interleaved(calls: dict[str, Callable[[int], Any]], warmup: int, steps: int):
+    """Call every contender's `call(i)` in turn for i < warmup + steps -> {name: the seconds of
+    each call after the warmup}: step i of each runs within moments of the others'."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for i in range(warmup + steps):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(i)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser, rows: int, window: int) -> None:
+    """The options both of this folder's encoding benchmarks take."""
+    parser.add_argument("--part", choices=["train", "act", "both"], default="both")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=rows, help="training batch rows")
+    parser.add_argument("--window", type=int, default=window, help="timesteps per training row")
+    parser.add_argument("--json", type=Path, default=None)
+
+
+def write_json(rows: list[dict], path: Path | None) -> None:
+    if path is not None:
+        from gato.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(rows, indent=1))
+
+
 def measure_training(args: argparse.Namespace) -> list[dict]:
     tokenizer = GatoTokenizer()
     rng = np.random.default_rng(0)
@@ -85,17 +126,11 @@ def measure_training(args: argparse.Namespace) -> list[dict]:
             for _ in range(args.rows)
         ]
         batches.append(collate(rows).as_dict())
-    times: dict[str, list[float]] = {name: [] for name in encodings}
-    for i in range(args.warmup + args.steps):
-        batch = batches[i % len(batches)]
-        for name, (model, optimizer) in setups.items():
-            start = time.perf_counter()
-            loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+    calls = {
+        name: lambda i, m=model, o=optimizer: train_step(m, o, batches[i % len(batches)])
+        for name, (model, optimizer) in setups.items()
+    }
+    times = interleaved(calls, args.warmup, args.steps)
     timesteps = args.rows * args.window
     base = statistics.median(times["one token per value"])
     rows = []
@@ -145,14 +180,12 @@ def measure_acting(args: argparse.Namespace) -> list[dict]:
         {"continuous_observations": rng.normal(size=args.act_obs).astype(np.float32)}
         for _ in range(16)
     ]
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    calls = {
+        name: lambda i, p=policy: p.act(observations[i % len(observations)])
+        for name, policy in policies.items()
+    }
     with torch.no_grad():
-        for i in range(args.warmup + args.policy_steps):
-            for name, policy in policies.items():
-                start = time.perf_counter()
-                policy.act(observations[i % len(observations)])
-                if i >= args.warmup:
-                    times[name].append(time.perf_counter() - start)
+        times = interleaved(calls, args.warmup, args.policy_steps)
     base = statistics.median(
         times["one token per value, compiled" if args.compiled else "one token per value, eager"]
     )
@@ -170,12 +203,8 @@ def measure_acting(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["train", "act", "both"], default="both")
-    parser.add_argument("--preset", default="tiny")
+    add_timing_arguments(parser, rows=8, window=16)
     parser.add_argument("--groups", type=int, nargs=2, default=[32, 8], metavar=("OBS", "ACT"))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rows", type=int, default=8, help="training batch rows")
-    parser.add_argument("--window", type=int, default=16, help="timesteps per training row")
     parser.add_argument("--train-obs", type=int, default=17)
     parser.add_argument("--train-act", type=int, default=6)
     parser.add_argument("--act-obs", type=int, default=30)
@@ -189,7 +218,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default=True,
         help="time the compiled one-token-per-value policy too (the reference of the table)",
     )
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if min(args.groups) < 1:
         parser.error("--groups: both sizes must be >= 1")
@@ -222,10 +250,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for r in acted:
             print(f"| {r['encoding']} | {r['ms_per_step']:.2f} | {r['speedup']:.2f}x |")
         rows += acted
-    if args.json is not None:
-        from gato.files import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(rows, indent=1))
+    write_json(rows, args.json)
     return rows
 
 

@@ -90,3 +90,19 @@ def run_in_chunks(
     )
     assert cache.get_seq_length() == positions
     return torch.cat(logits, dim=1)
+
+
+def pong_like_steps(rng, steps: int) -> dict:
+    """A grey 84x84x4 background, a bright ball and a paddle that move, discrete actions."""
+    import numpy as np
+
+    frames = np.full((steps, 84, 84, 4), 87, dtype=np.uint8)
+    for t in range(steps):
+        y, x = rng.integers(0, 80, 2)
+        frames[t, y : y + 2, x : x + 2, :] = 236
+        frames[t, 30 + t : 46 + t, 76:78, -1] = 92
+    return {
+        "image_observations": frames,
+        "discrete_actions": rng.integers(0, 6, steps),
+        "rewards": np.zeros(steps, np.float32),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import make_config, run_in_chunks
+from helpers import make_config, pong_like_steps, run_in_chunks
 
 from gato.codecs import image_to_patches
 from gato.modeling.frames import frame_pixels
@@ -22,20 +22,6 @@ from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import BOS_ID, PATCH_ID, SEPARATOR_ID
 
 GRID = 5  # 84x84 frames are resized to 80x80: 5 x 5 patches of 16 pixels
-
-
-def pong_like_steps(rng: np.random.Generator, steps: int) -> dict:
-    """A grey 84x84x4 background, a bright ball and a paddle that move, discrete actions."""
-    frames = np.full((steps, 84, 84, 4), 87, dtype=np.uint8)
-    for t in range(steps):
-        y, x = rng.integers(0, 80, 2)
-        frames[t, y : y + 2, x : x + 2, :] = 236
-        frames[t, 30 + t : 46 + t, 76:78, -1] = 92
-    return {
-        "image_observations": frames,
-        "discrete_actions": rng.integers(0, 6, steps),
-        "rewards": np.zeros(steps, np.float32),
-    }
 
 
 def scene(rng: np.random.Generator) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_config, run_in_chunks
+from helpers import make_config, pong_like_steps, run_in_chunks
 
 from gato.modeling.embedding import (
     FRAME_EPS,
@@ -24,20 +24,6 @@ def frame_model(seed: int = 0) -> GatoModel:
     torch.manual_seed(seed)
     config = make_config(max_position_embeddings=64, patch_size=84, patch_encoder="nature")
     return GatoModel(config).eval()
-
-
-def pong_like_steps(rng: np.random.Generator, steps: int) -> dict:
-    """A grey 84x84x4 background, a bright ball and a paddle that move, discrete actions."""
-    frames = np.full((steps, 84, 84, 4), 87, dtype=np.uint8)
-    for t in range(steps):
-        y, x = rng.integers(0, 80, 2)
-        frames[t, y : y + 2, x : x + 2, :] = 236
-        frames[t, 30 + t : 46 + t, 76:78, -1] = 92
-    return {
-        "image_observations": frames,
-        "discrete_actions": rng.integers(0, 6, steps),
-        "rewards": np.zeros(steps, np.float32),
-    }
 
 
 def test_standardised_patches_have_mean_zero_and_spread_one_each():
