@@ -442,9 +442,9 @@ class GatoModel(PreTrainedModel):
         # Each placeholder's patch: patches travel in placeholder order, row-major.
         rank = (is_patch.flatten().cumsum(0) - 1).view_as(input_ids)
         in_frame = layout.kind == FRAME_GROUP
-        keep = is_patch & ~in_frame
         if not bool(in_frame.any()):
             return grouped, patches, patch_positions
+        keep = is_patch & ~in_frame
         b, compact = layout.real.shape
         slots = self.config.frame_group**2
         which = torch.full((b, compact, slots), -1, dtype=torch.long, device=input_ids.device)

@@ -267,8 +267,9 @@ class GatoPolicy:
         if self.grouped and self.config.static_cache:
             # A speed option, not a behaviour: the eager cache gives the same actions.
             warnings.warn(
-                "PolicyConfig.static_cache does not support grouped values (the model's "
-                "continuous_observation_group / continuous_action_group): using the eager cache",
+                "PolicyConfig.static_cache does not support grouped values or frames (the "
+                "model's continuous_observation_group / continuous_action_group / frame_group): "
+                "using the eager cache",
                 stacklevel=2,
             )
             self.config = replace(self.config, static_cache=False, cuda_graphs=False)
@@ -470,7 +471,8 @@ class GatoPolicy:
     # -- internals -------------------------------------------------------------------------------
 
     def _span(self, tokens: TokenSequence) -> int:
-        """Positions `tokens` take in the cache (fewer than tokens with grouped values)."""
+        """Positions `tokens` take in the cache (fewer than tokens with grouped values or
+        frames)."""
         if not self.grouped:
             return len(tokens)
         cfg = self.model.config

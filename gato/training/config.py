@@ -278,6 +278,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from gato.modeling.config import (
             ENCODINGS,
+            NATURE_MIN_SIDE,
             PATCH_ENCODERS,
             PRESETS,
             VALUE_EMBEDDING_INITS,
@@ -339,7 +340,7 @@ class TrainConfig:
             raise ValueError(f"patch_size must be an integer, got {self.patch_size!r}")
         if self.patch_size < 4 or self.patch_size % 4:
             raise ValueError(f"patch_size must be a positive multiple of 4, got {self.patch_size}")
-        if self.patch_encoder == "nature" and self.patch_size < 36:
+        if self.patch_encoder == "nature" and self.patch_size < NATURE_MIN_SIDE:
             raise ValueError(
                 f"patch_encoder nature needs patch_size >= 36 (84: one token per Atari frame), "
                 f"got {self.patch_size}"
@@ -347,11 +348,12 @@ class TrainConfig:
         frame = self.frame_group
         if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
             raise ValueError(f"frame_group must be a non-negative integer, got {frame!r}")
-        if frame and frame * self.patch_size < 36:
+        if frame and frame * self.patch_size < NATURE_MIN_SIDE:
             raise ValueError(
                 f"frame_group {frame} with patch_size {self.patch_size} makes frames of "
-                f"{frame * self.patch_size} pixels; the Nature DQN's convolutions need 36 or "
-                "more (5 with 16-pixel patches: an 84x84 Atari frame, resized to 80x80)"
+                f"{frame * self.patch_size} pixels; the Nature DQN's convolutions need "
+                f"{NATURE_MIN_SIDE} or more (5 with 16-pixel patches: an 84x84 Atari frame, "
+                "resized to 80x80)"
             )
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
