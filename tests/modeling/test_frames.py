@@ -173,9 +173,9 @@ def test_config_refuses_bad_frame_groups(overrides, message):
         make_config(**overrides)
 
 
-def test_separator_constant_is_what_marks_a_control_observation():
-    # The rule reads the token after an observation; a sequence with its separator taken out
-    # has no frames (guards against a vocabulary change moving the separator).
+def test_an_observation_without_its_separator_has_no_frames():
+    # The rule reads the token after an observation: the policy's observation chunk always
+    # carries its separator; without it the patches are a picture's.
     tokenizer = GatoTokenizer.from_config(make_config())
     episode = tokenizer.encode_jat_episode(pong_like_steps(np.random.default_rng(1), 1))
     assert episode.ids[25] == SEPARATOR_ID
