@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grouped_encoding import add_timing_arguments, interleaved, train_step, write_json  # noqa: E402
 
 from gato.modeling.config import GatoConfig
+from gato.modeling.groups import compact_length
 from gato.modeling.model import GatoModel
 from gato.policy import GatoPolicy, PolicyConfig
 from gato.schema import ActionSpec
@@ -87,16 +88,17 @@ def measure_training(args: argparse.Namespace) -> list[dict]:
         batch = collate(rows).as_dict()
         model = make_model(args.preset, fields, max(len(r) for r in rows)).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        setups[name] = (model, optimizer, batch, len(rows[0]) // args.window)
+        # The positions the model compacts a row to (`compact_length`, the policy's count).
+        positions = compact_length(
+            rows[0].ids, rows[0].local_positions, 0, 0, True, fields.get("frame_group", 0)
+        )
+        per_step = (len(rows[0]) // args.window, positions // args.window)
+        setups[name] = (model, optimizer, batch, *per_step)
     calls = {
         name: lambda i, m=model, o=optimizer, b=batch: train_step(m, o, b)
-        for name, (model, optimizer, batch, _) in setups.items()
+        for name, (model, optimizer, batch, *_) in setups.items()
     }
     times = interleaved(calls, args.warmup, args.steps)
-    positions = {
-        name: int(train_step(*setups[name][:3]).last_hidden_state.shape[1]) // args.window
-        for name in setups
-    }
     timesteps = args.rows * args.window
     base = statistics.median(times["patches"])
     return [
@@ -104,7 +106,7 @@ def measure_training(args: argparse.Namespace) -> list[dict]:
             "part": "train",
             "contender": name,
             "tokens_per_timestep": setups[name][3],
-            "positions_per_timestep": positions[name],
+            "positions_per_timestep": setups[name][4],
             "ms_per_step": statistics.median(spent) * 1e3,
             "timesteps_per_s": timesteps / statistics.median(spent),
             "speedup": base / statistics.median(spent),

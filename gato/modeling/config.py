@@ -56,13 +56,40 @@ GROUP_VALUE_FEATURES = (
 NATURE_MIN_SIDE = 36
 """The smallest square input the Nature DQN's three convolutions take (8/4, 4/2, 3/1)."""
 
+
+def check_frame_group(frame_group: Any, patch_size: int, prefix: str = "") -> None:
+    """Raise `ValueError` unless `frame_group` is a non-negative integer whose frames
+    (`frame_group` x `patch_size` pixels) the Nature DQN's convolutions can read. `prefix`
+    names the field's owner in the message ("GatoConfig.")."""
+    if not isinstance(frame_group, int) or isinstance(frame_group, bool) or frame_group < 0:
+        raise ValueError(
+            f"{prefix}frame_group must be a non-negative integer, got {frame_group!r} (0: "
+            "control images as patches)"
+        )
+    side = frame_group * patch_size
+    if frame_group and side < NATURE_MIN_SIDE:
+        raise ValueError(
+            f"{prefix}frame_group {frame_group} with patch_size {patch_size} makes frames of "
+            f"{side} pixels; the Nature DQN's convolutions need {NATURE_MIN_SIDE} or more (5 "
+            "with 16-pixel patches: an 84x84 Atari frame, resized to 80x80)"
+        )
+
+
 LEGACY_VALUE_EMBEDDING = "table"
 """What a saved config without a `value_embedding` field used (every checkpoint before it)."""
 
 LEGACY_FIELDS = {"value_fourier_top": 64, "value_loss": "vocabulary", "value_head": "table"}
 """What a saved config without these fields used, whatever today's defaults."""
 
-__all__ = ["ENCODINGS", "PATCH_ENCODERS", "PRESETS", "VALUE_EMBEDDINGS", "GatoConfig"]
+__all__ = [
+    "ENCODINGS",
+    "NATURE_MIN_SIDE",
+    "PATCH_ENCODERS",
+    "PRESETS",
+    "VALUE_EMBEDDINGS",
+    "GatoConfig",
+    "check_frame_group",
+]
 
 _GROUPED: dict[str, Any] = dict(
     continuous_observation_group=32,
@@ -492,18 +519,7 @@ class GatoConfig(PreTrainedConfig):
                     f"GatoConfig.{name} must be a non-negative integer (0: one token per "
                     f"value), got {value!r}"
                 )
-        frame = self.frame_group
-        if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
-            raise ValueError(
-                f"GatoConfig.frame_group must be a non-negative integer (0: control images as "
-                f"patches), got {frame!r}"
-            )
-        if frame and frame * self.patch_size < NATURE_MIN_SIDE:
-            raise ValueError(
-                f"GatoConfig.frame_group={frame} makes frames of {frame * self.patch_size} pixels "
-                f"(frame_group x patch_size {self.patch_size}); the Nature DQN's convolutions "
-                f"need {NATURE_MIN_SIDE} or more"
-            )
+        check_frame_group(self.frame_group, self.patch_size, "GatoConfig.")
         if self.value_head not in VALUE_HEADS:
             raise ValueError(
                 f"GatoConfig.value_head must be one of {VALUE_HEADS}, got {self.value_head!r}"

@@ -41,8 +41,9 @@ __all__ = [
     "NaturePatchEmbedding",
     "PatchEmbedding",
     "ValueEmbedding",
-    "ordinal_embedding",
     "nature_convolutions",
+    "nature_side",
+    "ordinal_embedding",
     "patch_position_indices",
     "standardised_patches",
 ]

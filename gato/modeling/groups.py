@@ -228,9 +228,13 @@ def compact_length(
     if not (observation_group or action_group or frame_group) or ids.size == 0:
         return int(ids.size) if keep_separator else int((ids != SEPARATOR_ID).sum())
     # Frames are found before separators are dropped: a separator is what marks them.
-    frames = control_frames(
-        torch.from_numpy(ids)[None], torch.from_numpy(local_positions)[None], frame_group
-    )[0].numpy()
+    frames = (
+        control_frames(
+            torch.from_numpy(ids)[None], torch.from_numpy(local_positions)[None], frame_group
+        )[0].numpy()
+        if frame_group
+        else np.zeros(ids.shape, bool)
+    )
     if not keep_separator:
         kept = ids != SEPARATOR_ID
         ids, local_positions, frames = ids[kept], local_positions[kept], frames[kept]

@@ -282,6 +282,7 @@ class TrainConfig:
             PATCH_ENCODERS,
             PRESETS,
             VALUE_EMBEDDING_INITS,
+            check_frame_group,
         )
 
         if self.preset not in PRESETS:
@@ -345,16 +346,7 @@ class TrainConfig:
                 f"patch_encoder nature needs patch_size >= 36 (84: one token per Atari frame), "
                 f"got {self.patch_size}"
             )
-        frame = self.frame_group
-        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-            raise ValueError(f"frame_group must be a non-negative integer, got {frame!r}")
-        if frame and frame * self.patch_size < NATURE_MIN_SIDE:
-            raise ValueError(
-                f"frame_group {frame} with patch_size {self.patch_size} makes frames of "
-                f"{frame * self.patch_size} pixels; the Nature DQN's convolutions need "
-                f"{NATURE_MIN_SIDE} or more (5 with 16-pixel patches: an 84x84 Atari frame, "
-                "resized to 80x80)"
-            )
+        check_frame_group(self.frame_group, self.patch_size)
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
