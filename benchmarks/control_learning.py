@@ -24,7 +24,8 @@ Learners (`--learners`, comma-separated):
   `cnn:shift=N` moves each training frame stack by up to N pixels (`random_shift`);
   `cnn:prev=K` also reads the K previous actions (one-hot, after the convolutions; recorded in
   training, its own in play: `DiscreteActor`), which an expert with a memory of its
-  presses (`pong-frames`) decides by;
+  presses (`pong-frames`) decides by; `cnn:diff=1` also reads the stack's differences between
+  consecutive frames (`gato.modeling.frames.with_differences`);
 - `gato:<value_embedding>:<window>`: `GatoModel` (`--width`, `--layers`) through the real
   tokenizer, `collate`, forward and loss, on windows of `<window>` timesteps (a batch holds
   batch-timesteps / window windows, so every learner is shown the same timesteps), acting with
@@ -53,7 +54,8 @@ Learners (`--learners`, comma-separated):
   becomes a vector; image tasks are tokenized a window at a time, `ImageWindows`), `psize=<int>`
   (`GatoConfig.patch_size`, the tokenizer's too: `psize=84` makes each 84x84 frame stack one
   token), `frame=<G>` (`GatoConfig.frame_group`: an observation's G x G patches one position,
-  the Nature stack on the frame put back together; `frame=5` on 84x84 stacks), e.g.
+  the Nature stack on the frame put back together; `frame=5` on 84x84 stacks), `fdiff=1`
+  (`GatoConfig.frame_differences`: that stack reads its frames' differences too), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
 `--time N` measures instead of learning: N training steps of each learner, interleaved in turns
@@ -102,6 +104,7 @@ from gato.files import atomic_write_json  # noqa: E402
 from gato.inference.sampling import ORDERED_DECODINGS, ordered_classes  # noqa: E402
 from gato.modeling.config import ENCODINGS, GatoConfig  # noqa: E402
 from gato.modeling.embedding import nature_convolutions, value_fourier_features  # noqa: E402
+from gato.modeling.frames import with_differences  # noqa: E402
 from gato.modeling.model import GatoModel  # noqa: E402
 from gato.policy import GatoPolicy, PolicyConfig  # noqa: E402
 from gato.schema import ACTION_COLUMNS, OBSERVATION_COLUMNS  # noqa: E402
@@ -464,18 +467,24 @@ class NatureCNN(nn.Module):
         mean: float = 0.0,
         std: float = 255.0,
         previous: int = 0,
+        differences: bool = False,
     ):
+        """`differences`: also read the stack's differences between consecutive frames
+        (`gato.modeling.frames.with_differences`, as `GatoConfig.frame_differences`)."""
         super().__init__()
         if not std > 0:
             raise ValueError(f"NatureCNN: the pixels' std must be positive, got {std}")
         if previous < 0:
             raise ValueError(f"NatureCNN: previous must be >= 0, got {previous}")
-        self.num_values, self.previous = num_values, previous
+        if differences and channels < 2:
+            raise ValueError(f"NatureCNN: differences need 2 or more frames, got {channels}")
+        self.num_values, self.previous, self.differences = num_values, previous, differences
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
-        self.conv = nn.Sequential(*nature_convolutions(channels), nn.Flatten())
+        inputs = 2 * channels - 1 if differences else channels
+        self.conv = nn.Sequential(*nature_convolutions(inputs), nn.Flatten())
         with torch.no_grad():
-            flat = self.conv(torch.zeros(1, channels, side, side)).shape[1]
+            flat = self.conv(torch.zeros(1, inputs, side, side)).shape[1]
         self.head = nn.Sequential(
             nn.Linear(flat + previous * num_values, 512), nn.ReLU(), nn.Linear(512, num_values)
         )
@@ -483,7 +492,8 @@ class NatureCNN(nn.Module):
     def forward(self, frames: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
         """frames (B, H, W, C) uint8; previous (B, `self.previous`) int64, the actions of the
         steps before (the last first; -1 before the episode's start), when `self.previous`."""
-        x = self.conv((frames.permute(0, 3, 1, 2).float() - self.mean) / self.std)
+        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        x = self.conv(with_differences(x) if self.differences else x)
         if self.previous:
             if previous is None or previous.shape != (len(frames), self.previous):
                 raise ValueError(
@@ -661,20 +671,23 @@ def random_shift(frames: torch.Tensor, pad: int, rng: np.random.Generator) -> to
 
 
 def parse_cnn(name: str) -> dict[str, int]:
-    """`cnn[:shift=N][:prev=K]` -> {"shift": the random shift in pixels, "prev": how many of
-    the previous actions the network reads} (0: none)."""
+    """`cnn[:shift=N][:prev=K][:diff=1]` -> {"shift": the random shift in pixels, "prev": how
+    many of the previous actions the network reads, "diff": 1 if it reads the stack's frame
+    differences too} (0: none)."""
     kind, *options = name.split(":")
     if kind != "cnn":
         raise ValueError(f"not a cnn learner: {name!r}")
-    parsed = {"shift": 0, "prev": 0}
+    parsed = {"shift": 0, "prev": 0, "diff": 0}
     for option in options:
         key, _, value = option.partition("=")
         if key not in parsed or not value.isdigit():
             raise ValueError(
-                f"cnn learner {name!r}: options are shift=<pixels> and prev=<actions>, "
-                f"got {option!r}"
+                f"cnn learner {name!r}: options are shift=<pixels>, prev=<actions> and "
+                f"diff=<0|1>, got {option!r}"
             )
         parsed[key] = int(value)
+    if parsed["diff"] not in (0, 1):
+        raise ValueError(f"cnn learner {name!r}: diff is 0 or 1, got {parsed['diff']}")
     return parsed
 
 
@@ -698,10 +711,10 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
     actions = np.concatenate(episode_column(episodes, "discrete_actions"))
     y = torch.from_numpy(actions.astype(np.int64))
     torch.manual_seed(config.seed)
-    shift = previous = 0
+    shift = previous = differences = 0
     if kind.startswith("cnn"):
         options = parse_cnn(kind)
-        shift, previous = options["shift"], options["prev"]
+        shift, previous, differences = options["shift"], options["prev"], options["diff"]
         if previous and config.save_learners:
             raise ValueError(
                 f"{kind}: --save-learners saves networks of the frames alone; this one reads "
@@ -712,7 +725,13 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
         x = FrameStacks(episodes)
         mean, std = pixel_statistics(x.frames)
         net: nn.Module = NatureCNN(
-            x.depth, num_values, side=x.frames.shape[-1], mean=mean, std=std, previous=previous
+            x.depth,
+            num_values,
+            side=x.frames.shape[-1],
+            mean=mean,
+            std=std,
+            previous=previous,
+            differences=bool(differences),
         )
         column = "image_observations"
     elif kind == "mlp":
@@ -778,6 +797,7 @@ MODEL_OPTIONS = {
     "patch": ("patch_encoder", str),
     "psize": ("patch_size", int),
     "frame": ("frame_group", int),
+    "fdiff": ("frame_differences", lambda v: bool(int(v))),
 }
 TRAIN_OPTIONS = {
     "lr": ("lr", float),
@@ -1077,7 +1097,7 @@ def run(config: BenchConfig) -> list[Curve]:
         else:
             raise ValueError(
                 f"unknown learner {name!r}: {' or '.join(SPECIALISTS)}, mlp:<input>, "
-                "cnn:shift=<pixels> or "
+                "cnn[:shift=<pixels>][:prev=<actions>][:diff=1] or "
                 "gato:<value_embedding>:<window>[:key=value...]"
             )
     return list(curves)

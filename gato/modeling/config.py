@@ -307,6 +307,11 @@ class GatoConfig(PreTrainedConfig):
     Why: on Pong a transformer reading 25 patch tokens stays at the entropy of the action
     frequencies where one frame token learns close behind the CNN specialist
     (docs/control_learning.md). The tokenizer's sequence is the same either way."""
+    frame_differences: bool = False
+    """With `frame_group`: the frame encoder also reads the differences between consecutive
+    frames of the stack (C - 1 more channels), so what moved (Pong's ball) stands out from the
+    still background the first convolution would otherwise have to learn to subtract. False
+    (every checkpoint before the field): the stack alone."""
     keep_separator: bool = True
     """With grouped values only: whether the separator takes a position. False: an action
     follows its observation directly and is predicted from the observation's last position,
@@ -520,6 +525,20 @@ class GatoConfig(PreTrainedConfig):
                     f"value), got {value!r}"
                 )
         check_frame_group(self.frame_group, self.patch_size, "GatoConfig.")
+        if not isinstance(self.frame_differences, bool):
+            raise ValueError(
+                f"GatoConfig.frame_differences must be a bool, got {self.frame_differences!r}"
+            )
+        if self.frame_differences and not self.frame_group:
+            raise ValueError(
+                "GatoConfig.frame_differences needs frame_group > 0: only a frame group's "
+                "encoder reads them"
+            )
+        if self.frame_differences and self.image_channels < 2:
+            raise ValueError(
+                f"GatoConfig.frame_differences needs stacks of 2 or more frames, got "
+                f"image_channels={self.image_channels}"
+            )
         if self.value_head not in VALUE_HEADS:
             raise ValueError(
                 f"GatoConfig.value_head must be one of {VALUE_HEADS}, got {self.value_head!r}"

@@ -247,17 +247,26 @@ class NaturePatchEmbedding(nn.Module):
     (docs/control_learning.md, benchmarks/image_readout.py).
     """
 
-    def __init__(self, config: GatoConfig, side: int | None = None) -> None:
-        """`side`: the input's side (default `patch_size`; a frame group's frame side)."""
+    def __init__(
+        self, config: GatoConfig, side: int | None = None, channels: int | None = None
+    ) -> None:
+        """`side`: the input's side (default `patch_size`; a frame group's frame side).
+        `channels`: the input's channels (default `image_channels`; more where a frame group
+        adds its differences)."""
         super().__init__()
         # GatoConfig refuses patches (and frames) too small for the three convolutions.
         side = nature_side(config.patch_size if side is None else side)
-        self.conv = nn.Sequential(*nature_convolutions(config.image_channels))
+        channels = config.image_channels if channels is None else channels
+        self.conv = nn.Sequential(*nature_convolutions(channels))
         self.proj = nn.Linear(64 * side * side, config.hidden_size)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """patches: (N, C, P, P) uint8 -> (N, D) in the projection's (autocast) dtype."""
-        x = standardised_patches(patches).to(self.proj.weight.dtype)
+        return self.read(standardised_patches(patches))
+
+    def read(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised float input (N, channels, side, side) -> (N, D)."""
+        x = x.to(self.proj.weight.dtype)
         return self.proj(self.conv(x).flatten(1))  # (N, 64, s, s) -> (N, D)
 
 
@@ -447,6 +456,11 @@ class GatoEmbedding(nn.Module):
             mask, vectors = replace
             x = torch.where(mask.unsqueeze(-1), vectors.to(x.dtype), x)
         if patches is not None and patches.shape[0]:
+            if patch_positions is None or patch_positions.shape != (len(patches), 4):
+                raise ValueError(
+                    f"{len(patches)} patches need their (N, 4) patch_positions, got "
+                    f"{None if patch_positions is None else tuple(patch_positions.shape)}"
+                )
             bins = self.patch_rows.num_embeddings
             rows = patch_position_indices(patch_positions[:, 0:2], self.training, bins)
             cols = patch_position_indices(patch_positions[:, 2:4], self.training, bins)

@@ -5,7 +5,8 @@ With `GatoConfig.frame_group` = G, the tokenizer still cuts an observation's ima
 inside the model each run of G x G patch tokens of a control observation
 (`gato.modeling.groups.control_frames`) is one position, whose vector is the Nature DQN stack
 (`NaturePatchEmbedding`) on the (C, G P, G P) frame those patches came from. The frame needs no
-row and column encodings: it is the whole image.
+row and column encodings: it is the whole image. With `GatoConfig.frame_differences` the
+stack also gives its C - 1 differences between consecutive frames (`with_differences`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import torch
 from torch import nn
 
 from gato.modeling.config import GatoConfig
-from gato.modeling.embedding import NaturePatchEmbedding
+from gato.modeling.embedding import NaturePatchEmbedding, standardised_patches
 
-__all__ = ["FrameEmbedding", "frame_pixels"]
+__all__ = ["FrameEmbedding", "frame_pixels", "with_differences"]
 
 
 def frame_pixels(patches: torch.Tensor, grid: int) -> torch.Tensor:
@@ -35,14 +36,30 @@ def frame_pixels(patches: torch.Tensor, grid: int) -> torch.Tensor:
     return x.reshape(m, c, grid * p, grid * p)
 
 
+def with_differences(x: torch.Tensor) -> torch.Tensor:
+    """(M, C, H, W) a stack of C frames, oldest first -> (M, 2 C - 1, H, W): the stack, then
+    frame k + 1 minus frame k for k = 0 .. C - 2."""
+    if x.ndim != 4 or x.shape[1] < 2:
+        raise ValueError(
+            f"with_differences needs (M, C, H, W) stacks of 2 or more frames, got {tuple(x.shape)}"
+        )
+    return torch.cat([x, x[:, 1:] - x[:, :-1]], dim=1)
+
+
 class FrameEmbedding(nn.Module):
     """(M, G*G, C, P, P) uint8 patches of M control frames -> (M, D): each frame put back
-    together and read by the Nature DQN's convolutions on its standardised pixels."""
+    together and read by the Nature DQN's convolutions on its standardised pixels (and, with
+    `frame_differences`, their differences between consecutive frames)."""
 
     def __init__(self, config: GatoConfig) -> None:
         super().__init__()
         self.grid = config.frame_group
-        self.encoder = NaturePatchEmbedding(config, side=self.grid * config.patch_size)
+        self.differences = config.frame_differences
+        channels = config.image_channels * (2 if self.differences else 1) - self.differences
+        self.encoder = NaturePatchEmbedding(
+            config, side=self.grid * config.patch_size, channels=channels
+        )
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        return self.encoder(frame_pixels(patches, self.grid))
+        x = standardised_patches(frame_pixels(patches, self.grid))  # (M, C, G P, G P)
+        return self.encoder.read(with_differences(x) if self.differences else x)

@@ -433,9 +433,9 @@ class GatoModel(PreTrainedModel):
         layout: GroupLayout,
         input_ids: torch.Tensor,
         patches: torch.Tensor,
-        patch_positions: torch.Tensor,
+        patch_positions: torch.Tensor | None,
         grouped: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Frame groups' vectors into `grouped` (B, L', D) -> (grouped, the patches and patch
         positions left to the patch embedding: those of images that are not frames)."""
         is_patch = input_ids == PATCH_ID  # (B, L)
@@ -453,7 +453,10 @@ class GatoModel(PreTrainedModel):
         at_frame = layout.compact_kind == FRAME_GROUP  # (B, L')
         frames = self.frames(patches[which[at_frame]])  # (M, D)
         grouped = grouped.masked_scatter(at_frame.unsqueeze(-1), frames.to(grouped.dtype))
-        return grouped, patches[rank[keep]], patch_positions[rank[keep]]
+        kept = rank[keep]
+        # Positions are only needed where patches remain (the embedding says so when missing).
+        positions = None if patch_positions is None else patch_positions[kept]
+        return grouped, patches[kept], positions
 
     def _grouped_loss(
         self,

@@ -65,6 +65,14 @@ class TrainConfig:
             "GatoConfig.frame_group"
         },
     )
+    frame_differences: bool = field(
+        default=False,
+        metadata={
+            "help": "with --frame_group: the frame encoder also reads the differences between "
+            "consecutive frames of each stack, so what moved (Pong's ball) stands out from the "
+            "still background; GatoConfig.frame_differences"
+        },
+    )
     action_head_skip: bool | None = field(
         default=None,
         metadata={
@@ -347,6 +355,10 @@ class TrainConfig:
                 f"got {self.patch_size}"
             )
         check_frame_group(self.frame_group, self.patch_size)
+        if self.frame_differences and not self.frame_group:
+            raise ValueError(
+                "frame_differences needs --frame_group: only a frame group's encoder reads them"
+            )
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"
@@ -389,6 +401,7 @@ class TrainConfig:
         "patch_encoder",
         "patch_size",
         "frame_group",
+        "frame_differences",
         "value_embedding_init",
         "action_head_skip",
     )
@@ -421,6 +434,8 @@ class TrainConfig:
             identity["patch_size"] = self.patch_size
         if self.frame_group:  # runs recorded before the field read every image as patches
             identity["frame_group"] = self.frame_group
+        if self.frame_differences:  # runs recorded before the field read the stack alone
+            identity["frame_differences"] = True
         if self.uses_action_head_skip:  # runs recorded before the field had no path around
             identity["action_head_skip"] = True
         if self.ema_decay:  # a resumed run restores the average it was saving

@@ -9,9 +9,9 @@ needs no new parameters. What must agree is what gives ids and positions their m
 table (`gato.vocab`), the SentencePiece model behind the text ids, the image patching, and
 enough local positions for the new observations; `check_compatible` and `check_local_positions`
 name what differs. The model's shape is the checkpoint's: a run option that would choose another
-(`--encoding`, `--patch_encoder`, `--patch_size`, `--frame_group`, `--value_embedding_init`,
-`--action_head_skip` set away from their defaults) is refused by `check_model_options` rather
-than silently ignored.
+(`--encoding`, `--patch_encoder`, `--patch_size`, `--frame_group`, `--frame_differences`,
+`--value_embedding_init`, `--action_head_skip` set away from their defaults) is refused by
+`check_model_options` rather than silently ignored.
 
 Freezing (the few-shot experiments of Gato fine-tune all weights; freezing is the cheaper
 variant, and the ablation): `freeze_embedding` fixes the input embedding (the token table, and
@@ -94,11 +94,11 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, Any]
     checkpoint's.
 
     `requested` holds the run's model options (`TrainConfig` fields: `encoding`, `patch_encoder`,
-    `patch_size`, `frame_group`, `value_embedding_init`, `action_head_skip`) that were set away
-    from their defaults; an option at its default is not asked for, and the checkpoint's choice
-    stands. One that was asked for must be what the checkpoint has, since its weights, not the
-    option, decide the model; `value_embedding_init` only shapes fresh weights, so asking for it
-    at all is refused.
+    `patch_size`, `frame_group`, `frame_differences`, `value_embedding_init`, `action_head_skip`)
+    that were set away from their defaults; an option at its default is not asked for, and the
+    checkpoint's choice stands. One that was asked for must be what the checkpoint has, since
+    its weights, not the option, decide the model; `value_embedding_init` only shapes fresh
+    weights, so asking for it at all is refused.
     """
     from gato.modeling.config import ENCODINGS
 
@@ -127,6 +127,13 @@ def check_model_options(model_config: Any, where: str, requested: dict[str, Any]
     if frame_group is not None and frame_group != model_config.frame_group:
         differs.append(
             f"--frame_group {frame_group} (the checkpoint's: {model_config.frame_group})"
+        )
+    if "frame_differences" in requested and (
+        requested["frame_differences"] != model_config.frame_differences
+    ):
+        differs.append(
+            f"--frame_differences {requested['frame_differences']} (the checkpoint's: "
+            f"{model_config.frame_differences})"
         )
     if "action_head_skip" in requested and (
         requested["action_head_skip"] != model_config.action_head_skip

@@ -165,6 +165,7 @@ class Trainer:
                 patch_encoder=config.patch_encoder,
                 patch_size=config.patch_size,
                 frame_group=config.frame_group,
+                frame_differences=config.frame_differences,
                 action_head_skip=config.uses_action_head_skip,
                 **ENCODINGS[config.encoding],
             )

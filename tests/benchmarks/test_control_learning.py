@@ -276,12 +276,31 @@ def test_random_shift_crops_the_edge_padded_frame():
 
 
 def test_cnn_learner_names():
-    assert control_learning.parse_cnn("cnn") == {"shift": 0, "prev": 0}
-    assert control_learning.parse_cnn("cnn:shift=4") == {"shift": 4, "prev": 0}
-    assert control_learning.parse_cnn("cnn:prev=2:shift=1") == {"shift": 1, "prev": 2}
+    assert control_learning.parse_cnn("cnn") == {"shift": 0, "prev": 0, "diff": 0}
+    assert control_learning.parse_cnn("cnn:shift=4") == {"shift": 4, "prev": 0, "diff": 0}
+    assert control_learning.parse_cnn("cnn:prev=2:shift=1:diff=1") == {
+        "shift": 1,
+        "prev": 2,
+        "diff": 1,
+    }
     for bad in ("cnn:crop=4", "cnn:prev=-1", "cnn:prev"):
-        with pytest.raises(ValueError, match="options are shift=<pixels> and prev=<actions>"):
+        with pytest.raises(ValueError, match="options are shift=<pixels>, prev=<actions> and diff"):
             control_learning.parse_cnn(bad)
+    with pytest.raises(ValueError, match="diff is 0 or 1, got 2"):
+        control_learning.parse_cnn("cnn:diff=2")
+
+
+def test_a_cnn_of_differences_reads_the_stack_then_each_frame_minus_the_one_before():
+    torch.manual_seed(0)
+    net = control_learning.NatureCNN(4, 6, side=84, mean=87.0, std=20.0, differences=True)
+    assert net.conv[0].in_channels == 7
+    frames = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 84, 84, 4), np.uint8))
+    z = (frames.permute(0, 3, 1, 2).double() - 87.0) / 20.0
+    inputs = torch.cat([z] + [z[:, k + 1 : k + 2] - z[:, k : k + 1] for k in range(3)], dim=1)
+    want = net.head(net.conv(inputs.float()))
+    torch.testing.assert_close(net(frames), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="differences need 2 or more frames, got 1"):
+        control_learning.NatureCNN(1, 6, differences=True)
 
 
 def test_previous_actions_stop_at_the_episode_start():

@@ -76,12 +76,12 @@ def test_cnn_trains_on_pong_frames_and_plays_pong(tmp_path):
     assert all(math.isfinite(s) for s in curve.scores + curve.losses)
 
 
-def test_a_cnn_of_previous_actions_trains_and_plays_pong(tmp_path):
+def test_a_cnn_of_previous_actions_and_frame_differences_trains_and_plays_pong(tmp_path):
     data = _collect(tmp_path, "atari-pong", 1, policy="random")
-    config = _config(data, "atari-pong", "cnn:prev=2", steps=(2, 4), batch_timesteps=8,
+    config = _config(data, "atari-pong", "cnn:prev=2:diff=1", steps=(2, 4), batch_timesteps=8,
                      eval_episodes=1)  # fmt: skip
     (curve,) = control_learning.run(config)
-    assert curve.learner == "cnn:prev=2" and all(math.isfinite(s) for s in curve.scores)
+    assert curve.learner == "cnn:prev=2:diff=1" and all(math.isfinite(s) for s in curve.scores)
     config = _config(data, "atari-pong", "cnn:prev=2", save_learners=str(tmp_path / "saved"))
     with pytest.raises(ValueError, match="reads previous actions too"):
         control_learning.run(config)
@@ -257,12 +257,16 @@ def test_image_windows_tokenize_as_the_whole_episode_does():
 
 @pytest.mark.parametrize(
     "learner",
-    ["gato:table:1:patch=linear", "gato:table:1:psize=84:patch=nature", "gato:table:1:frame=5"],
+    [
+        "gato:table:1:patch=linear",
+        "gato:table:1:psize=84:patch=nature",
+        "gato:table:1:frame=5:fdiff=1",
+    ],
 )
 def test_gato_trains_on_pong_frames_and_plays_pong(tmp_path, learner):
     """16-pixel patches; a whole frame a token (`psize=84`: the tokenizer's patch size follows
     the model's, or the model would be handed patches it cannot embed); the frame's 25 patches
-    one position (`frame=5`)."""
+    one position, read with their differences (`frame=5:fdiff=1`)."""
     data = _collect(tmp_path, "atari-pong", 1, policy="random")
     config = _config(data, "atari-pong", learner, steps=(2, 4), batch_timesteps=8,
                      eval_episodes=1)  # fmt: skip

@@ -8,7 +8,8 @@ import torch
 from helpers import make_config, pong_like_steps, run_in_chunks
 
 from gato.codecs import image_to_patches
-from gato.modeling.frames import frame_pixels
+from gato.modeling.embedding import FRAME_EPS
+from gato.modeling.frames import frame_pixels, with_differences
 from gato.modeling.groups import (
     FRAME_GROUP,
     PLAIN,
@@ -139,8 +140,45 @@ def test_a_frame_position_is_the_nature_stack_on_the_frame_and_a_picture_keeps_i
     assert (layout.compact_kind[1] != FRAME_GROUP).all()
 
 
-def test_a_frame_model_trains_both_encoders_decodes_with_a_cache_and_round_trips(tmp_path):
-    model = frame_model()
+def test_with_differences_appends_each_frame_minus_the_one_before():
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2) ** 2
+    got = with_differences(x)
+    assert got.shape == (2, 5, 2, 2)
+    torch.testing.assert_close(got[:, :3], x, rtol=0, atol=0)
+    for k in range(2):
+        torch.testing.assert_close(got[:, 3 + k], x[:, k + 1] - x[:, k], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="2 or more frames"):
+        with_differences(x[:, :1])
+    with pytest.raises(ValueError, match=r"\(M, C, H, W\)"):
+        with_differences(x[0])
+
+
+def test_a_frame_with_differences_reads_its_standardised_stack_then_the_differences():
+    model = frame_model(frame_differences=True)
+    assert model.frames.encoder.conv[0].in_channels == 2 * 4 - 1
+    tokenizer = GatoTokenizer.from_config(model.config)
+    episode = mixed_sequences(tokenizer, steps=2)[0]
+    batch = collate([episode])
+    with torch.no_grad():
+        x, _ = model.embed(batch.input_ids, batch.local_positions, batch.patches)
+        frames = pong_like_steps(np.random.default_rng(0), 2)["image_observations"]
+        for t in range(2):
+            # A slow reference: the resized frame as float64, standardised over all its pixels,
+            # then the differences of consecutive frames, channel by channel.
+            patches = torch.from_numpy(image_to_patches(frames[t], 16).pixels)[None]
+            frame = frame_pixels(patches, GRID)[0].double().numpy() / 255.0  # (4, 80, 80)
+            z = (frame - frame.mean()) / (frame.std() + FRAME_EPS)
+            channels = [z[k] for k in range(4)] + [z[k + 1] - z[k] for k in range(3)]
+            reference = torch.from_numpy(np.stack(channels)[None]).float()
+            want = model.frames.encoder.read(reference) + model.embedding.local_positions.weight[0]
+            torch.testing.assert_close(x[0, 3 * t], want[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("differences", [False, True])
+def test_a_frame_model_trains_both_encoders_decodes_with_a_cache_and_round_trips(
+    tmp_path, differences
+):
+    model = frame_model(frame_differences=differences)
     tokenizer = GatoTokenizer.from_config(model.config)
     episode, caption = mixed_sequences(tokenizer, steps=4)
     batch = collate([episode, caption])
@@ -156,6 +194,7 @@ def test_a_frame_model_trains_both_encoders_decodes_with_a_cache_and_round_trips
     model.save_pretrained(tmp_path)
     loaded = GatoModel.from_pretrained(tmp_path).eval()
     assert loaded.config.frame_group == GRID
+    assert loaded.config.frame_differences is differences
     again = loaded(**collate([episode]).as_dict(), return_logits=True).logits
     torch.testing.assert_close(again, full, rtol=0, atol=0)
 
@@ -166,6 +205,12 @@ def test_a_frame_model_trains_both_encoders_decodes_with_a_cache_and_round_trips
         (dict(frame_group=-1), "frame_group must be a non-negative integer"),
         (dict(frame_group=True), "frame_group must be a non-negative integer"),
         (dict(frame_group=2), "frames of 32 pixels"),
+        (dict(frame_differences=True), "frame_differences needs frame_group > 0"),
+        (dict(frame_group=5, frame_differences=1), "frame_differences must be a bool"),
+        (
+            dict(frame_group=5, frame_differences=True, image_channels=1),
+            "stacks of 2 or more frames",
+        ),
     ],
 )
 def test_config_refuses_bad_frame_groups(overrides, message):
@@ -182,3 +227,12 @@ def test_an_observation_without_its_separator_has_no_frames():
     ids = torch.from_numpy(episode.ids[:25])[None]
     local = torch.from_numpy(episode.local_positions[:25])[None]
     assert not control_frames(ids, local, GRID).any()
+
+
+def test_patches_without_their_positions_are_refused_by_name():
+    model = frame_model()
+    tokenizer = GatoTokenizer.from_config(model.config)
+    caption = mixed_sequences(tokenizer)[1]  # a picture: its patches stay patch tokens
+    batch = collate([caption])
+    with pytest.raises(ValueError, match=r"patches need their \(N, 4\) patch_positions, got None"):
+        model.embed(batch.input_ids, batch.local_positions, batch.patches)

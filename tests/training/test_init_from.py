@@ -225,6 +225,14 @@ def test_model_options_other_than_the_checkpoints_are_refused(pretrained, small_
         check_model_options(linear, "x", {"frame_group": 5})
     framed = GatoConfig.from_preset("tiny", frame_group=5, **ENCODINGS["values"])
     check_model_options(framed, "x", {"frame_group": 5})
+    with pytest.raises(
+        IncompatibleCheckpointError, match=r"--frame_differences True \(the checkpoint's: False"
+    ):
+        check_model_options(framed, "x", {"frame_group": 5, "frame_differences": True})
+    moving = GatoConfig.from_preset(
+        "tiny", frame_group=5, frame_differences=True, **ENCODINGS["values"]
+    )
+    check_model_options(moving, "x", {"frame_group": 5, "frame_differences": True})
 
 
 def test_freeze_options():

@@ -199,15 +199,19 @@ def test_a_run_of_whole_frame_patches_trains_a_model_that_cuts_them(small_recipe
 def test_a_run_of_frame_groups_records_them_and_reads_its_captions_as_patches(
     small_recipe, tmp_path
 ):
-    """--frame_group 5: the caches keep 16-pixel patches; the checkpoint records the frame
-    group and carries the frame encoder beside the patch block."""
+    """--frame_group 5 --frame_differences true: the caches keep 16-pixel patches; the
+    checkpoint records the frame group and carries the frame encoder (reading the stack and its
+    differences) beside the patch block."""
     from gato.modeling.model import GatoModel
 
     run = tmp_path / "run"
-    _train([*_args(small_recipe, run, tmp_path / "cache", 1), "--frame_group", "5"])
+    args = ["--frame_group", "5", "--frame_differences", "true"]
+    _train([*_args(small_recipe, run, tmp_path / "cache", 1), *args])
     model = GatoModel.from_pretrained(run / "checkpoints" / "step-00000001" / "model")
     assert (model.config.frame_group, model.config.patch_size) == (5, 16)
+    assert model.config.frame_differences
     assert model.frames.encoder.proj.in_features == 64 * 6 * 6  # an 80x80 frame
+    assert model.frames.encoder.conv[0].in_channels == 2 * model.config.image_channels - 1
     assert model.embedding.patches.stem.in_channels == model.config.image_channels
 
 
@@ -266,6 +270,10 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(frame_group=-1)
     with pytest.raises(ValueError, match="frames of 32 pixels; the Nature DQN's convolutions"):
         TrainConfig(frame_group=2)
+    assert "frame_differences" not in TrainConfig(frame_group=5).identity()
+    assert TrainConfig(frame_group=5, frame_differences=True).identity()["frame_differences"]
+    with pytest.raises(ValueError, match="frame_differences needs --frame_group"):
+        TrainConfig(frame_differences=True)
     with pytest.raises(ValueError, match="patch_size must be an integer, got '84'"):
         TrainConfig(patch_size="84")
 
