@@ -63,6 +63,17 @@ def _patch_multiple(side: int, patch_size: int) -> int:
     return max(patch_size, int(round(side / patch_size)) * patch_size)
 
 
+def patch_grid(height: int, width: int, patch_size: int) -> tuple[int, int]:
+    """(rows, columns) of the patches the tokenizer cuts an image of `height` x `width` into,
+    after resizing it to the nearest multiples of `patch_size` (`frames_to_patches`)."""
+    if height < 1 or width < 1 or patch_size < 1:
+        raise ValueError(
+            f"patch_grid needs positive sides and patch size, got {height}x{width} at {patch_size}"
+        )
+    rows = _patch_multiple(height, patch_size) // patch_size
+    return rows, _patch_multiple(width, patch_size) // patch_size
+
+
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize (T, H, W, C) uint8 frames to (T, height, width, C).
 

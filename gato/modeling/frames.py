@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gato.codecs import patch_grid
 from gato.modeling.config import GatoConfig
 from gato.modeling.embedding import NaturePatchEmbedding, standardised_patches
 
-__all__ = ["FrameEmbedding", "frame_pixels", "with_differences"]
+__all__ = ["FrameEmbedding", "frame_pixels", "frames_left_as_patches", "with_differences"]
 
 
 def frame_pixels(patches: torch.Tensor, grid: int) -> torch.Tensor:
@@ -34,6 +35,17 @@ def frame_pixels(patches: torch.Tensor, grid: int) -> torch.Tensor:
     m, _, c, p, _ = patches.shape
     x = patches.view(m, grid, grid, c, p, p).permute(0, 3, 1, 4, 2, 5)  # (M, C, G, P, G, P)
     return x.reshape(m, c, grid * p, grid * p)
+
+
+def frames_left_as_patches(
+    image_sides: dict[str, tuple[int, int]], patch_size: int, frame_group: int
+) -> dict[str, tuple[int, int]]:
+    """{task: (height, width) of its observation images} -> {task: (rows, columns) of patches}
+    for the tasks whose images a frame group of `frame_group` does not read whole: the tokenizer
+    cuts them into a grid other than `frame_group` x `frame_group`, so they enter as patch
+    tokens (`gato.modeling.groups.control_frames` marks only runs of G x G)."""
+    grids = {task: patch_grid(h, w, patch_size) for task, (h, w) in image_sides.items()}
+    return {task: grid for task, grid in grids.items() if grid != (frame_group, frame_group)}
 
 
 def with_differences(x: torch.Tensor) -> torch.Tensor:

@@ -173,6 +173,8 @@ class Trainer:
                 self.model_config.max_position_embeddings = config.context
             model = GatoModel(self.model_config)
         self.context = self.model_config.max_position_embeddings
+        if self.model_config.frame_group and self.recipe is not None:
+            _warn_frames_left_as_patches(self.recipe, self.model_config)
         # The policy of a model that never saw an action in its context must hide them too; a
         # fine-tuning run that shows some actions again makes a model that reads them.
         self.model_config.hide_context_actions = config.action_dropout == 1.0
@@ -511,6 +513,34 @@ class Trainer:
             tokens=int(batch.attention_mask.sum()),
             seconds=0.0,
             family_loss=family,
+        )
+
+
+def _warn_frames_left_as_patches(recipe: Any, model_config: Any) -> None:
+    """Warn, naming them, about the recipe's control tasks whose observation images a frame
+    group does not read whole (they train as patch tokens, where `--frame_group` was asked for
+    frames)."""
+    import warnings
+
+    from gato.modeling.frames import frames_left_as_patches
+    from gato.tasks.registry import UnknownTaskError, get_task
+
+    sides = {}
+    for source in recipe.sources:
+        if source.kind != "control":
+            continue
+        try:
+            spec = get_task(source.name).observation.get("image_observations")
+        except UnknownTaskError:  # a dataset outside the registry: its shapes are not known
+            continue
+        if spec is not None:
+            sides[source.name] = tuple(spec.shape[:2])
+    group, size = model_config.frame_group, model_config.patch_size
+    for task, (rows, cols) in frames_left_as_patches(sides, size, group).items():
+        warnings.warn(
+            f"--frame_group {group}: {task}'s images are cut into {rows}x{cols} patches of "
+            f"{size} pixels, not {group}x{group}, so they train as patch tokens, not as frames",
+            stacklevel=2,
         )
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from helpers import make_config, pong_like_steps, run_in_chunks
 
-from gato.codecs import image_to_patches
+from gato.codecs import image_to_patches, patch_grid
 from gato.modeling.embedding import FRAME_EPS
-from gato.modeling.frames import frame_pixels, with_differences
+from gato.modeling.frames import frame_pixels, frames_left_as_patches, with_differences
 from gato.modeling.groups import (
     FRAME_GROUP,
     PLAIN,
@@ -236,3 +236,23 @@ def test_patches_without_their_positions_are_refused_by_name():
     batch = collate([caption])
     with pytest.raises(ValueError, match=r"patches need their \(N, 4\) patch_positions, got None"):
         model.embed(batch.input_ids, batch.local_positions, batch.patches)
+
+
+@pytest.mark.parametrize(("height", "width"), [(84, 84), (64, 64), (50, 30), (7, 7)])
+def test_patch_grid_is_the_tokenizers_cut(height, width):
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    rows, cols = patch_grid(height, width, 16)
+    assert len(image_to_patches(image, 16).pixels) == rows * cols
+    assert patch_grid(84, 84, 16) == (5, 5) and patch_grid(50, 30, 16) == (3, 2)
+
+
+def test_patch_grid_refuses_empty_sides():
+    with pytest.raises(ValueError, match=r"positive sides and patch size, got 0x84 at 16"):
+        patch_grid(0, 84, 16)
+
+
+def test_frames_left_as_patches_names_the_tasks_whose_grid_is_not_the_groups():
+    sides = {"atari-pong": (84, 84), "dmc-cartpole-swingup-pixels": (64, 64), "wide": (84, 160)}
+    got = frames_left_as_patches(sides, 16, GRID)
+    assert got == {"dmc-cartpole-swingup-pixels": (4, 4), "wide": (5, 10)}
+    assert frames_left_as_patches(sides, 16, 4) == {"atari-pong": (5, 5), "wide": (5, 10)}

@@ -215,6 +215,30 @@ def test_a_run_of_frame_groups_records_them_and_reads_its_captions_as_patches(
     assert model.embedding.patches.stem.in_channels == model.config.image_channels
 
 
+def test_frame_groups_warn_about_control_images_they_leave_as_patches():
+    """Pong's 84x84 stacks are 5x5 patches (read whole); the pixel swing-up's 64x64 camera is
+    4x4 (left as patches: named); a dataset outside the registry is skipped."""
+    from types import SimpleNamespace
+
+    from gato.training.trainer import _warn_frames_left_as_patches
+
+    recipe = SimpleNamespace(
+        sources=[
+            SimpleNamespace(kind="control", name="atari-pong"),
+            SimpleNamespace(kind="control", name="dmc-cartpole-swingup-pixels"),
+            SimpleNamespace(kind="control", name="toy-control"),
+            SimpleNamespace(kind="captions", name="captions"),
+        ]
+    )
+    model_config = SimpleNamespace(frame_group=5, patch_size=16)
+    with pytest.warns(UserWarning) as caught:
+        _warn_frames_left_as_patches(recipe, model_config)
+    assert [str(w.message) for w in caught] == [
+        "--frame_group 5: dmc-cartpole-swingup-pixels's images are cut into 4x4 patches of 16 "
+        "pixels, not 5x5, so they train as patch tokens, not as frames"
+    ]
+
+
 def test_unknown_preset_and_bad_numbers():
     with pytest.raises(ValueError, match=r"unknown preset 'huge'.*tiny"):
         TrainConfig(preset="huge")
