@@ -67,7 +67,8 @@ class FrameEmbedding(nn.Module):
         super().__init__()
         self.grid = config.frame_group
         self.differences = config.frame_differences
-        channels = config.image_channels * (2 if self.differences else 1) - self.differences
+        c = config.image_channels
+        channels = 2 * c - 1 if self.differences else c
         self.encoder = NaturePatchEmbedding(
             config, side=self.grid * config.patch_size, channels=channels
         )
