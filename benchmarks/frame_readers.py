@@ -174,10 +174,12 @@ def held_out_split(first: torch.Tensor, held_out: int) -> int:
 
 @dataclass
 class ReaderConfig:
+    """One run of the benchmark (the command line's options)."""
+
     data: str = ""
     """A folder of the task's episodes (`control_learning.load_data`)."""
     task: str = "atari-pong"
-    readers: tuple[str, ...] = ("stack", "diff")
+    readers: tuple[str, ...] = READERS
     steps: int = 4000
     every: int = 250
     """Measure the held-out loss every this many steps."""
@@ -298,7 +300,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ReaderConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a folder of the task's episodes")
     parser.add_argument("--task", default="atari-pong")
-    parser.add_argument("--readers", default="stack,diff,pool,pooldiff,coord,spatial",
+    parser.add_argument("--readers", default=",".join(READERS),
                         help=f"comma-separated, of {', '.join(READERS)}")  # fmt: skip
     for name in ("steps", "every", "batch", "warmup", "held_out", "measure_frames", "seed",
                  "threads"):  # fmt: skip

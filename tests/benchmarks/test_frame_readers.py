@@ -112,7 +112,7 @@ def test_readers_train_on_the_same_batches_and_measure_held_out_episodes():
         )
     with pytest.raises(ValueError, match="--every 0 must be in 1..--steps"):
         frame_readers.train_readers(
-            frame_readers.ReaderConfig(every=0, held_out=1), frames, actions, 6
+            frame_readers.ReaderConfig(readers=("stack",), every=0, held_out=1), frames, actions, 6
         )
     with pytest.raises(ValueError, match="31 frame stacks but 5 actions"):
         frame_readers.train_readers(config, frames, actions[:5], 6)
