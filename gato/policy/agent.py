@@ -82,6 +82,9 @@ from gato.vocab import ACTION_MASK_ID, NO_LOCAL_POSITION
 
 __all__ = ["GatoPolicy", "PolicyConfig", "prompt_budget"]
 
+SPAN_PATTERNS = 256
+"""Token patterns whose position counts a grouped policy keeps (a prompt, each kind of step)."""
+
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -256,6 +259,10 @@ class GatoPolicy:
         self.num_action_tokens = action_spec.num_tokens
         cfg = model.config
         self.grouped = cfg.grouped
+        # {token pattern: positions}: a task's observation chunks repeat one pattern of ids and
+        # local positions step after step, and counting its positions (`compact_length`) cost
+        # about an eighth of a frame-group policy step.
+        self._spans: dict[tuple[bytes, bytes], int] = {}
         # Grouped actions: `action_chunk` dimensions per forward pass (0: one token each).
         chunk = cfg.continuous_action_group if action_spec.kind == "continuous" else 0
         self.action_chunk = chunk
@@ -475,15 +482,22 @@ class GatoPolicy:
         frames)."""
         if not self.grouped:
             return len(tokens)
-        cfg = self.model.config
-        return compact_length(
-            tokens.ids,
-            tokens.local_positions,
-            cfg.continuous_observation_group,
-            cfg.continuous_action_group,
-            cfg.keep_separator,
-            cfg.frame_group,
-        )
+        key = (tokens.ids.tobytes(), tokens.local_positions.tobytes())
+        span = self._spans.get(key)
+        if span is None:
+            cfg = self.model.config
+            span = compact_length(
+                tokens.ids,
+                tokens.local_positions,
+                cfg.continuous_observation_group,
+                cfg.continuous_action_group,
+                cfg.keep_separator,
+                cfg.frame_group,
+            )
+            if len(self._spans) >= SPAN_PATTERNS:  # the oldest pattern makes room
+                self._spans.pop(next(iter(self._spans)))
+            self._spans[key] = span
+        return span
 
     def _check_prompt(self, prompt: TokenSequence) -> None:
         if self._span(prompt) + self.action_units + 2 > self.max_length:

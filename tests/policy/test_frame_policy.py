@@ -60,3 +60,31 @@ def test_the_window_slides_by_tokens_as_training_windows_are_cut():
         assert policy.rows[0].in_cache <= 2 * 3
     # Steps of 27 tokens in a window of 64: at most two timesteps are kept.
     assert max(held) == 2 and held[-1] <= 2
+
+
+def test_the_positions_of_a_token_pattern_are_counted_once_and_kept_within_bounds(monkeypatch):
+    import gato.policy.agent as agent
+    from gato.modeling.groups import compact_length
+
+    model = frame_model(256)
+    tokenizer = GatoTokenizer.from_config(model.config)
+    policy = GatoPolicy(model, tokenizer, SPEC, None, PolicyConfig())
+    rng = np.random.default_rng(0)
+    episode = {
+        "image_observations": np.stack([frame_observation(rng)["image_observations"]] * 3),
+        "discrete_actions": np.array([1, 2, 3]),
+    }
+    tokens = tokenizer.encode_episode(
+        {"image_observations": episode["image_observations"]},
+        {"discrete_actions": episode["discrete_actions"]},
+        SPEC,
+    )
+    calls = []
+    monkeypatch.setattr(agent, "compact_length", lambda *a: calls.append(1) or compact_length(*a))
+    monkeypatch.setattr(agent, "SPAN_PATTERNS", 2)
+    cut = [tokens.slice(0, n) for n in (26, 27, 54, 81)]  # a frame alone, then whole steps
+    want = [1 + 1, 3, 6, 9]  # the frame and its separator; 3 positions a step
+    assert [policy._span(t) for t in cut] == want
+    assert [policy._span(t) for t in cut[-2:]] == want[-2:]  # the two newest are kept
+    assert len(calls) == 4 and len(policy._spans) == 2
+    assert policy._span(cut[0]) == want[0] and len(calls) == 5  # the oldest made room
