@@ -262,7 +262,7 @@ class GatoPolicy:
         # {token pattern: positions}: a task's observation chunks repeat one pattern of ids and
         # local positions step after step, and counting its positions (`compact_length`) cost
         # about an eighth of a frame-group policy step.
-        self._spans: dict[tuple[bytes, bytes], int] = {}
+        self._spans: dict[tuple[str, bytes, str, bytes], int] = {}
         # Grouped actions: `action_chunk` dimensions per forward pass (0: one token each).
         chunk = cfg.continuous_action_group if action_spec.kind == "continuous" else 0
         self.action_chunk = chunk
@@ -482,13 +482,15 @@ class GatoPolicy:
         frames)."""
         if not self.grouped:
             return len(tokens)
-        key = (tokens.ids.tobytes(), tokens.local_positions.tobytes())
+        ids, local = tokens.ids, tokens.local_positions
+        # With the dtypes: equal bytes of other dtypes are other tokens.
+        key = (ids.dtype.str, ids.tobytes(), local.dtype.str, local.tobytes())
         span = self._spans.get(key)
         if span is None:
             cfg = self.model.config
             span = compact_length(
-                tokens.ids,
-                tokens.local_positions,
+                ids,
+                local,
                 cfg.continuous_observation_group,
                 cfg.continuous_action_group,
                 cfg.keep_separator,
