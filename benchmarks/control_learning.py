@@ -449,6 +449,12 @@ class DiscreteMLP(nn.Module):
         return self.net((obs - self.mean) / self.std)
 
 
+def standardised_frames(frames: torch.Tensor, mean: float | torch.Tensor,
+                        std: float | torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """(B, H, W, C) uint8 frame stacks -> (B, C, H, W) float, (pixel - mean) / std."""
+    return (frames.permute(0, 3, 1, 2).float() - mean) / std
+
+
 class NatureCNN(nn.Module):
     """uint8 frame stacks (B, 84, 84, C) -> logits over the task's actions (B, num_values).
 
@@ -492,7 +498,7 @@ class NatureCNN(nn.Module):
     def forward(self, frames: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
         """frames (B, H, W, C) uint8; previous (B, `self.previous`) int64, the actions of the
         steps before (the last first; -1 before the episode's start), when `self.previous`."""
-        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        x = standardised_frames(frames, self.mean, self.std)
         x = self.conv(with_differences(x) if self.differences else x)
         if self.previous:
             if previous is None or previous.shape != (len(frames), self.previous):

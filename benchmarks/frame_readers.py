@@ -48,6 +48,7 @@ from control_learning import (  # noqa: E402
     episode_column,
     load_data,
     pixel_statistics,
+    standardised_frames,
 )
 
 from gato.files import atomic_write_json  # noqa: E402
@@ -55,11 +56,6 @@ from gato.modeling.frames import with_differences  # noqa: E402
 from gato.tasks.registry import get_task  # noqa: E402
 
 READERS = ("stack", "diff", "pool", "pooldiff", "coord", "spatial")
-
-
-def standardised(frames: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """(B, H, W, C) uint8 -> (B, C, H, W) float, (pixel - mean) / std."""
-    return (frames.permute(0, 3, 1, 2).float() - mean) / std
 
 
 class PooledCNN(nn.Module):
@@ -105,7 +101,7 @@ class CoordCNN(nn.Module):
         self.register_buffer("grid", torch.stack([x, y])[None])  # (1, 2, side, side)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = standardised(frames, self.mean, self.std)
+        x = standardised_frames(frames, self.mean, self.std)
         x = torch.cat([x, self.grid.expand(len(x), -1, -1, -1)], dim=1)
         return self.net.head(self.net.conv(x))
 
@@ -139,7 +135,7 @@ class SpatialSoftmaxCNN(nn.Module):
         )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        maps = self.conv(standardised(frames, self.mean, self.std))
+        maps = self.conv(standardised_frames(frames, self.mean, self.std))
         return self.head(spatial_softmax(maps, self.temperature))
 
 

@@ -57,10 +57,13 @@ NATURE_MIN_SIDE = 36
 """The smallest square input the Nature DQN's three convolutions take (8/4, 4/2, 3/1)."""
 
 
-def check_frame_group(frame_group: Any, patch_size: int, prefix: str = "") -> None:
+def check_frame_group(
+    frame_group: Any, patch_size: int, prefix: str = "", differences: Any = False
+) -> None:
     """Raise `ValueError` unless `frame_group` is a non-negative integer whose frames
-    (`frame_group` x `patch_size` pixels) the Nature DQN's convolutions can read. `prefix`
-    names the field's owner in the message ("GatoConfig.")."""
+    (`frame_group` x `patch_size` pixels) the Nature DQN's convolutions can read, and
+    `differences` (`frame_differences`) a bool asked for only with a frame group. `prefix`
+    names the fields' owner in the message ("GatoConfig.")."""
     if not isinstance(frame_group, int) or isinstance(frame_group, bool) or frame_group < 0:
         raise ValueError(
             f"{prefix}frame_group must be a non-negative integer, got {frame_group!r} (0: "
@@ -72,6 +75,13 @@ def check_frame_group(frame_group: Any, patch_size: int, prefix: str = "") -> No
             f"{prefix}frame_group {frame_group} with patch_size {patch_size} makes frames of "
             f"{side} pixels; the Nature DQN's convolutions need {NATURE_MIN_SIDE} or more (5 "
             "with 16-pixel patches: an 84x84 Atari frame, resized to 80x80)"
+        )
+    if not isinstance(differences, bool):
+        raise ValueError(f"{prefix}frame_differences must be a bool, got {differences!r}")
+    if differences and not frame_group:
+        raise ValueError(
+            f"{prefix}frame_differences needs frame_group > 0 (--frame_group): only a frame "
+            "group's encoder reads them"
         )
 
 
@@ -526,16 +536,7 @@ class GatoConfig(PreTrainedConfig):
                     f"GatoConfig.{name} must be a non-negative integer (0: one token per "
                     f"value), got {value!r}"
                 )
-        check_frame_group(self.frame_group, self.patch_size, "GatoConfig.")
-        if not isinstance(self.frame_differences, bool):
-            raise ValueError(
-                f"GatoConfig.frame_differences must be a bool, got {self.frame_differences!r}"
-            )
-        if self.frame_differences and not self.frame_group:
-            raise ValueError(
-                "GatoConfig.frame_differences needs frame_group > 0: only a frame group's "
-                "encoder reads them"
-            )
+        check_frame_group(self.frame_group, self.patch_size, "GatoConfig.", self.frame_differences)
         if self.frame_differences and self.image_channels < 2:
             raise ValueError(
                 f"GatoConfig.frame_differences needs stacks of 2 or more frames, got "

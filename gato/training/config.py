@@ -354,11 +354,7 @@ class TrainConfig:
                 f"patch_encoder nature needs patch_size >= 36 (84: one token per Atari frame), "
                 f"got {self.patch_size}"
             )
-        check_frame_group(self.frame_group, self.patch_size)
-        if self.frame_differences and not self.frame_group:
-            raise ValueError(
-                "frame_differences needs --frame_group: only a frame group's encoder reads them"
-            )
+        check_frame_group(self.frame_group, self.patch_size, differences=self.frame_differences)
         if self.value_embedding_init not in VALUE_EMBEDDING_INITS:
             raise ValueError(
                 f"value_embedding_init must be normal or smooth, got {self.value_embedding_init!r}"

@@ -296,8 +296,12 @@ def test_unknown_preset_and_bad_numbers():
         TrainConfig(frame_group=2)
     assert "frame_differences" not in TrainConfig(frame_group=5).identity()
     assert TrainConfig(frame_group=5, frame_differences=True).identity()["frame_differences"]
-    with pytest.raises(ValueError, match="frame_differences needs --frame_group"):
+    with pytest.raises(
+        ValueError, match=r"frame_differences needs frame_group > 0 \(--frame_group"
+    ):
         TrainConfig(frame_differences=True)
+    with pytest.raises(ValueError, match="frame_differences must be a bool, got 'yes'"):
+        TrainConfig(frame_group=5, frame_differences="yes")
     with pytest.raises(ValueError, match="patch_size must be an integer, got '84'"):
         TrainConfig(patch_size="84")
 
