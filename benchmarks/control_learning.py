@@ -981,8 +981,10 @@ def _train(
     `on_point(step)` is called there too, with the weights scored."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    # Fused, as the Trainer's: the looped Adam took 14.6 of a 77 ms Pong step of GatoModel (its
+    # 34,112-row table updated whole each step), the fused one 2.5.
     optimizer = torch.optim.Adam(
-        parameter_groups(model, 0.0, config.block_lr_scale, config.lr), lr=config.lr
+        parameter_groups(model, 0.0, config.block_lr_scale, config.lr), lr=config.lr, fused=True
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     averaged = (
@@ -1125,7 +1127,11 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
             model, batch, _, _ = discrete_learner(name, task, episodes, config)
         else:
             model, batch, _, _ = gato_learner(task, episodes, name, config)
-        steppers[name] = (model.train(), batch, torch.optim.Adam(model.parameters(), lr=config.lr))
+        steppers[name] = (
+            model.train(),
+            batch,
+            torch.optim.Adam(model.parameters(), lr=config.lr, fused=True),
+        )
     rng = np.random.default_rng(config.seed)
     times: dict[str, list[float]] = {name: [] for name in steppers}
     for turn in range(count + 1):

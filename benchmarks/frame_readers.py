@@ -224,7 +224,7 @@ def train_readers(config: ReaderConfig, frames: FrameStacks, actions: torch.Tens
     for name in config.readers:
         torch.manual_seed(config.seed)  # every reader from the same draw of the generator
         nets[name] = make_reader(name, frames.depth, num_values, side, mean, std)
-        optimizers[name] = torch.optim.Adam(nets[name].parameters(), lr=config.lr)
+        optimizers[name] = torch.optim.Adam(nets[name].parameters(), lr=config.lr, fused=True)
         params = sum(p.numel() for p in nets[name].parameters())
         curves[name] = ReaderCurve(name, parameters=params)
         times[name], running[name] = [], []

@@ -211,10 +211,15 @@ def standardised_patches(patches: torch.Tensor) -> torch.Tensor:
     Per patch rather than by a dataset's statistics, so nothing has to be stored beside the
     weights.
     """
-    x = patches.to(torch.float32) / 255.0
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    spread = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
-    return (x - mean) / (spread + FRAME_EPS)
+    # On the 0-255 scale (the floor 255 FRAME_EPS), a patch flattened to one row: torch's `std`
+    # over several dimensions is a single-thread Welford pass, ~3x the time of the mean and one
+    # dot product per row (7.8 against 2.8 ms for 64 Pong frames of 4 x 80 x 80, one thread;
+    # two-pass, so a near-blank frame's spread does not cancel away).
+    x = patches.to(torch.float32).reshape(len(patches), -1)
+    centred = x - x.mean(dim=1, keepdim=True)
+    spread = (torch.linalg.vecdot(centred, centred) / x.shape[1]).sqrt_()
+    scale = 1.0 / (spread + 255.0 * FRAME_EPS)
+    return centred.mul_(scale.unsqueeze(1)).view(patches.shape)
 
 
 def nature_side(patch_size: int) -> int:

@@ -45,6 +45,23 @@ def test_standardised_patches_have_mean_zero_and_spread_one_each():
     assert 3.0 < standardised_patches(faint).max() < standardised_patches(bright).max() < 6.0
 
 
+def test_standardised_frames_match_the_float64_formula_at_pong_size():
+    # Whole 80x80 frames of a grey field with a few bright pixels: the spread is small beside
+    # the mean, where a one-pass variance in float32 would cancel.
+    rng = np.random.default_rng(1)
+    frames = np.full((6, 4, 80, 80), 87, dtype=np.uint8)
+    for k in range(5):
+        r, c = rng.integers(0, 78, 2)
+        frames[k, :, r : r + 2, c : c + 2] = 236 - 20 * k
+    frames[4, 1] = 140  # one frame of the stack lit
+    got = standardised_patches(torch.from_numpy(frames)).numpy()
+    x = frames.astype(np.float64) / 255.0
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    want = (x - mean) / (x.std(axis=(1, 2, 3), keepdims=True) + FRAME_EPS)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert np.abs(got[5]).max() == 0.0  # the blank frame stays exactly blank
+
+
 def test_nature_side_is_the_last_feature_map_of_the_three_convolutions():
     assert [nature_side(p) for p in (84, 64, 36, 35, 16)] == [7, 4, 1, 0, 0]
     for p in (84, 64, 36):
