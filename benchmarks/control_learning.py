@@ -886,10 +886,32 @@ class ImageWindows:
             raise IndexError(
                 f"steps {first}..{stop} of episode {episode} ({self.lengths[episode]} steps)"
             )
-        at = int(self.offsets[episode])
-        row = {k: v[episode][first:stop] for k, v in self.columns.items()}
-        row["image_observations"] = self.frames[torch.arange(at + first, at + stop)].numpy()
-        return self.tokenizer.encode_jat_episode(row)
+        return self.many([(episode, first, stop)])[0]
+
+    def many(self, windows: Sequence[tuple[int, int, int]]) -> list[TokenSequence]:
+        """[(episode, first, stop)] -> each window tokenized, as `__call__` would.
+
+        In one tokenizer call: every step is tokenized alone (nothing in a step's tokens reads
+        its neighbours), so the windows' steps end to end are one episode to cut back apart,
+        and the tokenizer's cost per call is paid once a batch (64 one-step Pong windows: ~4x
+        faster than 64 calls)."""
+        for episode, first, stop in windows:
+            if not 0 <= first < stop <= self.lengths[episode]:
+                raise IndexError(
+                    f"steps {first}..{stop} of episode {episode} ({self.lengths[episode]} steps)"
+                )
+        steps = [np.arange(first, stop) for _, first, stop in windows]
+        rows = np.concatenate(
+            [self.offsets[e] + s for (e, _, _), s in zip(windows, steps, strict=True)]
+        )
+        row = {
+            k: np.concatenate([v[e][first:stop] for e, first, stop in windows])
+            for k, v in self.columns.items()
+        }
+        row["image_observations"] = self.frames[torch.from_numpy(rows)].numpy()
+        sequence = self.tokenizer.encode_jat_episode(row)
+        bounds = np.cumsum([0] + [len(s) for s in steps])
+        return [take_steps(sequence, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig):
@@ -904,17 +926,18 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
     if "image_observations" in episodes[0]:
         # Tokenized whole, 128 Pong games' patches would take ~30 GB: each window is tokenized
         # when drawn, from the frames held once.
-        draw: Callable[[int, int, int], TokenSequence] = ImageWindows(episodes, tokenizer)
-        lengths = draw.lengths
+        images = ImageWindows(episodes, tokenizer)
+        draw: Callable[[list[tuple[int, int, int]]], list[TokenSequence]] = images.many
+        lengths = images.lengths
         # Every step of an image task has the same layout: one step's tokens say how many.
-        tokens_per_step = len(draw(0, 0, 1).ids)
+        tokens_per_step = len(images(0, 0, 1).ids)
     else:
         sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
         lengths = np.array([len(s.timestep_starts) for s in sequences])
         tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
 
-        def draw(i: int, first: int, stop: int) -> TokenSequence:
-            return take_steps(sequences[i], first, stop)
+        def draw(windows: list[tuple[int, int, int]]) -> list[TokenSequence]:
+            return [take_steps(sequences[i], first, stop) for i, first, stop in windows]
 
     torch.manual_seed(config.seed)
     pack = config.pack
@@ -926,11 +949,10 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
     def batch(rng: np.random.Generator) -> torch.Tensor:
         picks = rng.integers(0, len(starts), (per_batch, pack))
         rows = []
-        for row in picks:
-            parts = []
-            for p in row:
-                i, t = starts[p]
-                parts.append(draw(i, t, min(t + window, lengths[i])))
+        windows = [(i, t, min(t + window, lengths[i])) for i, t in (starts[p] for p in picks.flat)]
+        drawn = draw(windows)
+        for at in range(0, len(drawn), pack):
+            parts = drawn[at : at + pack]
             rows.append(parts[0] if pack == 1 else TokenSequence.pack(parts))
         batch = collate(rows, segments=config.isolate_packed)
         if config.action_dropout > 0:

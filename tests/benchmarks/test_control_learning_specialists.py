@@ -242,14 +242,20 @@ def test_image_windows_tokenize_as_the_whole_episode_does():
     tokenizer = GatoTokenizer()
     windows = control_learning.ImageWindows(episodes, tokenizer)
     np.testing.assert_array_equal(windows.lengths, [5, 3])
-    for episode, first, stop in [(0, 0, 1), (0, 2, 5), (1, 1, 3), (1, 0, 3)]:
+    cuts = [(0, 0, 1), (0, 2, 5), (1, 1, 3), (1, 0, 3)]
+    # A batch's windows tokenized in one call (`many`) come out as each alone.
+    together = windows.many(cuts)
+    assert len(together) == len(cuts)
+    for (episode, first, stop), drawn in zip(cuts, together, strict=True):
         whole = take_steps(tokenizer.encode_jat_episode(episodes[episode]), first, stop)
-        got = windows(episode, first, stop)
-        for name in ("ids", "local_positions", "loss_mask", "patches", "patch_positions",
-                     "timestep_starts"):  # fmt: skip
-            np.testing.assert_array_equal(getattr(got, name), getattr(whole, name), name)
+        for got in (windows(episode, first, stop), drawn):
+            for name in ("ids", "local_positions", "loss_mask", "patches", "patch_positions",
+                         "timestep_starts"):  # fmt: skip
+                np.testing.assert_array_equal(getattr(got, name), getattr(whole, name), name)
     with pytest.raises(IndexError, match="steps 2..4 of episode 1"):
         windows(1, 2, 4)
+    with pytest.raises(IndexError, match="steps 2..4 of episode 1"):
+        windows.many([(0, 0, 2), (1, 2, 4)])
     short = [{**episodes[0], "rewards": episodes[0]["rewards"][:4]}]
     with pytest.raises(ValueError, match="5 frame stacks but 4 rewards"):
         control_learning.ImageWindows(short, tokenizer)
