@@ -48,7 +48,7 @@ Learners (`--learners`, comma-separated):
   `period=<float>` (`group_value_period`), `blr=<share>` (the blocks' learning rate as a share
   of the learner's, `TrainConfig.block_lr_scale`), `ema=<decay>` (this learner scored on its
   weights' moving average, as `--ema` does for every learner and the Trainer's `ema_decay`),
-  `skip=1` (`GatoConfig.action_head_skip`:
+  `prec=bf16` (this learner's `--precision`), `skip=1` (`GatoConfig.action_head_skip`:
   the action head also reads the observation group's encoding), `dropout=<p>`
   (`GatoConfig.dropout`), `patch=<encoder>` (`GatoConfig.patch_encoder`: how an image patch
   becomes a vector; image tasks are tokenized a window at a time, `ImageWindows`), `psize=<int>`
@@ -58,7 +58,9 @@ Learners (`--learners`, comma-separated):
   (`GatoConfig.frame_differences`: that stack reads its frames' differences too), e.g.
   `gato:table+fourier:8:top=8:loss=range:lr=3e-3` or `gato:fourier:1:obs=32:act=8:sep=0`.
 
-`--time N` measures instead of learning: N training steps of each learner, interleaved in turns
+`--precision bf16` trains every learner's forward under bf16 autocast, as the Trainer does on
+a GPU or on a CPU with bf16 instructions (scoring stays fp32). `--time N` measures instead of
+learning: N training steps of each learner, interleaved in turns
 (so the machine's load hits all alike), the median milliseconds of a step.
 
     python benchmarks/control_learning.py --task gym-pendulum            # the table in docs/
@@ -157,6 +159,9 @@ class BenchConfig:
     block_lr_scale: float = 1.0
     """GatoModel: the transformer blocks' learning rate as a share of `lr`
     (`gato.training.schedule.parameter_groups`)."""
+    precision: str = "fp32"
+    """Training arithmetic: "fp32", or "bf16" (the forward under bf16 autocast, as the Trainer
+    trains on a GPU or a CPU with bf16 instructions); scoring is in fp32 either way."""
     ema: float = 0.0
     """Score an exponential moving average of the weights with this decay per step
     (`torch.optim.swa_utils.get_ema_multi_avg_fn`); 0: the weights as trained."""
@@ -188,6 +193,17 @@ class BenchConfig:
     scored point, with the weights it was scored with, as `<learner>-seed<S>-step<N>.pt2`
     (`gato.tasks.experts.learner.save_learner`): the learner that `python -m gato.data collect
     --learner` plays while the expert labels (DAgger)."""
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def training_precision(config: BenchConfig) -> torch.autocast:
+    """The context a learner's training forward runs in: bf16 autocast for "bf16", a disabled
+    autocast for "fp32"."""
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16")
 
 
 @dataclass
@@ -815,6 +831,7 @@ TRAIN_OPTIONS = {
     "iso": ("isolate_packed", lambda v: bool(int(v))),
     "blr": ("block_lr_scale", float),
     "ema": ("ema", float),
+    "prec": ("precision", str),
 }
 
 
@@ -1021,7 +1038,8 @@ def _train(
         start = time.perf_counter()
         model.train()
         while step < point:
-            loss = loss_of_batch(rng)
+            with training_precision(config):
+                loss = loss_of_batch(rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -1143,23 +1161,25 @@ def time_steps(config: BenchConfig, count: int) -> dict[str, float]:
     steppers = {}
     for name in config.learners.split(","):
         is_mlp = name in ("mlp", "mlp-features") or name.startswith("mlp:")
+        own = config  # a GatoModel learner's options may change its own (`prec=bf16`)
         if is_mlp and task.action.kind != "discrete":
             model, batch = mlp_learner(episodes, config, name)
         elif name in SPECIALISTS or name.startswith("cnn:"):
             model, batch, _, _ = discrete_learner(name, task, episodes, config)
         else:
-            model, batch, _, _ = gato_learner(task, episodes, name, config)
+            model, batch, _, own = gato_learner(task, episodes, name, config)
         steppers[name] = (
-            model.train(),
+            own,
             batch,
-            torch.optim.Adam(model.parameters(), lr=config.lr, fused=True),
+            torch.optim.Adam(model.train().parameters(), lr=config.lr, fused=True),
         )
     rng = np.random.default_rng(config.seed)
     times: dict[str, list[float]] = {name: [] for name in steppers}
     for turn in range(count + 1):
-        for name, (_model, batch, optimizer) in steppers.items():
+        for name, (own, batch, optimizer) in steppers.items():
             start = time.perf_counter()
-            loss = batch(rng)
+            with training_precision(own):
+                loss = batch(rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -1288,6 +1308,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         help="how every learner reads a continuous action's bins when it acts",
     )  # fmt: skip
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=defaults.precision,
+        help="training arithmetic: fp32, or bf16 autocast as the Trainer's (scoring in fp32)",
+    )  # fmt: skip
     parser.add_argument(
         "--schedule", choices=("constant", *LR_SCHEDULES), default=defaults.schedule,
         help="the learning rate after the warmup: constant, or decayed to 0 at the last point",

@@ -379,6 +379,38 @@ def test_an_averaging_learner_is_scored_on_the_average_and_trains_on_its_weights
     torch.testing.assert_close(scored[1], decay * w1 + (1 - decay) * w2)
 
 
+def test_bf16_precision_trains_under_autocast_and_scores_in_fp32(monkeypatch):
+    """`--precision bf16`: the loss's forward runs in bf16 (as the Trainer's), the scoring in
+    fp32; fp32 runs unchanged; other precisions are refused by name."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    forward_dtypes, scored_dtypes = [], []
+
+    def loss(rng):
+        out = model(torch.ones(1, 2))
+        forward_dtypes.append(out.dtype)
+        return (out.float() - 3.0).pow(2).sum()
+
+    def score(task, actor, config):
+        scored_dtypes.append(model(torch.ones(1, 2)).dtype)
+        return 0.0
+
+    monkeypatch.setattr(control_learning, "score", score)
+    for precision, want in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        forward_dtypes.clear()
+        config = control_learning.BenchConfig(steps=(2,), lr=0.1, precision=precision)
+        control_learning._train("linear", model, loss, lambda: None, None, config)
+        assert forward_dtypes == [want, want]
+        assert model.weight.dtype == torch.float32
+    assert scored_dtypes == [torch.float32, torch.float32]
+    *_, own = control_learning.parse_gato("gato:table:1:prec=bf16", config)
+    assert (own.precision, config.precision) == ("bf16", "fp32")  # one learner's own
+    with pytest.raises(ValueError, match="precision must be one of .*'fp16'"):
+        control_learning.training_precision(control_learning.BenchConfig(precision="fp16"))
+    with pytest.raises(SystemExit):
+        control_learning.main(["--precision", "fp16"])
+
+
 class _FixedLogits(torch.nn.Module):
     """An MLP stand-in whose logits are the same for every observation."""
 
