@@ -159,6 +159,11 @@ class BenchConfig:
     block_lr_scale: float = 1.0
     """GatoModel: the transformer blocks' learning rate as a share of `lr`
     (`gato.training.schedule.parameter_groups`)."""
+    held_out: int = 0
+    """Hold the data's last N episodes out of training: at each scored point every learner's
+    loss on `held_out_batches` batches of them (the same draws at every point, in eval mode) is
+    recorded beside its score (`Curve.held_out_losses`)."""
+    held_out_batches: int = 16
     precision: str = "fp32"
     """Training arithmetic: "fp32", or "bf16" (the forward under bf16 autocast, as the Trainer
     trains on a GPU or a CPU with bf16 instructions); scoring is in fp32 either way."""
@@ -215,6 +220,9 @@ class Curve:
     """Expert-normalised closed-loop score at each point (1.0 = the expert)."""
     losses: list[float] = field(default_factory=list)
     """Mean training loss over the steps since the previous point."""
+    held_out_losses: list[float] = field(default_factory=list)
+    """Loss on the held-out episodes' batches at each point (`BenchConfig.held_out`; empty
+    without)."""
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     parameters: int = 0
@@ -411,15 +419,32 @@ def parse_mlp(name: str) -> dict[str, Any]:
     return options
 
 
-def mlp_learner(episodes: Sequence[dict], config: BenchConfig, name: str = "mlp"):
-    """(model, loss of a sampled batch)."""
-    obs = np.concatenate(episode_column(episodes, "continuous_observations")).astype(np.float32)
-    actions = np.concatenate(episode_column(episodes, "continuous_actions"))
+def source_index(held_out: bool, sources: int) -> int:
+    """Which of a learner's data sources a batch is drawn from: 0 (training) or 1 (held out,
+    refused when the learner was given none)."""
+    if held_out and sources < 2:
+        raise ValueError("a held-out batch needs held-out episodes (--held-out N)")
+    return int(held_out)
+
+
+def mlp_learner(
+    episodes: Sequence[dict], config: BenchConfig, name: str = "mlp", held_out: Sequence[dict] = ()
+):
+    """(model, loss of a sampled batch: `batch(rng, held_out=False)`, of `held_out`'s episodes
+    when asked)."""
+
+    def data(part: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+        obs = np.concatenate(episode_column(part, "continuous_observations"))
+        return obs.astype(np.float32), np.concatenate(episode_column(part, "continuous_actions"))
+
+    obs, actions = data(episodes)
     torch.manual_seed(config.seed)
     net = MLPPolicy(obs, actions.shape[1], **parse_mlp(name))
-    x, y = torch.from_numpy(obs), torch.from_numpy(to_bins(actions))
+    sources = [(obs, actions)] + ([data(held_out)] if held_out else [])
+    sources = [(torch.from_numpy(o), torch.from_numpy(to_bins(a))) for o, a in sources]
 
-    def batch(rng: np.random.Generator) -> torch.Tensor:
+    def batch(rng: np.random.Generator, held_out: bool = False) -> torch.Tensor:
+        x, y = sources[source_index(held_out, len(sources))]
         idx = torch.from_numpy(rng.integers(0, len(x), config.batch_timesteps))
         logits = net(x[idx])
         return F.cross_entropy(logits.reshape(-1, ACTION_BINS), y[idx].reshape(-1))
@@ -427,12 +452,18 @@ def mlp_learner(episodes: Sequence[dict], config: BenchConfig, name: str = "mlp"
     return net, batch
 
 
-def train_mlp(task: Any, episodes: Sequence[dict], config: BenchConfig, name: str = "mlp") -> Curve:
+def train_mlp(
+    task: Any,
+    episodes: Sequence[dict],
+    config: BenchConfig,
+    name: str = "mlp",
+    held_out: Sequence[dict] = (),
+) -> Curve:
     if task.action.kind == "discrete" and name == "mlp":
-        return train_specialist("mlp", task, episodes, config)
+        return train_specialist("mlp", task, episodes, config, held_out)
     if task.action.kind == "discrete" or task.observation_columns != ("continuous_observations",):
         raise ValueError(f"{name} needs continuous observations and actions; {task.id} has not")
-    net, batch = mlp_learner(episodes, config, name)
+    net, batch = mlp_learner(episodes, config, name, held_out)
     return _train(
         name,
         net,
@@ -723,15 +754,30 @@ def previous_actions(actions: torch.Tensor, first: torch.Tensor, index: torch.Te
     return torch.where(inside, actions[rows.clamp(min=0)], torch.full_like(rows, -1))
 
 
-def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig):
+def discrete_learner(
+    kind: str,
+    task: Any,
+    episodes: Sequence[dict],
+    config: BenchConfig,
+    held_out: Sequence[dict] = (),
+):
     """(model, loss of a sampled batch, actor factory, `save(step)` for `--save-learners`) of a
     discrete-action specialist: `kind` "mlp" (state) or "cnn[:shift=N]" (frames, randomly
-    shifted in training by up to N pixels); cross-entropy on the recorded actions."""
+    shifted in training by up to N pixels); cross-entropy on the recorded actions. The batch is
+    `batch(rng, held_out=False)`: of `held_out`'s episodes when asked (never shifted)."""
     if task.action.kind != "discrete":
         raise ValueError(f"{kind}: task {task.id!r} has {task.action.kind} actions, not discrete")
     num_values = task.action.num_values
-    actions = np.concatenate(episode_column(episodes, "discrete_actions"))
-    y = torch.from_numpy(actions.astype(np.int64))
+
+    def targets(part: Sequence[dict]) -> torch.Tensor:
+        actions = np.concatenate(episode_column(part, "discrete_actions"))
+        return torch.from_numpy(actions.astype(np.int64))
+
+    def observations(part: Sequence[dict]) -> torch.Tensor:
+        obs = np.concatenate(episode_column(part, "continuous_observations"))
+        return torch.from_numpy(obs.astype(np.float32))
+
+    y = targets(episodes)
     torch.manual_seed(config.seed)
     shift = previous = differences = 0
     if kind.startswith("cnn"):
@@ -744,6 +790,7 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
             )
         if "image_observations" not in episodes[0]:
             raise ValueError(f"cnn: task {task.id!r} has no image observations (use mlp)")
+        inputs_of: Callable[[Sequence[dict]], Any] = FrameStacks
         x = FrameStacks(episodes)
         mean, std = pixel_statistics(x.frames)
         net: nn.Module = NatureCNN(
@@ -759,21 +806,26 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
     elif kind == "mlp":
         if "continuous_observations" not in episodes[0]:
             raise ValueError(f"mlp: task {task.id!r} has no continuous observations (use cnn)")
-        obs = np.concatenate(episode_column(episodes, "continuous_observations")).astype(np.float32)
+        inputs_of = observations
+        x = observations(episodes)
+        obs = x.numpy()
         net = DiscreteMLP(obs.mean(0), obs.std(0) + 1e-6, num_values)
-        x = torch.from_numpy(obs)
         column = "continuous_observations"
     else:
         raise ValueError(f"unknown discrete specialist {kind!r}: mlp or cnn")
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} observations but {len(y)} actions")
+    sources = [(x, y)] + ([(inputs_of(held_out), targets(held_out))] if held_out else [])
+    for xs, ys in sources:
+        if len(xs) != len(ys):
+            raise ValueError(f"{len(xs)} observations but {len(ys)} actions")
 
-    def batch(rng: np.random.Generator) -> torch.Tensor:
-        idx = torch.from_numpy(rng.integers(0, len(y), config.batch_timesteps))
-        inputs = random_shift(x[idx], shift, rng) if shift else x[idx]
+    def batch(rng: np.random.Generator, held_out: bool = False) -> torch.Tensor:
+        xs, ys = sources[source_index(held_out, len(sources))]
+        idx = torch.from_numpy(rng.integers(0, len(ys), config.batch_timesteps))
+        inputs = random_shift(xs[idx], shift, rng) if shift and not held_out else xs[idx]
         if previous:
-            return F.cross_entropy(net(inputs, previous_actions(y, x.first, idx, previous)), y[idx])
-        return F.cross_entropy(net(inputs), y[idx])
+            past = previous_actions(ys, xs.first, idx, previous)
+            return F.cross_entropy(net(inputs, past), ys[idx])
+        return F.cross_entropy(net(inputs), ys[idx])
 
     def save(step: int) -> None:
         if config.save_learners:
@@ -788,19 +840,27 @@ def discrete_learner(kind: str, task: Any, episodes: Sequence[dict], config: Ben
     )
 
 
-def train_specialist(kind: str, task: Any, episodes: Sequence[dict], config: BenchConfig) -> Curve:
-    net, batch, actor, save = discrete_learner(kind, task, episodes, config)
+def train_specialist(
+    kind: str,
+    task: Any,
+    episodes: Sequence[dict],
+    config: BenchConfig,
+    held_out: Sequence[dict] = (),
+) -> Curve:
+    net, batch, actor, save = discrete_learner(kind, task, episodes, config, held_out)
     return _train(kind, net, batch, actor, task, config, on_point=save)
 
 
 SPECIALISTS = {
     "mlp": train_mlp,
-    "mlp-features": lambda task, episodes, config: train_mlp(
-        task, episodes, config, "mlp-features"
+    "mlp-features": lambda task, episodes, config, held_out=(): train_mlp(
+        task, episodes, config, "mlp-features", held_out
     ),
-    "cnn": lambda task, episodes, config: train_specialist("cnn", task, episodes, config),
+    "cnn": lambda task, episodes, config, held_out=(): train_specialist(
+        "cnn", task, episodes, config, held_out
+    ),
 }
-"""Specialist learner name -> `(task, episodes, config) -> Curve`."""
+"""Specialist learner name -> `(task, episodes, config, held_out=()) -> Curve`."""
 
 
 MODEL_OPTIONS = {
@@ -931,8 +991,39 @@ class ImageWindows:
         return [take_steps(sequence, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig):
-    """(model, loss of a sampled batch, actor factory, this learner's BenchConfig)."""
+Draw = Callable[[list[tuple[int, int, int]]], list[TokenSequence]]
+"""[(episode, first, stop)] -> those windows tokenized."""
+
+
+def token_windows(
+    episodes: Sequence[dict], tokenizer: GatoTokenizer
+) -> tuple[Draw, np.ndarray, int]:
+    """(draw windows of `episodes`, their lengths in steps, the most tokens a step takes)."""
+    if "image_observations" in episodes[0]:
+        # Tokenized whole, 128 Pong games' patches would take ~30 GB: each window is tokenized
+        # when drawn, from the frames held once.
+        images = ImageWindows(episodes, tokenizer)
+        # Every step of an image task has the same layout: one step's tokens say how many.
+        return images.many, images.lengths, len(images(0, 0, 1).ids)
+    sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
+    lengths = np.array([len(s.timestep_starts) for s in sequences])
+
+    def draw(windows: list[tuple[int, int, int]]) -> list[TokenSequence]:
+        return [take_steps(sequences[i], first, stop) for i, first, stop in windows]
+
+    return draw, lengths, max(int(np.diff(s.timestep_starts).max()) for s in sequences)
+
+
+def gato_learner(
+    task: Any,
+    episodes: Sequence[dict],
+    name: str,
+    config: BenchConfig,
+    held_out: Sequence[dict] = (),
+):
+    """(model, loss of a sampled batch, actor factory, this learner's BenchConfig). The batch is
+    `batch(rng, held_out=False)`: of `held_out`'s episodes when asked (tokenized as the training
+    episodes are, by their statistics)."""
     variant, window, overrides, config = parse_gato(name, config)
     # The tokenizer cuts images as the model embeds them (`psize=84`: a whole frame a token).
     tokenizer = GatoTokenizer(patch_size=overrides.get("patch_size", GatoConfig.patch_size))
@@ -940,33 +1031,26 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
         stats = ObservationStatistics.of_episodes(episodes)
         tokenizer = tokenizer.standardising(stats)
         overrides = {**overrides, "observation_statistics": {task.id: stats.to_dict()}}
-    if "image_observations" in episodes[0]:
-        # Tokenized whole, 128 Pong games' patches would take ~30 GB: each window is tokenized
-        # when drawn, from the frames held once.
-        images = ImageWindows(episodes, tokenizer)
-        draw: Callable[[list[tuple[int, int, int]]], list[TokenSequence]] = images.many
-        lengths = images.lengths
-        # Every step of an image task has the same layout: one step's tokens say how many.
-        tokens_per_step = len(images(0, 0, 1).ids)
-    else:
-        sequences = [tokenizer.encode_jat_episode(e) for e in episodes]
-        lengths = np.array([len(s.timestep_starts) for s in sequences])
-        tokens_per_step = max(int(np.diff(s.timestep_starts).max()) for s in sequences)
-
-        def draw(windows: list[tuple[int, int, int]]) -> list[TokenSequence]:
-            return [take_steps(sequences[i], first, stop) for i, first, stop in windows]
-
+    sources = [token_windows(part, tokenizer) for part in (episodes, held_out) if part]
+    tokens_per_step = sources[0][2]
     torch.manual_seed(config.seed)
     pack = config.pack
     model = GatoModel(gato_config(variant, window * pack, tokens_per_step, config, overrides))
     per_batch = max(1, config.batch_timesteps // (window * pack))
     # A window may start at any step that leaves `window` steps in its episode.
-    starts = [(i, t) for i, n in enumerate(lengths) for t in range(max(1, n - window + 1))]
+    starts = [
+        [(i, t) for i, n in enumerate(lengths) for t in range(max(1, n - window + 1))]
+        for _, lengths, _ in sources
+    ]
 
-    def batch(rng: np.random.Generator) -> torch.Tensor:
-        picks = rng.integers(0, len(starts), (per_batch, pack))
+    def batch(rng: np.random.Generator, held_out: bool = False) -> torch.Tensor:
+        k = source_index(held_out, len(sources))
+        draw, lengths, _ = sources[k]
+        picks = rng.integers(0, len(starts[k]), (per_batch, pack))
         rows = []
-        windows = [(i, t, min(t + window, lengths[i])) for i, t in (starts[p] for p in picks.flat)]
+        windows = [
+            (i, t, min(t + window, lengths[i])) for i, t in (starts[k][p] for p in picks.flat)
+        ]
         drawn = draw(windows)
         for at in range(0, len(drawn), pack):
             parts = drawn[at : at + pack]
@@ -994,8 +1078,14 @@ def gato_learner(task: Any, episodes: Sequence[dict], name: str, config: BenchCo
     return model, batch, actor, config
 
 
-def train_gato(task: Any, episodes: Sequence[dict], name: str, config: BenchConfig) -> Curve:
-    model, batch, actor, config = gato_learner(task, episodes, name, config)
+def train_gato(
+    task: Any,
+    episodes: Sequence[dict],
+    name: str,
+    config: BenchConfig,
+    held_out: Sequence[dict] = (),
+) -> Curve:
+    model, batch, actor, config = gato_learner(task, episodes, name, config, held_out)
     return _train(name, model, batch, actor, task, config)
 
 
@@ -1011,6 +1101,27 @@ def lr_factor(config: BenchConfig) -> Callable[[int], float]:
         )
     total = max(config.steps)
     return lambda s: learning_rate_factor(s, warmup, total, 0.0, config.schedule)
+
+
+def held_out_loss(model: nn.Module, loss_of_batch, config: BenchConfig) -> float:
+    """Mean loss of `config.held_out_batches` batches of the held-out episodes, in eval mode
+    without gradients; the generator is seeded alike at every point, so every point (and every
+    learner drawing batches the same way) is measured on the same draws."""
+    rng = np.random.default_rng([config.seed, HELD_OUT_STREAM])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), training_precision(config):
+            losses = [
+                float(loss_of_batch(rng, held_out=True)) for _ in range(config.held_out_batches)
+            ]
+    finally:
+        model.train(was_training)
+    return float(np.mean(losses))
+
+
+HELD_OUT_STREAM = 1
+"""The held-out batches' generator stream, apart from training's (seeded by `seed` alone)."""
 
 
 def _train(
@@ -1054,6 +1165,8 @@ def _train(
             # The actor acts with `model`: score the average in its place, then train on.
             trained = {k: v.clone() for k, v in model.state_dict().items()}
             model.load_state_dict(averaged.module.state_dict())
+        if config.held_out:
+            curve.held_out_losses.append(held_out_loss(model, loss_of_batch, config))
         result = score(task, actor(), config)
         if on_point is not None:
             on_point(step)
@@ -1067,8 +1180,10 @@ def _train(
         losses = []
         if config.json:
             write_json(config, [*_DONE, curve])
+        held = f" held-out {curve.held_out_losses[-1]:.3f}" if curve.held_out_losses else ""
         print(
             f"  {name:28s} step {step:5d}  score {100 * result:6.1f}%  loss {curve.losses[-1]:.3f}"
+            f"{held}"
             f"  ({curve.train_seconds:.0f} s train, {curve.eval_seconds:.0f} s eval)",
             flush=True,
         )
@@ -1119,6 +1234,23 @@ def episode_count(config: BenchConfig, dataset: Any) -> int:
     return min(config.max_episodes, len(dataset))
 
 
+def split_episodes(config: BenchConfig, dataset: Any) -> tuple[LazyEpisodes, LazyEpisodes | tuple]:
+    """(the episodes trained on, those held out for the loss): the dataset's last
+    `config.held_out` episodes are held out, and training takes the first `max_episodes` of the
+    rest (all of them by default)."""
+    held = config.held_out
+    if held < 0 or held >= len(dataset):
+        raise ValueError(
+            f"--held-out {held}: hold out 0 to {len(dataset) - 1} of the {len(dataset)} episodes "
+            "(some must be left to train on)"
+        )
+    rest = dataset.select(range(len(dataset) - held)) if held else dataset
+    episodes = LazyEpisodes(rest, episode_count(config, rest))
+    if not held:
+        return episodes, ()
+    return episodes, LazyEpisodes(dataset.select(range(len(dataset) - held, len(dataset))), held)
+
+
 def run(config: BenchConfig) -> list[Curve]:
     torch.set_num_threads(config.threads)
     task = get_task(config.task)
@@ -1127,21 +1259,22 @@ def run(config: BenchConfig) -> list[Curve]:
     protocol_env(task, config.atari_protocol, config.atari_options)  # fails before training
     path = config.data or str(task.dataset_path)
     dataset = load_data(path, task)
-    count = episode_count(config, dataset)
-    episodes = LazyEpisodes(dataset, count)
+    episodes, held_out = split_episodes(config, dataset)
     steps = sum(len(r) for r in episode_column(episodes, "rewards"))
-    print(f"{task.id}: {count} episodes, {steps} timesteps from {path}", flush=True)
+    print(f"{task.id}: {len(episodes)} episodes, {steps} timesteps from {path}", flush=True)
+    if held_out:
+        print(f"  held out for the loss: the last {len(held_out)} episodes", flush=True)
     curves = _DONE
     curves.clear()
     for name in config.learners.split(","):
         if name in SPECIALISTS:
-            curves.append(SPECIALISTS[name](task, episodes, config))
+            curves.append(SPECIALISTS[name](task, episodes, config, held_out=held_out))
         elif name.startswith("mlp:"):
-            curves.append(train_mlp(task, episodes, config, name))
+            curves.append(train_mlp(task, episodes, config, name, held_out))
         elif name.startswith("cnn:"):
-            curves.append(train_specialist(name, task, episodes, config))
+            curves.append(train_specialist(name, task, episodes, config, held_out))
         elif name.startswith("gato:"):
-            curves.append(train_gato(task, episodes, name, config))
+            curves.append(train_gato(task, episodes, name, config, held_out))
         else:
             raise ValueError(
                 f"unknown learner {name!r}: {' or '.join(SPECIALISTS)}, mlp:<input>, "
@@ -1302,6 +1435,11 @@ def main(argv: list[str] | None = None) -> list[Curve]:
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
     parser.add_argument("--max-episodes", type=int, default=None)
+    parser.add_argument(
+        "--held-out", type=int, default=defaults.held_out,
+        help="hold the data's last N episodes out of training and record each learner's loss "
+        "on them at every point",
+    )  # fmt: skip
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument(
         "--action-decoding", choices=ORDERED_DECODINGS, default=defaults.action_decoding,

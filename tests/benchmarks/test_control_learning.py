@@ -48,6 +48,49 @@ def test_tiny_benchmark_trains_scores_and_writes_curves(episodes, tmp_path, caps
     assert merged[0].scores == curves[0].scores
 
 
+def test_held_out_episodes_are_the_last_and_never_trained_on(episodes, capsys):
+    """`--held-out 1`: the fixture's last episode is held out (training takes the first of the
+    rest, `--max-episodes` counting among those), and every learner records a finite loss on it
+    at each point."""
+    task = control_learning.get_task("gym-pendulum")
+    dataset = control_learning.load_data(str(episodes), task)
+    config = control_learning.BenchConfig(held_out=1, max_episodes=2)
+    train, held = control_learning.split_episodes(config, dataset)
+    assert (len(train), len(held)) == (2, 1)
+    first = [np.asarray(dataset[i]["rewards"]) for i in range(len(dataset))]
+    np.testing.assert_array_equal(held[0]["rewards"], first[-1])
+    for i in range(2):
+        np.testing.assert_array_equal(train[i]["rewards"], first[i])
+    assert control_learning.split_episodes(control_learning.BenchConfig(), dataset)[1] == ()
+    for bad in (-1, len(dataset)):
+        with pytest.raises(ValueError, match=f"--held-out {bad}: hold out 0 to 3 of the 4"):
+            control_learning.split_episodes(control_learning.BenchConfig(held_out=bad), dataset)
+    curves = control_learning.main(["--tiny", "--data", str(episodes), "--held-out", "1"])
+    for curve in curves:
+        assert len(curve.held_out_losses) == len(curve.steps)
+        assert all(math.isfinite(v) and v > 0 for v in curve.held_out_losses)
+    assert "held-out" in capsys.readouterr().out
+
+
+def test_the_held_out_loss_is_measured_on_the_same_draws_in_eval_mode():
+    """Each measure draws its batches from a generator seeded alike (the same batches at every
+    point), with the model in eval mode and without gradients; training mode comes back."""
+    model = torch.nn.Dropout(0.5)
+    seen = []
+
+    def loss_of_batch(rng, held_out=False):
+        assert held_out and not model.training and not torch.is_grad_enabled()
+        seen.append(float(rng.random()))
+        return torch.tensor(seen[-1])
+
+    config = control_learning.BenchConfig(held_out=1, held_out_batches=3, seed=5)
+    first = control_learning.held_out_loss(model.train(), loss_of_batch, config)
+    assert model.training
+    again = control_learning.held_out_loss(model, loss_of_batch, config)
+    assert seen[:3] == seen[3:] and len(set(seen[:3])) == 3
+    assert first == again == pytest.approx(np.mean(seen[:3]))
+
+
 def small_gato_learner(episodes: Path, name: str):
     """`gato_learner` of a 1 x 32 model on the fixture's pendulum episodes."""
     config = control_learning.BenchConfig(data=str(episodes), width=32, layers=1, heads=2)

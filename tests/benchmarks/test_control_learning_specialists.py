@@ -63,6 +63,7 @@ def test_discrete_mlp_learns_cartpole_and_plays_it(tmp_path):
     (curve,) = control_learning.run(_config(data, "gym-cartpole", "mlp"))
     assert curve.learner == "mlp" and curve.steps == [5, 40]
     assert all(math.isfinite(s) for s in curve.scores)
+    assert curve.held_out_losses == []  # none held out, none measured
     assert curve.losses[-1] < curve.losses[0] < math.log(2) + 0.1  # two actions: ln 2 at chance
     with pytest.raises(ValueError, match="no image observations"):
         control_learning.run(_config(data, "gym-cartpole", "cnn"))
@@ -279,3 +280,42 @@ def test_gato_trains_on_pong_frames_and_plays_pong(tmp_path, learner):
     (curve,) = control_learning.run(config)
     assert curve.learner == learner and curve.steps == [2, 4]
     assert all(math.isfinite(s) for s in curve.scores + curve.losses)
+
+
+def _constant_action_episodes(rng, action: int, lengths) -> list[dict]:
+    return [
+        {
+            "image_observations": _stacks(rng.integers(0, 256, (n, 84, 84), dtype=np.uint8)),
+            "discrete_actions": np.full(n, action, dtype=np.int64),
+            "rewards": np.zeros(n, dtype=np.float32),
+        }
+        for n in lengths
+    ]
+
+
+@pytest.mark.parametrize("learner", ["cnn:prev=2:shift=2", "gato:table:1:frame=5"])
+def test_held_out_batches_are_drawn_from_the_held_out_episodes(learner):
+    """Trained on episodes whose action is always 0, a learner's loss on held-out episodes
+    whose action is always 3 is high where its training loss is low: `batch(rng,
+    held_out=True)` draws from those episodes alone; refused without them."""
+    rng = np.random.default_rng(0)
+    train, held = _constant_action_episodes(rng, 0, (6, 5)), _constant_action_episodes(rng, 3, (4,))
+    task = control_learning.get_task("atari-pong")
+    config = control_learning.BenchConfig(task="atari-pong", batch_timesteps=4, width=32, layers=1)
+    if learner.startswith("cnn"):
+        model, batch, *_ = control_learning.discrete_learner(learner, task, train, config, held)
+        _, alone, *_ = control_learning.discrete_learner(learner, task, train, config)
+    else:
+        model, batch, *_ = control_learning.gato_learner(task, train, learner, config, held)
+        _, alone, *_ = control_learning.gato_learner(task, train, learner, config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        loss = batch(rng)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        trained_on, held_out = float(batch(rng)), float(batch(rng, held_out=True))
+    assert trained_on < 0.2 < 2.0 < held_out
+    with pytest.raises(ValueError, match="needs held-out episodes"):
+        alone(rng, held_out=True)
