@@ -60,6 +60,11 @@ def test_standardised_frames_match_the_float64_formula_at_pong_size():
     want = (x - mean) / (x.std(axis=(1, 2, 3), keepdims=True) + FRAME_EPS)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     assert np.abs(got[5]).max() == 0.0  # the blank frame stays exactly blank
+    # bf16 autocast (the Trainer's) leaves the statistics in float32.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = standardised_patches(torch.from_numpy(frames))
+    assert under_autocast.dtype == torch.float32
+    np.testing.assert_array_equal(under_autocast.numpy(), got)
 
 
 def test_nature_side_is_the_last_feature_map_of_the_three_convolutions():
