@@ -959,10 +959,6 @@ class ImageWindows:
         self.tokenizer = tokenizer
 
     def __call__(self, episode: int, first: int, stop: int) -> TokenSequence:
-        if not 0 <= first < stop <= self.lengths[episode]:
-            raise IndexError(
-                f"steps {first}..{stop} of episode {episode} ({self.lengths[episode]} steps)"
-            )
         return self.many([(episode, first, stop)])[0]
 
     def many(self, windows: Sequence[tuple[int, int, int]]) -> list[TokenSequence]:

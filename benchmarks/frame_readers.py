@@ -220,6 +220,8 @@ def train_readers(config: ReaderConfig, frames: FrameStacks, actions: torch.Tens
     measured = cut + torch.from_numpy(
         draw.choice(len(frames) - cut, min(config.measure_frames, len(frames) - cut), False)
     )
+    # Gathered once: every reader is measured on these stacks at every point.
+    measured_x, measured_y = frames[measured], actions[measured]
     nets, optimizers, curves, times, running = {}, {}, {}, {}, {}
     for name in config.readers:
         torch.manual_seed(config.seed)  # every reader from the same draw of the generator
@@ -247,13 +249,13 @@ def train_readers(config: ReaderConfig, frames: FrameStacks, actions: torch.Tens
             for name, net in nets.items():
                 net.eval()
                 with torch.no_grad():
-                    logits = net(frames[measured])
+                    logits = net(measured_x)
                 net.train()
                 curve = curves[name]
                 curve.steps.append(step)
                 curve.train_losses.append(float(np.mean(running[name])))
-                curve.held_out_losses.append(F.cross_entropy(logits, actions[measured]).item())
-                right = (logits.argmax(-1) == actions[measured]).float().mean().item()
+                curve.held_out_losses.append(F.cross_entropy(logits, measured_y).item())
+                right = (logits.argmax(-1) == measured_y).float().mean().item()
                 curve.held_out_accuracy.append(right)
                 running[name] = []
                 print(
