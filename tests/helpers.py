@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from gato.modeling.config import GatoConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from gato.modeling.model import GatoModel
@@ -106,3 +107,49 @@ def pong_like_steps(rng, steps: int) -> dict:
         "discrete_actions": rng.integers(0, 6, steps),
         "rewards": np.zeros(steps, np.float32),
     }
+
+
+def shifting_frame_stacks(steps: int, seed: int = 0) -> np.ndarray:
+    """(steps, 84, 84, 4) stacks of a moving dot on a still background, newest frame last,
+    the first stack the first frame four times (as an Atari reset's)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    background = np.full((84, 84), 90, np.uint8)
+    background[:6] = 236
+    frames = []
+    for _ in range(steps):
+        frame = background.copy()
+        row, col = rng.integers(8, 80, 2)
+        frame[row : row + 2, col : col + 2] = 255
+        frames.append(frame)
+    frames = [frames[0]] * 3 + frames
+    return np.stack([np.stack(frames[t : t + 4], axis=-1) for t in range(steps)])
+
+
+def write_atari_dataset(path, episodes: int = 3, steps: int = 12):
+    """Atari-like episodes (frame stacks, six discrete actions) saved in the project's
+    schema under `path` (split train)."""
+    import datasets
+    import numpy as np
+
+    from gato.data.episodes import encode_png
+
+    features = datasets.Features(
+        {
+            "image_observations": datasets.Sequence(datasets.Image()),
+            "discrete_actions": datasets.Sequence(datasets.Value("int64")),
+            "rewards": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
+    rows = {
+        "image_observations": [
+            [encode_png(stack) for stack in shifting_frame_stacks(steps, seed=e)]
+            for e in range(episodes)
+        ],
+        "discrete_actions": [np.arange(steps) % 6 for _ in range(episodes)],
+        "rewards": [np.zeros(steps, np.float32) for _ in range(episodes)],
+    }
+    dataset = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": dataset}).save_to_disk(str(path))
+    return path

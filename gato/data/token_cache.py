@@ -7,7 +7,8 @@ Layout of one cache, `<root>/<source name>/<split>-<fingerprint>/`:
 | ids.bin               | uint16 | (N,)         | token ids of every episode, end to end      |
 | local_positions.bin   | int16  | (N,)         | local positions (-1: none)                  |
 | loss_mask.bin         | bool   | (N,)         | prediction targets                          |
-| patches.bin           | uint8  | (P, C, S, S) | image patches, in placeholder order         |
+| planes.bin            | uint8  | (Q, S, S)    | distinct patch channels of each sequence    |
+| patch_planes.bin      | uint32 | (P, C)       | each patch's channels, as indices of planes |
 | patch_positions.bin   | uint8  | (P, 4)       | [row_lo, row_hi, col_lo, col_hi) in bins    |
 | step_starts.bin       | int64  | (K,)         | global token offset of every timestep       |
 | step_patch_starts.bin | int64  | (K,)         | global patch offset of every timestep       |
@@ -17,11 +18,15 @@ Layout of one cache, `<root>/<source name>/<split>-<fingerprint>/`:
 
 Ids fit uint16 (the vocabulary has 34,053 ids) and bins fit uint8 (128 bins), which halves to
 eighths the bytes a window reads; readers widen to int64 when a window is cut. Patches stay uint8
-until the model normalises them on its device. A cache is written into a temporary folder and
-renamed into place, so a reader sees a whole cache or none; the fingerprint hashes the source
-dataset's fingerprint, size and columns, the tokenizer's settings and the SentencePiece model's
-bytes, so changing any of them builds a new cache (and older caches of the same source, i.e. the
-same dataset location and settings, are removed; other datasets filed under the name stay).
+until the model normalises them on its device. A patch is stored as the indices of its channels'
+planes, each distinct plane of a sequence once (`gato.data.planes`): an Atari stack's frames come
+back in the next three stacks, and its background repeats, so Pong's patches take a small share
+of their bytes (benchmarks/RESULTS.md, "Patch planes"); reading gathers them back whole.
+A cache is written into a temporary folder and renamed into place, so a reader sees a whole
+cache or none; the fingerprint hashes the source dataset's fingerprint, size and columns, the
+tokenizer's settings and the SentencePiece model's bytes, so changing any of them builds a new
+cache (and older caches of the same source, i.e. the same dataset location and settings, are
+removed; other datasets filed under the name stay).
 
 What a row becomes is the source's business (`gato.data.sources`: control episodes, image-text
 pairs, text); a cache only stores the token sequences.
@@ -40,13 +45,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gato.data.planes import PLANE_INDEX_DTYPE, gather_patches, unique_planes
 from gato.files import cache_dir
 from gato.tokens.batch import TokenSequence
 from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import PATCH_ID
 
 DEFAULT_CACHE_ROOT = cache_dir() / "tokens"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when the layout or the meaning of a cache changes: old caches are then rebuilt."""
 
 _TOKEN_FILES = {"ids": np.uint16, "local_positions": np.int16, "loss_mask": np.bool_}
@@ -133,21 +139,45 @@ def fingerprint(source: CacheInput, dataset, tokenizer: GatoTokenizer) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Prepared:
+    """A sequence checked and its patches split into planes, ready to append."""
+
+    def __init__(self, seq: TokenSequence, planes: np.ndarray, plane_index: np.ndarray) -> None:
+        self.seq = seq
+        self.planes = planes
+        self.plane_index = plane_index
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the sequence adds to a cache: ids, local positions and loss mask (5 a token),
+        planes, plane indices and patch positions, and two step offsets a timestep."""
+        patches = self.plane_index.shape[0]
+        return (
+            5 * len(self.seq)
+            + self.planes.nbytes
+            + self.plane_index.nbytes
+            + 4 * patches
+            + 16 * max(1, self.seq.num_timesteps)
+        )
+
+
 class _Writer:
     """Appends sequences to the flat files; `close` writes offsets and meta.json."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        names = [*_TOKEN_FILES, *_STEP_FILES, "patches", "patch_positions"]
+        names = [*_TOKEN_FILES, *_STEP_FILES, "planes", "patch_planes", "patch_positions"]
         self.files = {name: open(folder / f"{name}.bin", "wb") for name in names}  # noqa: SIM115
         self.episode_tokens = [0]
         self.episode_steps = [0]
         self.num_patches = 0
+        self.num_planes = 0
         self.patch_shape: tuple[int, ...] | None = None
         self.max_step_tokens = 0
         self.max_episode_tokens = 0
 
-    def append(self, seq: TokenSequence, where: str) -> None:
+    def prepare(self, seq: TokenSequence, where: str) -> _Prepared:
+        """Check a sequence against the cache's types and earlier rows; split its patches."""
         n = len(seq)
         if n == 0:
             raise ValueError(f"{where}: tokenized to no tokens")
@@ -165,6 +195,18 @@ class _Writer:
                 )
             if seq.patch_positions.max() > 255 or seq.patch_positions.min() < 0:
                 raise ValueError(f"{where}: patch positions must lie in [0, 255] to be cached")
+        planes, index = unique_planes(np.ascontiguousarray(seq.patches, dtype=np.uint8))
+        if self.num_planes + len(planes) > np.iinfo(PLANE_INDEX_DTYPE).max:
+            raise ValueError(
+                f"{where}: more than {np.iinfo(PLANE_INDEX_DTYPE).max:,d} distinct patch planes "
+                "in one cache; split the dataset"
+            )
+        return _Prepared(seq, planes, index)
+
+    def append(self, seq: TokenSequence | _Prepared, where: str = "") -> None:
+        prepared = seq if isinstance(seq, _Prepared) else self.prepare(seq, where)
+        seq = prepared.seq
+        n = len(seq)
         token_base = self.episode_tokens[-1]
         bounds = np.append(seq.timestep_starts, n) if seq.num_timesteps else np.array([0, n])
         starts = bounds[:-1]
@@ -173,12 +215,15 @@ class _Writer:
         self.files["ids"].write(seq.ids.astype(np.uint16).tobytes())
         self.files["local_positions"].write(seq.local_positions.astype(np.int16).tobytes())
         self.files["loss_mask"].write(seq.loss_mask.astype(np.bool_).tobytes())
-        self.files["patches"].write(np.ascontiguousarray(seq.patches, dtype=np.uint8).tobytes())
+        self.files["planes"].write(prepared.planes.tobytes())
+        plane_index = prepared.plane_index + PLANE_INDEX_DTYPE(self.num_planes)
+        self.files["patch_planes"].write(plane_index.astype(PLANE_INDEX_DTYPE).tobytes())
         self.files["patch_positions"].write(seq.patch_positions.astype(np.uint8).tobytes())
         self.files["step_starts"].write((starts + token_base).astype(np.int64).tobytes())
         step_patches = patch_cum[starts] + self.num_patches
         self.files["step_patch_starts"].write(step_patches.astype(np.int64).tobytes())
         self.num_patches += int(seq.patches.shape[0])
+        self.num_planes += len(prepared.planes)
         self.episode_tokens.append(token_base + n)
         self.episode_steps.append(self.episode_steps[-1] + len(starts))
         self.max_step_tokens = max(self.max_step_tokens, int(np.diff(bounds).max()))
@@ -200,6 +245,7 @@ class _Writer:
             num_tokens=self.episode_tokens[-1],
             num_steps=self.episode_steps[-1],
             num_patches=self.num_patches,
+            num_planes=self.num_planes,
             patch_shape=list(patch_shape),
             max_step_tokens=self.max_step_tokens,
             max_episode_tokens=self.max_episode_tokens,
@@ -279,14 +325,6 @@ def stream_fingerprint(source: CacheInput, tokenizer: GatoTokenizer, budget: int
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def sequence_bytes(seq: TokenSequence) -> int:
-    """Bytes a sequence takes in a cache: ids, local positions, loss mask, patches, patch
-    positions and one step offset pair per timestep."""
-    n = len(seq)
-    patches = int(np.prod(seq.patches.shape))
-    return 5 * n + patches + 4 * int(seq.patches.shape[0]) + 16 * max(1, seq.num_timesteps)
-
-
 def build_streamed_cache(
     source: Any,
     tokenizer: GatoTokenizer,
@@ -338,7 +376,8 @@ def build_streamed_cache(
                 seq = tokenizer.encode_jat_episode(row, *encoding)
             except ValueError as err:
                 raise ValueError(f"{where}: {err}") from None
-            size = sequence_bytes(seq)
+            prepared = writer.prepare(seq, where)
+            size = prepared.nbytes
             if used + size > budget_bytes:
                 if index == 0:
                     raise ValueError(
@@ -347,7 +386,7 @@ def build_streamed_cache(
                     )
                 complete = False
                 break
-            writer.append(seq, where)
+            writer.append(prepared)
             used += size
         meta = {
             "version": CACHE_VERSION,
@@ -443,16 +482,19 @@ class TokenCache:
         if self._maps is None:
             maps = {}
             n, k, p = self.num_tokens, self.meta["num_steps"], self.num_patches
+            channels, *plane = self.meta["patch_shape"]
             shapes = {
                 **{name: (n,) for name in _TOKEN_FILES},
                 **{name: (k,) for name in _STEP_FILES},
-                "patches": (p, *self.meta["patch_shape"]),
+                "planes": (int(self.meta["num_planes"]), *plane),
+                "patch_planes": (p, channels),
                 "patch_positions": (p, 4),
             }
             dtypes = {
                 **_TOKEN_FILES,
                 **_STEP_FILES,
-                "patches": np.uint8,
+                "planes": np.uint8,
+                "patch_planes": PLANE_INDEX_DTYPE,
                 "patch_positions": np.uint8,
             }
             for name, shape in shapes.items():
@@ -519,7 +561,9 @@ class TokenCache:
             before = np.count_nonzero(maps["ids"][step_start:start] == PATCH_ID)
             first_patch = int(maps["step_patch_starts"][k]) + int(before)
             count = int(np.count_nonzero(ids == PATCH_ID))
-            patches = np.array(maps["patches"][first_patch : first_patch + count])
+            patches = gather_patches(
+                maps["planes"], maps["patch_planes"][first_patch : first_patch + count]
+            )
             positions = np.asarray(
                 maps["patch_positions"][first_patch : first_patch + count], dtype=np.int64
             )
@@ -576,7 +620,7 @@ class TokenCache:
         timestep_starts = np.asarray(maps["step_starts"][steps], dtype=np.int64) + shift
         if self.num_patches:
             patch_index = _ranges(self.episode_patches[indices], self.episode_patches[indices + 1])
-            patches = maps["patches"][patch_index]
+            patches = gather_patches(maps["planes"], maps["patch_planes"][patch_index])
             positions = np.asarray(maps["patch_positions"][patch_index], dtype=np.int64)
         else:
             patches = np.zeros((0, *self.meta["patch_shape"]), np.uint8)
