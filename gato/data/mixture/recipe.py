@@ -24,7 +24,8 @@ overriding the built-in or registry location), `hub_name` (a hub configuration),
 registered), `image_size` (captions: resize images to this square side), `from_step` and
 `until_step` (the source is drawn only at optimizer steps in [from_step, until_step): a
 curriculum; the weights of the sources active at a step are its probabilities, and every step
-must have one).
+must have one), `own_batches` (true: the source's rows come in whole batches of their own, a
+step's batch drawn first by the weights; see `SourceEntry.own_batches`).
 
 A Minari dataset is a control source of a registry task: `path = "minari:<dataset id>"` (the
 local Minari root, MINARI_DATASETS_PATH; nothing is downloaded), `"minari:<folder>"`, or the path
@@ -83,6 +84,12 @@ class SourceEntry:
     """First optimizer step at which the source is drawn."""
     until_step: int | None = None
     """The source is drawn at steps before this one only (None: to the end)."""
+    own_batches: bool = False
+    """Its rows fill whole batches of their own: a step first draws one active source by the
+    weights; a source with own batches then gives every row, any other means the rows are drawn
+    among the sources without. Each source keeps its share of rows (weight over the sum); what
+    changes is that the own-batch source's short rows are not padded to another source's longer
+    ones (Atari frame groups: 27 positions a row where a caption row has 256)."""
 
     def active(self, step: int) -> bool:
         """Whether the source is drawn at optimizer step `step`."""
@@ -110,6 +117,10 @@ class SourceEntry:
             raise ValueError(
                 f"source {self.task!r}: until_step={self.until_step} must be after "
                 f"from_step={self.from_step}"
+            )
+        if not isinstance(self.own_batches, bool):
+            raise ValueError(
+                f"source {self.task!r}: own_batches must be true or false, got {self.own_batches!r}"
             )
 
 

@@ -4,6 +4,7 @@ Each source is tokenized once into a memory-mapped cache (`gato.data.token_cache
 pure function of (seed, step): its generator is seeded with both, so batches come out identical
 in any number of DataLoader workers, and resuming needs only the step (`MixtureLoader.state_dict`).
 Sources are drawn with replacement by weight for every row; there are no epochs. A source with
+`own_batches` fills whole batches: a step's batch is drawn first, then its rows. A source with
 `from_step` / `until_step` in its recipe is drawn at those steps only (a curriculum), the
 weights of the sources active at a step being its probabilities.
 
@@ -185,6 +186,13 @@ class Mixture:
         """The rows of batch `step`: a pure function of (seed, step)."""
         rng = np.random.default_rng([self.config.seed, step])
         p = self.recipe.probabilities_at(step)
+        own = np.array([e.own_batches for e in self.recipe.sources])
+        if own.any():
+            first = int(rng.choice(len(self.sources), p=p))
+            if own[first]:
+                return [self.sample(first, rng) for _ in range(self.config.batch_size)]
+            p = np.where(own, 0.0, p)
+            p = p / p.sum()
         sources = rng.choice(len(self.sources), size=self.config.batch_size, p=p)
         return [self.sample(int(s), rng) for s in sources]
 
@@ -216,6 +224,12 @@ class Mixture:
                 if self.recipe.scheduled
                 else {}
             ),
+            # Only where a source has them: fingerprints recorded before the field stay valid.
+            **(
+                {"own_batches": [e.own_batches for e in self.recipe.sources]}
+                if any(e.own_batches for e in self.recipe.sources)
+                else {}
+            ),
             "caches": [c.meta["fingerprint"] for c in self.caches],
             # isolate_packed only when set: fingerprints recorded before the field stay valid.
             "config": {
@@ -244,8 +258,9 @@ class Mixture:
             if self.recipe.scheduled:
                 stop = "" if entry.until_step is None else f"{entry.until_step:,d}"
                 steps = f" steps [{entry.from_step:,d}, {stop})"
+            own = " own batches" if entry.own_batches else ""
             lines.append(
-                f"{source.name:24s} {source.kind:8s} p={share:.3f}{steps} "
+                f"{source.name:24s} {source.kind:8s} p={share:.3f}{steps}{own} "
                 f"rows={cache.num_episodes:,d} tokens={cache.num_tokens:,d} "
                 f"({source.path}, {source.split})"
             )

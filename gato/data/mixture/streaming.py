@@ -260,6 +260,13 @@ class StreamingMixture:
                 f"recipe {resolved.name!r}: from_step / until_step need the token-cache mixture; "
                 "a stream draws by fixed weights (drop --streaming or the steps)"
             )
+        own = [e.task for e in resolved.recipe.sources if e.own_batches]
+        if own:
+            raise ValueError(
+                f"recipe {resolved.name!r}: own_batches ({', '.join(own)}) needs the token-cache "
+                "mixture; a stream draws each row by fixed weights (drop --streaming or "
+                "own_batches)"
+            )
         sources = [s.located() if not s.is_missing() else s for s in resolved.sources]
         return cls(sources, list(resolved.probabilities), config, **kwargs)
 
