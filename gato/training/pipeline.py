@@ -63,7 +63,7 @@ def evaluate_run(
     `recipe` is the run's `ResolvedRecipe` of `mixture` (resolved here when None)."""
     from gato.data.mixture import resolve_recipe
     from gato.evaluation import evaluate_captions, evaluate_control
-    from gato.evaluation.control import mixture_control_tasks
+    from gato.evaluation.control import mixture_control_specs
     from gato.evaluation.language import chat
     from gato.evaluation.loading import load_model
     from gato.evaluation.report import control_markdown, write_control_report, write_json
@@ -76,7 +76,9 @@ def evaluate_run(
     timings = {}
 
     control = None
-    tasks = mixture_control_tasks(recipe)  # a recipe of captions or text alone has none to play
+    # Specs, not ids: a control source the recipe points at its own dataset takes its prompt
+    # from there, as it trained (an id would look for the registry's location).
+    tasks = mixture_control_specs(recipe)  # a recipe of captions or text alone has none to play
     if tasks:
         start = time.perf_counter()
         control = evaluate_control(

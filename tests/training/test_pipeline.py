@@ -46,6 +46,8 @@ def test_main_job_builds_trains_evaluates_and_reports(small_recipe, tmp_path):
     tasks = report["control"]["tasks"]
     assert [t["task"] for t in tasks] == ["gym-cartpole"]
     assert tasks[0]["episodes"] == 2
+    # Its prompt comes from the episodes the recipe points it at (the registry's place is empty).
+    assert tasks[0]["prompt_tokens"] > 0 and tasks[0]["prompt_seed"] is not None
     assert 0.0 <= report["captions"]["exact_match"] <= 1.0 and report["captions"]["count"] == 4
     assert isinstance(report["chat"]["answer"], str)
     assert report["train"]["steps"] == 3
