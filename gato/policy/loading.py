@@ -158,13 +158,26 @@ def load_pretrained(
     return model, tokenizer
 
 
+def _has_continuous(task: str) -> bool:
+    """Whether `task` has continuous observations to standardise (True for a task the registry
+    does not know: it may have)."""
+    from gato.tasks.registry import UnknownTaskError, get_task
+
+    try:
+        spec = get_task(task)
+    except UnknownTaskError:
+        return True
+    return "continuous_observations" in spec.observation
+
+
 def task_tokenizer(tokenizer: GatoTokenizer, config: GatoConfig, task: str) -> GatoTokenizer:
     """`tokenizer` as training tokenized `task`'s observations: standardised by the statistics
     `config` recorded for it, if any. A model trained on standardised
     observations that has none for `task` (a task it never trained on) is warned about: its
-    observations then reach it as they come, on another scale than any it learnt."""
+    observations then reach it as they come, on another scale than any it learnt. A registry
+    task without continuous observations (an Atari game's frames) has nothing to standardise."""
     stats = config.task_statistics(task)
-    if stats is None and config.standardize_observations:
+    if stats is None and config.standardize_observations and _has_continuous(task):
         warnings.warn(
             f"the model reads standardised observations but has no statistics for {task!r} "
             f"(it has them for {sorted(config.observation_statistics or {})}); its observations "

@@ -3,6 +3,8 @@ context (`GroupedReferencePolicy`), batched ragged rows, bad configurations."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -249,3 +251,9 @@ def test_a_task_without_statistics_is_warned_about_and_one_with_them_is_standard
     assert plain.observation_statistics is None
     # A model trained on raw values reads every task raw, silently.
     assert task_tokenizer(tokenizer, make_config(), "gym-cartpole").observation_statistics is None
+    # So does a game of frames alone: there is nothing to standardise; an unknown task may have.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert task_tokenizer(tokenizer, config, "atari-pong").observation_statistics is None
+    with pytest.warns(UserWarning, match="no statistics for 'my-task'"):
+        task_tokenizer(tokenizer, config, "my-task")
