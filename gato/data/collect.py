@@ -489,8 +489,9 @@ def collect(config: CollectConfig) -> CollectResult:
                     terminated.append(result.terminated)
                     steps += result.length
         ends = (np.array(terminated), ~np.array(terminated))
-        kept, threshold = _filter(task, returns, config.filter and policy == registered,
-                                  lengths, ends)  # fmt: skip
+        # The registry's `filter = false` keeps every game of its own expert too.
+        filtering = config.filter and task.filter and policy == registered
+        kept, threshold = _filter(task, returns, filtering, lengths, ends)
         if not any(kept):
             raise NothingKeptError(
                 f"task {task.id!r}: no episode reached the filter threshold {threshold:.4g} "
@@ -506,6 +507,7 @@ def collect(config: CollectConfig) -> CollectResult:
             "start_noise": float(start_noise),
             "learner": None if config.learner is None else str(Path(config.learner).resolve()),
             "expert_mix": config.expert_mix,
+            "filter": filtering,
             "seeds": [seeds[0], seeds[-1]],
             "episode_seeds": [s for s, k in zip(seeds, kept, strict=True) if k],
             "episodes_played": len(returns),
@@ -540,7 +542,7 @@ def collect(config: CollectConfig) -> CollectResult:
 
 COLLECTION_SETTINGS = (
     "policy", "expert_params", "env", "action_noise", "dart", "start_noise", "learner",
-    "expert_mix",
+    "expert_mix", "filter",
 )  # fmt: skip
 """What a collection's info records of how its episodes were played (the rest says which
 seeds were played and what came of them)."""
@@ -558,6 +560,7 @@ def registry_collection(task: TaskSpec) -> dict[str, Any]:
         "start_noise": float(task.start_noise),
         "learner": None,
         "expert_mix": 0.0,
+        "filter": task.filter,
     }
 
 

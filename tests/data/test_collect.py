@@ -146,6 +146,20 @@ def test_episodes_below_80_percent_of_expert_are_filtered(tmp_path):
                       registry=registry, filter=False)
     )  # fmt: skip
     assert unfiltered.num_kept == 12 and unfiltered.returns == result.returns
+    # The registry's `filter = false` keeps every game of its expert without being asked.
+    (tmp_path / "unfiltered").mkdir()
+    registry = _registry_with(
+        tmp_path / "unfiltered",
+        '[tasks.test-cartpole]\nsuite = "gym"\nenv = { id = "CartPole-v1" }\n'
+        "observation = { continuous_observations = { shape = [4] } }\n"
+        'action = { kind = "discrete", num_values = 2 }\nepisode_limit = 500\n'
+        'expert = "random"\nscores = { expert = 40, random = 20 }\nfilter = false\n',
+    )
+    kept = collect(
+        CollectConfig("test-cartpole", 12, output=str(tmp_path / "kept"), progress=False,
+                      registry=registry)
+    )  # fmt: skip
+    assert kept.num_kept == 12 and kept.threshold is None and kept.returns == result.returns
 
 
 def test_cli_collect_and_score(tmp_path, capsys):

@@ -60,7 +60,9 @@ def test_a_collection_records_its_settings(tmp_path):
     recorded = recorded_collection(out)
     assert recorded == json.loads(json.dumps(result.metadata))
     assert recorded["dart"] == 0.2 and recorded["expert_params"] == {}
-    assert changed_settings(get_task("gym-pendulum"), recorded) == ["dart"]
+    # Unfiltered where the registry filters: both settings differ from the registry's.
+    assert recorded["filter"] is False
+    assert changed_settings(get_task("gym-pendulum"), recorded) == ["dart", "filter"]
     assert recorded_collection(tmp_path / "nothing") is None
     plain = tmp_path / "plain"
     datasets.Dataset.from_dict({"rewards": [[0.0]]}).save_to_disk(str(plain))
@@ -78,9 +80,9 @@ def test_stale_episodes_are_collected_again_and_other_folders_left_alone(tmp_pat
                       filter=False)
     )  # fmt: skip
     source = ControlSource(task.id, str(default), buildable=True)
-    assert source.stale() == "it was collected with other settings (dart)"
+    assert source.stale() == "it was collected with other settings (dart, filter)"
     assert source.is_missing()
-    with pytest.warns(UserWarning, match=r"other settings \(dart\); rebuild it with"):
+    with pytest.warns(UserWarning, match=r"other settings \(dart, filter\); rebuild it with"):
         source.load()
     source.build(BuildPlan(episodes=1, workers=1))
     assert source.stale() is None and not source.is_missing()

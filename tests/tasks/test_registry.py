@@ -83,6 +83,12 @@ def test_unknown_task_lists_known_ids_and_suggests():
     assert "dmc-cartpole-swingup" in message and "gym-pendulum" in message
 
 
+def test_the_filter_key_defaults_to_on():
+    assert parse_registry(MINIMAL)["gym-cartpole"].filter is True
+    edited = MINIMAL.replace("episode_limit = 500", "episode_limit = 500\nfilter = false")
+    assert parse_registry(edited)["gym-cartpole"].filter is False
+
+
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -96,6 +102,10 @@ def test_unknown_task_lists_known_ids_and_suggests():
         (lambda t: t.replace("shape = [4]", "shape = [2, 2]"), "rank"),
         (lambda t: t.replace("num_values = 2", "num_values = 5000"), "num_values"),
         (lambda t: t.replace("episode_limit = 500", "episode_limit = 0"), "episode_limit"),
+        (
+            lambda t: t.replace("episode_limit = 500", 'episode_limit = 500\nfilter = "no"'),
+            "filter must be true or false, got 'no'",
+        ),
         (
             lambda t: t.replace("continuous_observations = { shape", "pixels = { shape"),
             "unknown observation column",
