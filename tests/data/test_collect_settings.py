@@ -198,7 +198,7 @@ def test_cli_reports_a_bad_setting_before_playing(tmp_path, capsys):
         (["--policy", "pong-frames", "--expert_params", "offset_up=true"],
          "parameter offset_up=True must be a number, got bool"),
         (["--atari_protocol", "slippery"], "error: unknown Atari protocol 'slippery'"),
-        (["--expert_params", "no_such=1"], "bad expert_params for 'pong-ram'"),
+        (["--expert_params", "no_such=1"], "bad expert_params for 'pong-frames'"),
     ]  # fmt: skip
     for extra, message in cases:
         assert main([*base, *extra]) == 2, extra

@@ -30,15 +30,18 @@ def _quiet():
 def test_changed_settings_names_what_differs_and_skips_what_is_not_recorded():
     task = get_task("atari-pong")
     today = registry_collection(task)
-    assert today["policy"] == "pong-ram" and today["expert_params"] == {"dead_zone": 8.0}
+    assert today["policy"] == "pong-frames" and today["expert_params"] == {}
+    assert today["dart"] == 0.05 and today["filter"] is False
     assert changed_settings(task, today) == []
-    assert changed_settings(task, {**today, "expert_params": {"dead_zone": 2.0}}) == [
-        "expert_params"
-    ]
-    assert changed_settings(task, {**today, "dart": 0.05, "policy": "random"}) == [
+    assert changed_settings(task, {**today, "expert_params": {"horizon": 4}}) == ["expert_params"]
+    assert changed_settings(task, {**today, "dart": 0.1, "policy": "random"}) == [
         "dart",
         "policy",
     ]
+    # The planner's games of the previous registry are stale now (pong-ram, filtered).
+    before = {**today, "policy": "pong-ram", "expert_params": {"dead_zone": 8.0}, "dart": 0.0,
+              "filter": True}  # fmt: skip
+    assert changed_settings(task, before) == ["dart", "expert_params", "filter", "policy"]
     sticky = {**today, "env": {**task.env, "repeat_action_probability": 0.25}}
     assert changed_settings(task, sticky) == ["env"]
     # Written before the parameters (or the env) were recorded: only what is recorded is judged.

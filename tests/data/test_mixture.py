@@ -428,6 +428,18 @@ def test_recipe_files_parse_and_name_known_tasks(monkeypatch, tmp_path):
     demo = mx.load_recipe("demo")
     names = {s.task for s in demo.sources}
     assert set(mx.BUILTIN_SOURCES) <= names and names <= known | set(mx.BUILTIN_SOURCES)
+    # The demo with Pong learnt: the demo's sources and weights, Pong in batches of its own
+    # taking 6,000 of the 8,900 steps after the first lesson.
+    pong = mx.load_recipe("demo_pong")
+    assert [(s.task, s.from_step, s.until_step) for s in pong.sources] == [
+        (s.task, s.from_step, s.until_step) for s in demo.sources
+    ]
+    own = {s.task for s in pong.sources if s.own_batches}
+    assert own == {"atari-pong"}
+    share = pong.probabilities_at(400)[[s.task for s in pong.sources].index("atari-pong")]
+    assert share * 8900 == pytest.approx(6000, abs=1)
+    others = {s.task: s.weight for s in pong.sources if s.task != "atari-pong"}
+    assert others == {s.task: s.weight for s in demo.sources if s.task != "atari-pong"}
     with pytest.raises(FileNotFoundError, match="recipes in"):
         mx.load_recipe("nonexistent")
 
