@@ -203,8 +203,7 @@ class _Writer:
             )
         return _Prepared(seq, planes, index)
 
-    def append(self, seq: TokenSequence | _Prepared, where: str = "") -> None:
-        prepared = seq if isinstance(seq, _Prepared) else self.prepare(seq, where)
+    def append(self, prepared: _Prepared) -> None:
         seq = prepared.seq
         n = len(seq)
         token_base = self.episode_tokens[-1]
@@ -286,7 +285,7 @@ def build_cache(
 
             sequences = tqdm(sequences, total=len(dataset), desc=f"tokenizing {source.name}")
         for index, seq in enumerate(sequences):
-            writer.append(seq, f"{source.name} row {index}")
+            writer.append(writer.prepare(seq, f"{source.name} row {index}"))
         meta = {
             "version": CACHE_VERSION,
             "fingerprint": key,
