@@ -122,15 +122,17 @@ def test_collection_never_replaces_a_folder_that_is_not_a_dataset(tmp_path):
     assert (precious / "todo.txt").read_text() == "keep me"
 
 
+# The random policy as a task's "expert", with scores that put the filter's threshold at 32.
+RANDOM_CARTPOLE = (
+    '[tasks.test-cartpole]\nsuite = "gym"\nenv = { id = "CartPole-v1" }\n'
+    "observation = { continuous_observations = { shape = [4] } }\n"
+    'action = { kind = "discrete", num_values = 2 }\nepisode_limit = 500\n'
+    'expert = "random"\nscores = { expert = 40, random = 20 }\n'
+)
+
+
 def test_episodes_below_80_percent_of_expert_are_filtered(tmp_path):
-    # The random policy as the task's "expert", with scores that put the threshold at 32.
-    registry = _registry_with(
-        tmp_path,
-        '[tasks.test-cartpole]\nsuite = "gym"\nenv = { id = "CartPole-v1" }\n'
-        "observation = { continuous_observations = { shape = [4] } }\n"
-        'action = { kind = "discrete", num_values = 2 }\nepisode_limit = 500\n'
-        'expert = "random"\nscores = { expert = 40, random = 20 }\n',
-    )
+    registry = _registry_with(tmp_path, RANDOM_CARTPOLE)
     result = collect(
         CollectConfig("test-cartpole", 12, output=str(tmp_path / "ds"), progress=False,
                       registry=registry)
@@ -148,13 +150,7 @@ def test_episodes_below_80_percent_of_expert_are_filtered(tmp_path):
     assert unfiltered.num_kept == 12 and unfiltered.returns == result.returns
     # The registry's `filter = false` keeps every game of its expert without being asked.
     (tmp_path / "unfiltered").mkdir()
-    registry = _registry_with(
-        tmp_path / "unfiltered",
-        '[tasks.test-cartpole]\nsuite = "gym"\nenv = { id = "CartPole-v1" }\n'
-        "observation = { continuous_observations = { shape = [4] } }\n"
-        'action = { kind = "discrete", num_values = 2 }\nepisode_limit = 500\n'
-        'expert = "random"\nscores = { expert = 40, random = 20 }\nfilter = false\n',
-    )
+    registry = _registry_with(tmp_path / "unfiltered", RANDOM_CARTPOLE + "filter = false\n")
     kept = collect(
         CollectConfig("test-cartpole", 12, output=str(tmp_path / "kept"), progress=False,
                       registry=registry)
