@@ -9,6 +9,7 @@ Layout of one cache, `<root>/<source name>/<split>-<fingerprint>/`:
 | loss_mask.bin         | bool   | (N,)         | prediction targets                          |
 | planes.bin            | uint8  | (Q, S, S)    | distinct patch channels of each sequence    |
 | patch_planes.bin      | uint32 | (P, C)       | each patch's channels, as indices of planes |
+| (patches.bin)         | uint8  | (P, C, S, S) | caches written before planes: whole patches |
 | patch_positions.bin   | uint8  | (P, 4)       | [row_lo, row_hi, col_lo, col_hi) in bins    |
 | step_starts.bin       | int64  | (K,)         | global token offset of every timestep       |
 | step_patch_starts.bin | int64  | (K,)         | global patch offset of every timestep       |
@@ -22,6 +23,8 @@ until the model normalises them on its device. A patch is stored as the indices 
 planes, each distinct plane of a sequence once (`gato.data.planes`): an Atari stack's frames come
 back in the next three stacks, and its background repeats, so Pong's patches take a small share
 of their bytes (benchmarks/RESULTS.md, "Patch planes"); reading gathers them back whole.
+`meta.json` says so (`"patch_layout": "planes"`); a cache written before keeps whole patches in
+`patches.bin` and is read as it is (the tokens mean the same, so it is not rebuilt).
 A cache is written into a temporary folder and renamed into place, so a reader sees a whole
 cache or none; the fingerprint hashes the source dataset's fingerprint, size and columns, the
 tokenizer's settings and the SentencePiece model's bytes, so changing any of them builds a new
@@ -52,8 +55,13 @@ from gato.tokens.tokenizer import GatoTokenizer
 from gato.vocab import PATCH_ID
 
 DEFAULT_CACHE_ROOT = cache_dir() / "tokens"
-CACHE_VERSION = 2
-"""Bump when the layout or the meaning of a cache changes: old caches are then rebuilt."""
+CACHE_VERSION = 1
+"""Bump when the meaning of a cache changes: old caches are then rebuilt. A new layout that
+reads back the same tokens is recorded in meta.json instead (`PATCH_LAYOUT`), so caches on disk
+stay in use."""
+PATCH_LAYOUT = "planes"
+"""How this version writes patches: "planes" (distinct planes and indices); caches without the
+key hold them whole ("whole", `patches.bin`)."""
 
 _TOKEN_FILES = {"ids": np.uint16, "local_positions": np.int16, "loss_mask": np.bool_}
 _STEP_FILES = {"step_starts": np.int64, "step_patch_starts": np.int64}
@@ -245,6 +253,7 @@ class _Writer:
             num_steps=self.episode_steps[-1],
             num_patches=self.num_patches,
             num_planes=self.num_planes,
+            patch_layout=PATCH_LAYOUT,
             patch_shape=list(patch_shape),
             max_step_tokens=self.max_step_tokens,
             max_episode_tokens=self.max_episode_tokens,
@@ -464,6 +473,11 @@ class TokenCache:
                 f"{self.path}: cache version {self.meta.get('version')}, "
                 f"expected {CACHE_VERSION}; rebuild it"
             )
+        if self.meta.get("patch_layout", "whole") not in ("planes", "whole"):
+            raise ValueError(
+                f"{self.path}: unknown patch layout {self.meta['patch_layout']!r} (this version "
+                "reads 'planes' and 'whole'); rebuild it"
+            )
         self.episode_tokens = np.load(self.path / "episode_tokens.npy")
         self.episode_steps = np.load(self.path / "episode_steps.npy")
         self._maps: dict[str, np.ndarray] | None = None
@@ -485,17 +499,16 @@ class TokenCache:
             shapes = {
                 **{name: (n,) for name in _TOKEN_FILES},
                 **{name: (k,) for name in _STEP_FILES},
-                "planes": (int(self.meta["num_planes"]), *plane),
-                "patch_planes": (p, channels),
                 "patch_positions": (p, 4),
             }
-            dtypes = {
-                **_TOKEN_FILES,
-                **_STEP_FILES,
-                "planes": np.uint8,
-                "patch_planes": PLANE_INDEX_DTYPE,
-                "patch_positions": np.uint8,
-            }
+            dtypes = {**_TOKEN_FILES, **_STEP_FILES, "patch_positions": np.uint8}
+            if self.patch_layout == "planes":
+                shapes["planes"] = (int(self.meta["num_planes"]), *plane)
+                shapes["patch_planes"] = (p, channels)
+                dtypes["planes"], dtypes["patch_planes"] = np.uint8, PLANE_INDEX_DTYPE
+            else:
+                shapes["patches"] = (p, channels, *plane)
+                dtypes["patches"] = np.uint8
             for name, shape in shapes.items():
                 if int(np.prod(shape)) == 0:
                     maps[name] = np.zeros(shape, dtype=dtypes[name])
@@ -505,6 +518,18 @@ class TokenCache:
                     )
             self._maps = maps
         return self._maps
+
+    @property
+    def patch_layout(self) -> str:
+        """ "planes" (this version's) or "whole" (a cache written before planes)."""
+        return str(self.meta.get("patch_layout", "whole"))
+
+    def _patches(self, index: slice | np.ndarray) -> np.ndarray:
+        """(N, C, S, S) uint8 patches at `index` (a slice or int64 positions), either layout."""
+        maps = self.maps
+        if self.patch_layout == "planes":
+            return gather_patches(maps["planes"], maps["patch_planes"][index])
+        return np.array(maps["patches"][index])
 
     @property
     def num_episodes(self) -> int:
@@ -560,9 +585,7 @@ class TokenCache:
             before = np.count_nonzero(maps["ids"][step_start:start] == PATCH_ID)
             first_patch = int(maps["step_patch_starts"][k]) + int(before)
             count = int(np.count_nonzero(ids == PATCH_ID))
-            patches = gather_patches(
-                maps["planes"], maps["patch_planes"][first_patch : first_patch + count]
-            )
+            patches = self._patches(slice(first_patch, first_patch + count))
             positions = np.asarray(
                 maps["patch_positions"][first_patch : first_patch + count], dtype=np.int64
             )
@@ -619,7 +642,7 @@ class TokenCache:
         timestep_starts = np.asarray(maps["step_starts"][steps], dtype=np.int64) + shift
         if self.num_patches:
             patch_index = _ranges(self.episode_patches[indices], self.episode_patches[indices + 1])
-            patches = gather_patches(maps["planes"], maps["patch_planes"][patch_index])
+            patches = self._patches(patch_index)
             positions = np.asarray(maps["patch_positions"][patch_index], dtype=np.int64)
         else:
             patches = np.zeros((0, *self.meta["patch_shape"]), np.uint8)

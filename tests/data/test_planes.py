@@ -118,3 +118,37 @@ def test_a_streamed_cache_counts_the_bytes_it_writes(tmp_path):
     assert not part.meta["streamed"]["complete"] and part.num_episodes == 3
     for i in range(3):
         np.testing.assert_array_equal(part.episode(i).patches, whole.episode(i).patches)
+
+
+def test_a_cache_of_whole_patches_written_before_planes_is_read_as_it_is(tmp_path):
+    import json
+    import shutil
+
+    from gato.data.token_cache import TokenCache
+
+    tok = GatoTokenizer()
+    path = write_atari_dataset(tmp_path / "pong", episodes=2, steps=6)
+    cache = build_cache(make_source("control", "atari-pong", str(path)), tok, tmp_path / "t")
+    assert cache.patch_layout == "planes"
+    # The same cache in the layout of caches written before planes: patches.bin whole, no key.
+    old = tmp_path / "old"
+    shutil.copytree(cache.path, old)
+    whole = gather_patches(cache.maps["planes"], cache.maps["patch_planes"])
+    (old / "patches.bin").write_bytes(whole.tobytes())
+    (old / "planes.bin").unlink()
+    (old / "patch_planes.bin").unlink()
+    meta = json.loads((old / "meta.json").read_text())
+    del meta["patch_layout"], meta["num_planes"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    before = TokenCache(old)
+    assert before.patch_layout == "whole"
+    for i in range(2):
+        np.testing.assert_array_equal(before.episode(i).patches, cache.episode(i).patches)
+        np.testing.assert_array_equal(before.read_steps(i, 1, 4).patches,
+                                      cache.read_steps(i, 1, 4).patches)  # fmt: skip
+    np.testing.assert_array_equal(before.read_episodes(np.array([1, 0])).patches,
+                                  cache.read_episodes(np.array([1, 0])).patches)  # fmt: skip
+    meta["patch_layout"] = "zipped"
+    (old / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unknown patch layout 'zipped'"):
+        TokenCache(old)
