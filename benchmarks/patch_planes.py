@@ -73,13 +73,11 @@ def build_timed(source, tokenizer, root: Path, dataset) -> tuple:
 
 
 def write_whole_patches(cache, path: Path, chunk: int = 1 << 15) -> np.memmap:
-    """The cache's patches written whole, (P, C, S, S) uint8: the previous layout."""
+    """The cache's patches written whole, (P, C, S, S) uint8: the earlier layout."""
     shape = (cache.num_patches, *cache.meta["patch_shape"])
     whole = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    maps = cache.maps
     for start in range(0, cache.num_patches, chunk):
-        index = maps["patch_planes"][start : start + chunk]
-        whole[start : start + chunk] = planes_module.gather_patches(maps["planes"], index)
+        whole[start : start + chunk] = cache.patches_at(slice(start, start + chunk))
     whole.flush()
     return np.load(path, mmap_mode="r")
 
@@ -100,11 +98,7 @@ def draw_windows(cache, windows: int, steps: int, rng: np.random.Generator) -> l
 
 
 def read_planes(cache, cuts) -> int:
-    maps = cache.maps
-    got = [
-        planes_module.gather_patches(maps["planes"], maps["patch_planes"][a : a + n])
-        for a, n in cuts
-    ]
+    got = [cache.patches_at(slice(a, a + n)) for a, n in cuts]
     return sum(int(p[:, :, 0, 0].sum()) for p in got)
 
 
@@ -142,11 +136,7 @@ def run(args: argparse.Namespace) -> dict:
         # The layouts must read the same bytes: one batch compared in full.
         cuts = draw_windows(cache, args.windows, args.steps, rng)
         for a, n in cuts:
-            maps = cache.maps
-            np.testing.assert_array_equal(
-                planes_module.gather_patches(maps["planes"], maps["patch_planes"][a : a + n]),
-                whole[a : a + n],
-            )
+            np.testing.assert_array_equal(cache.patches_at(slice(a, a + n)), whole[a : a + n])
         result = {
             "episodes": cache.num_episodes,
             "timesteps": int(cache.meta["num_steps"]),

@@ -524,7 +524,7 @@ class TokenCache:
         """ "planes" (this version's) or "whole" (a cache written before planes)."""
         return str(self.meta.get("patch_layout", "whole"))
 
-    def _patches(self, index: slice | np.ndarray) -> np.ndarray:
+    def patches_at(self, index: slice | np.ndarray) -> np.ndarray:
         """(N, C, S, S) uint8 patches at `index` (a slice or int64 positions), either layout."""
         maps = self.maps
         if self.patch_layout == "planes":
@@ -585,7 +585,7 @@ class TokenCache:
             before = np.count_nonzero(maps["ids"][step_start:start] == PATCH_ID)
             first_patch = int(maps["step_patch_starts"][k]) + int(before)
             count = int(np.count_nonzero(ids == PATCH_ID))
-            patches = self._patches(slice(first_patch, first_patch + count))
+            patches = self.patches_at(slice(first_patch, first_patch + count))
             positions = np.asarray(
                 maps["patch_positions"][first_patch : first_patch + count], dtype=np.int64
             )
@@ -642,7 +642,7 @@ class TokenCache:
         timestep_starts = np.asarray(maps["step_starts"][steps], dtype=np.int64) + shift
         if self.num_patches:
             patch_index = _ranges(self.episode_patches[indices], self.episode_patches[indices + 1])
-            patches = self._patches(patch_index)
+            patches = self.patches_at(patch_index)
             positions = np.asarray(maps["patch_positions"][patch_index], dtype=np.int64)
         else:
             patches = np.zeros((0, *self.meta["patch_shape"]), np.uint8)

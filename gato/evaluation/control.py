@@ -425,7 +425,7 @@ def evaluate_task(model: Any, tokenizer: Any, task: Any, config: ControlEvalConf
 
     budget = prompt_budget(model.config.max_position_embeddings, config.policy)
     # Observations (prompt and episodes) tokenized as training tokenized this task's.
-    tokenizer = task_tokenizer(tokenizer, model.config, task.id)
+    tokenizer = task_tokenizer(tokenizer, model.config, task)
     seeds = range(config.seed, config.seed + config.episodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a missing dataset becomes the task's note below

@@ -347,7 +347,7 @@ class GatoPolicy:
 
             task = get_task(task)
         if task is not None:
-            tokenizer = task_tokenizer(tokenizer, model.config, task.id)
+            tokenizer = task_tokenizer(tokenizer, model.config, task)
         elif model.config.observation_statistics:
             raise ValueError(
                 "this model tokenizes each task's observations standardised by its training "

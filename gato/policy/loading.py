@@ -13,6 +13,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -158,28 +159,30 @@ def load_pretrained(
     return model, tokenizer
 
 
-def _has_continuous(task: str) -> bool:
-    """Whether `task` has continuous observations to standardise (True for a task the registry
-    does not know: it may have)."""
-    from gato.tasks.registry import UnknownTaskError, get_task
+def _has_continuous(task: Any) -> bool:
+    """Whether `task` (a `TaskSpec`, or an id looked up in the registry) has continuous
+    observations to standardise; True for an id the registry does not know: it may have."""
+    if isinstance(task, str):
+        from gato.tasks.registry import UnknownTaskError, get_task
 
-    try:
-        spec = get_task(task)
-    except UnknownTaskError:
-        return True
-    return "continuous_observations" in spec.observation
+        try:
+            task = get_task(task)
+        except UnknownTaskError:
+            return True
+    return "continuous_observations" in task.observation
 
 
-def task_tokenizer(tokenizer: GatoTokenizer, config: GatoConfig, task: str) -> GatoTokenizer:
-    """`tokenizer` as training tokenized `task`'s observations: standardised by the statistics
-    `config` recorded for it, if any. A model trained on standardised
-    observations that has none for `task` (a task it never trained on) is warned about: its
-    observations then reach it as they come, on another scale than any it learnt. A registry
+def task_tokenizer(tokenizer: GatoTokenizer, config: GatoConfig, task: Any) -> GatoTokenizer:
+    """`tokenizer` as training tokenized `task`'s observations (`task`: a `TaskSpec` or its id):
+    standardised by the statistics `config` recorded for it, if any. A model trained on
+    standardised observations that has none for `task` (a task it never trained on) is warned
+    about: its observations then reach it as they come, on another scale than any it learnt. A
     task without continuous observations (an Atari game's frames) has nothing to standardise."""
-    stats = config.task_statistics(task)
+    task_id = task if isinstance(task, str) else task.id
+    stats = config.task_statistics(task_id)
     if stats is None and config.standardize_observations and _has_continuous(task):
         warnings.warn(
-            f"the model reads standardised observations but has no statistics for {task!r} "
+            f"the model reads standardised observations but has no statistics for {task_id!r} "
             f"(it has them for {sorted(config.observation_statistics or {})}); its observations "
             "are tokenized as they come",
             stacklevel=2,

@@ -257,3 +257,15 @@ def test_a_task_without_statistics_is_warned_about_and_one_with_them_is_standard
         assert task_tokenizer(tokenizer, config, "atari-pong").observation_statistics is None
     with pytest.warns(UserWarning, match="no statistics for 'my-task'"):
         task_tokenizer(tokenizer, config, "my-task")
+    # A spec is read as it is, registered or not: frames alone need no statistics.
+    import dataclasses
+
+    from gato.tasks.registry import get_task
+
+    frames = dataclasses.replace(get_task("atari-pong"), id="my-game")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert task_tokenizer(tokenizer, config, frames).observation_statistics is None
+    values = dataclasses.replace(get_task("gym-cartpole"), id="my-cartpole")
+    with pytest.warns(UserWarning, match="no statistics for 'my-cartpole'"):
+        task_tokenizer(tokenizer, config, values)

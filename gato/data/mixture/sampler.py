@@ -174,6 +174,8 @@ class Mixture:
             )  # fmt: skip
         self.source_names = tuple(s.name for s in self.sources)
         self.probabilities = resolved.probabilities
+        self.own_batches = np.array([e.own_batches for e in self.recipe.sources])
+        """(S,) bool: the sources whose rows fill batches of their own."""
         for source, cache in zip(self.sources, self.caches, strict=True):
             source.check(cache, config)
 
@@ -186,12 +188,11 @@ class Mixture:
         """The rows of batch `step`: a pure function of (seed, step)."""
         rng = np.random.default_rng([self.config.seed, step])
         p = self.recipe.probabilities_at(step)
-        own = np.array([e.own_batches for e in self.recipe.sources])
-        if own.any():
+        if self.own_batches.any():
             first = int(rng.choice(len(self.sources), p=p))
-            if own[first]:
+            if self.own_batches[first]:
                 return [self.sample(first, rng) for _ in range(self.config.batch_size)]
-            p = np.where(own, 0.0, p)
+            p = np.where(self.own_batches, 0.0, p)
             p = p / p.sum()
         sources = rng.choice(len(self.sources), size=self.config.batch_size, p=p)
         return [self.sample(int(s), rng) for s in sources]
@@ -225,11 +226,7 @@ class Mixture:
                 else {}
             ),
             # Only where a source has them: fingerprints recorded before the field stay valid.
-            **(
-                {"own_batches": [e.own_batches for e in self.recipe.sources]}
-                if any(e.own_batches for e in self.recipe.sources)
-                else {}
-            ),
+            **({"own_batches": self.own_batches.tolist()} if self.own_batches.any() else {}),
             "caches": [c.meta["fingerprint"] for c in self.caches],
             # isolate_packed only when set: fingerprints recorded before the field stay valid.
             "config": {
