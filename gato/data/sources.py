@@ -374,7 +374,7 @@ class ControlSource(Source):
             first, stop = random_window(cache.bounds(episode), budget, rng)
             windows = [cache.read_steps(episode, first, stop)]
         else:
-            windows = self._short_windows(cache, episode, budget, limit, rng)
+            windows = [cache.read_windows(*self._short_windows(cache, episode, budget, limit, rng))]
         # Packed windows are independent sequences; a prompt is the row's shared prefix, which
         # prompts every window after it.
         if head is not None:
@@ -385,24 +385,38 @@ class ControlSource(Source):
     @staticmethod
     def _short_windows(
         cache: TokenCache, episode: int, budget: int, limit: int, rng: np.random.Generator
-    ) -> list[TokenSequence]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Windows of at most `limit` whole timesteps within `budget` tokens: the first of
         `episode`, each next one of a random episode, until the next would not fit one
-        timestep (the first is always taken, as the context's single window would be)."""
-        windows: list[TokenSequence] = []
+        timestep (the first is always taken, as the context's single window would be).
+        Returns (episodes, firsts, stops), read by `TokenCache.read_windows`.
+
+        Only the `limit + 1` step bounds a window can use are read, not its episode's: a Pong
+        game has thousands of timesteps and a row draws nine windows.
+        """
+        episode_steps, episode_tokens, step_starts = (
+            cache.episode_steps,
+            cache.episode_tokens,
+            cache.maps["step_starts"],
+        )
+        chosen: list[tuple[int, int, int]] = []
         while budget > 0:
-            if windows:
+            if chosen:
                 episode = int(rng.integers(cache.num_episodes))
-            bounds = cache.bounds(episode)
-            first = int(rng.integers(max(1, len(bounds) - limit)))  # a full window's starts
-            stop = min(fit_stop(bounds, first, budget), first + limit)
-            if stop == first and windows:
+            lo, hi = int(episode_steps[episode]), int(episode_steps[episode + 1])
+            first = int(rng.integers(max(1, hi - lo + 1 - limit)))  # a full window's starts
+            # Bounds of timesteps first .. first + limit (the episode's end where it comes).
+            near = np.asarray(step_starts[lo + first : min(lo + first + limit + 1, hi)], np.int64)
+            if lo + first + limit + 1 > hi:
+                near = np.append(near, episode_tokens[episode + 1])
+            stop = first + min(fit_stop(near, 0, budget), limit)
+            if stop == first and chosen:
                 break  # not one more timestep fits
-            windows.append(cache.read_steps(episode, first, stop))
+            chosen.append((episode, first, stop))
             if stop == first:
                 break  # not even one: an empty window, as `random_window` gives
-            budget -= len(windows[-1])
-        return windows
+            budget -= int(near[stop - first] - near[0])
+        return tuple(np.array(column, np.int64) for column in zip(*chosen, strict=True))
 
 
 @dataclass(frozen=True)

@@ -632,16 +632,74 @@ class TokenCache:
         segment), without a Python-level read per episode.
         """
         indices = np.asarray(indices, dtype=np.int64)
+        return self._gather(
+            self.episode_tokens[indices],
+            self.episode_tokens[indices + 1],
+            self.episode_steps[indices],
+            self.episode_steps[indices + 1],
+            self.episode_patches[indices],
+            self.episode_patches[indices + 1],
+        )
+
+    def read_windows(
+        self, episodes: np.ndarray, firsts: np.ndarray, stops: np.ndarray
+    ) -> TokenSequence:
+        """Timesteps [firsts[i], stops[i]) of episodes[i], back to back, in one gather.
+
+        Equal to `TokenSequence.pack([self.read_steps(e, f, s) for e, f, s in ...])` (each
+        window its own segment; an empty window begins none), without a Python-level read per
+        window: short control windows are many a row (Pong: 9, each of one timestep).
+        """
+        episodes = np.asarray(episodes, dtype=np.int64)
+        firsts, stops = np.asarray(firsts, np.int64), np.asarray(stops, np.int64)
+        lo, hi = self.episode_steps[episodes], self.episode_steps[episodes + 1]
+        if ((firsts < 0) | (stops < firsts) | (lo + stops > hi)).any():
+            raise ValueError(
+                f"read_windows: windows [first, stop) must lie within their episodes' "
+                f"timesteps; got firsts {firsts.tolist()}, stops {stops.tolist()} for episodes "
+                f"of {(hi - lo).tolist()} timesteps"
+            )
+        first_steps, stop_steps = lo + firsts, lo + stops
         maps = self.maps
-        starts, ends = self.episode_tokens[indices], self.episode_tokens[indices + 1]
+        token_ends = self.episode_tokens[episodes + 1]
+        patch_ends = self.episode_patches[episodes + 1]
+
+        def at(steps: np.ndarray, name: str, ends: np.ndarray) -> np.ndarray:
+            # A step's offset, or the episode's end where the window runs to it.
+            inside = steps < hi
+            values = np.asarray(maps[name][np.where(inside, steps, 0)], dtype=np.int64)
+            return np.where(inside, values, ends)
+
+        patch_starts = "step_patch_starts"
+        return self._gather(
+            at(first_steps, "step_starts", token_ends),
+            at(stop_steps, "step_starts", token_ends),
+            first_steps,
+            stop_steps,
+            at(first_steps, patch_starts, patch_ends) if self.num_patches else first_steps * 0,
+            at(stop_steps, patch_starts, patch_ends) if self.num_patches else first_steps * 0,
+        )
+
+    def _gather(
+        self,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        step_lo: np.ndarray,
+        step_hi: np.ndarray,
+        patch_lo: np.ndarray,
+        patch_hi: np.ndarray,
+    ) -> TokenSequence:
+        """Token ranges [starts, ends) that begin at timesteps step_lo (their steps [step_lo,
+        step_hi), their patches [patch_lo, patch_hi)), packed: each range its own segment."""
+        maps = self.maps
         tokens = _ranges(starts, ends)
-        out_offsets = np.cumsum(ends - starts) - (ends - starts)
-        step_lo, step_hi = self.episode_steps[indices], self.episode_steps[indices + 1]
+        lengths = ends - starts
+        out_offsets = np.cumsum(lengths) - lengths
         steps = _ranges(step_lo, step_hi)
         shift = np.repeat(out_offsets - starts, step_hi - step_lo)
         timestep_starts = np.asarray(maps["step_starts"][steps], dtype=np.int64) + shift
         if self.num_patches:
-            patch_index = _ranges(self.episode_patches[indices], self.episode_patches[indices + 1])
+            patch_index = _ranges(patch_lo, patch_hi)
             patches = self.patches_at(patch_index)
             positions = np.asarray(maps["patch_positions"][patch_index], dtype=np.int64)
         else:
@@ -654,7 +712,7 @@ class TokenCache:
             patches=np.asarray(patches),
             patch_positions=positions,
             timestep_starts=timestep_starts,
-            segment_starts=out_offsets[(out_offsets > 0) & (ends > starts)].astype(np.int64),
+            segment_starts=out_offsets[(out_offsets > 0) & (lengths > 0)].astype(np.int64),
         )
 
     def episode(self, index: int) -> TokenSequence:

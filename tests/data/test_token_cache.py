@@ -119,6 +119,31 @@ def test_gathering_episodes_equals_packing_them(image_control, tmp_path, tok):
             np.testing.assert_array_equal(expected.segment_starts, lengths)
 
 
+def test_gathering_windows_equals_packing_their_reads(image_control, tmp_path, tok):
+    from gato.tokens.batch import TokenSequence
+
+    path = control_dataset(tmp_path / "pendulum", episodes=4)
+    values = build_cache(make_source("control", "pendulum", str(path)), tok, tmp_path / "t")
+    rng = np.random.default_rng(0)
+    for cache in (image_control[1], values):
+        steps = np.diff(cache.episode_steps)
+        cases = [[(0, 0, 1)], [(1, 0, 0)], [(2, 1, int(steps[2]))], [(0, 2, 4), (0, 2, 4)]]
+        for _ in range(20):  # random windows, to an episode's end too
+            episodes = rng.integers(cache.num_episodes, size=int(rng.integers(1, 9)))
+            firsts = [int(rng.integers(steps[e] + 1)) for e in episodes]
+            pairs = zip(episodes, firsts, strict=True)
+            stops = [int(rng.integers(f, steps[e] + 1)) for e, f in pairs]
+            cases.append(list(zip(episodes.tolist(), firsts, stops, strict=True)))
+        for windows in cases:
+            expected = TokenSequence.pack([cache.read_steps(*w) for w in windows])
+            assert_same(cache.read_windows(*np.array(windows).T), expected)
+    cache = image_control[1]
+    last = int(np.diff(cache.episode_steps)[0])
+    for first, stop in [(0, last + 1), (3, 2), (-1, 1)]:
+        with pytest.raises(ValueError, match="must lie within their episodes' timesteps"):
+            cache.read_windows(np.array([0]), np.array([first]), np.array([stop]))
+
+
 def test_continuous_control_and_stats(tmp_path, tok):
     path = control_dataset(tmp_path / "pendulum", episodes=4)
     cache = build_cache(make_source("control", "pendulum", str(path)), tok, tmp_path / "t")
