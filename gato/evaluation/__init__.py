@@ -31,7 +31,7 @@ from gato.evaluation.language import (
     load_image,
     text_context,
 )
-from gato.evaluation.loading import ModelLike, load_model, trained_tasks
+from gato.evaluation.loading import ModelLike, load_model, trained_recipe, trained_tasks
 from gato.evaluation.report import (
     control_markdown,
     control_table,
@@ -66,6 +66,7 @@ __all__ = [
     "run_episodes",
     "summarize",
     "text_context",
+    "trained_recipe",
     "trained_tasks",
     "write_control_report",
     "write_json",

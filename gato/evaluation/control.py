@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gato.evaluation.loading import ModelLike, load_model, trained_tasks
+from gato.evaluation.loading import ModelLike, load_model, trained_recipe, trained_tasks
 from gato.policy import (
     GatoPolicy,
     PolicyConfig,
@@ -580,6 +580,8 @@ def evaluate_control(
     specs = resolve_tasks(tasks, mixture)
     loaded, tokenizer, source = load_model(model, device=device, dtype=dtype)
     trained = trained_tasks(source) if source is not None else None
+    if mixture is None and source is not None:
+        specs = _as_trained(specs, tasks, trained_recipe(source))
     notes = {}
     for spec in specs:
         note = check_task_supported(spec, trained) if config.strict_tasks else ""
@@ -594,6 +596,19 @@ def evaluate_control(
     if any(s.suite == "atari" for s in specs):
         config_record["atari"] = protocol_dict(config.protocol)
     return control_report(results, config_record, source)
+
+
+def _as_trained(specs: list[Any], tasks: Sequence[Any], recipe: Any) -> list[Any]:
+    """Tasks given by id take their spec from the recipe the checkpoint trained on, where that
+    recipe points them at its own episodes: the prompt and the training seeds checked then come
+    from the data the model learnt (`mixture_control_specs`). Specs given whole stay as given."""
+    if recipe is None:
+        return specs
+    by_id = {task for task in tasks if isinstance(task, str)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the recipe's unknown sources are not asked for here
+        trained = {spec.id: spec for spec in mixture_control_specs(recipe)}
+    return [trained.get(s.id, s) if s.id in by_id else s for s in specs]
 
 
 def control_report(

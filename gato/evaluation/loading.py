@@ -26,16 +26,27 @@ def load_model(
     return loaded, tokenizer, folder
 
 
-def trained_tasks(model_dir: Path) -> list[str] | None:
-    """Control tasks of the mixture the checkpoint was trained on, from the training checkpoint's
-    manifest (`step-N/MANIFEST.json`); None when the folder does not record it."""
+def trained_recipe(model_dir: Path) -> Any:
+    """The mixture recipe the checkpoint was trained on (a `ResolvedRecipe`), from the training
+    checkpoint's manifest (`step-N/MANIFEST.json`); None when the folder does not record one or
+    the recipe cannot be read here."""
     if not has_manifest(Path(model_dir).parent):
         return None
     try:
         mixture = read_manifest(Path(model_dir).parent)["config"]["mixture"]
-        from gato.data.mixture import BUILTIN_SOURCES, resolve_recipe
+        from gato.data.mixture import resolve_recipe
 
-        recipe = resolve_recipe(mixture)
+        return resolve_recipe(mixture)
     except (KeyError, TypeError, ValueError, OSError):
         return None
+
+
+def trained_tasks(model_dir: Path) -> list[str] | None:
+    """Control tasks of the mixture the checkpoint was trained on (`trained_recipe`'s sources
+    other than the built-in captions, VQA and text); None when the folder does not record it."""
+    recipe = trained_recipe(model_dir)
+    if recipe is None:
+        return None
+    from gato.data.mixture import BUILTIN_SOURCES
+
     return [s.name for s in recipe.sources if s.name not in BUILTIN_SOURCES]

@@ -123,6 +123,51 @@ def test_a_recipe_source_path_is_the_data_evaluation_prompts_from(
     assert mixture_control_specs(str(default)) == [get_task("gym-pendulum")]
 
 
+def test_a_checkpoint_evaluated_by_task_id_prompts_from_its_recipe_data(
+    model_and_tokenizer, tmp_path
+):
+    """A checkpoint whose recipe points gym-pendulum at its own episodes, evaluated by the task's
+    id alone (`eval.py control --checkpoint RUN --task gym-pendulum`): the prompt comes from
+    those episodes (their seeds 500-502, which no registry collection uses), as it does when
+    the recipe is given."""
+    import hashlib
+    import shutil
+
+    from gato.evaluation import trained_recipe
+    from gato.tokens.text_model import default_text_model_path
+
+    datasets.disable_progress_bars()
+    own = tmp_path / "own_pendulum"
+    collect(CollectConfig("gym-pendulum", 3, seed=500, output=str(own), progress=False,
+                          filter=False))  # fmt: skip
+    datasets.enable_progress_bars()
+    recipe = tmp_path / "own.toml"
+    recipe.write_text(
+        f'name = "own"\n[[sources]]\ntask = "gym-pendulum"\nweight = 1.0\npath = "{own}"\n'
+    )
+    step = tmp_path / "run" / "checkpoints" / "step-00000002"
+    model_and_tokenizer[0].save_pretrained(step / "model")
+    shutil.copy2(default_text_model_path(), step / "model" / default_text_model_path().name)
+    files = {
+        str(p.relative_to(step)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(step.rglob("*"))
+        if p.is_file()
+    }
+    manifest = {"format": 1, "files": files, "step": 2, "config": {"mixture": str(recipe)}}
+    (step / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert trained_recipe(step / "model").name == "own"
+    report = evaluate_control(
+        step / "model", ["gym-pendulum"], episodes=1, max_steps=2, progress=False
+    )
+    (task,) = report["tasks"]
+    assert task["prompt_seed"] in [500, 501, 502] and task["prompt_tokens"] > 0
+    given = dataclasses.replace(get_task("gym-pendulum"), dataset=str(tmp_path / "none"))
+    report = evaluate_control(step / "model", [given], episodes=1, max_steps=2, progress=False)
+    assert report["tasks"][0]["prompt_tokens"] == 0  # a spec given whole is read as given
+    (step / "MANIFEST.json").unlink()
+    assert trained_recipe(step / "model") is None
+
+
 def test_recorded_seeds_of_a_dataset_written_before_episode_seeds():
     meta = {"seeds": [10, 13], "returns": [5.0, 1.0, 7.0, 2.0], "filter_threshold": 2.0}
     info = datasets.DatasetInfo(description=json.dumps(meta))
