@@ -148,6 +148,9 @@ def test_a_cache_of_whole_patches_written_before_planes_is_read_as_it_is(tmp_pat
                                       cache.read_steps(i, 1, 4).patches)  # fmt: skip
     np.testing.assert_array_equal(before.read_episodes(np.array([1, 0])).patches,
                                   cache.read_episodes(np.array([1, 0])).patches)  # fmt: skip
+    windows = np.array([1, 0, 1]), np.array([2, 0, 5]), np.array([3, 1, 6])
+    np.testing.assert_array_equal(before.read_windows(*windows).patches,
+                                  cache.read_windows(*windows).patches)  # fmt: skip
     meta["patch_layout"] = "zipped"
     (old / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="unknown patch layout 'zipped'"):
