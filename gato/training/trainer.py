@@ -144,7 +144,12 @@ class Trainer:
                 f"global_batch={config.global_batch} does not divide into {world} processes x "
                 f"{config.grad_accum} accumulation steps"
             )
-        self.micro_batch = config.global_batch // (world * config.grad_accum)
+        for entry in self.recipe.recipe.sources if self.recipe is not None else ():
+            if entry.batch_rows and entry.batch_rows % (world * config.grad_accum):
+                raise ValueError(
+                    f"source {entry.task!r}: batch_rows={entry.batch_rows} does not divide into "
+                    f"{world} processes x {config.grad_accum} accumulation steps"
+                )
         self._check_output_dir()
 
         set_seed(config.seed)
@@ -390,10 +395,12 @@ class Trainer:
     def _local_rows(self, batch: GatoBatch, families: list[str]) -> list[tuple[GatoBatch, list]]:
         """This process's micro-batches of the global batch."""
         acc = self.accelerator
+        # A recipe's own-batch source may size its batches otherwise (`batch_rows`).
+        size = len(families) // (acc.num_processes * self.config.grad_accum)
         out = []
         for micro in range(self.config.grad_accum):
-            first = (micro * acc.num_processes + acc.process_index) * self.micro_batch
-            rows = slice(first, first + self.micro_batch)
+            first = (micro * acc.num_processes + acc.process_index) * size
+            rows = slice(first, first + size)
             out.append((batch.rows(rows), families[rows]))
         return out
 

@@ -19,7 +19,7 @@ def pairs(tmp_path_factory):
     return root
 
 
-def recipe(pairs, own: bool, until: int | None = None) -> Recipe:
+def recipe(pairs, own: bool, until: int | None = None, rows: int | None = None) -> Recipe:
     return Recipe(
         "own",
         (
@@ -31,6 +31,7 @@ def recipe(pairs, own: bool, until: int | None = None) -> Recipe:
                 kind="captions",
                 own_batches=own,
                 until_step=until,
+                batch_rows=rows,
             ),  # fmt: skip
             SourceEntry("shared", 1.0, path=str(pairs / "vqa"), kind="captions"),
         ),
@@ -85,6 +86,33 @@ def test_the_key_is_read_and_checked():
     assert parse_recipe({"sources": [entry]}).sources[0].own_batches
     with pytest.raises(ValueError, match="own_batches must be true or false, got 'yes'"):
         parse_recipe({"sources": [{**entry, "own_batches": "yes"}]})
+
+
+def test_an_own_batch_source_may_size_its_batches(pairs, tmp_path):
+    mixture = Mixture(recipe(pairs, own=True, rows=16), config(tmp_path), progress=False)
+    sizes = {}
+    for step in range(60):
+        samples = mixture.samples(step)
+        sizes.setdefault(samples[0].source == 1, set()).add(len(samples))
+        assert len(mixture.batch(step).batch.input_ids) == len(samples)
+    assert sizes == {True: {16}, False: {8}}  # its own 16 rows; the others the run's 8
+    # The same steps are its as without the size: only its batches grow.
+    plain = Mixture(recipe(pairs, own=True), config(tmp_path), progress=False)
+    for step in range(60):
+        own = mixture.samples(step)[0].source == 1
+        assert own == (plain.samples(step)[0].source == 1)
+    assert plain.fingerprint() != mixture.fingerprint()
+    assert "own batches of 16 rows" in mixture.describe()
+
+
+def test_batch_rows_is_checked():
+    entry = {"task": "captions", "weight": 1.0, "own_batches": True, "batch_rows": 32}
+    assert parse_recipe({"sources": [entry]}).sources[0].batch_rows == 32
+    for bad in (0, 2.5, True, "32"):
+        with pytest.raises(ValueError, match="batch_rows must be an integer >= 1"):
+            parse_recipe({"sources": [{**entry, "batch_rows": bad}]})
+    with pytest.raises(ValueError, match="batch_rows needs own_batches = true"):
+        parse_recipe({"sources": [{**entry, "own_batches": False}]})
 
 
 def test_streaming_refuses_own_batches(pairs):

@@ -156,6 +156,29 @@ def test_two_processes_match_one(small_recipe, reference_run, tmp_path):
         assert got[step] == pytest.approx(expected[step], rel=1e-4), step
 
 
+def test_batches_of_an_own_batch_source_size_split_like_the_global_batch(small_recipe, tmp_path):
+    """A control source in batches of its own of 8 rows (the global batch 4): accumulated over
+    two micro-batches, each step's loss equals the step taken whole; a row count that does not
+    split is refused before training."""
+    recipe = tmp_path / "own.toml"
+    recipe.write_text(
+        small_recipe.read_text().replace(
+            'kind = "control"\n', 'kind = "control"\nown_batches = true\nbatch_rows = 8\n'
+        )
+    )
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    _train(_args(recipe, whole, tmp_path / "cache", 4))
+    _train(_args(recipe, split, tmp_path / "cache", 4, "--grad_accum", "2"))
+    rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert {r["family_loss"].keys() == {"toy"} for r in rows} == {True, False}  # both kinds
+    expected, got = _losses(whole), _losses(split)
+    for step in (1, 2, 3, 4):
+        assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+    recipe.write_text(recipe.read_text().replace("batch_rows = 8", "batch_rows = 3"))
+    with pytest.raises(ValueError, match="batch_rows=3 does not divide into 1 processes x 2"):
+        main(_args(recipe, tmp_path / "r", tmp_path / "cache", 1, "--grad_accum", "2"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input: clear errors before any work is lost
 # ---------------------------------------------------------------------------------------------

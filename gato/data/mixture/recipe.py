@@ -25,7 +25,8 @@ registered), `image_size` (captions: resize images to this square side), `from_s
 `until_step` (the source is drawn only at optimizer steps in [from_step, until_step): a
 curriculum; the weights of the sources active at a step are its probabilities, and every step
 must have one), `own_batches` (true: the source's rows come in whole batches of their own, a
-step's batch drawn first by the weights; see `SourceEntry.own_batches`).
+step's batch drawn first by the weights; see `SourceEntry.own_batches`), `batch_rows` (with
+`own_batches`: the rows of each of its batches, default the run's batch size).
 
 A Minari dataset is a control source of a registry task: `path = "minari:<dataset id>"` (the
 local Minari root, MINARI_DATASETS_PATH; nothing is downloaded), `"minari:<folder>"`, or the path
@@ -90,6 +91,12 @@ class SourceEntry:
     among the sources without. Each source keeps its share of rows (weight over the sum); what
     changes is that the own-batch source's short rows are not padded to another source's longer
     ones (Atari frame groups: 27 positions a row where a caption row has 256)."""
+    batch_rows: int | None = None
+    """With `own_batches`: the rows of each of the source's batches (None: the run's batch
+    size). A step's fixed costs (the optimizer, the gradient norm over every weight) are then
+    shared by more of its short rows: a Pong step of 32 rows costs about a third less a frame
+    than one of 16 on a 2-core CPU (docs/control_learning.md). Its share of the steps is still
+    its weight's; its share of the rows grows with them."""
 
     def active(self, step: int) -> bool:
         """Whether the source is drawn at optimizer step `step`."""
@@ -122,6 +129,17 @@ class SourceEntry:
             raise ValueError(
                 f"source {self.task!r}: own_batches must be true or false, got {self.own_batches!r}"
             )
+        rows = self.batch_rows
+        if rows is not None:
+            if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+                raise ValueError(
+                    f"source {self.task!r}: batch_rows must be an integer >= 1, got {rows!r}"
+                )
+            if not self.own_batches:
+                raise ValueError(
+                    f"source {self.task!r}: batch_rows needs own_batches = true (a source "
+                    "sharing its batches has no batch of its own to size)"
+                )
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,8 @@ class Mixture:
         if self.own_batches.any():
             first = int(rng.choice(len(self.sources), p=p))
             if self.own_batches[first]:
-                return [self.sample(first, rng) for _ in range(self.config.batch_size)]
+                rows = self.recipe.sources[first].batch_rows or self.config.batch_size
+                return [self.sample(first, rng) for _ in range(rows)]
             p = np.where(self.own_batches, 0.0, p)
             p = p / p.sum()
         sources = rng.choice(len(self.sources), size=self.config.batch_size, p=p)
@@ -227,6 +228,11 @@ class Mixture:
             ),
             # Only where a source has them: fingerprints recorded before the field stay valid.
             **({"own_batches": self.own_batches.tolist()} if self.own_batches.any() else {}),
+            **(
+                {"batch_rows": [e.batch_rows for e in self.recipe.sources]}
+                if any(e.batch_rows for e in self.recipe.sources)
+                else {}
+            ),
             "caches": [c.meta["fingerprint"] for c in self.caches],
             # isolate_packed only when set: fingerprints recorded before the field stay valid.
             "config": {
@@ -256,6 +262,7 @@ class Mixture:
                 stop = "" if entry.until_step is None else f"{entry.until_step:,d}"
                 steps = f" steps [{entry.from_step:,d}, {stop})"
             own = " own batches" if entry.own_batches else ""
+            own += f" of {entry.batch_rows} rows" if entry.batch_rows else ""
             lines.append(
                 f"{source.name:24s} {source.kind:8s} p={share:.3f}{steps}{own} "
                 f"rows={cache.num_episodes:,d} tokens={cache.num_tokens:,d} "
