@@ -31,7 +31,13 @@ from gato.evaluation.language import (
     load_image,
     text_context,
 )
-from gato.evaluation.loading import ModelLike, load_model, trained_recipe, trained_tasks
+from gato.evaluation.loading import (
+    ModelLike,
+    load_model,
+    recipe_tasks,
+    trained_recipe,
+    trained_tasks,
+)
 from gato.evaluation.report import (
     control_markdown,
     control_table,
@@ -66,6 +72,7 @@ __all__ = [
     "run_episodes",
     "summarize",
     "text_context",
+    "recipe_tasks",
     "trained_recipe",
     "trained_tasks",
     "write_control_report",

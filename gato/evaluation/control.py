@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gato.evaluation.loading import ModelLike, load_model, trained_recipe, trained_tasks
+from gato.evaluation.loading import ModelLike, load_model, recipe_tasks, trained_recipe
 from gato.policy import (
     GatoPolicy,
     PolicyConfig,
@@ -579,9 +579,10 @@ def evaluate_control(
         config = ControlEvalConfig(**{**asdict(config), **overrides, "policy": config.policy})
     specs = resolve_tasks(tasks, mixture)
     loaded, tokenizer, source = load_model(model, device=device, dtype=dtype)
-    trained = trained_tasks(source) if source is not None else None
-    if mixture is None and source is not None:
-        specs = _as_trained(specs, tasks, trained_recipe(source))
+    recipe = trained_recipe(source) if source is not None else None  # the manifest's, read once
+    trained = recipe_tasks(recipe)
+    if mixture is None:
+        specs = _as_trained(specs, tasks, recipe)
     notes = {}
     for spec in specs:
         note = check_task_supported(spec, trained) if config.strict_tasks else ""

@@ -44,7 +44,12 @@ def trained_recipe(model_dir: Path) -> Any:
 def trained_tasks(model_dir: Path) -> list[str] | None:
     """Control tasks of the mixture the checkpoint was trained on (`trained_recipe`'s sources
     other than the built-in captions, VQA and text); None when the folder does not record it."""
-    recipe = trained_recipe(model_dir)
+    return recipe_tasks(trained_recipe(model_dir))
+
+
+def recipe_tasks(recipe: Any) -> list[str] | None:
+    """A resolved recipe's sources other than the built-in captions, VQA and text (None for
+    None)."""
     if recipe is None:
         return None
     from gato.data.mixture import BUILTIN_SOURCES

@@ -396,7 +396,12 @@ class Trainer:
         """This process's micro-batches of the global batch."""
         acc = self.accelerator
         # A recipe's own-batch source may size its batches otherwise (`batch_rows`).
-        size = len(families) // (acc.num_processes * self.config.grad_accum)
+        size, left = divmod(len(families), acc.num_processes * self.config.grad_accum)
+        if left:
+            raise ValueError(
+                f"a batch of {len(families)} rows does not divide into {acc.num_processes} "
+                f"processes x {self.config.grad_accum} accumulation steps"
+            )
         out = []
         for micro in range(self.config.grad_accum):
             first = (micro * acc.num_processes + acc.process_index) * size

@@ -174,6 +174,16 @@ def test_batches_of_an_own_batch_source_size_split_like_the_global_batch(small_r
     expected, got = _losses(whole), _losses(split)
     for step in (1, 2, 3, 4):
         assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+    from gato.training.config import TrainConfig
+    from gato.training.trainer import Trainer
+
+    trainer = Trainer(
+        TrainConfig(mixture=str(recipe), global_batch=4, context=128, grad_accum=2,
+                    output_dir=str(tmp_path / "t"), cache_dir=str(tmp_path / "cache"),
+                    mixed_precision="no", report_to="none")
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="a batch of 5 rows does not divide into 1 processes x 2"):
+        trainer._local_rows(None, ["toy"] * 5)  # a batch no source of the recipe makes
     recipe.write_text(recipe.read_text().replace("batch_rows = 8", "batch_rows = 3"))
     with pytest.raises(ValueError, match="batch_rows=3 does not divide into 1 processes x 2"):
         main(_args(recipe, tmp_path / "r", tmp_path / "cache", 1, "--grad_accum", "2"))
